@@ -1,0 +1,179 @@
+/* The allocator's entry points: routing by size and by owner, realloc, release
+ * and scavenging.  The API layer (preload/) adds the C library's contracts
+ * (errno, overflow checks, alignment rules) on top. */
+#include <string.h>
+
+#include "alloc/internal.h"
+#include "policy/budget.h"
+
+/* Pages free this long are given back by the scavenger (DESIGN §2: keep what is
+ * reused soon, release what stays free). */
+#define SCAVENGE_DELAY_NS (100 * 1000000ull)
+#define SCAVENGE_INTERVAL_NS (50 * 1000000ull)
+#define LARGE_CACHE_DELAY_NS (500 * 1000000ull)
+
+static _Atomic int init_state; /* 0 not started, 1 running, 2 done */
+static _Atomic uint64_t last_scavenge_ns;
+
+void alloc_init(void) {
+    if (atomic_load_explicit(&init_state, memory_order_acquire) == 2) return;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+        sizeclass_init();
+        heap_init_globals();
+        atomic_store_explicit(&last_scavenge_ns, os_now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&init_state, 2, memory_order_release);
+        return;
+    }
+    while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) os_yield();
+}
+
+void *alloc_malloc(size_t size) {
+    if (likely(size <= CLASS_MAX)) return alloc_small(size);
+    return large_alloc(size, OS_PAGE_SIZE, false);
+}
+
+
+void *alloc_aligned(size_t size, size_t align) {
+    if (align <= MIN_ALIGN) return alloc_malloc(size);
+    alloc_init(); /* the aligned class search reads the class table */
+    unsigned class_index = sizeclass_for_aligned(size, align);
+    if (class_index < CLASS_COUNT) return alloc_class(SIZE_MAX, class_index);
+    return large_alloc(size, align, false);
+}
+
+void alloc_free(void *p) {
+    struct chunk *chunk = chunk_of(p);
+    if (likely(chunk != NULL)) {
+        free_small(chunk, p);
+        return;
+    }
+    if (p == NULL) return;
+    if (large_free(p)) return;
+#ifdef MB_DEBUG
+    static const char msg[] = "membudget: free() of a pointer the allocator does not own; ignored\n";
+    os_write_all(2, msg, sizeof msg - 1);
+#endif
+}
+
+size_t alloc_usable_size(const void *p) {
+    struct chunk *chunk = chunk_of(p);
+    if (chunk != NULL) return __atomic_load_n(&page_of(chunk, p)->block_size, __ATOMIC_RELAXED);
+    if (p == NULL) return 0;
+    return large_usable_size(p);
+}
+
+int alloc_owns(const void *p) {
+    return chunk_of(p) != NULL || (p != NULL && large_usable_size(p) != 0);
+}
+
+void *alloc_realloc(void *p, size_t size, bool *foreign) {
+    *foreign = false;
+    struct chunk *chunk = chunk_of(p);
+    size_t old_usable;
+    if (chunk != NULL) {
+        old_usable = page_of(chunk, p)->block_size;
+        /* Stay in place unless the block would be mostly empty. */
+        if (size <= old_usable && (size >= old_usable / 2 || old_usable <= 128)) return p;
+    } else {
+        if (size > CLASS_MAX) {
+            void *q = large_resize(p, size);
+            if (q != NULL) return q;
+        }
+        old_usable = large_usable_size(p);
+        if (old_usable == 0) {
+            *foreign = true;
+            return NULL;
+        }
+        if (size > CLASS_MAX) return NULL; /* mremap or the budget said no */
+    }
+    void *q = alloc_malloc(size);
+    if (q == NULL) return NULL;
+    memcpy(q, p, size < old_usable ? size : old_usable);
+    alloc_free(p);
+    return q;
+}
+
+size_t alloc_release(int level) {
+    bool strict = level >= 2;
+    if (strict) heap_release_local();
+    heap_collect_abandoned();
+    uint64_t now = os_now_ns();
+    size_t released = chunk_scavenge(now, strict ? 0 : SCAVENGE_DELAY_NS);
+    released += large_release_cache(now, strict ? 0 : LARGE_CACHE_DELAY_NS);
+    return released;
+}
+
+/* Runs on slow paths (a page taken or retired): at most every
+ * SCAVENGE_INTERVAL_NS, one thread gives back what stayed free long enough. */
+void alloc_maybe_scavenge(void) {
+    uint64_t now = os_now_ns();
+    uint64_t last = atomic_load_explicit(&last_scavenge_ns, memory_order_relaxed);
+    if (now - last < SCAVENGE_INTERVAL_NS) return;
+    if (!atomic_compare_exchange_strong_explicit(&last_scavenge_ns, &last, now,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    heap_collect_abandoned();
+    chunk_scavenge(now, SCAVENGE_DELAY_NS);
+    large_release_cache(now, LARGE_CACHE_DELAY_NS);
+}
+
+void alloc_atfork_prepare(void) {
+    large_lock_all();
+    chunk_lock_all();
+    meta_lock_all();
+}
+
+void alloc_atfork_parent(void) {
+    meta_unlock_all();
+    chunk_unlock_all();
+    large_unlock_all();
+}
+
+void alloc_atfork_child(void) {
+    meta_reset_locks();
+    chunk_reset_locks();
+    large_reset_locks();
+}
+
+/* ---- debug support --------------------------------------------------------- */
+#ifdef MB_DEBUG
+static __thread unsigned held_ranks;
+
+void lock_rank_acquire(int rank, int check) {
+    if (check && (held_ranks >> rank) != 0) alloc_check_failed("lock rank inversion", __FILE__, __LINE__);
+    held_ranks |= 1u << rank;
+}
+
+void lock_rank_release(int rank) { held_ranks &= ~(1u << rank); }
+
+void alloc_check_failed(const char *what, const char *file, int line) {
+    char buf[256];
+    size_t n = 0;
+    const char *parts[] = {"membudget: internal check failed: ", what, " (", file, ":"};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        for (const char *c = parts[i]; *c && n < sizeof buf - 16; c++) buf[n++] = *c;
+    char digits[12];
+    int d = 0;
+    do digits[d++] = (char)('0' + line % 10); while ((line /= 10) > 0 && d < 11);
+    while (d > 0) buf[n++] = digits[--d];
+    buf[n++] = ')';
+    buf[n++] = '\n';
+    os_write_all(2, buf, n);
+    __builtin_trap();
+}
+#endif
+
+void alloc_check_counter(uint64_t charged_elsewhere) {
+#ifdef MB_DEBUG
+    struct chunk_stats cs;
+    struct large_stats ls;
+    chunk_stats(&cs);
+    large_stats(&ls);
+    uint64_t sum = cs.header_bytes + cs.committed_bytes + ls.span_bytes + ls.cached_bytes +
+                   meta_bytes() + charged_elsewhere;
+    mb_check(sum == budget_counter(), "budget counter differs from the committed total");
+#else
+    (void)charged_elsewhere;
+#endif
+}

@@ -1,0 +1,292 @@
+/* The allocator's types and invariants (DESIGN §2), and its internal map:
+ * declarations are grouped under the file that owns them. */
+#ifndef MEMBUDGET_ALLOC_INTERNAL_H
+#define MEMBUDGET_ALLOC_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alloc/lock.h"
+#include "alloc/os.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#ifdef MB_DEBUG
+void alloc_check_failed(const char *what, const char *file, int line) __attribute__((noreturn));
+#define mb_check(cond, what)                                                       \
+    do {                                                                           \
+        if (unlikely(!(cond))) alloc_check_failed(what, __FILE__, __LINE__);       \
+    } while (0)
+#else
+#define mb_check(cond, what) ((void)0)
+#endif
+
+/* ---- geometry ---------------------------------------------------------- */
+#define CHUNK_SHIFT 22 /* 4 MiB chunks, aligned to their size */
+#define CHUNK_SIZE ((size_t)1 << CHUNK_SHIFT)
+#define CHUNK_MASK (CHUNK_SIZE - 1)
+#define SMALL_PAGE_SHIFT 16  /* 64 KiB pages for blocks up to SMALL_MAX */
+#define MEDIUM_PAGE_SHIFT 19 /* 512 KiB pages for blocks up to MEDIUM_MAX */
+#define BIG_PAGE_SHIFT 21    /* 2 MiB pages for blocks up to CLASS_MAX */
+#define CHUNK_PAGES_MAX 64   /* CHUNK_SIZE >> SMALL_PAGE_SHIFT */
+#define SMALL_MAX ((size_t)8 << 10)
+#define MEDIUM_MAX ((size_t)64 << 10)
+#define CLASS_MAX ((size_t)256 << 10) /* above: large spans */
+#define MIN_ALIGN 16
+/* Blocks carved from a page per extension: untouched memory stays untouched. */
+#define EXTEND_BYTES 4096
+/* Page memory is committed and charged in units of this size as the page's
+ * free list is extended, so a 2 MiB page holding one block costs 64 KiB. */
+#define COMMIT_UNIT ((size_t)64 << 10)
+#define ADDRESS_BITS 48
+
+/* ---- size classes (sizeclass.c) ---------------------------------------- */
+/* 16-byte steps up to 256, then 4 classes per doubling up to CLASS_MAX. */
+#define CLASS_COUNT 56
+#define CLASS_TABLE_MAX 1024
+extern uint8_t class_table[CLASS_TABLE_MAX / 16 + 1];
+extern uint32_t class_block_size[CLASS_COUNT];
+void sizeclass_init(void);
+unsigned sizeclass_compute(size_t size); /* size <= CLASS_MAX */
+static inline unsigned sizeclass_of(size_t size) {
+    if (likely(size <= CLASS_TABLE_MAX)) return class_table[(size + 15) >> 4];
+    return sizeclass_compute(size);
+}
+/* The smallest class holding `size` bytes whose blocks are all aligned to
+ * `align`; CLASS_COUNT when the request needs a large span. */
+unsigned sizeclass_for_aligned(size_t size, size_t align);
+
+/* ---- pages ------------------------------------------------------------- */
+struct block {
+    struct block *next;
+};
+
+struct heap;
+
+/* thread_free tag bits (blocks are 16-byte aligned, so the low bits are free). */
+#define TF_FULL ((uintptr_t)1)   /* page sits on its heap's full list */
+#define TF_QUEUED ((uintptr_t)2) /* page pushed on its heap's revisit stack */
+#define TF_TAGS (TF_FULL | TF_QUEUED)
+
+enum page_state { PAGE_FREE = 0, PAGE_IN_USE = 1 };
+
+struct page {
+    /* Owner-only (the thread that owns `heap`): */
+    struct block *free;       /* allocation pops here */
+    struct block *local_free; /* the owner's frees; moved to `free` when it runs dry */
+    /* Remote frees push here with one CAS; tags in the low bits (TF_*). */
+    _Atomic uintptr_t thread_free;
+    /* Blocks handed out and not yet back on `free`/`local_free`: includes blocks
+     * sitting in thread_free.  used == 0 means every block is free.  Written by
+     * the owner only; read racily by statistics (hence relaxed atomic). */
+    _Atomic uint32_t used;
+    uint32_t capacity;   /* blocks carved so far (lazy extension) */
+    uint32_t reserved;   /* blocks that fit in the page */
+    uint32_t block_size; /* 0 while the page is free */
+    uint8_t class_index;
+    uint8_t state;    /* enum page_state; changed under the pool lock or by the owner */
+    uint8_t on_full;  /* on the heap's full list rather than its class queue */
+    uint8_t index;    /* position in the chunk */
+    _Atomic(struct heap *) heap;
+    struct page *next, *prev;  /* the heap's class queue or full list */
+    struct page *revisit_next; /* the heap's revisit stack */
+    uint64_t free_since_ns;    /* when it went back to the pool */
+    /* Bytes from the page start that are committed and charged: grown by the
+     * owner in COMMIT_UNITs, zeroed by the scavenger while the page is free. */
+    _Atomic uint32_t commit_bytes;
+};
+
+/* ---- chunks (chunk.c) -------------------------------------------------- */
+enum chunk_kind { CHUNK_SMALL = 1, CHUNK_MEDIUM = 2, CHUNK_BIG = 3 };
+#define CHUNK_KINDS 4
+
+/* A chunk is CHUNK_SIZE bytes aligned to CHUNK_SIZE.  Its first page holds this
+ * header (page 0 is never handed out).  free_mask/committed_mask are guarded by
+ * the pool lock of its kind. */
+struct chunk {
+    uint32_t magic;
+    uint8_t kind;       /* enum chunk_kind */
+    uint8_t page_shift; /* *_PAGE_SHIFT of its kind */
+    uint16_t page_count;
+    uint64_t free_mask;      /* pages not assigned to a heap (bit 0 never set) */
+    uint64_t committed_mask; /* free pages with commit_bytes > 0 */
+    struct chunk *next_free; /* on the pool's list of chunks with free pages */
+    struct chunk *prev_free;
+    struct chunk *next_all;
+    uint8_t on_free_list;
+    struct page pages[CHUNK_PAGES_MAX];
+};
+#define CHUNK_MAGIC 0x6d626368u
+#define CHUNK_HEADER_BYTES ((sizeof(struct chunk) + OS_PAGE_SIZE - 1) & ~(OS_PAGE_SIZE - 1))
+
+/* One bit per possible chunk: "is this address inside one of our chunks?" */
+extern _Atomic uint64_t chunk_bitmap[((size_t)1 << (ADDRESS_BITS - CHUNK_SHIFT)) / 64];
+static inline struct chunk *chunk_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    if (unlikely(a >> ADDRESS_BITS)) return NULL;
+    size_t index = a >> CHUNK_SHIFT;
+    uint64_t word = atomic_load_explicit(&chunk_bitmap[index >> 6], memory_order_relaxed);
+    if (!((word >> (index & 63)) & 1)) return NULL;
+    return (struct chunk *)(a & ~(uintptr_t)CHUNK_MASK);
+}
+static inline struct page *page_of(struct chunk *chunk, const void *p) {
+    return &chunk->pages[((uintptr_t)p & CHUNK_MASK) >> chunk->page_shift];
+}
+static inline uint8_t *page_start(const struct page *page) {
+    struct chunk *chunk = (struct chunk *)((uintptr_t)page & ~(uintptr_t)CHUNK_MASK);
+    return (uint8_t *)chunk + ((size_t)page->index << chunk->page_shift);
+}
+static inline size_t page_bytes_of_kind(enum chunk_kind kind) {
+    return (size_t)1 << (kind == CHUNK_SMALL    ? SMALL_PAGE_SHIFT
+                         : kind == CHUNK_MEDIUM ? MEDIUM_PAGE_SHIFT
+                                                : BIG_PAGE_SHIFT);
+}
+static inline enum chunk_kind chunk_kind_of_block(size_t block_size) {
+    return block_size <= SMALL_MAX ? CHUNK_SMALL : block_size <= MEDIUM_MAX ? CHUNK_MEDIUM : CHUNK_BIG;
+}
+
+/* Takes a free page of the kind from the pool, preferring one whose memory is
+ * still committed; NULL when no chunk can be reserved. */
+struct page *chunk_page_alloc(enum chunk_kind kind);
+/* Gives an empty page back to the pool; its memory stays committed until the
+ * scavenger or a release decommits it. */
+void chunk_page_free(struct page *page);
+/* Decommits pool pages free for at least min_age_ns; returns bytes released. */
+size_t chunk_scavenge(uint64_t now_ns, uint64_t min_age_ns);
+struct chunk_stats {
+    uint64_t chunks, pages_in_use, pages_free_committed, committed_bytes, header_bytes;
+    uint64_t live_bytes, released_bytes;
+    uint64_t class_live_bytes[CLASS_COUNT], class_live_blocks[CLASS_COUNT];
+};
+void chunk_stats(struct chunk_stats *out);
+void chunk_lock_all(void);
+void chunk_unlock_all(void);
+void chunk_reset_locks(void);
+
+/* ---- heaps (heap.c) ---------------------------------------------------- */
+struct page_queue {
+    struct page *first, *last;
+};
+
+/* A thread's heap.  Owned by one thread at a time; when the thread exits it is
+ * abandoned whole (with its pages) and adopted by the next new thread, so a
+ * page's heap pointer stays valid forever: heaps are never freed. */
+struct heap {
+    struct page *direct[CLASS_COUNT]; /* queue[c].first, or &page_empty */
+    struct page_queue queue[CLASS_COUNT];
+    struct page_queue full;
+    _Atomic(struct page *) revisit; /* full pages that received remote frees */
+    struct heap *next_all;
+    struct heap *next_abandoned;
+    int owned; /* 1 while a live thread owns it */
+    pid_t tid;
+};
+
+extern struct heap heap_empty; /* the static heap every thread starts with */
+extern struct page page_empty; /* a page with no free block */
+extern __thread struct heap *tls_heap;
+
+void heap_init_globals(void);
+/* size is the request, or SIZE_MAX when class_index was chosen for alignment. */
+void *heap_alloc_slow(struct heap *heap, size_t size, unsigned class_index);
+void page_empty_local(struct heap *heap, struct page *page);
+void page_free_remote(struct page *page, struct block *block);
+#ifdef MB_DEBUG
+/* Aborts with a message unless p is a live block of the page. */
+void page_check_free(struct page *page, void *p);
+#endif
+/* Collects remote frees and empty pages of abandoned heaps; returns pages freed. */
+size_t heap_collect_abandoned(void);
+/* Gives back the calling thread's empty pages kept for reuse. */
+void heap_release_local(void);
+void heap_atfork_prepare(void);
+void heap_atfork_parent(void);
+void heap_atfork_child(void);
+uint64_t heap_count(void);
+uint64_t heap_count_live(void);
+
+/* The fast paths, inlined into the API layer. */
+static inline void *alloc_class(size_t size, unsigned class_index) {
+    struct heap *heap = tls_heap;
+    struct page *page = heap->direct[class_index];
+    struct block *block = page->free;
+    if (likely(block != NULL)) {
+        page->free = block->next;
+        atomic_store_explicit(&page->used,
+                              atomic_load_explicit(&page->used, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        return block;
+    }
+    return heap_alloc_slow(heap, size, class_index);
+}
+
+static inline void *alloc_small(size_t size) { return alloc_class(size, sizeclass_of(size)); }
+
+static inline void free_small(struct chunk *chunk, void *p) {
+    struct page *page = page_of(chunk, p);
+    struct block *block = p;
+#ifdef MB_DEBUG
+    page_check_free(page, p);
+#endif
+    struct heap *heap = tls_heap;
+    if (likely(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap)) {
+        block->next = page->local_free;
+        page->local_free = block;
+        uint32_t used = atomic_load_explicit(&page->used, memory_order_relaxed) - 1;
+        atomic_store_explicit(&page->used, used, memory_order_relaxed);
+        if (unlikely(used == 0 || page->on_full)) page_empty_local(heap, page);
+    } else {
+        page_free_remote(page, block);
+    }
+}
+
+/* ---- large spans (large.c) --------------------------------------------- */
+void *large_alloc(size_t size, size_t align, bool zero);
+/* Frees a large span; returns false when p is not one of ours. */
+bool large_free(void *p);
+/* The usable size of a large span, or 0 when p is not one of ours. */
+size_t large_usable_size(const void *p);
+/* Resizes a large span in place or by mremap; NULL (p untouched) when it cannot. */
+void *large_resize(void *p, size_t new_size);
+size_t large_release_cache(uint64_t now_ns, uint64_t min_age_ns);
+struct large_stats {
+    uint64_t spans, span_bytes, cached, cached_bytes, released_bytes;
+};
+void large_stats(struct large_stats *out);
+void large_lock_all(void);
+void large_unlock_all(void);
+void large_reset_locks(void);
+
+/* ---- metadata (meta.c) ------------------------------------------------- */
+void *meta_alloc(size_t size); /* zeroed; NULL when out of memory */
+void meta_free(void *p, size_t size);
+uint64_t meta_bytes(void);
+void meta_lock_all(void);
+void meta_unlock_all(void);
+void meta_reset_locks(void);
+
+/* ---- entry points used by the API layer (alloc.c, stats.c) ------------- */
+void alloc_init(void);
+void *alloc_malloc(size_t size);
+void *alloc_aligned(size_t size, size_t align); /* align: power of two */
+void alloc_free(void *p);
+size_t alloc_usable_size(const void *p);
+/* Returns 1 if p belongs to us (small block or large span). */
+int alloc_owns(const void *p);
+/* Sets *foreign (and returns NULL) when p is not ours. */
+void *alloc_realloc(void *p, size_t size, bool *foreign);
+size_t alloc_release(int level);
+void alloc_maybe_scavenge(void);
+void alloc_atfork_prepare(void);
+void alloc_atfork_parent(void);
+void alloc_atfork_child(void);
+/* Debug builds: checks the counter against the sum of what is committed. */
+void alloc_check_counter(uint64_t charged_elsewhere);
+struct membudget_stats;
+/* Fills everything but the fields the layers above own (mmap_bytes). */
+void alloc_stats(struct membudget_stats *out);
+
+#endif

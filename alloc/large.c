@@ -1,0 +1,292 @@
+/* Large objects (above CLASS_MAX): page-aligned spans mapped directly, known
+ * by a hash table of their start addresses (which also answers "is this ours?"
+ * for any page-aligned pointer outside our chunks), with a small cache of freed
+ * spans so that a program that frees and reallocates big buffers does not pay
+ * an mmap/munmap pair and the page faults after it every time.
+ *
+ * Budget rule, as everywhere: no charge is made while large_lock is held. */
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "alloc/internal.h"
+#include "policy/budget.h"
+
+#define LARGE_CACHE_SLOTS 32
+#define LARGE_CACHE_MAX_BYTES ((size_t)64 << 20)
+#define LARGE_CACHE_ITEM_MAX ((size_t)16 << 20)
+#define LARGE_BUCKETS_MIN 256
+
+struct span {
+    uintptr_t addr; /* the user pointer: the start of the mapping */
+    size_t size;    /* mapped bytes */
+    uint64_t freed_ns;
+    struct span *next;
+};
+
+static mb_lock_t large_lock = MB_LOCK_INIT(LOCK_RANK_LARGE);
+static struct span **buckets;
+static size_t bucket_count, span_count, span_bytes;
+static struct span *cache[LARGE_CACHE_SLOTS];
+static size_t cache_count, cache_bytes;
+static uint64_t released_bytes;
+
+static inline size_t bucket_of(uintptr_t addr, size_t count) {
+    return (size_t)(((addr >> 12) * 0x9e3779b97f4a7c15ull) >> 32) & (count - 1);
+}
+
+static struct span *hash_find(uintptr_t addr, struct span ***link_out) {
+    if (bucket_count == 0) return NULL;
+    struct span **link = &buckets[bucket_of(addr, bucket_count)];
+    for (; *link != NULL; link = &(*link)->next) {
+        if ((*link)->addr == addr) {
+            if (link_out) *link_out = link;
+            return *link;
+        }
+    }
+    return NULL;
+}
+
+static void hash_insert_locked(struct span *span) {
+    struct span **head = &buckets[bucket_of(span->addr, bucket_count)];
+    span->next = *head;
+    *head = span;
+    span_count++;
+    span_bytes += span->size;
+}
+
+static struct span *hash_remove_locked(uintptr_t addr) {
+    struct span **link;
+    struct span *span = hash_find(addr, &link);
+    if (span == NULL) return NULL;
+    *link = span->next;
+    span->next = NULL;
+    span_count--;
+    span_bytes -= span->size;
+    return span;
+}
+
+/* Makes sure the table can take one more span at a load factor of at most 1.
+ * The new table is allocated outside the lock (meta_alloc may charge). */
+static bool hash_reserve(void) {
+    for (;;) {
+        mb_lock(&large_lock);
+        size_t count = bucket_count;
+        if (count != 0 && span_count + 1 <= count) return true; /* returns locked */
+        mb_unlock(&large_lock);
+        size_t new_count = count ? count * 2 : LARGE_BUCKETS_MIN;
+        struct span **fresh = meta_alloc(new_count * sizeof *fresh);
+        if (fresh == NULL) return false;
+        mb_lock(&large_lock);
+        if (bucket_count != count) { /* another thread grew it meanwhile */
+            mb_unlock(&large_lock);
+            meta_free(fresh, new_count * sizeof *fresh);
+            continue;
+        }
+        struct span **old = buckets;
+        for (size_t i = 0; i < count; i++) {
+            for (struct span *s = old[i], *next; s != NULL; s = next) {
+                next = s->next;
+                struct span **head = &fresh[bucket_of(s->addr, new_count)];
+                s->next = *head;
+                *head = s;
+            }
+        }
+        buckets = fresh;
+        bucket_count = new_count;
+        mb_unlock(&large_lock);
+        if (old) meta_free(old, count * sizeof *old);
+    }
+}
+
+/* The smallest cached span that fits `need` without wasting over a quarter. */
+static struct span *cache_take_locked(size_t need) {
+    size_t best = LARGE_CACHE_SLOTS;
+    for (size_t i = 0; i < cache_count; i++) {
+        size_t size = cache[i]->size;
+        if (size >= need && size - need <= need / 4 &&
+            (best == LARGE_CACHE_SLOTS || size < cache[best]->size))
+            best = i;
+    }
+    if (best == LARGE_CACHE_SLOTS) return NULL;
+    struct span *span = cache[best];
+    cache[best] = cache[--cache_count];
+    cache_bytes -= span->size;
+    return span;
+}
+
+static void span_destroy(struct span *span) {
+    os_unmap((void *)span->addr, span->size);
+    budget_uncharge(span->size);
+    meta_free(span, sizeof *span);
+}
+
+static size_t round_to_pages(size_t size) {
+    if (size > SIZE_MAX - OS_PAGE_SIZE) return 0;
+    return (size + OS_PAGE_SIZE - 1) & ~(OS_PAGE_SIZE - 1);
+}
+
+void *large_alloc(size_t size, size_t align, bool zero) {
+    if (size > PTRDIFF_MAX) return NULL;
+    size_t need = round_to_pages(size);
+    if (need == 0) return NULL;
+    struct span *span = NULL;
+    if (align <= OS_PAGE_SIZE) {
+        mb_lock(&large_lock);
+        span = cache_take_locked(need);
+        mb_unlock(&large_lock);
+        if (span != NULL && zero) memset((void *)span->addr, 0, size);
+    }
+    if (span == NULL) {
+        span = meta_alloc(sizeof *span);
+        if (span == NULL) return NULL;
+        if (!budget_charge(need)) {
+            meta_free(span, sizeof *span);
+            return NULL;
+        }
+        void *addr = os_map_aligned(need, align < OS_PAGE_SIZE ? OS_PAGE_SIZE : align);
+        if (addr == NULL) {
+            budget_uncharge(need);
+            meta_free(span, sizeof *span);
+            return NULL;
+        }
+        span->addr = (uintptr_t)addr;
+        span->size = need;
+    }
+    if (!hash_reserve()) {
+        span_destroy(span);
+        return NULL;
+    }
+    hash_insert_locked(span);
+    mb_unlock(&large_lock);
+    return (void *)span->addr;
+}
+
+bool large_free(void *p) {
+    if (((uintptr_t)p & (OS_PAGE_SIZE - 1)) != 0) return false;
+    uint64_t now = os_now_ns();
+    struct span *victim = NULL;
+    mb_lock(&large_lock);
+    struct span *span = hash_remove_locked((uintptr_t)p);
+    if (span == NULL) {
+        mb_unlock(&large_lock);
+        return false;
+    }
+    /* Keep it for reuse unless it is too big; make room by evicting the span
+     * that has been idle longest. */
+    size_t cache_limit = budget_counter() / 8;
+    if (cache_limit < ((size_t)4 << 20)) cache_limit = (size_t)4 << 20;
+    if (cache_limit > LARGE_CACHE_MAX_BYTES) cache_limit = LARGE_CACHE_MAX_BYTES;
+    victim = span;
+    if (span->size <= LARGE_CACHE_ITEM_MAX && span->size <= cache_limit) {
+        while (cache_count > 0 &&
+               (cache_count == LARGE_CACHE_SLOTS || cache_bytes + span->size > cache_limit)) {
+            size_t oldest = 0;
+            for (size_t i = 1; i < cache_count; i++)
+                if (cache[i]->freed_ns < cache[oldest]->freed_ns) oldest = i;
+            struct span *evicted = cache[oldest];
+            cache[oldest] = cache[--cache_count];
+            cache_bytes -= evicted->size;
+            released_bytes += evicted->size;
+            mb_unlock(&large_lock);
+            span_destroy(evicted);
+            mb_lock(&large_lock);
+        }
+        if (cache_count < LARGE_CACHE_SLOTS && cache_bytes + span->size <= cache_limit) {
+            span->freed_ns = now;
+            cache[cache_count++] = span;
+            cache_bytes += span->size;
+            victim = NULL;
+        }
+    }
+    if (victim) released_bytes += victim->size;
+    mb_unlock(&large_lock);
+    if (victim) span_destroy(victim);
+    return true;
+}
+
+size_t large_usable_size(const void *p) {
+    if (((uintptr_t)p & (OS_PAGE_SIZE - 1)) != 0) return 0;
+    mb_lock(&large_lock);
+    struct span *span = hash_find((uintptr_t)p, NULL);
+    size_t size = span ? span->size : 0;
+    mb_unlock(&large_lock);
+    return size;
+}
+
+void *large_resize(void *p, size_t new_size) {
+    if (new_size > PTRDIFF_MAX) return NULL;
+    size_t need = round_to_pages(new_size);
+    if (need == 0) return NULL;
+    mb_lock(&large_lock);
+    struct span *span = hash_find((uintptr_t)p, NULL);
+    if (span == NULL) {
+        mb_unlock(&large_lock);
+        return NULL;
+    }
+    if (need <= span->size && need >= span->size / 2) {
+        mb_unlock(&large_lock);
+        return p;
+    }
+    hash_remove_locked((uintptr_t)p);
+    mb_unlock(&large_lock);
+    size_t old = span->size;
+    if (need > old && !budget_charge(need - old)) goto restore;
+    long r = os_mremap(p, old, need, MREMAP_MAYMOVE, NULL);
+    if (os_failed(r)) {
+        if (need > old) budget_uncharge(need - old);
+        goto restore;
+    }
+    if (need < old) budget_uncharge(old - need);
+    span->addr = (uintptr_t)r;
+    span->size = need;
+    p = (void *)r;
+    if (!hash_reserve()) {
+        /* Cannot record it: give the memory back rather than lose track. */
+        span_destroy(span);
+        return NULL;
+    }
+    hash_insert_locked(span);
+    mb_unlock(&large_lock);
+    return p;
+restore:
+    mb_lock(&large_lock);
+    hash_insert_locked(span); /* the slot it left is still there */
+    mb_unlock(&large_lock);
+    return NULL;
+}
+
+size_t large_release_cache(uint64_t now_ns, uint64_t min_age_ns) {
+    size_t released = 0;
+    for (;;) {
+        struct span *victim = NULL;
+        mb_lock(&large_lock);
+        for (size_t i = 0; i < cache_count; i++) {
+            if (now_ns - cache[i]->freed_ns >= min_age_ns) {
+                victim = cache[i];
+                cache[i] = cache[--cache_count];
+                cache_bytes -= victim->size;
+                released_bytes += victim->size;
+                break;
+            }
+        }
+        mb_unlock(&large_lock);
+        if (victim == NULL) return released;
+        released += victim->size;
+        span_destroy(victim);
+    }
+}
+
+void large_stats(struct large_stats *out) {
+    mb_lock(&large_lock);
+    out->spans = span_count;
+    out->span_bytes = span_bytes;
+    out->cached = cache_count;
+    out->cached_bytes = cache_bytes;
+    out->released_bytes = released_bytes;
+    mb_unlock(&large_lock);
+}
+
+void large_lock_all(void) { mb_lock(&large_lock); }
+void large_unlock_all(void) { mb_unlock(&large_lock); }
+void large_reset_locks(void) { mb_lock_reset(&large_lock); }

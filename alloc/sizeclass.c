@@ -1,0 +1,40 @@
+/* Size classes: exact 16-byte steps up to 256 bytes, then four classes per
+ * doubling (worst-case internal waste under 25%) up to CLASS_MAX.  Sizes up to
+ * CLASS_TABLE_MAX map through a table; larger ones through a bit scan. */
+#include "alloc/internal.h"
+
+uint8_t class_table[CLASS_TABLE_MAX / 16 + 1];
+uint32_t class_block_size[CLASS_COUNT];
+
+unsigned sizeclass_compute(size_t size) {
+    if (size <= 256) return size == 0 ? 0 : (unsigned)((size - 1) >> 4);
+    size_t s = size - 1;
+    unsigned bit = 63u - (unsigned)__builtin_clzll(s); /* size in (2^bit, 2^(bit+1)] */
+    return 16u + (bit - 8u) * 4u + (unsigned)((s >> (bit - 2)) & 3u);
+}
+
+static uint32_t class_size_compute(unsigned index) {
+    if (index < 16) return (index + 1) * 16;
+    unsigned bit = 8 + (index - 16) / 4, step = (index - 16) % 4;
+    return (1u << bit) + (step + 1) * (1u << (bit - 2));
+}
+
+/* Called from the first allocation; until then the table maps every size to
+ * class 0, whose direct page is empty, so the slow path runs and gets here. */
+void sizeclass_init(void) {
+    for (unsigned i = 0; i < CLASS_COUNT; i++) class_block_size[i] = class_size_compute(i);
+    for (size_t i = 0; i <= CLASS_TABLE_MAX / 16; i++)
+        class_table[i] = (uint8_t)sizeclass_compute(i * 16);
+    mb_check(class_block_size[CLASS_COUNT - 1] == CLASS_MAX, "class table ends at CLASS_MAX");
+}
+
+unsigned sizeclass_for_aligned(size_t size, size_t align) {
+    size_t need = size > align ? size : align;
+    if (need > CLASS_MAX) return CLASS_COUNT;
+    /* Pages start at multiples of their (power-of-two) size, so every block of
+     * a class whose size is a multiple of align is aligned; the next power of
+     * two always qualifies, so the scan is short. */
+    for (unsigned c = sizeclass_of(need); c < CLASS_COUNT; c++)
+        if ((class_block_size[c] & (align - 1)) == 0) return c;
+    return CLASS_COUNT;
+}

@@ -1,0 +1,273 @@
+/* The malloc family with the C library's contracts: errno on every failure,
+ * overflow checks, alignment rules, glibc's realloc(p, 0), and safety for
+ * pointers we never handed out.  The mb_* functions carry the behaviour; the
+ * exported names are aliases of them, so a sanitizer build can link the same
+ * code without exporting malloc (-DMB_NO_EXPORTS). */
+#include <errno.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "alloc/fmt.h"
+#include "alloc/internal.h"
+#include "membudget.h"
+#include "policy/budget.h"
+#include "preload/preload.h"
+
+void *mb_malloc(size_t size);
+void *mb_calloc(size_t count, size_t size);
+void *mb_realloc(void *ptr, size_t size);
+void *mb_reallocarray(void *ptr, size_t count, size_t size);
+void mb_free(void *ptr);
+void *mb_aligned_alloc(size_t alignment, size_t size);
+void *mb_memalign(size_t alignment, size_t size);
+int mb_posix_memalign(void **out, size_t alignment, size_t size);
+void *mb_valloc(size_t size);
+void *mb_pvalloc(size_t size);
+size_t mb_malloc_usable_size(void *ptr);
+int mb_malloc_trim(size_t pad);
+struct mallinfo mb_mallinfo(void);
+struct mallinfo2 mb_mallinfo2(void);
+int mb_mallopt(int param, int value);
+void mb_malloc_stats(void);
+
+static inline bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+void *mb_malloc(size_t size) {
+    void *p = alloc_malloc(size);
+    if (unlikely(p == NULL)) errno = ENOMEM;
+    return p;
+}
+
+void mb_free(void *ptr) { alloc_free(ptr); }
+
+void *mb_calloc(size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p;
+    if (total <= CLASS_MAX) {
+        p = alloc_small(total);
+        if (p != NULL) memset(p, 0, total);
+    } else {
+        p = large_alloc(total, OS_PAGE_SIZE, true); /* fresh mappings are zero already */
+    }
+    if (unlikely(p == NULL)) errno = ENOMEM;
+    return p;
+}
+
+/* Copies up to n bytes from src, stopping at the first unreadable page instead
+ * of faulting: src is a pointer we never handed out and know nothing about. */
+static size_t copy_readable(void *dst, const void *src, size_t n) {
+    struct iovec local = {dst, n}, remote = {(void *)src, n};
+    long r = os_syscall6(SYS_process_vm_readv, os_getpid(), (long)&local, 1, (long)&remote, 1, 0);
+    if (r >= 0) return (size_t)r;
+    /* Not permitted here: copy what lies in src's own page, which is readable
+     * if src is. */
+    size_t in_page = OS_PAGE_SIZE - ((uintptr_t)src & (OS_PAGE_SIZE - 1));
+    if (in_page > n) in_page = n;
+    memcpy(dst, src, in_page);
+    return in_page;
+}
+
+void *mb_realloc(void *ptr, size_t size) {
+    if (ptr == NULL) return mb_malloc(size);
+    if (size == 0) { /* glibc: frees and returns NULL */
+        alloc_free(ptr);
+        return NULL;
+    }
+    bool foreign;
+    void *q = alloc_realloc(ptr, size, &foreign);
+    if (unlikely(foreign)) {
+        /* Memory from before we took over, or from another allocator: move it
+         * into a block of ours and leave the old one alone. */
+        q = alloc_malloc(size);
+        if (q != NULL) copy_readable(q, ptr, size);
+    }
+    if (unlikely(q == NULL)) errno = ENOMEM;
+    return q;
+}
+
+void *mb_reallocarray(void *ptr, size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return mb_realloc(ptr, total);
+}
+
+static void *aligned_or_enomem(size_t alignment, size_t size) {
+    void *p = alloc_aligned(size, alignment);
+    if (unlikely(p == NULL)) errno = ENOMEM;
+    return p;
+}
+
+void *mb_aligned_alloc(size_t alignment, size_t size) {
+    if (!is_power_of_two(alignment)) { /* C17 DR 460, glibc >= 2.38 */
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned_or_enomem(alignment, size);
+}
+
+void *mb_memalign(size_t alignment, size_t size) {
+    /* glibc: a non-power-of-two alignment is rounded up to the next one. */
+    if (alignment > ((size_t)1 << (sizeof(size_t) * 8 - 1))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!is_power_of_two(alignment)) {
+        size_t a = MIN_ALIGN;
+        while (a < alignment) a <<= 1;
+        alignment = a;
+    }
+    return aligned_or_enomem(alignment, size);
+}
+
+int mb_posix_memalign(void **out, size_t alignment, size_t size) {
+    if (!is_power_of_two(alignment) || alignment < sizeof(void *)) return EINVAL;
+    void *p = alloc_aligned(size, alignment);
+    if (p == NULL) return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *mb_valloc(size_t size) { return aligned_or_enomem(OS_PAGE_SIZE, size); }
+
+void *mb_pvalloc(size_t size) {
+    if (size > SIZE_MAX - OS_PAGE_SIZE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t rounded = (size + OS_PAGE_SIZE - 1) & ~(OS_PAGE_SIZE - 1);
+    return aligned_or_enomem(OS_PAGE_SIZE, rounded ? rounded : OS_PAGE_SIZE);
+}
+
+size_t mb_malloc_usable_size(void *ptr) { return alloc_usable_size(ptr); }
+
+int mb_malloc_trim(size_t pad) {
+    (void)pad;
+    size_t released = alloc_release(MEMBUDGET_LEVEL_CRITICAL);
+    alloc_check_counter(mmap_charged_bytes());
+    return released > 0;
+}
+
+static void fill_stats(struct membudget_stats *st) {
+    alloc_stats(st);
+    st->mmap_bytes = mmap_charged_bytes();
+}
+
+struct mallinfo2 mb_mallinfo2(void) {
+    struct membudget_stats st;
+    fill_stats(&st);
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = st.small_bytes;                    /* committed small/medium memory */
+    mi.hblks = 0;
+    mi.hblkhd = st.large_bytes;                   /* large spans */
+    mi.uordblks = st.small_live_bytes + (st.large_bytes - st.large_cached_bytes);
+    mi.fordblks = st.small_bytes > st.small_live_bytes ? st.small_bytes - st.small_live_bytes : 0;
+    mi.fsmblks = st.large_cached_bytes;
+    mi.keepcost = 0;
+    return mi;
+}
+
+struct mallinfo mb_mallinfo(void) {
+    struct mallinfo2 m2 = mb_mallinfo2();
+    struct mallinfo mi;
+    memset(&mi, 0, sizeof mi);
+    /* The old interface has int fields: saturate as glibc documents. */
+#define CLAMP_INT(v) ((v) > (size_t)__INT_MAX__ ? __INT_MAX__ : (int)(v))
+    mi.arena = CLAMP_INT(m2.arena);
+    mi.hblkhd = CLAMP_INT(m2.hblkhd);
+    mi.uordblks = CLAMP_INT(m2.uordblks);
+    mi.fordblks = CLAMP_INT(m2.fordblks);
+    mi.fsmblks = CLAMP_INT(m2.fsmblks);
+#undef CLAMP_INT
+    return mi;
+}
+
+int mb_mallopt(int param, int value) {
+    /* glibc's tunables (arenas, thresholds, trim) have no meaning here; accept
+     * them so programs that set them keep working. */
+    (void)param, (void)value;
+    return 1;
+}
+
+void mb_malloc_stats(void) {
+    static const char *const names[] = {"counter bytes", "peak bytes", "small bytes",
+                                        "in use bytes", "large bytes", "mmap bytes", "threads"};
+    struct membudget_stats st;
+    fill_stats(&st);
+    uint64_t values[] = {st.counter_bytes, st.counter_peak_bytes, st.small_bytes,
+                         st.small_live_bytes + st.large_bytes - st.large_cached_bytes,
+                         st.large_bytes, st.mmap_bytes, st.threads};
+    char buf[512];
+    struct fmt f = FMT_ON(buf);
+    fmt_str(&f, "membudget allocator\n");
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        fmt_str(&f, names[i]);
+        fmt_str(&f, ": ");
+        fmt_u64(&f, values[i]);
+        fmt_char(&f, '\n');
+    }
+    fmt_write(&f, 2);
+}
+
+/* ---- the public API (include/membudget.h) --------------------------------- */
+
+MB_EXPORT size_t membudget_stats(struct membudget_stats *out, size_t size) {
+    if (out == NULL) return 0;
+    struct membudget_stats st;
+    fill_stats(&st);
+    if (size > sizeof st) size = sizeof st;
+    memcpy(out, &st, size);
+    return size;
+}
+
+MB_EXPORT size_t membudget_release(int level) {
+    if (level < MEMBUDGET_LEVEL_CONSERVATIVE) level = MEMBUDGET_LEVEL_CONSERVATIVE;
+    if (level > MEMBUDGET_LEVEL_CRITICAL) level = MEMBUDGET_LEVEL_CRITICAL;
+    return alloc_release(level);
+}
+
+MB_EXPORT size_t membudget_footprint(void) { return (size_t)budget_counter(); }
+
+/* ---- the exported ABI ---------------------------------------------------- */
+#ifndef MB_NO_EXPORTS
+#define MB_ALIAS(name, target) \
+    __typeof__(target) name __attribute__((alias(#target), visibility("default")))
+
+MB_ALIAS(malloc, mb_malloc);
+MB_ALIAS(calloc, mb_calloc);
+MB_ALIAS(realloc, mb_realloc);
+MB_ALIAS(reallocarray, mb_reallocarray);
+MB_ALIAS(free, mb_free);
+MB_ALIAS(cfree, mb_free);
+MB_ALIAS(aligned_alloc, mb_aligned_alloc);
+MB_ALIAS(memalign, mb_memalign);
+MB_ALIAS(posix_memalign, mb_posix_memalign);
+MB_ALIAS(valloc, mb_valloc);
+MB_ALIAS(pvalloc, mb_pvalloc);
+MB_ALIAS(malloc_usable_size, mb_malloc_usable_size);
+MB_ALIAS(malloc_trim, mb_malloc_trim);
+MB_ALIAS(mallinfo, mb_mallinfo);
+MB_ALIAS(mallinfo2, mb_mallinfo2);
+MB_ALIAS(mallopt, mb_mallopt);
+MB_ALIAS(malloc_stats, mb_malloc_stats);
+MB_ALIAS(__libc_malloc, mb_malloc);
+MB_ALIAS(__libc_calloc, mb_calloc);
+MB_ALIAS(__libc_realloc, mb_realloc);
+MB_ALIAS(__libc_free, mb_free);
+MB_ALIAS(__libc_memalign, mb_memalign);
+MB_ALIAS(__libc_valloc, mb_valloc);
+MB_ALIAS(__libc_pvalloc, mb_pvalloc);
+MB_ALIAS(__libc_mallinfo, mb_mallinfo);
+MB_ALIAS(__libc_mallopt, mb_mallopt);
+MB_ALIAS(__posix_memalign, mb_posix_memalign);
+#endif

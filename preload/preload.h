@@ -1,0 +1,19 @@
+/* The ABI layer (DESIGN §7): what the exported symbols share. */
+#ifndef MEMBUDGET_PRELOAD_H
+#define MEMBUDGET_PRELOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MB_EXPORT __attribute__((visibility("default")))
+
+/* preload/mmap.c: the application's charged anonymous mappings. */
+uint64_t mmap_charged_bytes(void);
+void mmap_atfork_prepare(void);
+void mmap_atfork_parent(void);
+void mmap_atfork_child(void);
+
+/* preload/init.c */
+extern int mb_verbose;
+
+#endif
