@@ -27,7 +27,7 @@ CFLAGS_LIB := $(BASE_CFLAGS) $(MODE_CFLAGS) $(EXTRA_CFLAGS)
 
 # Sources of the library, lowest layer first (DESIGN §1).
 MB_LIB_SRCS := \
-	policy/budget.c \
+	policy/budget.c policy/config.c policy/limits.c \
 	alloc/os.c alloc/fmt.c alloc/meta.c alloc/sizeclass.c alloc/chunk.c \
 	alloc/heap.c alloc/large.c alloc/alloc.c alloc/stats.c \
 	preload/api.c preload/mmap.c preload/init.c

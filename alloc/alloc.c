@@ -94,9 +94,9 @@ void *alloc_realloc(void *p, size_t size, bool *foreign) {
     return q;
 }
 
-size_t alloc_release(int level) {
+size_t alloc_release_shared(int level) {
     bool strict = level >= 2;
-    if (strict) heap_release_local();
+    if (strict) heap_request_flush();
     heap_collect_abandoned();
     uint64_t now = os_now_ns();
     size_t released = chunk_scavenge(now, strict ? 0 : SCAVENGE_DELAY_NS);
@@ -104,10 +104,23 @@ size_t alloc_release(int level) {
     return released;
 }
 
+size_t alloc_release(int level) {
+    if (level >= 2) heap_release_local();
+    return alloc_release_shared(level);
+}
+
+static _Atomic(alloc_tick_fn) tick_hook;
+
+void alloc_set_tick_hook(alloc_tick_fn fn) {
+    atomic_store_explicit(&tick_hook, fn, memory_order_release);
+}
+
 /* Runs on slow paths (a page taken or retired): at most every
  * SCAVENGE_INTERVAL_NS, one thread gives back what stayed free long enough. */
 void alloc_maybe_scavenge(void) {
     uint64_t now = os_now_ns();
+    alloc_tick_fn tick = atomic_load_explicit(&tick_hook, memory_order_acquire);
+    if (tick != NULL) tick(now);
     uint64_t last = atomic_load_explicit(&last_scavenge_ns, memory_order_relaxed);
     if (now - last < SCAVENGE_INTERVAL_NS) return;
     if (!atomic_compare_exchange_strong_explicit(&last_scavenge_ns, &last, now,

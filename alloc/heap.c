@@ -24,6 +24,7 @@ static mb_lock_t heaps_lock = MB_LOCK_INIT(LOCK_RANK_HEAPS);
 static struct heap *heaps_all;       /* every heap ever made; guarded by heaps_lock */
 static struct heap *heaps_abandoned; /* heaps whose thread exited */
 static uint64_t heaps_total, heaps_owned;
+static _Atomic uint64_t flush_epoch;
 static pthread_key_t heap_key;
 static int heap_key_ok;
 
@@ -217,6 +218,8 @@ static bool page_try_mark_full(struct page *page) {
                                                    memory_order_acq_rel, memory_order_relaxed);
 }
 
+static size_t heap_collect(struct heap *heap, bool keep_one);
+
 /* ---- the slow path ------------------------------------------------------- */
 
 static struct heap *heap_acquire(void);
@@ -237,6 +240,11 @@ void *heap_alloc_slow(struct heap *heap, size_t size, unsigned class_index) {
         if (heap == NULL) return NULL;
         /* Before initialization the class table maps every size to class 0. */
         if (size != SIZE_MAX) class_index = sizeclass_of(size);
+    }
+    uint64_t epoch = atomic_load_explicit(&flush_epoch, memory_order_relaxed);
+    if (unlikely(heap->flush_epoch != epoch)) {
+        heap->flush_epoch = epoch;
+        heap_collect(heap, false);
     }
     heap_process_revisit(heap);
     struct page_queue *q = &heap->queue[class_index];
@@ -401,6 +409,8 @@ size_t heap_collect_abandoned(void) {
     mb_unlock(&heaps_lock);
     return retired;
 }
+
+void heap_request_flush(void) { atomic_fetch_add_explicit(&flush_epoch, 1, memory_order_relaxed); }
 
 void heap_release_local(void) {
     struct heap *heap = tls_heap;

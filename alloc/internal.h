@@ -183,6 +183,7 @@ struct heap {
     struct heap *next_abandoned;
     int owned; /* 1 while a live thread owns it */
     pid_t tid;
+    uint64_t flush_epoch; /* the last flush_epoch this heap honoured */
 };
 
 extern struct heap heap_empty; /* the static heap every thread starts with */
@@ -200,8 +201,11 @@ void page_check_free(struct page *page, void *p);
 #endif
 /* Collects remote frees and empty pages of abandoned heaps; returns pages freed. */
 size_t heap_collect_abandoned(void);
-/* Gives back the calling thread's empty pages kept for reuse. */
+/* Gives back the calling thread's empty pages kept for reuse.  Not from inside
+ * an allocation (a budget handler): the heap may be mid-update there. */
 void heap_release_local(void);
+/* Asks every thread to give back its kept empty pages on its next slow path. */
+void heap_request_flush(void);
 void heap_atfork_prepare(void);
 void heap_atfork_parent(void);
 void heap_atfork_child(void);
@@ -278,8 +282,19 @@ size_t alloc_usable_size(const void *p);
 int alloc_owns(const void *p);
 /* Sets *foreign (and returns NULL) when p is not ours. */
 void *alloc_realloc(void *p, size_t size, bool *foreign);
+/* Returns free memory to the OS: level 1 pages idle for a while, level >= 2
+ * everything free, including the calling thread's kept pages. */
 size_t alloc_release(int level);
+/* The same, safe from inside an allocation (a budget threshold handler): the
+ * calling thread's heap is left alone, other threads flush on their next slow
+ * path (level >= 2). */
+size_t alloc_release_shared(int level);
 void alloc_maybe_scavenge(void);
+/* Called on allocator slow paths (a page taken or retired, a span mapped) with
+ * the current time; the policy layer hangs its monitor tick here.  The hook
+ * must not allocate through the malloc family. */
+typedef void (*alloc_tick_fn)(uint64_t now_ns);
+void alloc_set_tick_hook(alloc_tick_fn fn);
 void alloc_atfork_prepare(void);
 void alloc_atfork_parent(void);
 void alloc_atfork_child(void);

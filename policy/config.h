@@ -1,0 +1,199 @@
+/* Configuration (DESIGN §10): every MEMBUDGET_* variable in one table, read once
+ * into a struct mb_config.  This runs inside the first malloc, so nothing here
+ * allocates, uses stdio or the locale; a bad value costs one line on stderr (or
+ * on an injected sink) naming the variable, its value and the accepted form, and
+ * the default stands.  The small fixed-buffer text helpers live here too, as
+ * mimalloc keeps its own printf beside its options. */
+#ifndef MEMBUDGET_POLICY_CONFIG_H
+#define MEMBUDGET_POLICY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MB_KIB ((uint64_t)1 << 10)
+#define MB_MIB ((uint64_t)1 << 20)
+#define MB_GIB ((uint64_t)1 << 30)
+#define MB_TIB ((uint64_t)1 << 40)
+
+/* ---- text into fixed buffers ------------------------------------------- */
+
+/* A bounded string under construction.  `data` is always NUL-terminated; text
+ * that does not fit is dropped and `truncated` set, never written past `cap`. */
+struct mb_buf {
+    char *data;
+    size_t cap; /* bytes of data, including the NUL */
+    size_t len;
+    bool truncated;
+};
+void mb_buf_init(struct mb_buf *b, char *data, size_t cap);
+void mb_buf_mem(struct mb_buf *b, const char *s, size_t n);
+void mb_buf_str(struct mb_buf *b, const char *s);
+void mb_buf_char(struct mb_buf *b, char c);
+void mb_buf_u64(struct mb_buf *b, uint64_t v);
+/* "921.6 MiB", "24 GiB", "512 B": one decimal, rounded, ".0" dropped. */
+void mb_buf_bytes(struct mb_buf *b, uint64_t bytes);
+/* A fraction in parts per billion as a decimal: 800000000 -> "0.8". */
+void mb_buf_ppb(struct mb_buf *b, uint32_t ppb);
+/* A value quoted for a message: at most `max` bytes, bytes outside printable
+ * ASCII (and the backslash) as \xHH, "..." when cut, so a line stays one line. */
+void mb_buf_value(struct mb_buf *b, const char *s, size_t max);
+
+/* Where diagnostics go.  write() receives one line without its newline.  A NULL
+ * sink means stderr (fd 2, one write(2) per line); a sink whose write is NULL
+ * discards. */
+struct mb_sink {
+    void (*write)(void *ctx, const char *line, size_t len);
+    void *ctx;
+};
+void mb_sink_line(const struct mb_sink *sink, const char *line, size_t len);
+
+/* ---- parsers ------------------------------------------------------------ */
+/* Each returns true and stores the value on success; on failure it returns
+ * false and leaves *out alone.  Leading and trailing blanks are ignored.  Range
+ * rules that depend on the variable (a limit must be > 0, ...) are applied by the
+ * options table, not here. */
+
+/* Parts per billion: fractions and percentages are kept as exact integers. */
+#define MB_PPB 1000000000u
+
+/* Bytes: digits with an optional decimal part and an optional unit K, M, G or T
+ * (powers of 1024, any case, optionally followed by B or iB: "1.5G", "512MiB",
+ * "64kb"), or plain bytes ("2147483648", "100B").  A decimal part needs a unit;
+ * sub-byte remainders are truncated.  Rejects signs, exponents, hex, overflow. */
+bool mb_parse_size(const char *s, uint64_t *out);
+/* A decimal from 0 to 1 inclusive ("0.85", "1"), to 9 decimal places. */
+bool mb_parse_fraction(const char *s, uint32_t *out_ppb);
+/* "N%" with 0 <= N <= 100, decimals allowed ("12.5%"), as a fraction. */
+bool mb_parse_percent(const char *s, uint32_t *out_ppb);
+/* Nanoseconds from "100ms", "1.5s", "250" (a plain number is milliseconds). */
+bool mb_parse_duration(const char *s, uint64_t *out_ns);
+/* A decimal integer from 0 to max. */
+bool mb_parse_uint(const char *s, uint64_t max, uint64_t *out);
+/* The index of s in the NULL-terminated names, compared without case. */
+bool mb_parse_enum(const char *s, const char *const *names, unsigned *out);
+
+/* A byte count or a fraction of something else (a percentage of ramSize for the
+ * limit, a fraction of the base threshold for the policy thresholds). */
+enum mb_amount_kind { MB_AMOUNT_NONE = 0, MB_AMOUNT_BYTES, MB_AMOUNT_FRACTION };
+struct mb_amount {
+    uint64_t bytes; /* MB_AMOUNT_BYTES */
+    uint32_t ppb;   /* MB_AMOUNT_FRACTION, 0..MB_PPB */
+    enum mb_amount_kind kind;
+};
+/* "80%" is a fraction; anything else must be a size. */
+bool mb_parse_size_or_percent(const char *s, struct mb_amount *out);
+/* "80%" and a bare number with a decimal point or not above 1 ("0.8", "1") are
+ * fractions; a number with a unit ("2G") or a bare integer >= 2 is bytes. */
+bool mb_parse_size_or_fraction(const char *s, struct mb_amount *out);
+/* floor(base * ppb / 10^9) without overflow. */
+uint64_t mb_apply_ppb(uint64_t base, uint32_t ppb);
+
+/* ---- the options -------------------------------------------------------- */
+
+enum mb_action { MB_ACTION_ABORT = 0, MB_ACTION_FAIL, MB_ACTION_WARN };
+enum mb_model { MB_MODEL_WEBKIT = 0, MB_MODEL_WEBKIT_LEGACY };
+enum mb_state { MB_STATE_ACTIVE = 0, MB_STATE_INACTIVE };
+enum mb_footprint_source { MB_FOOTPRINT_RSS = 0, MB_FOOTPRINT_CGROUP };
+enum mb_monitor { MB_MONITOR_INLINE = 0, MB_MONITOR_THREAD };
+enum mb_backend { MB_BACKEND_NATIVE = 0, MB_BACKEND_JEMALLOC };
+
+/* One entry per variable, in the order of DESIGN §10. */
+enum mb_option_id {
+    MB_OPT_LIMIT = 0,
+    MB_OPT_ACTION,
+    MB_OPT_MODEL,
+    MB_OPT_STATE,
+    MB_OPT_PAGES,
+    MB_OPT_RAM,
+    MB_OPT_CONSERVATIVE,
+    MB_OPT_STRICT,
+    MB_OPT_FOOTPRINT,
+    MB_OPT_MONITOR,
+    MB_OPT_INTERVAL,
+    MB_OPT_SAMPLE,
+    MB_OPT_REPORT,
+    MB_OPT_BACKEND,
+    MB_OPT_VERBOSE,
+    MB_OPT_COUNT
+};
+
+enum mb_option_kind {
+    MB_KIND_ENUM,             /* one of desc->names */
+    MB_KIND_UINT,             /* integer in [min, max] */
+    MB_KIND_SIZE,             /* bytes in [min, max] */
+    MB_KIND_SIZE_OR_PERCENT,  /* bytes >= min, or 0 < N% <= 100 */
+    MB_KIND_SIZE_OR_FRACTION, /* bytes >= min, or 0 < fraction <= 1 */
+    MB_KIND_DURATION,         /* nanoseconds in [min, max] */
+    MB_KIND_PATH              /* non-empty, fits, only %p and %% escapes */
+};
+
+struct mb_option_desc {
+    const char *name;         /* the environment variable */
+    enum mb_option_kind kind;
+    const char *default_text; /* as `membudget limits` shows it */
+    const char *expected;     /* the accepted form, quoted in error lines */
+    const char *const *names; /* MB_KIND_ENUM: NULL-terminated */
+    uint64_t min, max;        /* MB_KIND_UINT, _SIZE (bytes), _DURATION (ns) */
+};
+const struct mb_option_desc *mb_option_desc(enum mb_option_id id);
+/* The id of a variable name, or -1. */
+int mb_option_lookup(const char *name);
+/* The name of an enum option's value ("abort"), or "?" when out of range. */
+const char *mb_option_value_name(enum mb_option_id id, unsigned value);
+
+#define MB_CONFIG_PATH_MAX 1024
+#define MB_CONFIG_RAW_MAX 64
+
+/* The parsed configuration.  Every field holds a valid value at all times: the
+ * default until a valid setting replaces it. */
+struct mb_config {
+    struct mb_amount limit; /* NONE: the model; BYTES; FRACTION of ramSize */
+    enum mb_action action;
+    enum mb_model model;
+    enum mb_state state;
+    unsigned pages;     /* >= 1 */
+    uint64_t ram_bytes; /* 0: not set */
+    struct mb_amount conservative; /* BYTES, or FRACTION of the base threshold */
+    struct mb_amount strict;       /* likewise */
+    enum mb_footprint_source footprint;
+    enum mb_monitor monitor;
+    uint64_t interval_ns; /* 1 ms .. 3600 s */
+    uint64_t sample_bytes; /* 0: sampling off */
+    char report_path[MB_CONFIG_PATH_MAX]; /* "": the default, $TMPDIR/membudget.%p.json */
+    enum mb_backend backend;
+    unsigned verbose; /* 0..2 */
+
+    uint32_t set_mask;   /* bit id: a valid value came from the environment */
+    uint32_t error_mask; /* bit id: a value was rejected (the default stands) */
+    /* The text of each accepted setting as given (cut to fit), for provenance
+     * such as "MEMBUDGET_LIMIT=64M"; "" for defaults. */
+    char raw[MB_OPT_COUNT][MB_CONFIG_RAW_MAX];
+};
+
+/* Fills every field with its default. */
+void mb_config_defaults(struct mb_config *cfg);
+
+/* Parses `value` for one option into cfg.  On failure writes one line to the
+ * sink, keeps the current value, sets the error bit and returns false. */
+bool mb_config_set(struct mb_config *cfg, enum mb_option_id id, const char *value,
+                   const struct mb_sink *sink);
+static inline bool mb_config_is_set(const struct mb_config *cfg, enum mb_option_id id) {
+    return (cfg->set_mask >> id) & 1u;
+}
+
+/* Looks every variable up through getenv_fn (NULL result: unset) after
+ * resetting cfg to the defaults; returns the number of rejected values. */
+typedef const char *(*mb_getenv_fn)(void *ctx, const char *name);
+unsigned mb_config_read(struct mb_config *cfg, mb_getenv_fn getenv_fn, void *ctx,
+                        const struct mb_sink *sink);
+/* The same from the process environment through secure_getenv(3), so a setuid
+ * program ignores the variables. */
+unsigned mb_config_read_env(struct mb_config *cfg, const struct mb_sink *sink);
+
+/* Reports (one line each) MEMBUDGET_* names in envp that no option knows, such
+ * as a misspelt MEMBUDGET_LIMT; returns how many.  Not called by
+ * mb_config_read_env: the caller decides (and skips it for setuid programs). */
+unsigned mb_config_check_unknown(char *const *envp, const struct mb_sink *sink);
+
+#endif
