@@ -184,7 +184,7 @@ void alloc_check_counter(uint64_t charged_elsewhere) {
     chunk_stats(&cs);
     large_stats(&ls);
     uint64_t sum = cs.header_bytes + cs.committed_bytes + ls.span_bytes + ls.cached_bytes +
-                   meta_bytes() + charged_elsewhere;
+                   meta_bytes() + heap_credit_bytes() + charged_elsewhere;
     mb_check(sum == budget_counter(), "budget counter differs from the committed total");
 #else
     (void)charged_elsewhere;

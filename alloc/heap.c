@@ -46,6 +46,14 @@ static void queue_push_front(struct page_queue *q, struct page *page) {
     q->first = page;
 }
 
+static void queue_push_back(struct page_queue *q, struct page *page) {
+    page->next = NULL;
+    page->prev = q->last;
+    if (q->last) q->last->next = page;
+    else q->first = page;
+    q->last = page;
+}
+
 static void heap_update_direct(struct heap *heap, unsigned class_index) {
     struct page *first = heap->queue[class_index].first;
     heap->direct[class_index] = first ? first : &page_empty;
@@ -97,19 +105,37 @@ static void page_init(struct page *page, struct heap *heap, unsigned class_index
     atomic_store_explicit(&page->heap, heap, memory_order_release);
 }
 
-/* Threads the next few blocks of the page onto its free list, committing (and
- * charging) the memory they need first.  False when the budget says no. */
-static bool page_extend(struct page *page) {
-    uint32_t block_size = page->block_size;
-    uint32_t count = EXTEND_BYTES / block_size;
+/* The blocks the next extension of the page carves. */
+static uint32_t page_extend_count(const struct page *page) {
+    uint32_t count = EXTEND_BYTES / page->block_size;
     if (count == 0) count = 1;
     if (count > page->reserved - page->capacity) count = page->reserved - page->capacity;
-    size_t end = (size_t)(page->capacity + count) * block_size;
+    return count;
+}
+
+/* Bytes the next extension must commit (and charge) first. */
+static size_t page_extend_need(const struct page *page) {
+    size_t end = (size_t)(page->capacity + page_extend_count(page)) * page->block_size;
     size_t committed = atomic_load_explicit(&page->commit_bytes, memory_order_relaxed);
-    if (end > committed) {
-        size_t want = (end + COMMIT_UNIT - 1) & ~(COMMIT_UNIT - 1);
-        if (!budget_charge(want - committed)) return false;
-        atomic_store_explicit(&page->commit_bytes, (uint32_t)want, memory_order_relaxed);
+    if (end <= committed) return 0;
+    return ((end + COMMIT_UNIT - 1) & ~(COMMIT_UNIT - 1)) - committed;
+}
+
+/* Threads the next few blocks of the page onto its free list, paying for the
+ * memory they need from the heap's credit (page_extend_need() bytes, which the
+ * caller made sure are there). */
+static void page_extend(struct heap *heap, struct page *page) {
+    uint32_t block_size = page->block_size;
+    uint32_t count = page_extend_count(page);
+    size_t need = page_extend_need(page);
+    if (need) {
+        uint64_t credit = atomic_load_explicit(&heap->commit_credit, memory_order_relaxed);
+        mb_check(credit >= need, "page extension without credit");
+        atomic_store_explicit(&heap->commit_credit, credit - need, memory_order_relaxed);
+        atomic_store_explicit(&page->commit_bytes,
+                              atomic_load_explicit(&page->commit_bytes, memory_order_relaxed) +
+                                  (uint32_t)need,
+                              memory_order_relaxed);
     }
     uint8_t *first = page_start(page) + (size_t)page->capacity * block_size;
     struct block *tail = page->free;
@@ -120,7 +146,6 @@ static bool page_extend(struct page *page) {
     }
     page->free = tail;
     page->capacity += count;
-    return true;
 }
 
 /* Splices a list taken from thread_free onto the allocation list. */
@@ -181,11 +206,13 @@ static void page_retire(struct heap *heap, struct page *page) {
     chunk_page_free(page);
 }
 
-/* A page came off the full list: back to the front of its class queue. */
+/* A page came off the full list: to the back of its class queue, so the page
+ * in use stays in use and this one gathers more free blocks before its turn
+ * (to the front, a page with one free block would bounce straight back). */
 static void page_unfull(struct heap *heap, struct page *page) {
     queue_remove(&heap->full, page);
     page->on_full = 0;
-    queue_push_front(&heap->queue[page->class_index], page);
+    queue_push_back(&heap->queue[page->class_index], page);
     heap_update_direct(heap, page->class_index);
 }
 
@@ -200,7 +227,6 @@ static void heap_process_revisit(struct heap *heap) {
     struct page *page = atomic_exchange_explicit(&heap->revisit, NULL, memory_order_acquire);
     while (page) {
         struct page *next = page->revisit_next;
-        page->revisit_next = NULL;
         /* One exchange takes the blocks and clears both tags. */
         uintptr_t tf = atomic_exchange_explicit(&page->thread_free, 0, memory_order_acquire);
         mb_check((tf & TF_TAGS) == TF_TAGS, "revisited page not tagged full and queued");
@@ -241,20 +267,29 @@ void *heap_alloc_slow(struct heap *heap, size_t size, unsigned class_index) {
         /* Before initialization the class table maps every size to class 0. */
         if (size != SIZE_MAX) class_index = sizeclass_of(size);
     }
+    struct page_queue *q = &heap->queue[class_index];
+    size_t shortfall;
+retry:;
     uint64_t epoch = atomic_load_explicit(&flush_epoch, memory_order_relaxed);
     if (unlikely(heap->flush_epoch != epoch)) {
         heap->flush_epoch = epoch;
         heap_collect(heap, false);
     }
     heap_process_revisit(heap);
-    struct page_queue *q = &heap->queue[class_index];
+    uint64_t credit = atomic_load_explicit(&heap->commit_credit, memory_order_relaxed);
     struct page *page = q->first, *next;
     for (; page != NULL; page = next) {
         next = page->next;
         page_collect_local(page);
         if (page->free == NULL) page_collect_remote(page);
-        if (page->free == NULL && page->capacity < page->reserved && !page_extend(page))
-            return NULL; /* the budget refused more memory */
+        if (page->free == NULL && page->capacity < page->reserved) {
+            size_t need = page_extend_need(page);
+            if (need > credit) {
+                shortfall = need - credit;
+                goto charge;
+            }
+            page_extend(heap, page);
+        }
         if (page->free != NULL) break;
         if (page_try_mark_full(page)) {
             queue_remove(q, page);
@@ -266,24 +301,34 @@ void *heap_alloc_slow(struct heap *heap, size_t size, unsigned class_index) {
         }
     }
     if (page == NULL) {
+        heap_update_direct(heap, class_index);
         alloc_maybe_scavenge();
         page = chunk_page_alloc(chunk_kind_of_block(class_block_size[class_index]));
-        if (page == NULL) {
-            heap_update_direct(heap, class_index);
-            return NULL;
-        }
+        if (page == NULL) return NULL;
         page_init(page, heap, class_index);
         queue_push_front(q, page);
-        if (!page_extend(page)) {
-            page_retire(heap, page);
-            return NULL;
+        size_t need = page_extend_need(page);
+        if (need > credit) {
+            shortfall = need - credit;
+            goto charge; /* the new page waits, empty, at the head of the queue */
         }
+        page_extend(heap, page);
     } else if (page != q->first) {
         queue_remove(q, page);
         queue_push_front(q, page);
     }
     heap_update_direct(heap, class_index);
     return page_pop(page);
+
+charge:
+    /* The heap is consistent here: the charge may run pressure callbacks that
+     * free into it or allocate from it.  Then look again from the start. */
+    heap_update_direct(heap, class_index);
+    if (!budget_charge(shortfall)) return NULL;
+    atomic_store_explicit(&heap->commit_credit,
+                          atomic_load_explicit(&heap->commit_credit, memory_order_relaxed) + shortfall,
+                          memory_order_relaxed);
+    goto retry;
 }
 
 /* The owner freed the last block of a page, or freed into a full page. */
@@ -312,7 +357,7 @@ void page_free_remote(struct page *page, struct block *block) {
         desired = (uintptr_t)block | (old & TF_TAGS);
         if ((old & TF_TAGS) == TF_FULL) desired |= TF_QUEUED;
     } while (!atomic_compare_exchange_weak_explicit(&page->thread_free, &old, desired,
-                                                    memory_order_release, memory_order_relaxed));
+                                                    memory_order_acq_rel, memory_order_acquire));
     if ((old & TF_TAGS) != TF_FULL) return;
     /* This free turned a full page usable: tell the owner, once. */
     struct heap *heap = atomic_load_explicit(&page->heap, memory_order_acquire);
@@ -394,6 +439,8 @@ static void heap_thread_exit(void *value) {
     struct heap *heap = value;
     if (heap == NULL || heap != tls_heap) return;
     heap_collect(heap, false);
+    uint64_t credit = atomic_exchange_explicit(&heap->commit_credit, 0, memory_order_relaxed);
+    if (credit) budget_uncharge(credit);
     tls_heap = &heap_empty;
     mb_lock(&heaps_lock);
     heap_abandon_locked(heap);
@@ -422,6 +469,15 @@ uint64_t heap_count(void) {
     uint64_t n = heaps_total;
     mb_unlock(&heaps_lock);
     return n;
+}
+
+uint64_t heap_credit_bytes(void) {
+    uint64_t bytes = 0;
+    mb_lock(&heaps_lock);
+    for (struct heap *heap = heaps_all; heap != NULL; heap = heap->next_all)
+        bytes += atomic_load_explicit(&heap->commit_credit, memory_order_relaxed);
+    mb_unlock(&heaps_lock);
+    return bytes;
 }
 
 uint64_t heap_count_live(void) {

@@ -74,29 +74,32 @@ struct heap;
 enum page_state { PAGE_FREE = 0, PAGE_IN_USE = 1 };
 
 struct page {
+    /* Hot: the fields the malloc and free fast paths touch share one cache line
+     * (the descriptor is 64-byte aligned). */
     /* Owner-only (the thread that owns `heap`): */
-    struct block *free;       /* allocation pops here */
-    struct block *local_free; /* the owner's frees; moved to `free` when it runs dry */
+    _Alignas(64) struct block *free; /* allocation pops here */
+    struct block *local_free;        /* the owner's frees; moved to `free` when it runs dry */
     /* Remote frees push here with one CAS; tags in the low bits (TF_*). */
     _Atomic uintptr_t thread_free;
+    _Atomic(struct heap *) heap;
     /* Blocks handed out and not yet back on `free`/`local_free`: includes blocks
      * sitting in thread_free.  used == 0 means every block is free.  Written by
      * the owner only; read racily by statistics (hence relaxed atomic). */
     _Atomic uint32_t used;
+    uint32_t block_size; /* 0 while the page is free */
     uint32_t capacity;   /* blocks carved so far (lazy extension) */
     uint32_t reserved;   /* blocks that fit in the page */
-    uint32_t block_size; /* 0 while the page is free */
     uint8_t class_index;
-    uint8_t state;    /* enum page_state; changed under the pool lock or by the owner */
-    uint8_t on_full;  /* on the heap's full list rather than its class queue */
-    uint8_t index;    /* position in the chunk */
-    _Atomic(struct heap *) heap;
-    struct page *next, *prev;  /* the heap's class queue or full list */
-    struct page *revisit_next; /* the heap's revisit stack */
-    uint64_t free_since_ns;    /* when it went back to the pool */
+    uint8_t on_full; /* on the heap's full list rather than its class queue */
+    uint8_t state;   /* enum page_state; changed under the pool lock or by the owner */
+    uint8_t index;   /* position in the chunk */
     /* Bytes from the page start that are committed and charged: grown by the
      * owner in COMMIT_UNITs, zeroed by the scavenger while the page is free. */
     _Atomic uint32_t commit_bytes;
+    /* Cold: */
+    struct page *next, *prev;  /* the heap's class queue or full list */
+    struct page *revisit_next; /* the heap's revisit stack */
+    uint64_t free_since_ns;    /* when it went back to the pool */
 };
 
 /* ---- chunks (chunk.c) -------------------------------------------------- */
@@ -184,6 +187,10 @@ struct heap {
     int owned; /* 1 while a live thread owns it */
     pid_t tid;
     uint64_t flush_epoch; /* the last flush_epoch this heap honoured */
+    /* Bytes charged to the budget ahead of a page extension and not yet used:
+     * the charge (and the pressure callbacks it may run, which may free into
+     * this heap) happens while the heap is consistent, never mid-update. */
+    _Atomic uint64_t commit_credit;
 };
 
 extern struct heap heap_empty; /* the static heap every thread starts with */
@@ -210,6 +217,7 @@ void heap_atfork_prepare(void);
 void heap_atfork_parent(void);
 void heap_atfork_child(void);
 uint64_t heap_count(void);
+uint64_t heap_credit_bytes(void);
 uint64_t heap_count_live(void);
 
 /* The fast paths, inlined into the API layer. */
@@ -303,5 +311,8 @@ void alloc_check_counter(uint64_t charged_elsewhere);
 struct membudget_stats;
 /* Fills everything but the fields the layers above own (mmap_bytes). */
 void alloc_stats(struct membudget_stats *out);
+/* Live bytes and blocks of every size class (arrays of CLASS_COUNT), for the
+ * dump.  Takes the pool locks one at a time, like alloc_stats. */
+void alloc_class_stats(uint64_t *live_bytes, uint64_t *live_blocks);
 
 #endif

@@ -99,13 +99,20 @@ static bool hash_reserve(void) {
     }
 }
 
-/* The smallest cached span that fits `need` without wasting over a quarter. */
+/* The smallest cached span that holds `need`, else the largest one.  The
+ * caller trims a span too big, or grows one too small with mremap: either
+ * costs one call, where a fresh span costs one page fault per page. */
 static struct span *cache_take_locked(size_t need) {
     size_t best = LARGE_CACHE_SLOTS;
     for (size_t i = 0; i < cache_count; i++) {
         size_t size = cache[i]->size;
-        if (size >= need && size - need <= need / 4 &&
-            (best == LARGE_CACHE_SLOTS || size < cache[best]->size))
+        if (best == LARGE_CACHE_SLOTS) {
+            best = i;
+            continue;
+        }
+        size_t current = cache[best]->size;
+        bool fits = size >= need, current_fits = current >= need;
+        if ((fits && (!current_fits || size < current)) || (!fits && !current_fits && size > current))
             best = i;
     }
     if (best == LARGE_CACHE_SLOTS) return NULL;
@@ -135,6 +142,27 @@ void *large_alloc(size_t size, size_t align, bool zero) {
         mb_lock(&large_lock);
         span = cache_take_locked(need);
         mb_unlock(&large_lock);
+        if (span != NULL && span->size >= need && span->size - need > need / 4) {
+            os_unmap((void *)(span->addr + need), span->size - need);
+            budget_uncharge(span->size - need);
+            span->size = need;
+        } else if (span != NULL && span->size < need) {
+            long r = -1;
+            if (budget_charge(need - span->size)) {
+                r = os_mremap((void *)span->addr, span->size, need, MREMAP_MAYMOVE, NULL);
+                if (os_failed(r)) budget_uncharge(need - span->size);
+            }
+            if (os_failed(r)) {
+                span_destroy(span); /* no budget or no address space: start afresh */
+                span = NULL;
+            } else {
+                size_t old_size = span->size;
+                span->addr = (uintptr_t)r;
+                span->size = need;
+                if (zero) memset((void *)span->addr, 0, old_size); /* the grown tail is fresh */
+                zero = false;
+            }
+        }
         if (span != NULL && zero) memset((void *)span->addr, 0, size);
     }
     if (span == NULL) {
@@ -174,10 +202,9 @@ bool large_free(void *p) {
         return false;
     }
     /* Keep it for reuse unless it is too big; make room by evicting the span
-     * that has been idle longest. */
-    size_t cache_limit = budget_counter() / 8;
-    if (cache_limit < ((size_t)4 << 20)) cache_limit = (size_t)4 << 20;
-    if (cache_limit > LARGE_CACHE_MAX_BYTES) cache_limit = LARGE_CACHE_MAX_BYTES;
+     * that has been idle longest.  The scavenger drops spans idle for a while,
+     * and budget pressure drops them all. */
+    size_t cache_limit = LARGE_CACHE_MAX_BYTES;
     victim = span;
     if (span->size <= LARGE_CACHE_ITEM_MAX && span->size <= cache_limit) {
         while (cache_count > 0 &&

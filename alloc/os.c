@@ -123,6 +123,25 @@ long os_read_small_file(const char *path, char *buf, size_t cap) {
     return (long)len;
 }
 
+long os_open(const char *path, int flags, int mode) {
+    return os_syscall6(SYS_openat, AT_FDCWD, (long)path, flags, mode, 0, 0);
+}
+
+void os_close(int fd) { os_syscall6(SYS_close, fd, 0, 0, 0, 0, 0); }
+
+uint64_t os_realtime_ns(void) {
+    struct timespec ts;
+    int saved = errno;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    errno = saved;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void os_sleep_ns(uint64_t ns) {
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    os_syscall6(SYS_nanosleep, (long)&ts, 0, 0, 0, 0, 0);
+}
+
 void os_futex_wait(_Atomic int *addr, int expected) {
     os_syscall6(SYS_futex, (long)addr, FUTEX_WAIT_PRIVATE, expected, 0, 0, 0);
 }

@@ -37,6 +37,14 @@ void os_write_all(int fd, const void *buf, size_t len);
  * length or -1. */
 long os_read_small_file(const char *path, char *buf, size_t cap);
 
+/* open(2)/close(2) without errno: a file descriptor, or -errno. */
+long os_open(const char *path, int flags, int mode);
+void os_close(int fd);
+/* CLOCK_REALTIME in nanoseconds since the epoch (vDSO: no allocation). */
+uint64_t os_realtime_ns(void);
+/* Sleeps for ns nanoseconds (or until a signal). */
+void os_sleep_ns(uint64_t ns);
+
 void os_futex_wait(_Atomic int *addr, int expected);
 void os_futex_wake(_Atomic int *addr, int count);
 void os_yield(void);

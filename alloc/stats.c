@@ -28,3 +28,10 @@ void alloc_stats(struct membudget_stats *out) {
     out->threads_live = heap_count_live();
     out->released_bytes = cs.released_bytes + ls.released_bytes;
 }
+
+void alloc_class_stats(uint64_t *live_bytes, uint64_t *live_blocks) {
+    struct chunk_stats cs;
+    chunk_stats(&cs);
+    memcpy(live_bytes, cs.class_live_bytes, sizeof cs.class_live_bytes);
+    memcpy(live_blocks, cs.class_live_blocks, sizeof cs.class_live_blocks);
+}

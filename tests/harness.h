@@ -40,32 +40,40 @@ static void __attribute__((unused)) run_test(const char *name, harness_test_fn f
 }
 #define RUN(fn) run_test(#fn, fn)
 
+/* The failure line: what was compared, then the caller's message (a format
+ * string and its arguments). */
+static void harness_fail_detail(const char *file, int line, const char *what, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5), unused));
+static void harness_fail_detail(const char *file, int line, const char *what, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "FAIL %s (%s:%d): %s", harness_current_name, file, line, what);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    harness_current_failed = 1;
+}
+
 #define expect_true(cond, ...)                                                  \
     do {                                                                        \
-        if (!(cond)) harness_fail(__FILE__, __LINE__, "expected " #cond ": " __VA_ARGS__); \
+        if (!(cond))                                                            \
+            harness_fail_detail(__FILE__, __LINE__, "expected " #cond, ": " __VA_ARGS__); \
     } while (0)
-#define expect_zu_eq(a, b, ...)                                                 \
+#define HARNESS_CMP(type, fmtspec, a, b, op, ...)                               \
     do {                                                                        \
-        size_t ha_ = (size_t)(a), hb_ = (size_t)(b);                            \
-        if (ha_ != hb_)                                                         \
-            harness_fail(__FILE__, __LINE__, "%s == %zu, expected %s == %zu: " __VA_ARGS__, \
-                         #a, ha_, #b, hb_);                                     \
+        type ha_ = (type)(a), hb_ = (type)(b);                                  \
+        if (!(ha_ op hb_)) {                                                    \
+            char what_[256];                                                    \
+            snprintf(what_, sizeof what_, "%s == " fmtspec ", expected " #op " %s == " fmtspec, \
+                     #a, ha_, #b, hb_);                                         \
+            harness_fail_detail(__FILE__, __LINE__, what_, ": " __VA_ARGS__);    \
+        }                                                                       \
     } while (0)
-#define expect_zu_le(a, b, ...)                                                 \
-    do {                                                                        \
-        size_t ha_ = (size_t)(a), hb_ = (size_t)(b);                            \
-        if (!(ha_ <= hb_))                                                      \
-            harness_fail(__FILE__, __LINE__, "%s == %zu, expected <= %s == %zu: " __VA_ARGS__, \
-                         #a, ha_, #b, hb_);                                     \
-    } while (0)
+#define expect_zu_eq(a, b, ...) HARNESS_CMP(size_t, "%zu", a, b, ==, __VA_ARGS__)
+#define expect_zu_le(a, b, ...) HARNESS_CMP(size_t, "%zu", a, b, <=, __VA_ARGS__)
+#define expect_int_eq(a, b, ...) HARNESS_CMP(long long, "%lld", a, b, ==, __VA_ARGS__)
 #define expect_ptr_null(p, ...) expect_true((p) == NULL, __VA_ARGS__)
 #define expect_ptr_not_null(p, ...) expect_true((p) != NULL, __VA_ARGS__)
-#define expect_int_eq(a, b, ...)                                                \
-    do {                                                                        \
-        long long ha_ = (long long)(a), hb_ = (long long)(b);                   \
-        if (ha_ != hb_)                                                         \
-            harness_fail(__FILE__, __LINE__, "%s == %lld, expected %lld: " __VA_ARGS__, #a, ha_, hb_); \
-    } while (0)
 
 /* Prints the closing line and returns the process exit status. */
 static int __attribute__((unused)) harness_finish(void) {
