@@ -30,7 +30,8 @@ MB_LIB_SRCS := \
 	policy/budget.c policy/config.c policy/limits.c \
 	alloc/os.c alloc/fmt.c alloc/meta.c alloc/sizeclass.c alloc/chunk.c \
 	alloc/heap.c alloc/large.c alloc/alloc.c alloc/stats.c \
-	preload/api.c preload/mmap.c preload/init.c
+	policy/monitor.c policy/pressure.c policy/dump.c \
+	preload/api.c preload/public.c preload/mmap.c preload/init.c
 MB_LIB_HDRS := $(wildcard include/*.h policy/*.h alloc/*.h preload/*.h)
 MB_LIB_OBJS := $(MB_LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 

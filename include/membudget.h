@@ -40,16 +40,55 @@ struct membudget_stats {
     uint64_t threads;            /* thread heaps ever created */
     uint64_t threads_live;       /* thread heaps owned by a running thread */
     uint64_t released_bytes;     /* bytes returned to the OS so far */
+    uint64_t footprint_bytes;    /* counter + baseline, as membudget_footprint() */
+    uint64_t baseline_bytes;     /* anonymous memory the counter does not see */
+    uint64_t limit_bytes;        /* the kill threshold, as membudget_limit() */
+    uint64_t policy;             /* 0 Unrestricted, 1 Conservative, 2 Strict,
+                                    3 StrictSynchronous */
 };
 
 /* Fills *out with up to `size` bytes of the snapshot; returns the bytes filled. */
 size_t membudget_stats(struct membudget_stats *out, size_t size);
 
-/* Returns free memory to the OS at the given level; returns the bytes released. */
+/* Returns free memory to the OS at the given level, including the calling
+ * thread's cached pages; returns the bytes released. */
 size_t membudget_release(int level);
 
-/* The footprint as the budget sees it, in bytes. */
+/* The footprint as the budget sees it, in bytes: what the allocator and the
+ * application's anonymous mappings committed, plus the baseline (the rest of
+ * the process's anonymous memory, as the monitor last measured it). */
 size_t membudget_footprint(void);
+
+/* The kill threshold in bytes. */
+size_t membudget_limit(void);
+
+/* Sets the kill threshold (and the base of the policy thresholds), over
+ * MEMBUDGET_LIMIT; 0 goes back to the configured limit.  Returns 0, or -1 with
+ * errno EINVAL for a limit under 1 MiB. */
+int membudget_set_limit(size_t bytes);
+
+/* Calls cb(level, arg) when the policy rises: MEMBUDGET_LEVEL_CONSERVATIVE,
+ * MEMBUDGET_LEVEL_STRICT, then MEMBUDGET_LEVEL_CRITICAL for StrictSynchronous and
+ * again before the process is judged at the kill threshold (unless it was just
+ * called for StrictSynchronous).  The callback runs inside the allocation that
+ * crossed: it may free and allocate (its own allocations are never refused) but
+ * should be quick and must not wait for another thread that may be allocating.
+ * Returns 0, or -1 with errno EINVAL (NULL) or ENOMEM (table full). */
+int membudget_on_pressure(void (*cb)(int level, void *arg), void *arg);
+
+/* Calls cb(arg) just before the process is stopped for exceeding its budget
+ * (MEMBUDGET_ACTION=abort), before the report is written.  Same return values. */
+int membudget_on_kill(void (*cb)(void *arg), void *arg);
+
+/* The process state and page count of the jetsam model (DESIGN §4); the
+ * thresholds are recomputed at once.  active: non-zero for active. */
+void membudget_set_process_state(int active);
+void membudget_set_page_count(unsigned pages);
+
+/* Writes a report (the death dump's format, reason "request") to path, or to
+ * the default report path when path is NULL.  The file must not exist.
+ * Returns 0, or -1 with errno set. */
+int membudget_dump(const char *path);
 
 #ifdef __cplusplus
 }

@@ -9,8 +9,19 @@ static _Atomic uint64_t peak_bytes;
 static _Atomic uint64_t next_threshold = UINT64_MAX;
 static _Atomic(budget_threshold_fn) threshold_fn;
 
+static void peak_raise(uint64_t now) {
+    /* The peak moves only while the footprint grows; a load suffices otherwise. */
+    uint64_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
+    while (now > peak &&
+           !atomic_compare_exchange_weak_explicit(&peak_bytes, &peak, now, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
 bool budget_charge(size_t bytes) {
     uint64_t now = atomic_fetch_add_explicit(&counter_bytes, bytes, memory_order_relaxed) + bytes;
+    /* Before the handler: a charge that ends the process is part of its peak. */
+    peak_raise(now);
     if (now >= atomic_load_explicit(&next_threshold, memory_order_relaxed)) {
         budget_threshold_fn fn = atomic_load_explicit(&threshold_fn, memory_order_acquire);
         if (fn != NULL && !fn(now, bytes)) {
@@ -18,22 +29,11 @@ bool budget_charge(size_t bytes) {
             return false;
         }
     }
-    /* The peak moves only while the footprint grows; a load suffices otherwise. */
-    uint64_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
-    while (now > peak &&
-           !atomic_compare_exchange_weak_explicit(&peak_bytes, &peak, now, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
-    }
     return true;
 }
 
 void budget_charge_committed(size_t bytes) {
-    uint64_t now = atomic_fetch_add_explicit(&counter_bytes, bytes, memory_order_relaxed) + bytes;
-    uint64_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
-    while (now > peak &&
-           !atomic_compare_exchange_weak_explicit(&peak_bytes, &peak, now, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
-    }
+    peak_raise(atomic_fetch_add_explicit(&counter_bytes, bytes, memory_order_relaxed) + bytes);
 }
 
 void budget_uncharge(size_t bytes) {

@@ -219,25 +219,6 @@ void mb_malloc_stats(void) {
     fmt_write(&f, 2);
 }
 
-/* ---- the public API (include/membudget.h) --------------------------------- */
-
-MB_EXPORT size_t membudget_stats(struct membudget_stats *out, size_t size) {
-    if (out == NULL) return 0;
-    struct membudget_stats st;
-    fill_stats(&st);
-    if (size > sizeof st) size = sizeof st;
-    memcpy(out, &st, size);
-    return size;
-}
-
-MB_EXPORT size_t membudget_release(int level) {
-    if (level < MEMBUDGET_LEVEL_CONSERVATIVE) level = MEMBUDGET_LEVEL_CONSERVATIVE;
-    if (level > MEMBUDGET_LEVEL_CRITICAL) level = MEMBUDGET_LEVEL_CRITICAL;
-    return alloc_release(level);
-}
-
-MB_EXPORT size_t membudget_footprint(void) { return (size_t)budget_counter(); }
-
 /* ---- the exported ABI ---------------------------------------------------- */
 #ifndef MB_NO_EXPORTS
 #define MB_ALIAS(name, target) \

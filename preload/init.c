@@ -1,15 +1,23 @@
 /* Start-up, fork and exit.  Nothing here runs on an allocation path: the first
  * malloc initializes the allocator from static state (alloc_init), and this
  * constructor, which runs before main, adds what needs libc: the fork handler,
- * the environment, and the check that we really are the process's allocator. */
+ * the configuration, the limits and the pressure policy, the monitor, and the
+ * check that we really are the process's allocator. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
+#include <unistd.h>
 
 #include "alloc/fmt.h"
 #include "alloc/internal.h"
 #include "membudget.h"
 #include "policy/budget.h"
+#include "policy/config.h"
+#include "policy/dump.h"
+#include "policy/limits.h"
+#include "policy/monitor.h"
+#include "policy/pressure.h"
 #include "preload/preload.h"
 
 int mb_verbose;
@@ -19,6 +27,7 @@ void *mb_malloc(size_t size);
 /* One handler takes every allocator lock in rank order (alloc/lock.h). */
 static void fork_prepare(void) {
     heap_atfork_prepare();
+    mb_pressure_atfork_prepare();
     mmap_atfork_prepare();
     alloc_atfork_prepare();
 }
@@ -26,13 +35,21 @@ static void fork_prepare(void) {
 static void fork_parent(void) {
     alloc_atfork_parent();
     mmap_atfork_parent();
+    mb_pressure_atfork_parent();
     heap_atfork_parent();
 }
 
 static void fork_child(void) {
+    /* Locks are reset from the innermost rank out, so the debug build's rank
+     * check sees no lock held when heap_atfork_child takes the heap lock. */
     alloc_atfork_child();
     mmap_atfork_child();
+    mb_pressure_atfork_child_unlock();
     heap_atfork_child();
+    /* The child has its own budget story: its policy starts over. */
+    mb_monitor_atfork_child();
+    mb_dump_atfork_child();
+    mb_pressure_atfork_child();
 }
 
 static void read_comm(char *out, size_t cap) {
@@ -45,12 +62,37 @@ static void read_comm(char *out, size_t cap) {
     if (out[n - 1] == '\n') out[n - 1] = '\0';
 }
 
+/* Start-up of the policy: configuration (one line per bad variable), limits,
+ * monitor, pressure, dump.  Large structures live in static storage: this runs
+ * once, before main. */
+static void policy_start(void) {
+    static struct mb_config cfg;
+    static struct mb_limits lim;
+    mb_config_read_env(&cfg, NULL);
+    /* A misspelt name is worth a line too; a setuid program ignores them all. */
+    if (getauxval(AT_SECURE) == 0) mb_config_check_unknown(environ, NULL);
+    mb_verbose = (int)cfg.verbose;
+    mb_limits_init(&lim, "/", &cfg, NULL);
+    mb_monitor_init(&cfg, &lim);
+    mb_pressure_init(&cfg, &lim);
+    mb_dump_init(mb_fill_stats);
+    if (cfg.monitor == MB_MONITOR_THREAD && mb_monitor_start_thread() != 0) {
+        static const char msg[] =
+            "membudget: MEMBUDGET_MONITOR=thread: the monitor thread could not be started; "
+            "the monitor runs inline only\n";
+        os_write_all(2, msg, sizeof msg - 1);
+    }
+    if (mb_verbose >= 2) {
+        char buf[4096];
+        size_t n = mb_limits_format(mb_pressure_limits(), buf, sizeof buf);
+        os_write_all(2, buf, n);
+    }
+}
+
 __attribute__((constructor)) static void membudget_start(void) {
     alloc_init();
-    const char *verbose = secure_getenv("MEMBUDGET_VERBOSE");
-    if (verbose && verbose[0] >= '0' && verbose[0] <= '2' && verbose[1] == '\0')
-        mb_verbose = verbose[0] - '0';
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    policy_start();
 #ifndef MB_NO_EXPORTS
     /* Loaded with dlopen, our malloc is not the one the process calls. */
     void *global_malloc = dlsym(RTLD_DEFAULT, "malloc");

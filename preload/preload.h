@@ -13,6 +13,10 @@ void mmap_atfork_prepare(void);
 void mmap_atfork_parent(void);
 void mmap_atfork_child(void);
 
+/* preload/public.c: every figure of struct membudget_stats. */
+struct membudget_stats;
+void mb_fill_stats(struct membudget_stats *st);
+
 /* preload/init.c */
 extern int mb_verbose;
 

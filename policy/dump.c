@@ -1,0 +1,461 @@
+/* The dump writer (see dump.h and docs/dump.md).  JSON goes through one static
+ * buffer, flushed with write(2) whenever it runs low, so a dump of any length
+ * needs no allocation; a flag keeps two writers (a death and a
+ * membudget_dump() call) from sharing the buffer. */
+#include "policy/dump.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc/internal.h"
+#include "membudget.h"
+#include "policy/config.h"
+#include "policy/monitor.h"
+#include "policy/pressure.h"
+
+#define DUMP_FORMAT_VERSION 1
+#define DUMP_BUFFER_BYTES 16384
+#define DUMP_FLUSH_MARGIN 256 /* room kept for one number or key */
+
+static char dump_buffer[DUMP_BUFFER_BYTES];
+static _Atomic int dump_busy;
+static char path_template[MB_CONFIG_PATH_MAX + 64];
+static void (*stats_fn)(struct membudget_stats *out);
+static _Atomic unsigned reports_written;
+
+static void dump_lock(void) {
+    int expected = 0;
+    while (!atomic_compare_exchange_weak_explicit(&dump_busy, &expected, 1, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+        expected = 0;
+        os_yield();
+    }
+}
+
+static void dump_unlock(void) { atomic_store_explicit(&dump_busy, 0, memory_order_release); }
+
+void mb_dump_init(void (*fill_stats)(struct membudget_stats *out)) {
+    stats_fn = fill_stats;
+    const struct mb_config *cfg = mb_pressure_config();
+    struct mb_buf b;
+    mb_buf_init(&b, path_template, sizeof path_template);
+    if (cfg->report_path[0] != '\0') {
+        mb_buf_str(&b, cfg->report_path);
+        return;
+    }
+    const char *tmp = secure_getenv("TMPDIR");
+    if (tmp == NULL || tmp[0] == '\0' || strlen(tmp) > MB_CONFIG_PATH_MAX - 32) tmp = "/tmp";
+    mb_buf_str(&b, tmp);
+    if (b.len > 0 && b.data[b.len - 1] != '/') mb_buf_char(&b, '/');
+    mb_buf_str(&b, "membudget.%p.json");
+}
+
+void mb_dump_atfork_child(void) { atomic_store_explicit(&reports_written, 0, memory_order_relaxed); }
+
+int mb_dump_path(char *out, size_t cap, unsigned n) {
+    struct mb_buf b;
+    mb_buf_init(&b, out, cap);
+    for (const char *p = path_template; *p != '\0'; p++) {
+        if (p[0] == '%' && p[1] == 'p') {
+            mb_buf_u64(&b, (uint64_t)os_getpid());
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            mb_buf_char(&b, '%');
+            p++;
+        } else {
+            mb_buf_char(&b, *p);
+        }
+    }
+    if (n >= 2) {
+        static const char suffix[] = ".json";
+        size_t s = sizeof suffix - 1;
+        bool has_suffix = b.len >= s && memcmp(b.data + b.len - s, suffix, s) == 0;
+        if (has_suffix) b.len -= s;
+        mb_buf_char(&b, '.');
+        mb_buf_u64(&b, n);
+        if (has_suffix) mb_buf_str(&b, suffix);
+    }
+    return !b.truncated;
+}
+
+/* ---- the JSON writer ---------------------------------------------------- */
+
+struct writer {
+    int fd;
+    struct mb_buf b;
+    bool comma; /* a value precedes: the next member needs a comma */
+    int depth;
+};
+
+static void w_flush(struct writer *w) {
+    os_write_all(w->fd, w->b.data, w->b.len);
+    w->b.len = 0;
+    w->b.data[0] = '\0';
+}
+
+static void w_room(struct writer *w) {
+    if (w->b.len + DUMP_FLUSH_MARGIN >= w->b.cap) w_flush(w);
+}
+
+static void w_raw(struct writer *w, const char *s) {
+    w_room(w);
+    mb_buf_str(&w->b, s);
+}
+
+/* A JSON string: quotes, backslashes, control and non-ASCII bytes escaped
+ * (\u00XX), so any byte sequence gives valid JSON. */
+static void w_string(struct writer *w, const char *s) {
+    static const char hex[] = "0123456789abcdef";
+    w_raw(w, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        w_room(w);
+        unsigned c = *p;
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            mb_buf_mem(&w->b, esc, 2);
+        } else if (c < 0x20 || c >= 0x7f) {
+            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            mb_buf_mem(&w->b, esc, 6);
+        } else {
+            mb_buf_char(&w->b, (char)c);
+        }
+    }
+    mb_buf_char(&w->b, '"');
+}
+
+static void w_newline(struct writer *w) {
+    w_room(w);
+    mb_buf_char(&w->b, '\n');
+    for (int i = 0; i < w->depth; i++) mb_buf_str(&w->b, "  ");
+}
+
+/* Starts a member (key may be NULL inside an array). */
+static void w_key(struct writer *w, const char *key) {
+    if (w->comma) w_raw(w, ",");
+    w_newline(w);
+    if (key != NULL) {
+        w_string(w, key);
+        w_raw(w, ": ");
+    }
+    w->comma = true;
+}
+
+static void w_open(struct writer *w, const char *key, const char *bracket) {
+    w_key(w, key);
+    w_raw(w, bracket);
+    w->depth++;
+    w->comma = false;
+}
+
+static void w_close(struct writer *w, const char *bracket) {
+    w->depth--;
+    w_newline(w);
+    w_raw(w, bracket);
+    w->comma = true;
+}
+
+static void w_u64(struct writer *w, const char *key, uint64_t v) {
+    w_key(w, key);
+    w_room(w);
+    mb_buf_u64(&w->b, v);
+}
+
+static void w_str(struct writer *w, const char *key, const char *s) {
+    w_key(w, key);
+    w_string(w, s);
+}
+
+static void w_bool(struct writer *w, const char *key, bool v) {
+    w_key(w, key);
+    w_raw(w, v ? "true" : "false");
+}
+
+/* ---- the content ---------------------------------------------------------- */
+
+static void read_comm(char *out, size_t cap) {
+    long n = os_read_small_file("/proc/self/comm", out, cap);
+    if (n <= 0) {
+        out[0] = '?';
+        out[1] = '\0';
+        return;
+    }
+    if (out[n - 1] == '\n') out[n - 1] = '\0';
+}
+
+static const char *reason_name(enum mb_dump_reason reason) {
+    static const char *const names[] = {"kill", "fail", "warn", "request"};
+    return (unsigned)reason < 4 ? names[reason] : "?";
+}
+
+static void fill_stats(struct membudget_stats *st) {
+    memset(st, 0, sizeof *st);
+    if (stats_fn != NULL) stats_fn(st);
+    else alloc_stats(st);
+}
+
+static void write_limit(struct writer *w, const struct mb_limits *lim, const struct mb_config *cfg) {
+    w_open(w, "limit", "{");
+    w_u64(w, "kill_bytes", lim->kill_bytes);
+    w_str(w, "kill_source", lim->kill_source);
+    w_u64(w, "inactive_kill_bytes", lim->inactive_kill_bytes);
+    w_str(w, "inactive_kill_source", lim->inactive_kill_source);
+    w_u64(w, "base_bytes", lim->base_bytes);
+    w_str(w, "base_source", lim->base_source);
+    w_u64(w, "conservative_bytes", lim->conservative_bytes);
+    w_str(w, "conservative_source", lim->conservative_source);
+    w_u64(w, "strict_bytes", lim->strict_bytes);
+    w_str(w, "strict_source", lim->strict_source);
+    w_u64(w, "strict_sync_bytes", lim->strict_sync_bytes);
+    w_str(w, "strict_sync_source", lim->strict_sync_source);
+    w_u64(w, "ram_bytes", lim->ram_bytes);
+    w_str(w, "ram_source", lim->ram_source);
+    w_u64(w, "phys_bytes", lim->phys_bytes);
+    w_str(w, "phys_source", lim->phys_source);
+    w_u64(w, "cgroup_bytes", lim->cgroup_bytes);
+    w_str(w, "cgroup_source", lim->cgroup_source);
+    w_u64(w, "cgroup_version", (uint64_t)lim->cgroup_version);
+    w_str(w, "cgroup_dir", lim->cgroup_dir);
+    w_str(w, "model", mb_option_value_name(MB_OPT_MODEL, lim->model));
+    w_str(w, "state", mb_option_value_name(MB_OPT_STATE, lim->state));
+    w_u64(w, "pages", lim->pages);
+    w_u64(w, "word_bits", lim->word_bits);
+    w_str(w, "action", mb_option_value_name(MB_OPT_ACTION, cfg->action));
+    w_close(w, "}");
+}
+
+static void write_footprint(struct writer *w, uint64_t footprint) {
+    struct membudget_stats st;
+    fill_stats(&st);
+    struct mb_os_view now, last;
+    mb_monitor_read_os(&now);
+    mb_monitor_last_view(&last);
+    w_open(w, "footprint", "{");
+    w_u64(w, "bytes", footprint);
+    w_str(w, "source", mb_monitor_source_name());
+    w_u64(w, "counter_bytes", st.counter_bytes);
+    w_u64(w, "counter_peak_bytes", st.counter_peak_bytes);
+    w_u64(w, "baseline_bytes", mb_monitor_baseline());
+    w_u64(w, "small_bytes", st.small_bytes);
+    w_u64(w, "small_live_bytes", st.small_live_bytes);
+    w_u64(w, "large_bytes", st.large_bytes);
+    w_u64(w, "large_cached_bytes", st.large_cached_bytes);
+    w_u64(w, "mmap_bytes", st.mmap_bytes);
+    w_u64(w, "meta_bytes", st.meta_bytes);
+    w_u64(w, "released_bytes", st.released_bytes);
+    w_u64(w, "pages_in_use", st.pages_in_use);
+    w_u64(w, "pages_free", st.pages_free);
+    w_u64(w, "threads", st.threads);
+    w_u64(w, "threads_live", st.threads_live);
+    w_open(w, "os", "{");
+    w_bool(w, "valid", now.valid);
+    w_u64(w, "rss_anon_bytes", now.rss_anon_bytes);
+    w_u64(w, "vm_swap_bytes", now.vm_swap_bytes);
+    w_u64(w, "cgroup_bytes", now.cgroup_bytes);
+    w_u64(w, "os_bytes", now.os_bytes);
+    w_close(w, "}");
+    w_open(w, "baseline_reading", "{");
+    w_bool(w, "valid", last.valid);
+    w_u64(w, "age_ns", last.time_ns != 0 && now.time_ns > last.time_ns ? now.time_ns - last.time_ns : 0);
+    w_u64(w, "rss_anon_bytes", last.rss_anon_bytes);
+    w_u64(w, "vm_swap_bytes", last.vm_swap_bytes);
+    w_u64(w, "os_bytes", last.os_bytes);
+    w_close(w, "}");
+    w_close(w, "}");
+}
+
+static void write_policy(struct writer *w) {
+    static struct mb_event events[MB_EVENT_RING]; /* under dump_busy */
+    uint64_t total = 0, start = mb_pressure_start_ns();
+    size_t n = mb_pressure_events(events, MB_EVENT_RING, &total);
+    w_open(w, "policy", "{");
+    w_str(w, "current", mb_policy_name(mb_pressure_policy()));
+    w_u64(w, "events_total", total);
+    w_u64(w, "events_dropped", total - n);
+    w_open(w, "events", "[");
+    for (size_t i = 0; i < n; i++) {
+        const struct mb_event *e = &events[i];
+        w_open(w, NULL, "{");
+        w_u64(w, "time_ns", e->time_ns > start ? e->time_ns - start : 0);
+        w_str(w, "kind", mb_event_kind_name((enum mb_event_kind)e->kind));
+        w_str(w, "from", mb_policy_name((enum mb_policy)e->from));
+        w_str(w, "to", mb_policy_name((enum mb_policy)e->to));
+        w_u64(w, "footprint_bytes", e->footprint_bytes);
+        w_u64(w, "threshold_bytes", e->threshold_bytes);
+        w_u64(w, "released_bytes", e->released_bytes);
+        w_close(w, "}");
+    }
+    w_close(w, "]");
+    w_close(w, "}");
+}
+
+static void write_classes(struct writer *w) {
+    static uint64_t live_bytes[CLASS_COUNT], live_blocks[CLASS_COUNT]; /* under dump_busy */
+    alloc_class_stats(live_bytes, live_blocks);
+    w_open(w, "size_classes", "[");
+    for (unsigned c = 0; c < CLASS_COUNT; c++) {
+        if (live_blocks[c] == 0) continue;
+        w_open(w, NULL, "{");
+        w_u64(w, "class", c);
+        w_u64(w, "block_size", class_block_size[c]);
+        w_u64(w, "live_bytes", live_bytes[c]);
+        w_u64(w, "live_blocks", live_blocks[c]);
+        w_close(w, "}");
+    }
+    w_close(w, "]");
+}
+
+/* With dump_busy held. */
+static void write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
+    struct writer w = {.fd = fd, .comma = false, .depth = 0};
+    mb_buf_init(&w.b, dump_buffer, sizeof dump_buffer);
+    const struct mb_config *cfg = mb_pressure_config();
+    char comm[64];
+    read_comm(comm, sizeof comm);
+    w_raw(&w, "{");
+    w.depth = 1;
+    w_u64(&w, "membudget_dump", DUMP_FORMAT_VERSION);
+    w_str(&w, "version", MEMBUDGET_VERSION);
+    w_str(&w, "reason", reason_name(reason));
+    w_u64(&w, "pid", (uint64_t)os_getpid());
+    w_str(&w, "comm", comm);
+    w_u64(&w, "time_unix_ns", os_realtime_ns());
+    uint64_t now = os_now_ns(), start = mb_pressure_start_ns();
+    w_u64(&w, "uptime_ns", now > start ? now - start : 0);
+    write_limit(&w, mb_pressure_limits(), cfg);
+    write_footprint(&w, footprint);
+    write_policy(&w);
+    write_classes(&w);
+    w.depth = 0;
+    w_newline(&w);
+    w_raw(&w, "}\n");
+    w_flush(&w);
+}
+
+static int create_report(const char *path) {
+    long fd = os_open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    return (int)fd;
+}
+
+int mb_dump_write_path(const char *path, enum mb_dump_reason reason, uint64_t footprint) {
+    int fd = create_report(path);
+    if (fd < 0) return fd;
+    dump_lock();
+    write_dump(fd, reason, footprint);
+    dump_unlock();
+    os_close(fd);
+    return 0;
+}
+
+static const char *errno_text(int err) {
+    switch (err) {
+    case EEXIST: return "a file already exists there";
+    case ELOOP: return "it is a symbolic link";
+    case EACCES: return "permission denied";
+    case EPERM: return "operation not permitted";
+    case ENOENT: return "no such directory";
+    case ENOTDIR: return "a path component is not a directory";
+    case EROFS: return "read-only file system";
+    case ENOSPC: return "no space left on device";
+    case ENAMETOOLONG: return "path too long";
+    default: return "cannot create the file";
+    }
+}
+
+static void line_head(struct mb_buf *b) {
+    char comm[64];
+    read_comm(comm, sizeof comm);
+    mb_buf_str(b, "membudget: pid ");
+    mb_buf_u64(b, (uint64_t)os_getpid());
+    mb_buf_str(b, " (");
+    mb_buf_value(b, comm, 32);
+    mb_buf_str(b, ") ");
+}
+
+static void summary_line(uint64_t footprint) {
+    struct membudget_stats st;
+    fill_stats(&st);
+    struct mb_os_view now;
+    mb_monitor_read_os(&now);
+    char line[768];
+    struct mb_buf b;
+    mb_buf_init(&b, line, sizeof line);
+    mb_buf_str(&b, "membudget: summary: footprint ");
+    mb_buf_u64(&b, footprint);
+    mb_buf_str(&b, " = counter ");
+    mb_buf_u64(&b, st.counter_bytes);
+    mb_buf_str(&b, " + baseline ");
+    mb_buf_u64(&b, mb_monitor_baseline());
+    mb_buf_str(&b, " (small ");
+    mb_buf_u64(&b, st.small_bytes);
+    mb_buf_str(&b, ", large ");
+    mb_buf_u64(&b, st.large_bytes);
+    mb_buf_str(&b, ", mmap ");
+    mb_buf_u64(&b, st.mmap_bytes);
+    mb_buf_str(&b, ", meta ");
+    mb_buf_u64(&b, st.meta_bytes);
+    mb_buf_str(&b, "); RssAnon ");
+    mb_buf_u64(&b, now.rss_anon_bytes);
+    mb_buf_str(&b, ", VmSwap ");
+    mb_buf_u64(&b, now.vm_swap_bytes);
+    mb_buf_str(&b, "; policy ");
+    mb_buf_str(&b, mb_policy_name(mb_pressure_policy()));
+    mb_buf_str(&b, "; limit ");
+    mb_buf_u64(&b, mb_pressure_limits()->kill_bytes);
+    mb_buf_str(&b, " (");
+    mb_buf_str(&b, mb_pressure_limits()->kill_source);
+    mb_buf_str(&b, ")");
+    mb_sink_line(NULL, b.data, b.len);
+}
+
+void mb_dump_report(enum mb_dump_reason reason, uint64_t footprint) {
+    static char path[MB_CONFIG_PATH_MAX + 64]; /* under dump_busy */
+    dump_lock();
+    unsigned n = atomic_fetch_add_explicit(&reports_written, 1, memory_order_relaxed) + 1;
+    int fd = mb_dump_path(path, sizeof path, n) ? create_report(path) : -ENAMETOOLONG;
+    const struct mb_limits *lim = mb_pressure_limits();
+    char line[1024];
+    struct mb_buf b;
+    mb_buf_init(&b, line, sizeof line);
+    line_head(&b);
+    mb_buf_str(&b, "exceeded its memory budget: footprint ");
+    mb_buf_bytes(&b, footprint);
+    mb_buf_str(&b, " >= limit ");
+    mb_buf_bytes(&b, lim->kill_bytes);
+    mb_buf_str(&b, " (");
+    mb_buf_str(&b, lim->kill_source);
+    mb_buf_str(&b, "); report: ");
+    if (fd >= 0) {
+        mb_buf_str(&b, path);
+    } else {
+        mb_buf_str(&b, "none (cannot create ");
+        mb_buf_str(&b, path);
+        mb_buf_str(&b, ": ");
+        mb_buf_str(&b, errno_text(-fd));
+        mb_buf_str(&b, "; summary follows)");
+    }
+    mb_sink_line(NULL, b.data, b.len);
+    if (fd >= 0) {
+        write_dump(fd, reason, footprint);
+        os_close(fd);
+    } else {
+        summary_line(footprint);
+    }
+    dump_unlock();
+}
+
+void mb_dump_critical_line(uint64_t footprint, uint64_t threshold_bytes) {
+    char line[512];
+    struct mb_buf b;
+    mb_buf_init(&b, line, sizeof line);
+    line_head(&b);
+    mb_buf_str(&b, "critical memory usage: footprint ");
+    mb_buf_bytes(&b, footprint);
+    mb_buf_str(&b, " >= ");
+    mb_buf_bytes(&b, threshold_bytes);
+    mb_buf_str(&b, " (strict-synchronous threshold); releasing memory");
+    mb_sink_line(NULL, b.data, b.len);
+}

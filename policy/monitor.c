@@ -1,0 +1,170 @@
+/* The monitor: the OS view of the footprint, the baseline, and the tick that
+ * keeps them fresh (see monitor.h).  Readings race harmlessly: each is a whole
+ * file read into a stack buffer, and the baseline is one atomic store. */
+#include "policy/monitor.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "alloc/internal.h"
+#include "policy/budget.h"
+#include "policy/pressure.h"
+
+static uint64_t interval_ns = 100 * 1000000ull;
+static bool use_cgroup;
+static bool cgroup_missing; /* cgroup asked for, none found: RSS used instead */
+static char cgroup_file[MB_PATH_MAX + 32];
+
+static _Atomic uint64_t baseline_bytes;
+static _Atomic uint64_t last_tick_ns;
+
+/* The last reading, published field by field; a reader may see a mix of two
+ * readings, which is fine for a report. */
+static _Atomic uint64_t last_rss_anon, last_swap, last_cgroup, last_os, last_time;
+static _Atomic bool last_valid;
+
+/* The value in bytes of a "Name:   1234 kB" line of /proc/self/status. */
+static bool status_field(const char *text, const char *name, uint64_t *out) {
+    size_t n = strlen(name);
+    for (const char *p = text; p != NULL && *p != '\0';) {
+        if (strncmp(p, name, n) == 0 && p[n] == ':') {
+            p += n + 1;
+            while (*p == ' ' || *p == '\t') p++;
+            uint64_t v = 0;
+            if (*p < '0' || *p > '9') return false;
+            while (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+            while (*p == ' ') p++;
+            *out = (p[0] == 'k' && p[1] == 'B') ? v * 1024 : v;
+            return true;
+        }
+        p = strchr(p, '\n');
+        if (p != NULL) p++;
+    }
+    return false;
+}
+
+static bool read_u64_file(const char *path, uint64_t *out) {
+    char buf[64];
+    long n = os_read_small_file(path, buf, sizeof buf);
+    if (n <= 0 || buf[0] < '0' || buf[0] > '9') return false;
+    uint64_t v = 0;
+    for (const char *p = buf; *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
+    *out = v;
+    return true;
+}
+
+bool mb_monitor_read_os(struct mb_os_view *out) {
+    memset(out, 0, sizeof *out);
+    out->time_ns = os_now_ns();
+    char text[4096];
+    long n = os_read_small_file("/proc/self/status", text, sizeof text);
+    bool have_rss = n > 0 && status_field(text, "RssAnon", &out->rss_anon_bytes);
+    if (have_rss) status_field(text, "VmSwap", &out->vm_swap_bytes);
+    if (use_cgroup) {
+        out->valid = read_u64_file(cgroup_file, &out->cgroup_bytes);
+        out->os_bytes = out->cgroup_bytes;
+    } else {
+        out->valid = have_rss;
+        out->os_bytes = out->rss_anon_bytes + out->vm_swap_bytes;
+    }
+    return out->valid;
+}
+
+uint64_t mb_monitor_refresh(void) {
+    struct mb_os_view v;
+    uint64_t counter;
+    if (mb_monitor_read_os(&v)) {
+        counter = budget_counter();
+        atomic_store_explicit(&baseline_bytes, v.os_bytes > counter ? v.os_bytes - counter : 0,
+                              memory_order_relaxed);
+    }
+    atomic_store_explicit(&last_rss_anon, v.rss_anon_bytes, memory_order_relaxed);
+    atomic_store_explicit(&last_swap, v.vm_swap_bytes, memory_order_relaxed);
+    atomic_store_explicit(&last_cgroup, v.cgroup_bytes, memory_order_relaxed);
+    atomic_store_explicit(&last_os, v.os_bytes, memory_order_relaxed);
+    atomic_store_explicit(&last_time, v.time_ns, memory_order_relaxed);
+    atomic_store_explicit(&last_valid, v.valid, memory_order_relaxed);
+    return mb_monitor_footprint();
+}
+
+void mb_monitor_last_view(struct mb_os_view *out) {
+    out->rss_anon_bytes = atomic_load_explicit(&last_rss_anon, memory_order_relaxed);
+    out->vm_swap_bytes = atomic_load_explicit(&last_swap, memory_order_relaxed);
+    out->cgroup_bytes = atomic_load_explicit(&last_cgroup, memory_order_relaxed);
+    out->os_bytes = atomic_load_explicit(&last_os, memory_order_relaxed);
+    out->time_ns = atomic_load_explicit(&last_time, memory_order_relaxed);
+    out->valid = atomic_load_explicit(&last_valid, memory_order_relaxed);
+}
+
+uint64_t mb_monitor_baseline(void) {
+    return atomic_load_explicit(&baseline_bytes, memory_order_relaxed);
+}
+
+uint64_t mb_monitor_footprint(void) { return budget_counter() + mb_monitor_baseline(); }
+
+const char *mb_monitor_source_name(void) {
+    if (use_cgroup) return "cgroup";
+    return cgroup_missing ? "rss (no memory cgroup found)" : "rss";
+}
+
+void mb_monitor_init(const struct mb_config *cfg, const struct mb_limits *lim) {
+    interval_ns = cfg->interval_ns;
+    use_cgroup = false;
+    cgroup_missing = false;
+    if (cfg->footprint == MB_FOOTPRINT_CGROUP) {
+        if (lim->cgroup_version != 0 && lim->cgroup_dir[0] != '\0') {
+            struct mb_buf b;
+            mb_buf_init(&b, cgroup_file, sizeof cgroup_file);
+            mb_buf_str(&b, lim->cgroup_dir);
+            mb_buf_str(&b, lim->cgroup_version == 2 ? "/memory.current" : "/memory.usage_in_bytes");
+            use_cgroup = !b.truncated;
+        }
+        cgroup_missing = !use_cgroup;
+    }
+    mb_monitor_refresh();
+    atomic_store_explicit(&last_tick_ns, os_now_ns(), memory_order_relaxed);
+    alloc_set_tick_hook(mb_monitor_tick);
+}
+
+void mb_monitor_tick(uint64_t now_ns) {
+    uint64_t last = atomic_load_explicit(&last_tick_ns, memory_order_relaxed);
+    if (now_ns - last < interval_ns) return;
+    /* One thread per interval does the work; the others go on at once. */
+    if (!atomic_compare_exchange_strong_explicit(&last_tick_ns, &last, now_ns, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return;
+    mb_monitor_refresh();
+    mb_pressure_tick(false);
+}
+
+void mb_monitor_atfork_child(void) { atomic_store_explicit(&last_tick_ns, 0, memory_order_relaxed); }
+
+static void *monitor_thread(void *arg) {
+    (void)arg;
+    for (;;) {
+        os_sleep_ns(interval_ns);
+        atomic_store_explicit(&last_tick_ns, os_now_ns(), memory_order_relaxed);
+        mb_monitor_refresh();
+        mb_pressure_tick(true);
+    }
+    return NULL;
+}
+
+int mb_monitor_start_thread(void) {
+    /* Signals go to the application's threads, never to ours. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, monitor_thread, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0) pthread_setname_np(thread, "membudget-mon");
+    return rc;
+}

@@ -1,0 +1,25 @@
+# The budget seen from outside (issue 4, DESIGN §3-§6, §8): growing programs
+# stopped at 32M/64M/256M with one line and one valid report, anonymous mmap,
+# fail and warn modes in C and python3, pressure callbacks, bad configuration
+# and report path safety.  tests/budget/run.py drives the preloaded release
+# library and the small programs built here.
+
+BUDGET_DIR   := $(BUILD_ROOT)/tests/budget
+BUDGET_PROGS := $(BUDGET_DIR)/grow $(BUDGET_DIR)/fail $(BUDGET_DIR)/callbacks
+
+CHECKS += check-budget
+.PHONY: check-budget
+
+$(BUDGET_DIR)/%: tests/budget/%.c include/membudget.h tests/budget.mk
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Iinclude -pthread $< -o $@
+
+# callbacks.c calls the public API: it links against the library it runs under.
+$(BUDGET_DIR)/callbacks: tests/budget/callbacks.c include/membudget.h tests/budget.mk $(REL_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Iinclude $< -o $@ \
+		-L$(BUILD_ROOT) -lmembudget -Wl,-rpath,$(abspath $(BUILD_ROOT))
+
+check-budget: $(REL_LIB) $(BUDGET_PROGS)
+	@mkdir -p $(RESULTS)
+	@bash -o pipefail -c '$(PYTHON) tests/budget/run.py $(REL_LIB) $(BUDGET_DIR) 2>&1 | tee $(RESULTS)/budget.txt'

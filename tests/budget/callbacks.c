@@ -1,0 +1,87 @@
+/* Pressure callbacks through the public API.  Modes:
+ *   climb    allocate untouched 64 MiB blocks up to 3.2 GiB (run with
+ *            MEMBUDGET_RAM=4G: thresholds 2.4, 2.7, 3 GiB, kill 3.6 GiB) and print
+ *            the levels the callback saw;
+ *   below    allocate 16 MiB and print the levels (none expected);
+ *   survive  hold a 40 MiB cache that the callback frees at the critical level,
+ *            then grow 50 MiB past it (run with MEMBUDGET_LIMIT=64M);
+ *   nocache  the same without the callback: the process dies;
+ *   fork     climb past Conservative (MEMBUDGET_LIMIT=64M), fork, and print the
+ *            policy the parent and the child see. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "membudget.h"
+
+#define CACHE_BLOCKS 40
+static char *cache[CACHE_BLOCKS];
+static int levels[64], level_count;
+
+static void record_level(int level, void *arg) {
+    (void)arg;
+    if (level_count < 64) levels[level_count++] = level;
+}
+
+static void drop_cache(int level, void *arg) {
+    record_level(level, arg);
+    if (level < MEMBUDGET_LEVEL_CRITICAL) return;
+    for (int i = 0; i < CACHE_BLOCKS; i++) {
+        free(cache[i]);
+        cache[i] = NULL;
+    }
+}
+
+static void print_levels(void) {
+    printf("levels:");
+    for (int i = 0; i < level_count; i++) printf(" %d", levels[i]);
+    printf("\n");
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "climb";
+    if (strcmp(mode, "climb") == 0 || strcmp(mode, "below") == 0) {
+        membudget_on_pressure(record_level, NULL);
+        size_t total = strcmp(mode, "climb") == 0 ? (size_t)3277 << 20 : (size_t)16 << 20;
+        size_t block = strcmp(mode, "climb") == 0 ? (size_t)64 << 20 : (size_t)1 << 20;
+        for (size_t done = 0; done < total; done += block) {
+            char *p = malloc(block);
+            if (p == NULL) return 2;
+            p[0] = 1; /* touch one page: the budget counts what was asked for */
+        }
+        print_levels();
+        printf("limit %zu footprint_ok %d\n", membudget_limit(), membudget_footprint() > 0);
+        return 0;
+    }
+    if (strcmp(mode, "fork") == 0) {
+        for (int i = 0; i < 56; i++) memset(malloc(1 << 20), 1, 1 << 20);
+        struct membudget_stats st;
+        membudget_stats(&st, sizeof st);
+        printf("parent policy %d\n", (int)st.policy);
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            membudget_stats(&st, sizeof st);
+            printf("child policy %d\n", (int)st.policy);
+            return 0;
+        }
+        int status;
+        waitpid(pid, &status, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    }
+    for (int i = 0; i < CACHE_BLOCKS; i++) {
+        cache[i] = malloc(1 << 20);
+        memset(cache[i], 3, 1 << 20);
+    }
+    if (strcmp(mode, "survive") == 0) membudget_on_pressure(drop_cache, NULL);
+    for (int i = 0; i < 50; i++) {
+        char *p = malloc(1 << 20);
+        if (p == NULL) return 2;
+        memset(p, 5, 1 << 20);
+    }
+    print_levels();
+    printf("survived\n");
+    return 0;
+}

@@ -1,0 +1,451 @@
+#!/usr/bin/env python3
+"""The budget's behaviour seen from outside (issue 4): programs that grow until
+stopped, fail mode in C and python3, pressure callbacks, bad configuration,
+and the safety of the report path.
+
+Usage: run.py LIB BINDIR   (LIB: the library to preload; BINDIR: the built
+test programs grow, fail and callbacks).  Prints "ok NAME" or "FAIL NAME:
+reason" per case, then "N passed, N failed"; exits non-zero on any failure."""
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+LIB = os.path.realpath(sys.argv[1])
+BIN = os.path.realpath(sys.argv[2])
+MIB = 1 << 20
+KIB = 1 << 10
+TIMEOUT = 60
+KILL_LINE = "exceeded its memory budget"
+
+passed = failed = 0
+tmp = tempfile.mkdtemp(prefix="mb-budget.")
+
+
+def ok(name):
+    global passed
+    passed += 1
+    print("ok " + name, flush=True)
+
+
+def fail(name, why, stderr=""):
+    global failed
+    failed += 1
+    print("FAIL %s: %s" % (name, why), flush=True)
+    for line in stderr.splitlines()[:10]:
+        print("    | " + line)
+
+
+def clean_env(extra, preload=True):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMBUDGET_")}
+    env.pop("LD_PRELOAD", None)
+    if preload:
+        env["LD_PRELOAD"] = LIB
+    env.update(extra)
+    return env
+
+
+def os_bytes(pid):
+    """RssAnon + VmSwap of a live process, or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "VmSwap"):
+            fields[key] = int(value.split()[0]) * 1024
+    if "RssAnon" not in fields:
+        return None
+    return fields["RssAnon"] + fields.get("VmSwap", 0)
+
+
+def run(cmd, env, sample=False, cwd=None):
+    """Runs cmd; returns (returncode, stdout, stderr, largest sampled OS view)."""
+    out_path = os.path.join(tmp, "out")
+    err_path = os.path.join(tmp, "err")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=cwd)
+        peak = 0
+        deadline = time.time() + TIMEOUT
+        while p.poll() is None:
+            if sample:
+                v = os_bytes(p.pid)
+                if v is not None and v > peak:
+                    peak = v
+                time.sleep(0.0005)
+            else:
+                time.sleep(0.005)
+            if time.time() > deadline:
+                p.kill()
+                p.wait()
+                break
+    with open(out_path, "rb") as f:
+        stdout = f.read().decode(errors="replace")
+    with open(err_path, "rb") as f:
+        stderr = f.read().decode(errors="replace")
+    return p.returncode, stdout, stderr, peak
+
+
+def fresh_dir(name):
+    d = os.path.join(tmp, name)
+    os.mkdir(d)
+    return d
+
+
+def load_dumps(d):
+    dumps = []
+    for n in sorted(os.listdir(d)):
+        with open(os.path.join(d, n)) as f:
+            dumps.append(json.load(f))
+    return dumps
+
+
+# ---- growing programs are stopped -------------------------------------------
+
+def check_growth(limit_mib, threads, block):
+    name = "grow limit=%dM threads=%d" % (limit_mib, threads)
+    d = fresh_dir("grow-%d-%d" % (limit_mib, threads))
+    env = clean_env({"MEMBUDGET_LIMIT": "%dM" % limit_mib,
+                     "MEMBUDGET_REPORT": os.path.join(d, "report.%p.json")})
+    rc, _, err, peak = run([os.path.join(BIN, "grow"), str(threads), str(block)], env, sample=True)
+    limit = limit_mib * MIB
+    bound = limit + 64 * KIB * threads + MIB
+    lines = [l for l in err.splitlines() if KILL_LINE in l]
+    if rc != -signal.SIGABRT:
+        return fail(name, "exit status %s, expected SIGABRT" % rc, err)
+    if len(lines) != 1:
+        return fail(name, "%d budget lines, expected 1" % len(lines), err)
+    files = os.listdir(d)
+    if len(files) != 1:
+        return fail(name, "%d reports, expected 1: %s" % (len(files), files), err)
+    path = os.path.join(d, files[0])
+    if not lines[0].endswith("report: " + path):
+        return fail(name, "the line does not name the report: " + lines[0])
+    if subprocess.run([sys.executable, "-m", "json.tool", path], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        return fail(name, "the report is not valid JSON")
+    if stat.S_IMODE(os.stat(path).st_mode) != 0o600:
+        return fail(name, "the report's mode is %o" % stat.S_IMODE(os.stat(path).st_mode))
+    dump = load_dumps(d)[0]
+    os_view = dump["footprint"]["os"]
+    recorded = os_view["rss_anon_bytes"] + os_view["vm_swap_bytes"]
+    if dump["limit"]["kill_bytes"] != limit or dump["reason"] != "kill":
+        return fail(name, "report limit %s reason %s" % (dump["limit"]["kill_bytes"], dump["reason"]))
+    for what, v in (("sampled", peak), ("recorded", recorded)):
+        if v > bound:
+            return fail(name, "%s RssAnon+VmSwap %d > limit + 64 KiB x threads + 1 MiB = %d"
+                        % (what, v, bound))
+    # Not far below the limit either: the process was stopped at the limit,
+    # not long before it.
+    if recorded < limit * 85 // 100:
+        return fail(name, "recorded RssAnon+VmSwap %d is far below the limit %d" % (recorded, limit))
+    ok(name + " (peak %.1f MiB, at death %.1f MiB)" % (peak / MIB, recorded / MIB))
+
+
+def check_python_growth():
+    name = "grow python3 limit=64M"
+    d = fresh_dir("grow-python")
+    env = clean_env({"MEMBUDGET_LIMIT": "64M", "PYTHONMALLOC": "malloc",
+                     "MEMBUDGET_REPORT": os.path.join(d, "r.%p.json")})
+    code = "l=[]\nwhile True: l.append(bytearray(1<<18))\n"
+    rc, _, err, peak = run(["python3", "-c", code], env, sample=True)
+    lines = [l for l in err.splitlines() if KILL_LINE in l]
+    if rc != -signal.SIGABRT or len(lines) != 1 or len(os.listdir(d)) != 1:
+        return fail(name, "status %s, %d lines, %d reports" % (rc, len(lines), len(os.listdir(d))), err)
+    if peak > 64 * MIB + 64 * KIB + MIB:
+        return fail(name, "sampled RssAnon+VmSwap %d over the bound" % peak)
+    load_dumps(d)
+    ok(name)
+
+
+def check_mmap():
+    name = "anonymous mmap of 100 MiB under 64M is stopped"
+    d = fresh_dir("mmap")
+    env = clean_env({"MEMBUDGET_LIMIT": "64M", "MEMBUDGET_REPORT": os.path.join(d, "r.%p.json")})
+    rc, out, err, _ = run([os.path.join(BIN, "grow"), "1", str(100 * MIB), "mmap"], env)
+    if rc != -signal.SIGABRT or "mapped" in out or len(os.listdir(d)) != 1:
+        return fail(name, "status %s, stdout %r" % (rc, out), err)
+    ok(name)
+    name = "fail mode: anonymous mmap of 100 MiB under 64M fails with ENOMEM"
+    env["MEMBUDGET_ACTION"] = "fail"
+    rc, out, err, _ = run([os.path.join(BIN, "grow"), "1", str(100 * MIB), "mmap"], env)
+    if rc != 3 or "errno=12" not in out:
+        return fail(name, "status %s, stdout %r" % (rc, out), err)
+    ok(name)
+    name = "file-backed read-only mapping of 100 MiB is not counted"
+    data = os.path.join(tmp, "data.bin")
+    with open(data, "wb") as f:
+        f.write(b"x" * (100 * MIB))
+    code = ("import mmap\nf=open(%r,'rb')\nm=mmap.mmap(f.fileno(),0,prot=mmap.PROT_READ)\n"
+            "print(sum(m[i] for i in range(0,len(m),4096)))\n" % data)
+    env = clean_env({"MEMBUDGET_LIMIT": "64M"})
+    rc, out, err, _ = run(["python3", "-c", code], env)
+    os.unlink(data)
+    if rc != 0 or out.strip() != str(120 * 25600):
+        return fail(name, "status %s, stdout %r" % (rc, out), err)
+    ok(name)
+
+
+# ---- fail mode ----------------------------------------------------------------
+
+def check_fail_c():
+    name = "fail mode in C: NULL/ENOMEM, then recovery after freeing"
+    d = fresh_dir("fail-c")
+    env = clean_env({"MEMBUDGET_LIMIT": "64M", "MEMBUDGET_ACTION": "fail",
+                     "MEMBUDGET_REPORT": os.path.join(d, "r.%p.json")})
+    rc, out, err, _ = run([os.path.join(BIN, "fail")], env)
+    if rc != 0 or "errno=ENOMEM" not in out or "recovered yes" not in out:
+        return fail(name, "status %s, stdout %r" % (rc, out), err)
+    lines = [l for l in err.splitlines() if KILL_LINE in l]
+    if len(lines) != 1 or len(os.listdir(d)) != 1:
+        return fail(name, "%d lines, %d reports, expected one each" % (len(lines), len(os.listdir(d))), err)
+    if load_dumps(d)[0]["reason"] != "fail":
+        return fail(name, "the report's reason is not fail")
+    ok(name)
+
+
+def check_fail_python():
+    name = "fail mode in python3: MemoryError caught, finishes normally"
+    d = fresh_dir("fail-py")
+    env = clean_env({"MEMBUDGET_LIMIT": "64M", "MEMBUDGET_ACTION": "fail", "PYTHONMALLOC": "malloc",
+                     "MEMBUDGET_REPORT": os.path.join(d, "r.%p.json")})
+    code = ("l=[]\ntry:\n    while True: l.append(bytearray(1<<20))\n"
+            "except MemoryError:\n    n=len(l); l=None\n    print('caught', n > 30)\n"
+            "x=[bytearray(1<<20) for i in range(20)]\nprint('done', len(x))\n")
+    rc, out, err, _ = run(["python3", "-c", code], env)
+    if rc != 0 or out != "caught True\ndone 20\n":
+        return fail(name, "status %s, stdout %r" % (rc, out), err)
+    ok(name)
+
+
+def check_warn():
+    name = "warn mode: one line and one report, nothing fails"
+    d = fresh_dir("warn")
+    env = clean_env({"MEMBUDGET_LIMIT": "32M", "MEMBUDGET_ACTION": "warn",
+                     "MEMBUDGET_REPORT": os.path.join(d, "r.%p.json")})
+    code = "x=[bytearray(1<<20) for i in range(48)]\nprint(len(x))\n"
+    rc, out, err, _ = run(["python3", "-c", code], clean_env(dict(env, PYTHONMALLOC="malloc")))
+    lines = [l for l in err.splitlines() if KILL_LINE in l]
+    if rc != 0 or out != "48\n" or len(lines) != 1 or len(os.listdir(d)) != 1:
+        return fail(name, "status %s, stdout %r, %d lines" % (rc, out, len(lines)), err)
+    ok(name)
+
+
+# ---- callbacks -------------------------------------------------------------------
+
+def check_callbacks():
+    name = "callbacks see Conservative, Strict, StrictSynchronous in order"
+    env = clean_env({"MEMBUDGET_RAM": "4G"})
+    rc, out, err, _ = run([os.path.join(BIN, "callbacks"), "climb"], env)
+    if rc != 0 or not out.startswith("levels: 1 2 3\n"):
+        return fail(name, "status %s, stdout %r" % (rc, out), err)
+    if "critical memory usage" not in err:
+        return fail(name, "no critical memory usage line", err)
+    ok(name)
+    name = "no callback below the thresholds"
+    env = clean_env({"MEMBUDGET_LIMIT": "256M"})
+    rc, out, err, _ = run([os.path.join(BIN, "callbacks"), "below"], env)
+    if rc != 0 or not out.startswith("levels:\n") or err != "":
+        return fail(name, "status %s, stdout %r" % (rc, out), err)
+    ok(name)
+    name = "a release callback that frees its cache survives the kill threshold"
+    d = fresh_dir("survive")
+    env = clean_env({"MEMBUDGET_LIMIT": "64M", "MEMBUDGET_REPORT": os.path.join(d, "r.%p.json")})
+    rc, out, err, _ = run([os.path.join(BIN, "callbacks"), "survive"], env)
+    if rc != 0 or "survived" not in out or os.listdir(d):
+        return fail(name, "status %s, stdout %r" % (rc, out), err)
+    ok(name)
+    name = "without the callback the same program dies"
+    rc, out, err, _ = run([os.path.join(BIN, "callbacks"), "nocache"], env)
+    if rc != -signal.SIGABRT or "survived" in out or len(os.listdir(d)) != 1:
+        return fail(name, "status %s, stdout %r" % (rc, out), err)
+    ok(name)
+
+
+def check_monitor_and_fork():
+    name = "MEMBUDGET_MONITOR=thread stops an idle process the counter cannot see"
+    d = fresh_dir("monitor")
+    grow = [os.path.join(BIN, "grow"), "1", str(96 * MIB), "sbrk"]
+    env = clean_env({"MEMBUDGET_LIMIT": "64M", "MEMBUDGET_MONITOR": "thread",
+                     "MEMBUDGET_INTERVAL": "20ms", "MEMBUDGET_REPORT": os.path.join(d, "r.%p.json")})
+    rc, out, err, _ = run(grow, env)
+    lines = [l for l in err.splitlines() if KILL_LINE in l]
+    if rc != -signal.SIGABRT or len(lines) != 1 or len(os.listdir(d)) != 1 or "slept" in err:
+        fail(name, "status %s, stdout %r" % (rc, out), err)
+    elif load_dumps(d)[0]["footprint"]["baseline_bytes"] < 64 * MIB:
+        fail(name, "the report's baseline is below the brk memory")
+    else:
+        ok(name)
+    name = "inline monitor: the idle process is stopped at its next allocation"
+    del env["MEMBUDGET_MONITOR"]
+    for f in os.listdir(d):
+        os.unlink(os.path.join(d, f))
+    rc, out, err, _ = run(grow, env)
+    if rc != -signal.SIGABRT or "slept" not in err or out != "":
+        fail(name, "status %s, stdout %r" % (rc, out), err)
+    else:
+        ok(name)
+    name = "a fork child starts Unrestricted"
+    rc, out, err, _ = run([os.path.join(BIN, "callbacks"), "fork"], clean_env({"MEMBUDGET_LIMIT": "64M"}))
+    if rc != 0 or out != "parent policy 1\nchild policy 0\n":
+        fail(name, "status %s, stdout %r" % (rc, out), err)
+    else:
+        ok(name)
+
+
+# ---- bad configuration -----------------------------------------------------------
+
+BAD_VALUES = [
+    ("MEMBUDGET_LIMIT", "abc"), ("MEMBUDGET_LIMIT", "-5"), ("MEMBUDGET_LIMIT", "0"),
+    ("MEMBUDGET_LIMIT", "200%"), ("MEMBUDGET_LIMIT", "1e99"), ("MEMBUDGET_LIMIT", "12Q"),
+    ("MEMBUDGET_LIMIT", ""), ("MEMBUDGET_LIMIT", "99999999999999999999999"),
+    ("MEMBUDGET_ACTION", "explode"), ("MEMBUDGET_MODEL", "chrome"),
+    ("MEMBUDGET_STATE", "sleeping"), ("MEMBUDGET_PAGES", "0"), ("MEMBUDGET_PAGES", "-1"),
+    ("MEMBUDGET_RAM", "lots"), ("MEMBUDGET_CONSERVATIVE", "1.5"), ("MEMBUDGET_STRICT", "abc"),
+    ("MEMBUDGET_FOOTPRINT", "pss"), ("MEMBUDGET_MONITOR", "cron"), ("MEMBUDGET_INTERVAL", "0"),
+    ("MEMBUDGET_INTERVAL", "5h"), ("MEMBUDGET_SAMPLE", "-1"), ("MEMBUDGET_REPORT", "/tmp/%x"),
+    ("MEMBUDGET_BACKEND", "tcmalloc"), ("MEMBUDGET_VERBOSE", "3"),
+]
+
+
+def check_bad_values():
+    code = "print('hello', sum(range(1000)))"
+    expected_out = "hello 499500\n"
+    bad = 0
+    for var, value in BAD_VALUES:
+        rc, out, err, _ = run(["python3", "-c", code], clean_env({var: value}))
+        lines = err.splitlines()
+        if (rc != 0 or out != expected_out or len(lines) != 1 or var not in lines[0]
+                or ("'%s'" % value) not in lines[0] or "expected" not in lines[0]):
+            bad += 1
+            fail("bad value %s=%r" % (var, value), "status %s, stdout %r" % (rc, out), err)
+    # Thresholds in the wrong order: one line, the defaults stand.
+    rc, out, err, _ = run(["python3", "-c", code],
+                          clean_env({"MEMBUDGET_CONSERVATIVE": "0.95", "MEMBUDGET_STRICT": "0.9"}))
+    lines = err.splitlines()
+    if rc != 0 or out != expected_out or len(lines) != 1 or "MEMBUDGET_CONSERVATIVE" not in lines[0]:
+        bad += 1
+        fail("thresholds in the wrong order", "status %s, stdout %r" % (rc, out), err)
+    rc, out, err, _ = run(["python3", "-c", code], clean_env({"MEMBUDGET_LIMT": "64M"}))
+    if rc != 0 or out != expected_out or len(err.splitlines()) != 1 or "MEMBUDGET_LIMT" not in err:
+        bad += 1
+        fail("a misspelt variable", "status %s, stdout %r" % (rc, out), err)
+    if bad == 0:
+        ok("%d malformed MEMBUDGET_* values: one line each, output unchanged" % (len(BAD_VALUES) + 2))
+
+
+# ---- the report path ---------------------------------------------------------------
+
+def die_with_report(report, extra=None):
+    env = clean_env(dict({"MEMBUDGET_LIMIT": "32M", "MEMBUDGET_REPORT": report}, **(extra or {})))
+    return run([os.path.join(BIN, "grow"), "1", str(256 * KIB)], env)
+
+
+def check_report_paths():
+    d = fresh_dir("paths")
+    # The default: $TMPDIR/membudget.<pid>.json.
+    name = "default report path in $TMPDIR, mode 0600"
+    env = clean_env({"MEMBUDGET_LIMIT": "32M", "TMPDIR": d})
+    rc, _, err, _ = run([os.path.join(BIN, "grow"), "1", str(256 * KIB)], env)
+    files = os.listdir(d)
+    if rc != -signal.SIGABRT or len(files) != 1 or not files[0].startswith("membudget.") \
+            or stat.S_IMODE(os.stat(os.path.join(d, files[0])).st_mode) != 0o600:
+        fail(name, "status %s, files %s" % (rc, files), err)
+    else:
+        ok(name)
+    for f in files:
+        os.unlink(os.path.join(d, f))
+
+    name = "an existing file at the report path is not overwritten"
+    existing = os.path.join(d, "existing.json")
+    with open(existing, "w") as f:
+        f.write("keep me\n")
+    rc, _, err, _ = die_with_report(existing)
+    with open(existing) as f:
+        content = f.read()
+    if rc != -signal.SIGABRT or content != "keep me\n" or "report: none" not in err \
+            or "membudget: summary:" not in err:
+        fail(name, "status %s, content %r" % (rc, content), err)
+    else:
+        ok(name)
+
+    name = "a symbolic link at the report path is not followed"
+    target = os.path.join(d, "target")
+    with open(target, "w") as f:
+        f.write("target\n")
+    link = os.path.join(d, "link.json")
+    os.symlink(target, link)
+    rc, _, err, _ = die_with_report(link)
+    with open(target) as f:
+        content = f.read()
+    if rc != -signal.SIGABRT or content != "target\n" or not os.path.islink(link) \
+            or "report: none" not in err or "membudget: summary:" not in err:
+        fail(name, "status %s, content %r" % (rc, content), err)
+    else:
+        ok(name)
+
+    name = "an unwritable directory: the summary reaches stderr"
+    if os.geteuid() == 0:
+        report = os.path.join(d, "missing-dir", "r.json")  # root may write anywhere
+    else:
+        locked = os.path.join(d, "locked")
+        os.mkdir(locked, 0o500)
+        report = os.path.join(locked, "r.json")
+    rc, _, err, _ = die_with_report(report)
+    lines = [l for l in err.splitlines() if KILL_LINE in l]
+    if rc != -signal.SIGABRT or os.path.exists(report) or len(lines) != 1 \
+            or "report: none" not in lines[0] or "membudget: summary:" not in err:
+        fail(name, "status %s" % rc, err)
+    else:
+        ok(name)
+
+
+# ---- the API from a live process -----------------------------------------------------
+
+def check_api_dump():
+    name = "membudget_dump() writes a valid report and refuses to overwrite"
+    d = fresh_dir("api")
+    path = os.path.join(d, "live.json")
+    code = ("import ctypes,sys\nlib=ctypes.CDLL(None)\nf=lib.membudget_dump\n"
+            "f.argtypes=[ctypes.c_char_p]\nprint(f(sys.argv[1].encode()), f(sys.argv[1].encode()))\n"
+            "lib.membudget_limit.restype=ctypes.c_size_t\nprint(lib.membudget_limit())\n"
+            "print(lib.membudget_set_limit(ctypes.c_size_t(128<<20)))\nprint(lib.membudget_limit())\n")
+    rc, out, err, _ = run(["python3", "-c", code, path], clean_env({"MEMBUDGET_LIMIT": "256M"}))
+    if rc != 0 or out != "0 -1\n%d\n0\n%d\n" % (256 * MIB, 128 * MIB):
+        return fail(name, "status %s, stdout %r" % (rc, out), err)
+    with open(path) as f:
+        dump = json.load(f)
+    if dump["reason"] != "request" or dump["limit"]["kill_bytes"] != 256 * MIB:
+        return fail(name, "reason %s" % dump["reason"])
+    ok(name)
+
+
+def main():
+    for limit in (32, 64, 256):
+        for threads in (1, 8):
+            check_growth(limit, threads, 256 * KIB if threads == 1 else 64 * KIB)
+    check_python_growth()
+    check_mmap()
+    check_fail_c()
+    check_fail_python()
+    check_warn()
+    check_callbacks()
+    check_monitor_and_fork()
+    check_bad_values()
+    check_report_paths()
+    check_api_dump()
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    subprocess.run(["chmod", "-R", "u+rwx", tmp])
+    subprocess.run(["rm", "-rf", tmp])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
