@@ -109,6 +109,23 @@ size_t alloc_release(int level) {
     return alloc_release_shared(level);
 }
 
+static _Atomic(alloc_sample_free_fn) sample_free_hook;
+
+void alloc_set_sample_free_hook(alloc_sample_free_fn fn) {
+    atomic_store_explicit(&sample_free_hook, fn, memory_order_release);
+}
+
+void alloc_mark_sampled(void *p) {
+    struct chunk *chunk = chunk_of(p);
+    if (chunk != NULL) __atomic_store_n(&page_of(chunk, p)->sampled, 1, __ATOMIC_RELAXED);
+    else if (p != NULL) large_mark_sampled(p);
+}
+
+void alloc_sampled_free(void *p) {
+    alloc_sample_free_fn fn = atomic_load_explicit(&sample_free_hook, memory_order_acquire);
+    if (fn != NULL) fn(p);
+}
+
 static _Atomic(alloc_tick_fn) tick_hook;
 
 void alloc_set_tick_hook(alloc_tick_fn fn) {

@@ -101,6 +101,7 @@ static void page_init(struct page *page, struct heap *heap, unsigned class_index
     __atomic_store_n(&page->class_index, (uint8_t)class_index, __ATOMIC_RELAXED);
     __atomic_store_n(&page->block_size, block_size, __ATOMIC_RELAXED);
     page->on_full = 0;
+    __atomic_store_n(&page->sampled, 0, __ATOMIC_RELAXED);
     page->next = page->prev = page->revisit_next = NULL;
     atomic_store_explicit(&page->heap, heap, memory_order_release);
 }

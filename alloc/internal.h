@@ -93,6 +93,10 @@ struct page {
     uint8_t on_full; /* on the heap's full list rather than its class queue */
     uint8_t state;   /* enum page_state; changed under the pool lock or by the owner */
     uint8_t index;   /* position in the chunk */
+    /* Some block on the page was sampled (DESIGN §6): its free must retire the
+     * sample.  Set by the owner when it hands out a sampled block, cleared when
+     * the page is reinitialized; read by any freeing thread (relaxed). */
+    uint8_t sampled;
     /* Bytes from the page start that are committed and charged: grown by the
      * owner in COMMIT_UNITs, zeroed by the scavenger while the page is free. */
     _Atomic uint32_t commit_bytes;
@@ -220,6 +224,15 @@ uint64_t heap_count(void);
 uint64_t heap_credit_bytes(void);
 uint64_t heap_count_live(void);
 
+/* Allocation sampling (alloc.c): the policy layer records sampled blocks and
+ * registers a hook that retires a record when its block is freed. */
+typedef void (*alloc_sample_free_fn)(void *p);
+void alloc_set_sample_free_hook(alloc_sample_free_fn fn);
+/* Marks the block at p (just allocated by this thread) as sampled. */
+void alloc_mark_sampled(void *p);
+/* Runs the hook for a block on a page (or a span) that holds sampled blocks. */
+void alloc_sampled_free(void *p);
+
 /* The fast paths, inlined into the API layer. */
 static inline void *alloc_class(size_t size, unsigned class_index) {
     struct heap *heap = tls_heap;
@@ -243,6 +256,7 @@ static inline void free_small(struct chunk *chunk, void *p) {
 #ifdef MB_DEBUG
     page_check_free(page, p);
 #endif
+    if (unlikely(__atomic_load_n(&page->sampled, __ATOMIC_RELAXED))) alloc_sampled_free(p);
     struct heap *heap = tls_heap;
     if (likely(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap)) {
         block->next = page->local_free;
@@ -259,6 +273,7 @@ static inline void free_small(struct chunk *chunk, void *p) {
 void *large_alloc(size_t size, size_t align, bool zero);
 /* Frees a large span; returns false when p is not one of ours. */
 bool large_free(void *p);
+void large_mark_sampled(void *p);
 /* The usable size of a large span, or 0 when p is not one of ours. */
 size_t large_usable_size(const void *p);
 /* Resizes a large span in place or by mremap; NULL (p untouched) when it cannot. */

@@ -22,6 +22,7 @@ struct span {
     size_t size;    /* mapped bytes */
     uint64_t freed_ns;
     struct span *next;
+    bool sampled; /* holds a sampled block: its free retires the sample */
 };
 
 static mb_lock_t large_lock = MB_LOCK_INIT(LOCK_RANK_LARGE);
@@ -182,6 +183,7 @@ void *large_alloc(size_t size, size_t align, bool zero) {
         span->addr = (uintptr_t)addr;
         span->size = need;
     }
+    span->sampled = false;
     if (!hash_reserve()) {
         span_destroy(span);
         return NULL;
@@ -189,6 +191,13 @@ void *large_alloc(size_t size, size_t align, bool zero) {
     hash_insert_locked(span);
     mb_unlock(&large_lock);
     return (void *)span->addr;
+}
+
+void large_mark_sampled(void *p) {
+    mb_lock(&large_lock);
+    struct span *span = hash_find((uintptr_t)p, NULL);
+    if (span != NULL) span->sampled = true;
+    mb_unlock(&large_lock);
 }
 
 bool large_free(void *p) {
@@ -200,6 +209,13 @@ bool large_free(void *p) {
     if (span == NULL) {
         mb_unlock(&large_lock);
         return false;
+    }
+    if (span->sampled) {
+        /* Retire the sample before the span can be reused. */
+        span->sampled = false;
+        mb_unlock(&large_lock);
+        alloc_sampled_free(p);
+        mb_lock(&large_lock);
     }
     /* Keep it for reuse unless it is too big; make room by evicting the span
      * that has been idle longest.  The scavenger drops spans idle for a while,
@@ -257,7 +273,10 @@ void *large_resize(void *p, size_t new_size) {
         return p;
     }
     hash_remove_locked((uintptr_t)p);
+    bool sampled = span->sampled;
+    span->sampled = false;
     mb_unlock(&large_lock);
+    if (sampled) alloc_sampled_free(p); /* the block moves or changes: the record ends */
     size_t old = span->size;
     if (need > old && !budget_charge(need - old)) goto restore;
     long r = os_mremap(p, old, need, MREMAP_MAYMOVE, NULL);

@@ -82,6 +82,17 @@ static void policy_start(void) {
             "the monitor runs inline only\n";
         os_write_all(2, msg, sizeof msg - 1);
     }
+    /* Accepted for forward compatibility, said plainly when they cannot act. */
+    if (cfg.backend != MB_BACKEND_NATIVE) {
+        static const char msg[] = "membudget: MEMBUDGET_BACKEND=jemalloc is not available in this "
+                                  "build; using the native allocator\n";
+        os_write_all(2, msg, sizeof msg - 1);
+    }
+    if (mb_config_is_set(&cfg, MB_OPT_SAMPLE) && cfg.sample_bytes != 0) {
+        static const char msg[] = "membudget: MEMBUDGET_SAMPLE: allocation-site sampling is not "
+                                  "part of this build; reports carry no allocation sites\n";
+        os_write_all(2, msg, sizeof msg - 1);
+    }
     if (mb_verbose >= 2) {
         char buf[4096];
         size_t n = mb_limits_format(mb_pressure_limits(), buf, sizeof buf);
