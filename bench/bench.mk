@@ -1,0 +1,29 @@
+# make bench: compare glibc, jemalloc, mimalloc, tcmalloc and membudget on the micro
+# workloads (bench/micro/*.c) and the real-program workloads
+# (tests/programs/workloads/*.sh); writes bench/RESULTS.md.  Not a test: it is not
+# in CHECKS.  Options go through BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS=--quick
+#   make bench BENCH_ARGS='--only python3,micro/* --alloc glibc,mimalloc,membudget'
+
+BENCH_BUILD  := $(BUILD_ROOT)/bench
+BENCH_CFLAGS := -O2 -pthread -Wall -Wextra
+BENCH_MICRO  := $(patsubst bench/micro/%.c,$(BENCH_BUILD)/%,$(wildcard bench/micro/*.c))
+BENCH_ARGS   ?=
+
+.PHONY: bench bench-build bench-deps
+
+bench: $(REL_LIB) bench-deps bench-build
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+bench-build: $(BENCH_MICRO) $(BENCH_BUILD)/treerun
+
+bench-deps:
+	@bash bench/deps.sh
+
+$(BENCH_BUILD)/%: bench/micro/%.c $(wildcard bench/micro/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+$(BENCH_BUILD)/treerun: bench/treerun.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $<
