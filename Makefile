@@ -30,9 +30,14 @@ MB_LIB_SRCS := \
 	policy/budget.c policy/config.c policy/limits.c \
 	alloc/os.c alloc/fmt.c alloc/meta.c alloc/sizeclass.c alloc/chunk.c \
 	alloc/heap.c alloc/large.c alloc/alloc.c alloc/stats.c \
-	policy/monitor.c policy/pressure.c policy/dump.c \
-	preload/api.c preload/public.c preload/mmap.c preload/init.c
+	policy/monitor.c policy/pressure.c policy/sample.c policy/modules.c \
+	policy/dump.c \
+	policy/statspage.c \
+	preload/api.c preload/public.c preload/mmap.c preload/init.c preload/debug.c
 MB_LIB_HDRS := $(wildcard include/*.h policy/*.h alloc/*.h preload/*.h)
+# What the library links against: libunwind for the sampled backtraces (DESIGN
+# §6).  The sanitizer builds of tests/unit.mk link the same.
+MB_LIB_LDLIBS := -lunwind
 MB_LIB_OBJS := $(MB_LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 LIB       := $(BUILD)/libmembudget.so
@@ -40,7 +45,7 @@ REL_LIB   := $(BUILD_ROOT)/libmembudget.so
 DEBUG_LIB := $(BUILD_ROOT)/debug/libmembudget.so
 
 .PHONY: all lib debug check deps demo bench clean format
-all: lib
+all: lib tool
 lib: $(LIB)
 
 $(BUILD)/obj/%.o: %.c $(MB_LIB_HDRS) Makefile
@@ -49,7 +54,7 @@ $(BUILD)/obj/%.o: %.c $(MB_LIB_HDRS) Makefile
 
 $(LIB): $(MB_LIB_OBJS) preload/exports.map
 	$(CC) -shared -o $@ $(MB_LIB_OBJS) -Wl,--version-script=preload/exports.map \
-		-Wl,-z,now -Wl,-z,relro -Wl,-soname,libmembudget.so -pthread
+		-Wl,-z,now -Wl,-z,relro -Wl,-soname,libmembudget.so -pthread $(MB_LIB_LDLIBS)
 
 # The debug library is built by a nested make so both can be named as files.
 ifneq ($(DEBUG),1)
@@ -68,6 +73,10 @@ clean:
 format:
 	clang-format -i $(MB_LIB_SRCS) $(MB_LIB_HDRS)
 
+# The command, its man pages and pkg-config file, install/uninstall (tools/*.mk);
+# before the tests, which name what they build.
+-include tools/*.mk
+
 # Test and benchmark fragments; each defines check-* targets that append to CHECKS.
 CHECKS :=
 RESULTS := $(BUILD_ROOT)/results
@@ -81,5 +90,6 @@ check: deps
 		$(MAKE) --no-print-directory $$c || status=1; \
 	done; bash scripts/summary.sh $(RESULTS); s=$$?; [ $$status -eq 0 ] && [ $$s -eq 0 ]
 
-demo: lib
-	@bash scripts/demo.sh $(REL_LIB)
+demo: lib tool
+	@$(MAKE) --no-print-directory report-tool >/dev/null 2>&1 || true
+	@bash scripts/demo.sh $(LIB) $(TOOL)

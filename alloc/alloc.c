@@ -3,6 +3,7 @@
  * (errno, overflow checks, alignment rules) on top. */
 #include <string.h>
 
+#include "alloc/fmt.h"
 #include "alloc/internal.h"
 #include "policy/budget.h"
 
@@ -85,7 +86,7 @@ void *alloc_realloc(void *p, size_t size, bool *foreign) {
             *foreign = true;
             return NULL;
         }
-        if (size > CLASS_MAX) return NULL; /* mremap or the budget said no */
+        /* mremap said no (or the budget did: then the copy below fails too). */
     }
     void *q = alloc_malloc(size);
     if (q == NULL) return NULL;
@@ -115,10 +116,41 @@ void alloc_set_sample_free_hook(alloc_sample_free_fn fn) {
     atomic_store_explicit(&sample_free_hook, fn, memory_order_release);
 }
 
+_Atomic uint8_t sampled_filter[(size_t)1 << SAMPLED_FILTER_BITS];
+
+/* Saturating counters: one that reached 255 stays there. */
+static void count_up(uint8_t *count) {
+    uint8_t c = __atomic_load_n(count, __ATOMIC_RELAXED);
+    while (c != UINT8_MAX && !__atomic_compare_exchange_n(count, &c, (uint8_t)(c + 1), true,
+                                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+static void count_down(uint8_t *count) {
+    uint8_t c = __atomic_load_n(count, __ATOMIC_RELAXED);
+    while (c != 0 && c != UINT8_MAX &&
+           !__atomic_compare_exchange_n(count, &c, (uint8_t)(c - 1), true, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED)) {
+    }
+}
+
 void alloc_mark_sampled(void *p) {
     struct chunk *chunk = chunk_of(p);
-    if (chunk != NULL) __atomic_store_n(&page_of(chunk, p)->sampled, 1, __ATOMIC_RELAXED);
-    else if (p != NULL) large_mark_sampled(p);
+    if (chunk != NULL) {
+        /* The filter first: a free that sees the page flagged finds it set. */
+        count_up((uint8_t *)sampled_filter_slot(p));
+        count_up(&page_of(chunk, p)->sampled);
+    } else if (p != NULL) {
+        large_mark_sampled(p);
+    }
+}
+
+void alloc_sampled_free_small(struct page *page, void *p) {
+    alloc_sample_free_fn fn = atomic_load_explicit(&sample_free_hook, memory_order_acquire);
+    if (fn == NULL || !fn(p)) return;
+    /* The page cannot be reinitialized meanwhile: p is not back on a list yet. */
+    count_down(&page->sampled);
+    count_down((uint8_t *)sampled_filter_slot(p));
 }
 
 void alloc_sampled_free(void *p) {
@@ -198,11 +230,34 @@ void alloc_check_counter(uint64_t charged_elsewhere) {
 #ifdef MB_DEBUG
     struct chunk_stats cs;
     struct large_stats ls;
-    chunk_stats(&cs);
-    large_stats(&ls);
+    chunk_stats(&cs, true);
+    large_stats(&ls, true);
     uint64_t sum = cs.header_bytes + cs.committed_bytes + ls.span_bytes + ls.cached_bytes +
-                   meta_bytes() + heap_credit_bytes() + charged_elsewhere;
-    mb_check(sum == budget_counter(), "budget counter differs from the committed total");
+                   meta_bytes(true) + heap_credit_bytes() + charged_elsewhere;
+    uint64_t counter = budget_counter();
+    if (sum != counter) {
+        char buf[512];
+        struct fmt f = FMT_ON(buf);
+        fmt_str(&f, "membudget: counter ");
+        fmt_u64(&f, counter);
+        fmt_str(&f, " but committed: headers ");
+        fmt_u64(&f, cs.header_bytes);
+        fmt_str(&f, " pages ");
+        fmt_u64(&f, cs.committed_bytes);
+        fmt_str(&f, " spans ");
+        fmt_u64(&f, ls.span_bytes);
+        fmt_str(&f, " cached ");
+        fmt_u64(&f, ls.cached_bytes);
+        fmt_str(&f, " meta ");
+        fmt_u64(&f, meta_bytes(true));
+        fmt_str(&f, " credit ");
+        fmt_u64(&f, heap_credit_bytes());
+        fmt_str(&f, " elsewhere ");
+        fmt_u64(&f, charged_elsewhere);
+        fmt_char(&f, '\n');
+        fmt_write(&f, 2);
+    }
+    mb_check(sum == counter, "budget counter differs from the committed total");
 #else
     (void)charged_elsewhere;
 #endif

@@ -180,11 +180,11 @@ size_t chunk_scavenge(uint64_t now_ns, uint64_t min_age_ns) {
     return released;
 }
 
-void chunk_stats(struct chunk_stats *out) {
+void chunk_stats(struct chunk_stats *out, bool wait) {
     memset(out, 0, sizeof *out);
     for (int kind = CHUNK_SMALL; kind < CHUNK_KINDS; kind++) {
         struct pool *pool = &pools[kind];
-        mb_lock(&pool->lock);
+        int locked = mb_lock_stats(&pool->lock, wait);
         out->chunks += pool->chunks;
         out->header_bytes += pool->chunks * CHUNK_HEADER_BYTES;
         out->released_bytes += pool->released_bytes;
@@ -208,7 +208,7 @@ void chunk_stats(struct chunk_stats *out) {
                 out->class_live_blocks[class_index] += used;
             }
         }
-        mb_unlock(&pool->lock);
+        if (locked) mb_unlock(&pool->lock);
     }
 }
 

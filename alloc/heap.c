@@ -465,10 +465,10 @@ void heap_release_local(void) {
     if (heap != &heap_empty) heap_collect(heap, false);
 }
 
-uint64_t heap_count(void) {
-    mb_lock(&heaps_lock);
+uint64_t heap_count(bool wait) {
+    int locked = mb_lock_stats(&heaps_lock, wait);
     uint64_t n = heaps_total;
-    mb_unlock(&heaps_lock);
+    if (locked) mb_unlock(&heaps_lock);
     return n;
 }
 
@@ -481,10 +481,10 @@ uint64_t heap_credit_bytes(void) {
     return bytes;
 }
 
-uint64_t heap_count_live(void) {
-    mb_lock(&heaps_lock);
+uint64_t heap_count_live(bool wait) {
+    int locked = mb_lock_stats(&heaps_lock, wait);
     uint64_t n = heaps_owned;
-    mb_unlock(&heaps_lock);
+    if (locked) mb_unlock(&heaps_lock);
     return n;
 }
 

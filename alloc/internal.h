@@ -93,9 +93,12 @@ struct page {
     uint8_t on_full; /* on the heap's full list rather than its class queue */
     uint8_t state;   /* enum page_state; changed under the pool lock or by the owner */
     uint8_t index;   /* position in the chunk */
-    /* Some block on the page was sampled (DESIGN §6): its free must retire the
-     * sample.  Set by the owner when it hands out a sampled block, cleared when
-     * the page is reinitialized; read by any freeing thread (relaxed). */
+    /* Sampled blocks live on the page (DESIGN §6): their free must retire the
+     * sample.  Counted up when a sampled block is handed out (by the owner, or
+     * by a realloc in place) and down by the free that retires one (atomic
+     * read-modify-writes; at 255 it stays, and the page stays flagged until it
+     * is reinitialized, which zeroes it).  Read by any freeing thread
+     * (relaxed): 0, the common case, costs a free nothing more. */
     uint8_t sampled;
     /* Bytes from the page start that are committed and charged: grown by the
      * owner in COMMIT_UNITs, zeroed by the scavenger while the page is free. */
@@ -168,7 +171,8 @@ struct chunk_stats {
     uint64_t live_bytes, released_bytes;
     uint64_t class_live_bytes[CLASS_COUNT], class_live_blocks[CLASS_COUNT];
 };
-void chunk_stats(struct chunk_stats *out);
+/* wait false: the death dump's bounded locking (mb_lock_stats). */
+void chunk_stats(struct chunk_stats *out, bool wait);
 void chunk_lock_all(void);
 void chunk_unlock_all(void);
 void chunk_reset_locks(void);
@@ -220,17 +224,30 @@ void heap_request_flush(void);
 void heap_atfork_prepare(void);
 void heap_atfork_parent(void);
 void heap_atfork_child(void);
-uint64_t heap_count(void);
+uint64_t heap_count(bool wait);
 uint64_t heap_credit_bytes(void);
-uint64_t heap_count_live(void);
+uint64_t heap_count_live(bool wait);
 
 /* Allocation sampling (alloc.c): the policy layer records sampled blocks and
  * registers a hook that retires a record when its block is freed. */
-typedef void (*alloc_sample_free_fn)(void *p);
+typedef bool (*alloc_sample_free_fn)(void *p); /* true: p was a sampled block */
 void alloc_set_sample_free_hook(alloc_sample_free_fn fn);
-/* Marks the block at p (just allocated by this thread) as sampled. */
+/* Marks the block at p (just allocated by this thread) as sampled; once per
+ * block, since a page counts its sampled blocks. */
 void alloc_mark_sampled(void *p);
-/* Runs the hook for a block on a page (or a span) that holds sampled blocks. */
+/* Runs the hook for a block that may be sampled (its page holds sampled blocks
+ * and the filter below says maybe); the page's count drops when p was one. */
+void alloc_sampled_free_small(struct page *page, void *p);
+/* Small sampled blocks by address hash, counting (saturating at 255): a free
+ * on a flagged page calls the hook only when its counter is not 0, so the
+ * page's other blocks pay one load of this 64 KiB table, not a call. */
+#define SAMPLED_FILTER_BITS 16
+extern _Atomic uint8_t sampled_filter[(size_t)1 << SAMPLED_FILTER_BITS];
+static inline _Atomic uint8_t *sampled_filter_slot(const void *p) {
+    uint64_t h = (uint64_t)((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull;
+    return &sampled_filter[h >> (64 - SAMPLED_FILTER_BITS)];
+}
+/* Runs the hook for a sampled span (its flag is cleared by the caller). */
 void alloc_sampled_free(void *p);
 
 /* The fast paths, inlined into the API layer. */
@@ -256,7 +273,9 @@ static inline void free_small(struct chunk *chunk, void *p) {
 #ifdef MB_DEBUG
     page_check_free(page, p);
 #endif
-    if (unlikely(__atomic_load_n(&page->sampled, __ATOMIC_RELAXED))) alloc_sampled_free(p);
+    if (unlikely(__atomic_load_n(&page->sampled, __ATOMIC_RELAXED)) &&
+        atomic_load_explicit(sampled_filter_slot(p), memory_order_relaxed) != 0)
+        alloc_sampled_free_small(page, p);
     struct heap *heap = tls_heap;
     if (likely(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap)) {
         block->next = page->local_free;
@@ -282,7 +301,7 @@ size_t large_release_cache(uint64_t now_ns, uint64_t min_age_ns);
 struct large_stats {
     uint64_t spans, span_bytes, cached, cached_bytes, released_bytes;
 };
-void large_stats(struct large_stats *out);
+void large_stats(struct large_stats *out, bool wait);
 void large_lock_all(void);
 void large_unlock_all(void);
 void large_reset_locks(void);
@@ -290,7 +309,7 @@ void large_reset_locks(void);
 /* ---- metadata (meta.c) ------------------------------------------------- */
 void *meta_alloc(size_t size); /* zeroed; NULL when out of memory */
 void meta_free(void *p, size_t size);
-uint64_t meta_bytes(void);
+uint64_t meta_bytes(bool wait);
 void meta_lock_all(void);
 void meta_unlock_all(void);
 void meta_reset_locks(void);
@@ -324,10 +343,12 @@ void alloc_atfork_child(void);
 /* Debug builds: checks the counter against the sum of what is committed. */
 void alloc_check_counter(uint64_t charged_elsewhere);
 struct membudget_stats;
-/* Fills everything but the fields the layers above own (mmap_bytes). */
-void alloc_stats(struct membudget_stats *out);
+/* Fills everything but the fields the layers above own (mmap_bytes).  wait
+ * false: for the death dump, which must finish even when a lock's holder never
+ * returns; each lock is tried for a bounded time, then read without it. */
+void alloc_stats(struct membudget_stats *out, bool wait);
 /* Live bytes and blocks of every size class (arrays of CLASS_COUNT), for the
  * dump.  Takes the pool locks one at a time, like alloc_stats. */
-void alloc_class_stats(uint64_t *live_bytes, uint64_t *live_blocks);
+void alloc_class_stats(uint64_t *live_bytes, uint64_t *live_blocks, bool wait);
 
 #endif

@@ -129,6 +129,44 @@ static void span_destroy(struct span *span) {
     meta_free(span, sizeof *span);
 }
 
+/* Keeps [addr, addr + size), a piece cut off a cached span, in the cache as a
+ * span of its own: its pages are warm.  Unmaps it when no record can be had or
+ * the cache is full. */
+static void cache_put_piece(uintptr_t addr, size_t size, uint64_t now) {
+    struct span *piece = meta_alloc(sizeof *piece);
+    if (piece != NULL) {
+        piece->addr = addr;
+        piece->size = size;
+        piece->freed_ns = now;
+        piece->sampled = false;
+        piece->next = NULL;
+        mb_lock(&large_lock);
+        if (cache_count < LARGE_CACHE_SLOTS) {
+            cache[cache_count++] = piece;
+            cache_bytes += size;
+            mb_unlock(&large_lock);
+            return;
+        }
+        released_bytes += size;
+        mb_unlock(&large_lock);
+        meta_free(piece, sizeof *piece);
+    }
+    os_unmap((void *)addr, size);
+    budget_uncharge(size);
+}
+
+/* Takes the cached span that starts right where [addr, addr + size) ends. */
+static struct span *cache_take_adjacent_locked(uintptr_t end) {
+    for (size_t i = 0; i < cache_count; i++) {
+        struct span *span = cache[i];
+        if (span->addr != end) continue;
+        cache[i] = cache[--cache_count];
+        cache_bytes -= span->size;
+        return span;
+    }
+    return NULL;
+}
+
 static size_t round_to_pages(size_t size) {
     if (size > SIZE_MAX - OS_PAGE_SIZE) return 0;
     return (size + OS_PAGE_SIZE - 1) & ~(OS_PAGE_SIZE - 1);
@@ -136,6 +174,7 @@ static size_t round_to_pages(size_t size) {
 
 void *large_alloc(size_t size, size_t align, bool zero) {
     if (size > PTRDIFF_MAX) return NULL;
+    if (size == 0) size = 1; /* an over-aligned request for nothing still gets a page */
     size_t need = round_to_pages(size);
     if (need == 0) return NULL;
     struct span *span = NULL;
@@ -144,8 +183,9 @@ void *large_alloc(size_t size, size_t align, bool zero) {
         span = cache_take_locked(need);
         mb_unlock(&large_lock);
         if (span != NULL && span->size >= need && span->size - need > need / 4) {
-            os_unmap((void *)(span->addr + need), span->size - need);
-            budget_uncharge(span->size - need);
+            /* Too big: the rest stays cached, warm, for the next request (or
+             * for this span to grow back into). */
+            cache_put_piece(span->addr + need, span->size - need, os_now_ns());
             span->size = need;
         } else if (span != NULL && span->size < need) {
             long r = -1;
@@ -221,6 +261,30 @@ bool large_free(void *p) {
      * that has been idle longest.  The scavenger drops spans idle for a while,
      * and budget pressure drops them all. */
     size_t cache_limit = LARGE_CACHE_MAX_BYTES;
+    /* Coalesce with cached neighbours (pieces split off earlier), so the cache
+     * holds a few large warm spans rather than many small ones. */
+    struct span *merged[2] = {NULL, NULL};
+    struct span *after = cache_take_adjacent_locked(span->addr + span->size);
+    if (after != NULL) {
+        span->size += after->size;
+        merged[0] = after;
+    }
+    for (size_t i = 0; i < cache_count; i++) {
+        struct span *before = cache[i];
+        if (before->addr + before->size != span->addr) continue;
+        cache[i] = cache[--cache_count];
+        cache_bytes -= before->size;
+        span->addr = before->addr;
+        span->size += before->size;
+        merged[1] = before;
+        break;
+    }
+    if (merged[0] || merged[1]) {
+        mb_unlock(&large_lock);
+        for (int i = 0; i < 2; i++)
+            if (merged[i]) meta_free(merged[i], sizeof *merged[i]);
+        mb_lock(&large_lock);
+    }
     victim = span;
     if (span->size <= LARGE_CACHE_ITEM_MAX && span->size <= cache_limit) {
         while (cache_count > 0 &&
@@ -271,6 +335,40 @@ void *large_resize(void *p, size_t new_size) {
     if (need <= span->size && need >= span->size / 2) {
         mb_unlock(&large_lock);
         return p;
+    }
+    /* A span that grows by realloc is likely to grow again (string builders,
+     * vectors): grow it by at least a quarter, so appends do not cost an mremap
+     * each.  The waste stays within the quarter the size classes allow. */
+    if (need > span->size) {
+        size_t step = round_to_pages(span->size + span->size / 4);
+        if (step > need) need = step;
+    }
+    if (need > span->size) {
+        /* Grow in place into a cached piece that follows the span: no call,
+         * no fault. */
+        struct span *tail = cache_take_adjacent_locked(span->addr + span->size);
+        if (tail != NULL && span->size + tail->size >= need) {
+            size_t combined = span->size + tail->size;
+            if (combined - need > need / 4) {
+                /* Take what is needed; the rest stays cached (in the slot the
+                 * piece just left, under the same record). */
+                tail->addr = span->addr + need;
+                tail->size = combined - need;
+                cache[cache_count++] = tail;
+                cache_bytes += tail->size;
+                tail = NULL;
+                combined = need;
+            }
+            span_bytes += combined - span->size;
+            span->size = combined;
+            mb_unlock(&large_lock);
+            if (tail != NULL) meta_free(tail, sizeof *tail);
+            return p;
+        }
+        if (tail != NULL) { /* too small to help: back it goes */
+            cache[cache_count++] = tail;
+            cache_bytes += tail->size;
+        }
     }
     hash_remove_locked((uintptr_t)p);
     bool sampled = span->sampled;
@@ -324,14 +422,14 @@ size_t large_release_cache(uint64_t now_ns, uint64_t min_age_ns) {
     }
 }
 
-void large_stats(struct large_stats *out) {
-    mb_lock(&large_lock);
+void large_stats(struct large_stats *out, bool wait) {
+    int locked = mb_lock_stats(&large_lock, wait);
     out->spans = span_count;
     out->span_bytes = span_bytes;
     out->cached = cache_count;
     out->cached_bytes = cache_bytes;
     out->released_bytes = released_bytes;
-    mb_unlock(&large_lock);
+    if (locked) mb_unlock(&large_lock);
 }
 
 void large_lock_all(void) { mb_lock(&large_lock); }

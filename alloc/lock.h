@@ -6,6 +6,7 @@
 #define MEMBUDGET_ALLOC_LOCK_H
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "alloc/os.h"
 
@@ -18,6 +19,7 @@ enum lock_rank {
     LOCK_RANK_POOL_MEDIUM = 6,
     LOCK_RANK_POOL_BIG = 7,
     LOCK_RANK_META = 8,    /* metadata allocator (meta.c) */
+    LOCK_RANK_SAMPLE = 9,  /* new allocation sites (policy/sample.c); never held while allocating */
     LOCK_RANK_COUNT
 };
 
@@ -76,6 +78,34 @@ static inline int mb_trylock(mb_lock_t *lock) {
         return 0;
     lock_rank_acquire(lock->rank, 0); /* a trylock cannot deadlock */
     return 1;
+}
+
+/* Takes the lock unless it stays busy for max_ns; returns 1 when taken.  For
+ * code that must go on whoever holds it: the death dump (the holder may be the
+ * dying thread itself, or a thread that never comes back) and the sampler. */
+static inline int mb_lock_bounded(mb_lock_t *lock, uint64_t max_ns) {
+    for (int spin = 0; spin < 100; spin++) {
+        if (mb_trylock(lock)) return 1;
+        cpu_relax();
+    }
+    uint64_t start = os_now_ns();
+    do {
+        os_yield();
+        if (mb_trylock(lock)) return 1;
+    } while (os_now_ns() - start < max_ns);
+    return 0;
+}
+
+/* Statistics readers: with wait, an ordinary lock; without (the death dump), a
+ * bounded try.  Returns whether the lock is held: either way the caller reads,
+ * racily when it is not (a report may show a mix of two moments). */
+#define MB_STATS_LOCK_WAIT_NS (2 * 1000 * 1000ull)
+static inline int mb_lock_stats(mb_lock_t *lock, int wait) {
+    if (wait) {
+        mb_lock(lock);
+        return 1;
+    }
+    return mb_lock_bounded(lock, MB_STATS_LOCK_WAIT_NS);
 }
 
 static inline void mb_unlock(mb_lock_t *lock) {

@@ -89,10 +89,10 @@ void meta_free(void *p, size_t size) {
     mb_unlock(&meta_lock);
 }
 
-uint64_t meta_bytes(void) {
-    mb_lock(&meta_lock);
+uint64_t meta_bytes(bool wait) {
+    int locked = mb_lock_stats(&meta_lock, wait);
     uint64_t bytes = meta_committed;
-    mb_unlock(&meta_lock);
+    if (locked) mb_unlock(&meta_lock);
     return bytes;
 }
 

@@ -32,6 +32,11 @@ static size_t cache_drop(size_t keep) {
 
 static void on_pressure(int level, void *arg) {
     (void)arg;
+    /* A notice, not a request to release: say it and keep the cache. */
+    if (level == MEMBUDGET_LEVEL_INACTIVE_LIMIT) {
+        fprintf(stderr, "cache: over the inactive limit while active\n");
+        return;
+    }
     size_t dropped = cache_drop(level == MEMBUDGET_LEVEL_CONSERVATIVE ? ENTRIES / 2 : 0);
     /* write(2) rather than stdio would be stricter; a short printf is fine here
      * because our own allocations inside the callback are never refused. */

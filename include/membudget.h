@@ -16,11 +16,25 @@ extern "C" {
 
 #define MEMBUDGET_VERSION "0.1.0"
 
-/* Release levels for membudget_release() and pressure callbacks. */
+/* Release levels for membudget_release() and pressure callbacks, and one
+ * notice that only pressure callbacks receive. */
 enum membudget_level {
     MEMBUDGET_LEVEL_CONSERVATIVE = 1, /* free pages idle for a while */
     MEMBUDGET_LEVEL_STRICT = 2,       /* all free pages and caches */
-    MEMBUDGET_LEVEL_CRITICAL = 3      /* everything, synchronously */
+    MEMBUDGET_LEVEL_CRITICAL = 3,     /* everything, synchronously */
+    /* Not a release level: the process is active and its footprint has just
+     * crossed the kill threshold it would have if it were inactive (WebKit's
+     * doesExceedInactiveLimitWhileActive).  Nothing is released and nothing
+     * fails, but if the process is made inactive (membudget_set_process_state)
+     * at this size it is over its new limit.  Sent once per crossing: again
+     * only after the footprint has fallen below 90% of that threshold and
+     * crossed it once more.  It only applies when the kill threshold comes
+     * from the jetsam model (no MEMBUDGET_LIMIT or membudget_set_limit) and the
+     * inactive threshold is the lower one.  A callback that picks what to drop
+     * by comparing levels should handle this value first: it is numerically
+     * above MEMBUDGET_LEVEL_CRITICAL but asks for less.  membudget_release()
+     * treats it as MEMBUDGET_LEVEL_CRITICAL. */
+    MEMBUDGET_LEVEL_INACTIVE_LIMIT = 4
 };
 
 /* A snapshot of the allocator's own figures.  Fields are appended over time;
@@ -70,9 +84,12 @@ int membudget_set_limit(size_t bytes);
 /* Calls cb(level, arg) when the policy rises: MEMBUDGET_LEVEL_CONSERVATIVE,
  * MEMBUDGET_LEVEL_STRICT, then MEMBUDGET_LEVEL_CRITICAL for StrictSynchronous and
  * again before the process is judged at the kill threshold (unless it was just
- * called for StrictSynchronous).  The callback runs inside the allocation that
- * crossed: it may free and allocate (its own allocations are never refused) but
- * should be quick and must not wait for another thread that may be allocating.
+ * called for StrictSynchronous); and with MEMBUDGET_LEVEL_INACTIVE_LIMIT, once
+ * per crossing, when an active process passes the inactive kill threshold (see
+ * enum membudget_level).  The callback runs inside the allocation that crossed
+ * (or on the monitor thread, MEMBUDGET_MONITOR=thread): it may free and allocate
+ * (its own allocations are never refused) but should be quick and must not wait
+ * for another thread that may be allocating.
  * Returns 0, or -1 with errno EINVAL (NULL) or ENOMEM (table full). */
 int membudget_on_pressure(void (*cb)(int level, void *arg), void *arg);
 

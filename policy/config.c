@@ -122,7 +122,7 @@ void mb_sink_line(const struct mb_sink *sink, const char *line, size_t len) {
     }
     /* One write(2) for the line and its newline, so lines from several
      * processes sharing stderr do not interleave mid-line. */
-    char out[1024];
+    char out[MB_LINE_MAX];
     if (len > sizeof out - 1) len = sizeof out - 1;
     memcpy(out, line, len);
     out[len] = '\n';

@@ -42,6 +42,9 @@ void mb_buf_value(struct mb_buf *b, const char *s, size_t max);
 /* Where diagnostics go.  write() receives one line without its newline.  A NULL
  * sink means stderr (fd 2, one write(2) per line); a sink whose write is NULL
  * discards. */
+/* The longest line a default sink writes in one piece (longer ones are cut):
+ * room for a limit's source, a cgroup path and a report path. */
+#define MB_LINE_MAX 2048
 struct mb_sink {
     void (*write)(void *ctx, const char *line, size_t len);
     void *ctx;

@@ -14,17 +14,19 @@
 #include "alloc/internal.h"
 #include "membudget.h"
 #include "policy/config.h"
+#include "policy/modules.h"
 #include "policy/monitor.h"
 #include "policy/pressure.h"
+#include "policy/sample.h"
 
 #define DUMP_FORMAT_VERSION 1
-#define DUMP_BUFFER_BYTES 16384
+#define DUMP_BUFFER_BYTES 65536
 #define DUMP_FLUSH_MARGIN 256 /* room kept for one number or key */
 
 static char dump_buffer[DUMP_BUFFER_BYTES];
 static _Atomic int dump_busy;
 static char path_template[MB_CONFIG_PATH_MAX + 64];
-static void (*stats_fn)(struct membudget_stats *out);
+static void (*stats_fn)(struct membudget_stats *out, bool wait);
 static _Atomic unsigned reports_written;
 
 static void dump_lock(void) {
@@ -38,7 +40,7 @@ static void dump_lock(void) {
 
 static void dump_unlock(void) { atomic_store_explicit(&dump_busy, 0, memory_order_release); }
 
-void mb_dump_init(void (*fill_stats)(struct membudget_stats *out)) {
+void mb_dump_init(void (*fill_stats)(struct membudget_stats *out, bool wait)) {
     stats_fn = fill_stats;
     const struct mb_config *cfg = mb_pressure_config();
     struct mb_buf b;
@@ -193,8 +195,9 @@ static const char *reason_name(enum mb_dump_reason reason) {
 
 static void fill_stats(struct membudget_stats *st) {
     memset(st, 0, sizeof *st);
-    if (stats_fn != NULL) stats_fn(st);
-    else alloc_stats(st);
+    /* Bounded locking: the dump must finish whoever holds an allocator lock. */
+    if (stats_fn != NULL) stats_fn(st, false);
+    else alloc_stats(st, false);
 }
 
 static void write_limit(struct writer *w, const struct mb_limits *lim, const struct mb_config *cfg) {
@@ -294,7 +297,7 @@ static void write_policy(struct writer *w) {
 
 static void write_classes(struct writer *w) {
     static uint64_t live_bytes[CLASS_COUNT], live_blocks[CLASS_COUNT]; /* under dump_busy */
-    alloc_class_stats(live_bytes, live_blocks);
+    alloc_class_stats(live_bytes, live_blocks, false);
     w_open(w, "size_classes", "[");
     for (unsigned c = 0; c < CLASS_COUNT; c++) {
         if (live_blocks[c] == 0) continue;
@@ -305,6 +308,174 @@ static void write_classes(struct writer *w) {
         w_u64(w, "live_blocks", live_blocks[c]);
         w_close(w, "}");
     }
+    w_close(w, "]");
+}
+
+static void w_hex(struct writer *w, uint64_t v) {
+    static const char digits[] = "0123456789abcdef";
+    char text[20];
+    int n = 0;
+    do text[n++] = digits[v & 15]; while ((v >>= 4) != 0);
+    w_room(w);
+    mb_buf_str(&w->b, "\"0x");
+    while (n > 0) mb_buf_char(&w->b, text[--n]);
+    mb_buf_char(&w->b, '"');
+}
+
+/* A member inside a one-line object: `"key": ` after a comma unless first. */
+static void w_inline_key(struct writer *w, const char *key, bool first) {
+    w_room(w);
+    if (!first) mb_buf_str(&w->b, ", ");
+    mb_buf_char(&w->b, '"');
+    mb_buf_str(&w->b, key);
+    mb_buf_str(&w->b, "\": ");
+}
+
+static void w_inline_u64(struct writer *w, const char *key, uint64_t v, bool first) {
+    w_inline_key(w, key, first);
+    mb_buf_u64(&w->b, v);
+}
+
+/* ---- the footprint timeline ------------------------------------------------- */
+
+static void write_timeline(struct writer *w) {
+    static struct mb_tick ticks[MB_TIMELINE_RING]; /* under dump_busy */
+    uint64_t total = 0, start = mb_pressure_start_ns();
+    size_t n = mb_monitor_timeline(ticks, MB_TIMELINE_RING, &total);
+    w_open(w, "timeline", "{");
+    w_u64(w, "interval_ns", mb_monitor_interval_ns());
+    w_u64(w, "ticks_total", total);
+    w_u64(w, "ticks_dropped", total - n);
+    w_open(w, "ticks", "[");
+    for (size_t i = 0; i < n; i++) {
+        const struct mb_tick *t = &ticks[i];
+        w_key(w, NULL);
+        w_raw(w, "{");
+        w_inline_u64(w, "time_ns", t->time_ns > start ? t->time_ns - start : 0, true);
+        w_inline_u64(w, "footprint_bytes", t->footprint_bytes, false);
+        w_inline_u64(w, "counter_bytes", t->counter_bytes, false);
+        w_inline_u64(w, "baseline_bytes", t->baseline_bytes, false);
+        w_inline_key(w, "policy", false);
+        w_string(w, mb_policy_name((enum mb_policy)t->policy));
+        w_raw(w, "}");
+    }
+    w_close(w, "]");
+    w_close(w, "}");
+}
+
+/* ---- the allocation sites ---------------------------------------------------- */
+
+#define SITE_SLOTS (MB_SAMPLE_OVERFLOW_SITE + 1)
+static uint32_t site_order[SITE_SLOTS]; /* under dump_busy */
+static uint64_t site_key[SITE_SLOTS];
+
+/* Whether site a is listed after site b: fewer estimated bytes, then index. */
+static bool site_after(uint32_t a, uint32_t b) {
+    return site_key[a] < site_key[b] || (site_key[a] == site_key[b] && a > b);
+}
+
+static void site_sift(size_t root, size_t n) {
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n) return;
+        if (child + 1 < n && site_after(site_order[child + 1], site_order[child])) child++;
+        if (!site_after(site_order[child], site_order[root])) return;
+        uint32_t t = site_order[root];
+        site_order[root] = site_order[child];
+        site_order[child] = t;
+        root = child;
+    }
+}
+
+/* The sites with live samples, most estimated bytes first (heap sort: no
+ * allocation, n log n for the 16K slots). */
+static size_t sites_sorted(void) {
+    size_t n = 0;
+    for (uint32_t i = 0; i < SITE_SLOTS; i++) {
+        struct mb_site_view v;
+        if (!mb_sample_site(i, &v) || v.live_samples == 0) continue;
+        site_key[i] = v.est_bytes;
+        site_order[n++] = i;
+    }
+    for (size_t i = n / 2; i-- > 0;) site_sift(i, n);
+    for (size_t end = n; end > 1; end--) {
+        uint32_t t = site_order[0];
+        site_order[0] = site_order[end - 1];
+        site_order[end - 1] = t;
+        site_sift(0, end - 1);
+    }
+    return n;
+}
+
+static void write_sites(struct writer *w) {
+    struct mb_sample_stats st;
+    mb_sample_stats(&st);
+    w_open(w, "sampling", "{");
+    w_u64(w, "rate_bytes", st.rate_bytes);
+    w_u64(w, "samples", st.samples);
+    w_u64(w, "live_samples", st.live_samples);
+    w_u64(w, "dropped", st.dropped);
+    w_u64(w, "unrecorded", st.unrecorded);
+    w_u64(w, "unwind_failures", st.unwind_failures);
+    w_u64(w, "sites", st.sites);
+    w_u64(w, "sites_capacity", MB_SAMPLE_SITES);
+    w_u64(w, "max_frames", MB_SAMPLE_MAX_FRAMES);
+    w_close(w, "}");
+    size_t n = sites_sorted();
+    w_open(w, "sites", "[");
+    for (size_t k = 0; k < n; k++) {
+        uint32_t i = site_order[k];
+        struct mb_site_view v;
+        if (!mb_sample_site(i, &v)) continue;
+        w_key(w, NULL);
+        w_raw(w, "{");
+        w_inline_u64(w, "est_bytes", site_key[i], true);
+        w_inline_u64(w, "est_objects", (v.est_objects_1024 + 512) / 1024, false);
+        w_inline_u64(w, "live_samples", v.live_samples, false);
+        w_inline_u64(w, "live_sampled_bytes", v.live_bytes, false);
+        w_inline_u64(w, "total_samples", v.total_samples, false);
+        if (i == MB_SAMPLE_OVERFLOW_SITE) {
+            w_inline_key(w, "unrecorded", false);
+            mb_buf_str(&w->b, "true");
+        }
+        w_inline_key(w, "frames", false);
+        mb_buf_char(&w->b, '[');
+        for (uint32_t f = 0; f < v.depth; f++) {
+            if (f > 0) w_raw(w, ", ");
+            w_hex(w, v.frames[f]);
+        }
+        w_raw(w, "]}");
+    }
+    w_close(w, "]");
+}
+
+/* ---- the loaded modules ------------------------------------------------------- */
+
+static void write_module(void *ctx, const struct mb_module *m) {
+    static const char digits[] = "0123456789abcdef";
+    struct writer *w = ctx;
+    w_key(w, NULL);
+    w_raw(w, "{");
+    w_inline_key(w, "path", true);
+    w_string(w, m->path);
+    w_inline_key(w, "base", false);
+    w_hex(w, m->bias);
+    w_inline_key(w, "start", false);
+    w_hex(w, m->start);
+    w_inline_key(w, "end", false);
+    w_hex(w, m->end);
+    w_inline_key(w, "build_id", false);
+    mb_buf_char(&w->b, '"');
+    for (unsigned i = 0; i < m->build_id_len; i++) {
+        mb_buf_char(&w->b, digits[m->build_id[i] >> 4]);
+        mb_buf_char(&w->b, digits[m->build_id[i] & 15]);
+    }
+    w_raw(w, "\"}");
+}
+
+static void write_modules(struct writer *w) {
+    w_open(w, "modules", "[");
+    mb_modules_each(write_module, w);
     w_close(w, "]");
 }
 
@@ -329,6 +500,9 @@ static void write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
     write_footprint(&w, footprint);
     write_policy(&w);
     write_classes(&w);
+    write_timeline(&w);
+    write_sites(&w);
+    write_modules(&w);
     w.depth = 0;
     w_newline(&w);
     w_raw(&w, "}\n");
@@ -375,12 +549,23 @@ static void line_head(struct mb_buf *b) {
     mb_buf_str(b, ") ");
 }
 
+/* Where the kill threshold came from; when ramSize decided it and the cgroup
+ * limit decided ramSize, the cgroup file too: in a container that is the
+ * number to look at. */
+static void kill_origin(struct mb_buf *b, const struct mb_limits *lim) {
+    mb_buf_str(b, lim->kill_source);
+    if (lim->kill_from_ram && lim->ram_from_cgroup) {
+        mb_buf_str(b, "; ramSize from ");
+        mb_buf_str(b, lim->cgroup_source);
+    }
+}
+
 static void summary_line(uint64_t footprint) {
     struct membudget_stats st;
     fill_stats(&st);
     struct mb_os_view now;
     mb_monitor_read_os(&now);
-    char line[768];
+    char line[MB_LINE_MAX];
     struct mb_buf b;
     mb_buf_init(&b, line, sizeof line);
     mb_buf_str(&b, "membudget: summary: footprint ");
@@ -406,7 +591,7 @@ static void summary_line(uint64_t footprint) {
     mb_buf_str(&b, "; limit ");
     mb_buf_u64(&b, mb_pressure_limits()->kill_bytes);
     mb_buf_str(&b, " (");
-    mb_buf_str(&b, mb_pressure_limits()->kill_source);
+    kill_origin(&b, mb_pressure_limits());
     mb_buf_str(&b, ")");
     mb_sink_line(NULL, b.data, b.len);
 }
@@ -417,7 +602,7 @@ void mb_dump_report(enum mb_dump_reason reason, uint64_t footprint) {
     unsigned n = atomic_fetch_add_explicit(&reports_written, 1, memory_order_relaxed) + 1;
     int fd = mb_dump_path(path, sizeof path, n) ? create_report(path) : -ENAMETOOLONG;
     const struct mb_limits *lim = mb_pressure_limits();
-    char line[1024];
+    char line[MB_LINE_MAX];
     struct mb_buf b;
     mb_buf_init(&b, line, sizeof line);
     line_head(&b);
@@ -426,7 +611,7 @@ void mb_dump_report(enum mb_dump_reason reason, uint64_t footprint) {
     mb_buf_str(&b, " >= limit ");
     mb_buf_bytes(&b, lim->kill_bytes);
     mb_buf_str(&b, " (");
-    mb_buf_str(&b, lim->kill_source);
+    kill_origin(&b, lim);
     mb_buf_str(&b, "); report: ");
     if (fd >= 0) {
         mb_buf_str(&b, path);

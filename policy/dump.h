@@ -9,6 +9,7 @@
 #ifndef MEMBUDGET_POLICY_DUMP_H
 #define MEMBUDGET_POLICY_DUMP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,7 +25,7 @@ enum mb_dump_reason {
 /* Remembers where reports go ($TMPDIR is read here, once) and the function that
  * fills the allocator statistics (the ABI layer adds the mapping bytes).  From
  * the constructor. */
-void mb_dump_init(void (*fill_stats)(struct membudget_stats *out));
+void mb_dump_init(void (*fill_stats)(struct membudget_stats *out, bool wait));
 
 /* The report path for this process: MEMBUDGET_REPORT with %p expanded, else
  * $TMPDIR/membudget.<pid>.json.  The n-th report of a process (n >= 2, warn

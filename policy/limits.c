@@ -539,6 +539,7 @@ static void compute_ram(struct mb_limits *lim, const struct mb_config *cfg) {
         mb_buf_str(&e, " = ");
         ram_term(&terms, &count, env, cfg->ram_bytes);
     }
+    lim->ram_from_cgroup = lim->cgroup_bytes != 0 && lim->cgroup_bytes == smallest;
     mb_buf_init(&src, lim->ram_source, sizeof lim->ram_source);
     if (smallest == 0) {
         lim->ram_bytes = MB_RAM_GUESS_BYTES;
@@ -681,6 +682,7 @@ unsigned mb_limits_compute(struct mb_limits *lim, const struct mb_config *cfg,
 
     /* Kill threshold: an explicit limit, else the model. */
     bool explicit_limit = p->api_limit_bytes != 0 || cfg->limit.kind != MB_AMOUNT_NONE;
+    lim->kill_from_ram = false;
     mb_buf_init(&b, lim->kill_source, sizeof lim->kill_source);
     if (p->api_limit_bytes != 0) {
         lim->kill_bytes = p->api_limit_bytes;
@@ -693,6 +695,7 @@ unsigned mb_limits_compute(struct mb_limits *lim, const struct mb_config *cfg,
         mb_buf_str(&b, cfg->raw[MB_OPT_LIMIT]);
     } else if (cfg->limit.kind == MB_AMOUNT_FRACTION) {
         lim->kill_bytes = mb_apply_ppb(ram, cfg->limit.ppb);
+        lim->kill_from_ram = true;
         mb_buf_str(&b, "MEMBUDGET_LIMIT=");
         mb_buf_str(&b, cfg->raw[MB_OPT_LIMIT]);
         mb_buf_str(&b, " of ramSize ");
@@ -706,6 +709,7 @@ unsigned mb_limits_compute(struct mb_limits *lim, const struct mb_config *cfg,
     } else {
         lim->kill_bytes =
             mb_model_kill_threshold(cfg->model, p->state, lim->pages, lim->word_bits, ram);
+        lim->kill_from_ram = lim->kill_bytes == mb_ram_cap(ram);
         model_source(lim->kill_source, sizeof lim->kill_source, cfg->model, p->state, lim->pages,
                      lim->word_bits, ram);
     }

@@ -39,6 +39,7 @@ struct mb_limits {
     char cgroup_dir[MB_PATH_MAX];
     uint64_t ram_bytes; /* ramSize: a non-zero multiple of MB_RAM_MULTIPLE */
     char ram_source[MB_SOURCE_MAX];
+    bool ram_from_cgroup; /* the cgroup limit is the smallest input of ramSize */
 
     /* ---- the thresholds, filled by mb_limits_compute ---- */
     enum mb_model model;
@@ -47,6 +48,9 @@ struct mb_limits {
     unsigned word_bits; /* 32 or 64: which variant of the model */
     uint64_t kill_bytes;
     char kill_source[MB_SOURCE_MAX];
+    /* The kill threshold was derived from ramSize: a percentage
+     * MEMBUDGET_LIMIT, or the model capped at 0.9 x ramSize. */
+    bool kill_from_ram;
     /* The kill threshold the process would have if inactive: WebKit's
      * doesExceedInactiveLimitWhileActive compares against it.  Equals
      * kill_bytes when a limit is set explicitly. */

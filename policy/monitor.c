@@ -11,6 +11,7 @@
 #include "alloc/internal.h"
 #include "policy/budget.h"
 #include "policy/pressure.h"
+#include "policy/statspage.h"
 
 static uint64_t interval_ns = 100 * 1000000ull;
 static bool use_cgroup;
@@ -24,6 +25,56 @@ static _Atomic uint64_t last_tick_ns;
  * readings, which is fine for a report. */
 static _Atomic uint64_t last_rss_anon, last_swap, last_cgroup, last_os, last_time;
 static _Atomic bool last_valid;
+
+/* The timeline ring.  Entry n lives in slot n % MB_TIMELINE_RING; its seq is
+ * 2n+1 while it is written and 2n+2 once complete, so a reader can tell a whole
+ * entry from a torn one or a stale one (a seqlock per slot). */
+struct tick_slot {
+    _Atomic uint64_t seq;
+    _Atomic uint64_t time_ns, footprint_bytes, counter_bytes, baseline_bytes;
+    _Atomic uint32_t policy;
+};
+static struct tick_slot timeline[MB_TIMELINE_RING];
+static _Atomic uint64_t timeline_total;
+
+static void timeline_record(uint64_t now_ns) {
+    uint64_t n = atomic_fetch_add_explicit(&timeline_total, 1, memory_order_relaxed);
+    struct tick_slot *s = &timeline[n % MB_TIMELINE_RING];
+    uint64_t counter = budget_counter(), baseline = mb_monitor_baseline();
+    atomic_store_explicit(&s->seq, 2 * n + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&s->time_ns, now_ns, memory_order_relaxed);
+    atomic_store_explicit(&s->footprint_bytes, counter + baseline, memory_order_relaxed);
+    atomic_store_explicit(&s->counter_bytes, counter, memory_order_relaxed);
+    atomic_store_explicit(&s->baseline_bytes, baseline, memory_order_relaxed);
+    atomic_store_explicit(&s->policy, (uint32_t)mb_pressure_policy(), memory_order_relaxed);
+    atomic_store_explicit(&s->seq, 2 * n + 2, memory_order_release);
+}
+
+size_t mb_monitor_timeline(struct mb_tick *out, size_t cap, uint64_t *total) {
+    uint64_t n = atomic_load_explicit(&timeline_total, memory_order_acquire);
+    uint64_t first = n > MB_TIMELINE_RING ? n - MB_TIMELINE_RING : 0;
+    size_t count = 0;
+    for (uint64_t i = first; i < n && count < cap; i++) {
+        struct tick_slot *s = &timeline[i % MB_TIMELINE_RING];
+        uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        if (seq != 2 * i + 2) continue; /* being written, or already overwritten */
+        struct mb_tick t = {
+            .time_ns = atomic_load_explicit(&s->time_ns, memory_order_relaxed),
+            .footprint_bytes = atomic_load_explicit(&s->footprint_bytes, memory_order_relaxed),
+            .counter_bytes = atomic_load_explicit(&s->counter_bytes, memory_order_relaxed),
+            .baseline_bytes = atomic_load_explicit(&s->baseline_bytes, memory_order_relaxed),
+            .policy = atomic_load_explicit(&s->policy, memory_order_relaxed),
+        };
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&s->seq, memory_order_relaxed) != seq) continue;
+        out[count++] = t;
+    }
+    if (total != NULL) *total = n;
+    return count;
+}
+
+uint64_t mb_monitor_interval_ns(void) { return interval_ns; }
 
 /* The value in bytes of a "Name:   1234 kB" line of /proc/self/status. */
 static bool status_field(const char *text, const char *name, uint64_t *out) {
@@ -125,6 +176,7 @@ void mb_monitor_init(const struct mb_config *cfg, const struct mb_limits *lim) {
     }
     mb_monitor_refresh();
     atomic_store_explicit(&last_tick_ns, os_now_ns(), memory_order_relaxed);
+    timeline_record(os_now_ns());
     alloc_set_tick_hook(mb_monitor_tick);
 }
 
@@ -137,9 +189,14 @@ void mb_monitor_tick(uint64_t now_ns) {
         return;
     mb_monitor_refresh();
     mb_pressure_tick(false);
+    timeline_record(now_ns);
+    mb_statspage_update();
 }
 
-void mb_monitor_atfork_child(void) { atomic_store_explicit(&last_tick_ns, 0, memory_order_relaxed); }
+void mb_monitor_atfork_child(void) {
+    atomic_store_explicit(&last_tick_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&timeline_total, 0, memory_order_relaxed); /* its own story */
+}
 
 static void *monitor_thread(void *arg) {
     (void)arg;
@@ -148,6 +205,8 @@ static void *monitor_thread(void *arg) {
         atomic_store_explicit(&last_tick_ns, os_now_ns(), memory_order_relaxed);
         mb_monitor_refresh();
         mb_pressure_tick(true);
+        timeline_record(os_now_ns());
+        mb_statspage_update();
     }
     return NULL;
 }

@@ -15,6 +15,7 @@
 #define MEMBUDGET_POLICY_MONITOR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "policy/config.h"
@@ -49,6 +50,20 @@ uint64_t mb_monitor_baseline(void);
 uint64_t mb_monitor_footprint(void);
 /* "rss", "cgroup", or "rss (no cgroup found)" when cgroup was asked for in vain. */
 const char *mb_monitor_source_name(void);
+
+/* The footprint timeline (for the dump): one entry per tick that measured, the
+ * latest MB_TIMELINE_RING kept and older ones counted.  Recorded and read
+ * without a lock: an entry being written is skipped by a reader. */
+struct mb_tick {
+    uint64_t time_ns; /* CLOCK_MONOTONIC */
+    uint64_t footprint_bytes, counter_bytes, baseline_bytes;
+    uint32_t policy; /* enum mb_policy after the tick */
+};
+#define MB_TIMELINE_RING 1024
+/* Copies the kept entries, oldest first; returns how many.  *total receives the
+ * number ever recorded. */
+size_t mb_monitor_timeline(struct mb_tick *out, size_t cap, uint64_t *total);
+uint64_t mb_monitor_interval_ns(void);
 
 /* The allocator's tick hook: refreshes at most once per interval and lets the
  * pressure code lower its policy.  Never allocates. */

@@ -245,9 +245,11 @@ static bool evaluate(void) {
             mb_dump_critical_line(footprint, threshold(T_STRICT_SYNC));
     }
     if (!inactive_crossed && footprint >= threshold(T_INACTIVE)) {
-        /* WebKit's doesExceedInactiveLimitWhileActive: once per crossing. */
+        /* WebKit's doesExceedInactiveLimitWhileActive: an event and a callback,
+         * once per crossing (the tick re-arms it below 90% of the threshold). */
         inactive_crossed = true;
         record(MB_EVENT_INACTIVE_LIMIT, level, level, footprint, threshold(T_INACTIVE), 0);
+        run_pressure_callbacks(MEMBUDGET_LEVEL_INACTIVE_LIMIT);
     }
     bool warned = config.action == MB_ACTION_WARN && kill_crossed;
     if (!warned && footprint >= kill) return shrink_or_die(footprint, critical_done);
@@ -255,7 +257,13 @@ static bool evaluate(void) {
 }
 
 static bool on_threshold(uint64_t counter, size_t charge) {
-    (void)counter, (void)charge;
+    (void)counter;
+    /* One request larger than all the memory this process could ever have
+     * (ramSize: RAM, cgroup, MEMBUDGET_RAM) fails with ENOMEM, as the OS
+     * would fail it, and nobody dies for asking: a program probing for
+     * MemoryError, a size computed wrong.  Anything smaller is the budget's
+     * business: shrink or die. */
+    if (charge >= mb_pressure_limits()->ram_bytes) return false;
     if (in_pressure) return true; /* a callback of ours allocating */
     for (;;) {
         if (gate_try()) {

@@ -14,6 +14,7 @@
 #include "alloc/internal.h"
 #include "membudget.h"
 #include "policy/budget.h"
+#include "policy/sample.h"
 #include "preload/preload.h"
 
 void *mb_malloc(size_t size);
@@ -35,10 +36,34 @@ void mb_malloc_stats(void);
 
 static inline bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+/* ---- allocation sampling (DESIGN §6, policy/sample.h) ----------------------
+ * Bytes this thread may still allocate before its next sample.  It starts at 0,
+ * so a thread's first allocation asks the sampler for its first interval. */
+static __thread int64_t sample_left __attribute__((tls_model("initial-exec")));
+
+static __attribute__((noinline, cold)) void *sample_slow(void *p, size_t size) {
+    if (p != NULL) {
+        int saved_errno = errno; /* the unwinder may set it */
+        /* First: the unwinder's own allocations must not come back here. */
+        sample_left = INT64_MAX;
+        sample_left = mb_sample_allocation(p, size);
+        errno = saved_errno;
+    }
+    return p;
+}
+
+/* The fast path's whole cost: one subtraction and one branch.  Unsigned
+ * arithmetic, so no size can overflow the signed countdown. */
+static inline void *sample_tick(void *p, size_t size) {
+    sample_left = (int64_t)((uint64_t)sample_left - size);
+    if (unlikely(sample_left < 0)) return sample_slow(p, size);
+    return p;
+}
+
 void *mb_malloc(size_t size) {
     void *p = alloc_malloc(size);
     if (unlikely(p == NULL)) errno = ENOMEM;
-    return p;
+    return sample_tick(p, size);
 }
 
 void mb_free(void *ptr) { alloc_free(ptr); }
@@ -57,7 +82,7 @@ void *mb_calloc(size_t count, size_t size) {
         p = large_alloc(total, OS_PAGE_SIZE, true); /* fresh mappings are zero already */
     }
     if (unlikely(p == NULL)) errno = ENOMEM;
-    return p;
+    return sample_tick(p, total);
 }
 
 /* Copies up to n bytes from src, stopping at the first unreadable page instead
@@ -89,7 +114,8 @@ void *mb_realloc(void *ptr, size_t size) {
         if (q != NULL) copy_readable(q, ptr, size);
     }
     if (unlikely(q == NULL)) errno = ENOMEM;
-    return q;
+    /* A block resized in place and sampled again replaces its old sample. */
+    return sample_tick(q, size);
 }
 
 void *mb_reallocarray(void *ptr, size_t count, size_t size) {
@@ -104,7 +130,7 @@ void *mb_reallocarray(void *ptr, size_t count, size_t size) {
 static void *aligned_or_enomem(size_t alignment, size_t size) {
     void *p = alloc_aligned(size, alignment);
     if (unlikely(p == NULL)) errno = ENOMEM;
-    return p;
+    return sample_tick(p, size);
 }
 
 void *mb_aligned_alloc(size_t alignment, size_t size) {
@@ -133,7 +159,7 @@ int mb_posix_memalign(void **out, size_t alignment, size_t size) {
     if (!is_power_of_two(alignment) || alignment < sizeof(void *)) return EINVAL;
     void *p = alloc_aligned(size, alignment);
     if (p == NULL) return ENOMEM;
-    *out = p;
+    *out = sample_tick(p, size);
     return 0;
 }
 
@@ -150,16 +176,35 @@ void *mb_pvalloc(size_t size) {
 
 size_t mb_malloc_usable_size(void *ptr) { return alloc_usable_size(ptr); }
 
+#ifdef MB_DEBUG
+/* The Threads: line of /proc/self/status, or 0 when it cannot be read. */
+static unsigned process_thread_count(void) {
+    char buf[4096];
+    if (os_read_small_file("/proc/self/status", buf, sizeof buf) <= 0) return 0;
+    const char *line = strstr(buf, "\nThreads:");
+    if (line == NULL) return 0;
+    unsigned n = 0;
+    for (line += 9; *line == ' ' || *line == '\t'; line++) {
+    }
+    for (; *line >= '0' && *line <= '9'; line++) n = n * 10 + (unsigned)(*line - '0');
+    return n;
+}
+#endif
+
 int mb_malloc_trim(size_t pad) {
     (void)pad;
     size_t released = alloc_release(MEMBUDGET_LEVEL_CRITICAL);
-    alloc_check_counter(mmap_charged_bytes());
+    /* Debug builds check the counter against everything committed, which only
+     * holds at a quiescent point: the calling thread is the only one. */
+#ifdef MB_DEBUG
+    if (process_thread_count() == 1) alloc_check_counter(mmap_charged_bytes(true));
+#endif
     return released > 0;
 }
 
 static void fill_stats(struct membudget_stats *st) {
-    alloc_stats(st);
-    st->mmap_bytes = mmap_charged_bytes();
+    alloc_stats(st, true);
+    st->mmap_bytes = mmap_charged_bytes(true);
 }
 
 struct mallinfo2 mb_mallinfo2(void) {

@@ -18,21 +18,24 @@
 #include "policy/limits.h"
 #include "policy/monitor.h"
 #include "policy/pressure.h"
+#include "policy/sample.h"
+#include "policy/statspage.h"
 #include "preload/preload.h"
 
 int mb_verbose;
 
-void *mb_malloc(size_t size);
-
 /* One handler takes every allocator lock in rank order (alloc/lock.h). */
 static void fork_prepare(void) {
+    mb_sample_atfork_quiesce(); /* takes no lock: before them all */
     heap_atfork_prepare();
     mb_pressure_atfork_prepare();
     mmap_atfork_prepare();
     alloc_atfork_prepare();
+    mb_sample_atfork_prepare();
 }
 
 static void fork_parent(void) {
+    mb_sample_atfork_parent();
     alloc_atfork_parent();
     mmap_atfork_parent();
     mb_pressure_atfork_parent();
@@ -42,6 +45,7 @@ static void fork_parent(void) {
 static void fork_child(void) {
     /* Locks are reset from the innermost rank out, so the debug build's rank
      * check sees no lock held when heap_atfork_child takes the heap lock. */
+    mb_sample_atfork_child();
     alloc_atfork_child();
     mmap_atfork_child();
     mb_pressure_atfork_child_unlock();
@@ -50,6 +54,7 @@ static void fork_child(void) {
     mb_monitor_atfork_child();
     mb_dump_atfork_child();
     mb_pressure_atfork_child();
+    mb_statspage_atfork_child();
 }
 
 static void read_comm(char *out, size_t cap) {
@@ -76,6 +81,7 @@ static void policy_start(void) {
     mb_monitor_init(&cfg, &lim);
     mb_pressure_init(&cfg, &lim);
     mb_dump_init(mb_fill_stats);
+    mb_sample_init(cfg.sample_bytes);
     if (cfg.monitor == MB_MONITOR_THREAD && mb_monitor_start_thread() != 0) {
         static const char msg[] =
             "membudget: MEMBUDGET_MONITOR=thread: the monitor thread could not be started; "
@@ -86,11 +92,6 @@ static void policy_start(void) {
     if (cfg.backend != MB_BACKEND_NATIVE) {
         static const char msg[] = "membudget: MEMBUDGET_BACKEND=jemalloc is not available in this "
                                   "build; using the native allocator\n";
-        os_write_all(2, msg, sizeof msg - 1);
-    }
-    if (mb_config_is_set(&cfg, MB_OPT_SAMPLE) && cfg.sample_bytes != 0) {
-        static const char msg[] = "membudget: MEMBUDGET_SAMPLE: allocation-site sampling is not "
-                                  "part of this build; reports carry no allocation sites\n";
         os_write_all(2, msg, sizeof msg - 1);
     }
     if (mb_verbose >= 2) {
@@ -104,10 +105,18 @@ __attribute__((constructor)) static void membudget_start(void) {
     alloc_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     policy_start();
+    mb_statspage_start(mb_verbose >= 1); /* live statistics, from the first tick */
 #ifndef MB_NO_EXPORTS
-    /* Loaded with dlopen, our malloc is not the one the process calls. */
-    void *global_malloc = dlsym(RTLD_DEFAULT, "malloc");
-    if (global_malloc != NULL && global_malloc != (void *)mb_malloc) {
+    /* Loaded with dlopen, our malloc is not the one the process calls.  Ask
+     * the process's malloc for a block and see whose it is: comparing
+     * addresses would take the canonical PLT entry of a non-PIE program
+     * (Debian's python3) for another allocator. */
+    void *(*global_malloc)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "malloc");
+    void (*global_free)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "free");
+    void *probe = global_malloc != NULL && global_free != NULL ? global_malloc(16) : NULL;
+    bool foreign = probe != NULL && chunk_of(probe) == NULL;
+    if (probe != NULL) global_free(probe);
+    if (foreign) {
         static const char msg[] =
             "membudget: libmembudget.so was loaded with dlopen(), not preloaded: it is not "
             "this process's allocator and no budget applies (use LD_PRELOAD)\n";
@@ -117,6 +126,7 @@ __attribute__((constructor)) static void membudget_start(void) {
 }
 
 __attribute__((destructor)) static void membudget_finish(void) {
+    mb_statspage_close();
     if (mb_verbose < 1) return;
     struct membudget_stats st;
     membudget_stats(&st, sizeof st);

@@ -246,10 +246,10 @@ static void *mb_mremap(void *old_addr, size_t old_len, size_t new_len, int flags
     return (void *)r;
 }
 
-uint64_t mmap_charged_bytes(void) {
-    mb_lock(&mmap_lock);
+uint64_t mmap_charged_bytes(bool wait) {
+    int locked = mb_lock_stats(&mmap_lock, wait);
     uint64_t bytes = charged_bytes;
-    mb_unlock(&mmap_lock);
+    if (locked) mb_unlock(&mmap_lock);
     return bytes;
 }
 

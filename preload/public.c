@@ -12,9 +12,9 @@
 #include "policy/pressure.h"
 #include "preload/preload.h"
 
-void mb_fill_stats(struct membudget_stats *st) {
-    alloc_stats(st);
-    st->mmap_bytes = mmap_charged_bytes();
+void mb_fill_stats(struct membudget_stats *st, bool wait) {
+    alloc_stats(st, wait);
+    st->mmap_bytes = mmap_charged_bytes(wait);
     st->baseline_bytes = mb_monitor_baseline();
     st->footprint_bytes = st->counter_bytes + st->baseline_bytes;
     st->limit_bytes = mb_pressure_enabled() ? mb_pressure_kill_bytes() : 0;
@@ -24,7 +24,7 @@ void mb_fill_stats(struct membudget_stats *st) {
 MB_EXPORT size_t membudget_stats(struct membudget_stats *out, size_t size) {
     if (out == NULL) return 0;
     struct membudget_stats st;
-    mb_fill_stats(&st);
+    mb_fill_stats(&st, true);
     if (size > sizeof st) size = sizeof st;
     memcpy(out, &st, size);
     return size;

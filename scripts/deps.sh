@@ -7,6 +7,7 @@ set -euo pipefail
 
 needs=(
     "gcc          cmd:gcc"
+    "g++          cmd:g++"
     "make         cmd:make"
     "clang        cmd:clang"
     "libclang-rt-14-dev pkg:libclang-rt-14-dev"
@@ -19,6 +20,16 @@ needs=(
     "binutils     cmd:objdump"
     "libjemalloc2 file:/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
     "libmimalloc2.0 file:/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"
+    "libunwind-dev pkg:libunwind-dev"
+    "libdw-dev    pkg:libdw-dev"
+    "libjansson-dev pkg:libjansson-dev"
+    "chromium     cmd:chromium"
+    "libpython3.11-testsuite file:/usr/lib/python3.11/test/test_dict.py"
+    "valgrind     cmd:valgrind"
+    "coreutils    cmd:timeout"
+    "tmux         cmd:tmux"
+    "pkgconf      cmd:pkg-config"
+    "groff-base   cmd:groff"
 )
 
 missing=()

@@ -535,6 +535,23 @@ static void test_tree_sources(void) {
                        "webkit model: inactive, 1 page, 64-bit: min(4 GiB, 0.9 x ramSize 1 GiB)") ==
                     0,
                 "'%s'", lim.inactive_kill_source);
+    /* The kill threshold is 0.9 x ramSize and the cgroup set ramSize: the
+     * death line names the cgroup file. */
+    expect_true(lim.ram_from_cgroup && lim.kill_from_ram);
+    struct mb_limits other = lim;
+    mb_config_set(&cfg, MB_OPT_LIMIT, "512M", NULL);
+    struct mb_limits_params params;
+    mb_limits_params_from_config(&params, &cfg);
+    mb_limits_compute(&other, &cfg, &params, NULL);
+    expect_true(!other.kill_from_ram, "%s", other.kill_source);
+    mb_config_set(&cfg, MB_OPT_LIMIT, "50%", NULL);
+    mb_limits_compute(&other, &cfg, &params, NULL);
+    expect_true(other.kill_from_ram, "%s", other.kill_source);
+    mb_config_defaults(&cfg);
+    mb_config_set(&cfg, MB_OPT_RAM, "512M", NULL);
+    mb_limits_init(&other, root, &cfg, NULL);
+    expect_true(!other.ram_from_cgroup && other.kill_from_ram, "%s", other.ram_source);
+    mb_config_defaults(&cfg);
 
     char text[4096];
     size_t n = mb_limits_format(&lim, text, sizeof text);
@@ -1368,6 +1385,7 @@ static void test_real_v1_cgroup(void) {
     expect_eq_ctx(seen.ram_bytes, 1024 * MIB, "%s", seen.ram_source);
     expect_eq_ctx(seen.kill_bytes, 966367641, "%s", seen.kill_source);
     expect_int_eq(seen.cgroup_version, 1);
+    expect_true(seen.ram_from_cgroup && seen.kill_from_ram);
     expect_true(strcmp(seen.cgroup_dir, dir) == 0, "'%s' != '%s'", seen.cgroup_dir, dir);
     expect_true(strstr(seen.cgroup_source, "/memory.limit_in_bytes = 1048576000") != NULL, "%s",
                 seen.cgroup_source);

@@ -1,0 +1,210 @@
+/* The live-statistics page (see statspage.h).  Everything here may run inside
+ * an allocation: raw system calls only, no allocation, no stdio, and no lock
+ * that anyone waits for — an update that finds another in progress is skipped,
+ * since the next tick brings fresher figures anyway. */
+#include "policy/statspage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include "alloc/internal.h"
+#include "policy/budget.h"
+#include "policy/config.h"
+#include "policy/monitor.h"
+#include "policy/pressure.h"
+
+static struct mb_statspage *page; /* this process's mapped page, or NULL */
+static pid_t page_pid;            /* the pid in its file name */
+static pid_t failed_pid;          /* creation failed in this process: no retry */
+static bool wanted;               /* mb_statspage_start was called */
+static bool verbose_failure;      /* say in one line when creation fails */
+static uint64_t birth_ns;         /* start-up, or the fork: when this process began */
+static _Atomic bool closed;       /* exit has begun: never create again */
+static _Atomic int busy;          /* an update (or creation) is in progress */
+
+static void page_path(char *out, size_t cap, pid_t pid) {
+    struct mb_buf b;
+    mb_buf_init(&b, out, cap);
+    mb_buf_str(&b, MB_STATSPAGE_DIR "/" MB_STATSPAGE_PREFIX);
+    mb_buf_u64(&b, (uint64_t)pid);
+}
+
+static void unlink_path(const char *path) {
+    os_syscall6(SYS_unlinkat, AT_FDCWD, (long)path, 0, 0, 0, 0);
+}
+
+static void copy_text(char *dst, size_t cap, const char *src) {
+    struct mb_buf b;
+    mb_buf_init(&b, dst, cap);
+    mb_buf_str(&b, src);
+}
+
+/* Field 22 of /proc/self/stat, the start time; 0 when it cannot be read.
+ * The command name (field 2) may hold spaces and parentheses: fields are
+ * counted from the last ')'. */
+static uint64_t read_start_ticks(void) {
+    char text[1024];
+    long n = os_read_small_file("/proc/self/stat", text, sizeof text);
+    if (n <= 0) return 0;
+    const char *p = NULL;
+    for (const char *q = text; *q != '\0'; q++)
+        if (*q == ')') p = q;
+    if (p == NULL) return 0;
+    p++;
+    for (int field = 3; field < 22 && *p != '\0'; field++) { /* skip fields 3..21 */
+        while (*p == ' ') p++;
+        while (*p != ' ' && *p != '\0') p++;
+    }
+    while (*p == ' ') p++;
+    uint64_t v = 0;
+    while (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+    return v;
+}
+
+/* One update of the changing part, under the sequence counter. */
+static void fill(struct mb_statspage *p) {
+    uint64_t seq = atomic_load_explicit(&p->seq, memory_order_relaxed);
+    atomic_store_explicit(&p->seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+
+    const struct mb_config *cfg = mb_pressure_config();
+    const struct mb_limits *lim = mb_pressure_limits();
+    struct mb_os_view view;
+    mb_monitor_last_view(&view);
+    uint64_t events = 0;
+    mb_pressure_events(NULL, 0, &events);
+    uint64_t footprint = mb_monitor_footprint();
+    enum mb_policy policy = mb_pressure_policy();
+
+    p->updated_unix_ns = os_realtime_ns();
+    p->uptime_ns = os_now_ns() - mb_pressure_start_ns();
+    p->ticks++;
+    p->footprint_bytes = footprint;
+    if (footprint > p->footprint_peak_bytes) p->footprint_peak_bytes = footprint;
+    p->counter_bytes = budget_counter();
+    p->counter_peak_bytes = budget_peak();
+    p->baseline_bytes = mb_monitor_baseline();
+    p->os_bytes = view.os_bytes;
+    p->limit_bytes = mb_pressure_kill_bytes();
+    p->conservative_bytes = lim->conservative_bytes;
+    p->strict_bytes = lim->strict_bytes;
+    p->strict_sync_bytes = lim->strict_sync_bytes;
+    p->events_total = events;
+    p->policy = (uint32_t)policy;
+    p->pages = lim->pages;
+    copy_text(p->policy_name, sizeof p->policy_name, mb_policy_name(policy));
+    copy_text(p->action, sizeof p->action, mb_option_value_name(MB_OPT_ACTION, cfg->action));
+    copy_text(p->state, sizeof p->state, mb_option_value_name(MB_OPT_STATE, lim->state));
+    copy_text(p->footprint_source, sizeof p->footprint_source, mb_monitor_source_name());
+    copy_text(p->limit_source, sizeof p->limit_source, lim->kill_source);
+
+    atomic_store_explicit(&p->seq, seq + 2, memory_order_release);
+}
+
+/* Creates, maps and fills the page of the calling process.  0 or -errno. */
+static int create(void) {
+    pid_t pid = os_getpid();
+    char path[64];
+    page_path(path, sizeof path, pid);
+    const int flags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    long fd = os_open(path, flags, 0600);
+    if (fd == -EEXIST) {
+        /* Left by an earlier program this process exec'd from, or by a dead
+         * process of the same pid.  In the sticky /dev/shm only the file's
+         * owner can remove it: another user's file stays, and so do we out. */
+        unlink_path(path);
+        fd = os_open(path, flags, 0600);
+    }
+    if (fd < 0) return (int)fd;
+    long rc = os_syscall6(SYS_ftruncate, fd, MB_STATSPAGE_FILE_BYTES, 0, 0, 0, 0);
+    long addr = rc < 0 ? rc
+                       : os_mmap(NULL, MB_STATSPAGE_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+                                 (int)fd, 0);
+    os_close((int)fd);
+    if (rc < 0 || os_failed(addr)) {
+        unlink_path(path);
+        return rc < 0 ? (int)rc : (int)addr;
+    }
+    struct mb_statspage *p = (struct mb_statspage *)addr;
+    p->version = MB_STATSPAGE_VERSION;
+    p->size = (uint32_t)sizeof *p;
+    p->pid = (uint32_t)pid;
+    p->start_ticks = read_start_ticks();
+    p->created_unix_ns = os_realtime_ns();
+    char comm[32];
+    long n = os_read_small_file("/proc/self/comm", comm, sizeof comm);
+    if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = '\0';
+    copy_text(p->comm, sizeof p->comm, n > 0 ? comm : "?");
+    fill(p);
+    __atomic_store_n(&p->magic, MB_STATSPAGE_MAGIC, __ATOMIC_RELEASE);
+    page = p;
+    page_pid = pid;
+    return 0;
+}
+
+static bool busy_try(void) { return !atomic_exchange_explicit(&busy, 1, memory_order_acquire); }
+
+static void busy_release(void) { atomic_store_explicit(&busy, 0, memory_order_release); }
+
+void mb_statspage_start(bool verbose) {
+    verbose_failure = verbose;
+    birth_ns = os_now_ns();
+    wanted = true;
+}
+
+static void report_failure(int err) {
+    char line[160];
+    struct mb_buf b;
+    mb_buf_init(&b, line, sizeof line);
+    mb_buf_str(&b, "membudget: live statistics unavailable: cannot create " MB_STATSPAGE_DIR
+                   "/" MB_STATSPAGE_PREFIX);
+    mb_buf_u64(&b, (uint64_t)os_getpid());
+    mb_buf_str(&b, " (errno ");
+    mb_buf_u64(&b, (uint64_t)err);
+    mb_buf_char(&b, ')');
+    mb_sink_line(NULL, b.data, b.len);
+}
+
+void mb_statspage_update(void) {
+    if (!wanted || atomic_load_explicit(&closed, memory_order_relaxed)) return;
+    if (!busy_try()) return;
+    if (page != NULL) {
+        fill(page);
+    } else if (failed_pid != os_getpid() && os_now_ns() - birth_ns >= MB_STATSPAGE_MIN_AGE_NS) {
+        int rc = create();
+        if (rc != 0) {
+            failed_pid = os_getpid();
+            if (verbose_failure) report_failure(-rc);
+        }
+    }
+    busy_release();
+}
+
+void mb_statspage_close(void) {
+    atomic_store_explicit(&closed, true, memory_order_relaxed);
+    /* Wait out an update in progress (it never blocks) so that a creation in
+     * another thread cannot follow the removal. */
+    while (!busy_try()) os_yield();
+    if (page != NULL && page_pid == os_getpid()) {
+        char path[64];
+        page_path(path, sizeof path, page_pid);
+        unlink_path(path);
+    }
+    busy_release();
+}
+
+void mb_statspage_atfork_child(void) {
+    /* The parent's page is shared with the parent: unmap it unwritten (the
+     * child is single-threaded here).  The child's own page comes at its first
+     * tick. */
+    if (page != NULL) os_munmap(page, MB_STATSPAGE_FILE_BYTES);
+    page = NULL;
+    page_pid = 0;
+    failed_pid = 0;
+    birth_ns = os_now_ns();
+    atomic_store_explicit(&busy, 0, memory_order_relaxed);
+}

@@ -1,0 +1,96 @@
+/* The live-statistics page (DESIGN §5, §9): a small fixed binary record that a
+ * process running with the library publishes as /dev/shm/membudget.<pid> for
+ * `membudget stat` and `membudget top`.  The file is created
+ * O_CREAT|O_EXCL|O_NOFOLLOW with mode 0600, so only its owner (and root) can
+ * read it; it is mapped shared once and then rewritten in memory at monitor
+ * ticks under a sequence counter, so a tick costs no system call.
+ *
+ * The page is created at the first monitor tick once the process (or the fork
+ * child) has run for MB_STATSPAGE_MIN_AGE_NS, not at start-up: short-lived
+ * processes (a shell running a command, a forked child that soon calls _exit)
+ * never make one, and so never leave one behind.  It is unlinked at exit; a
+ * process that ends without exit() (a budget death, a signal, _exit as dash
+ * uses) leaves it behind, and readers remove the pages of processes that are
+ * gone.
+ *
+ * This header is also the format the reader in tools/ compiles against: fields
+ * are only ever appended, and `size` says how much of the record a writer
+ * filled. */
+#ifndef MEMBUDGET_POLICY_STATSPAGE_H
+#define MEMBUDGET_POLICY_STATSPAGE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MB_STATSPAGE_DIR "/dev/shm"
+#define MB_STATSPAGE_PREFIX "membudget." /* followed by the decimal pid */
+#define MB_STATSPAGE_MAGIC 0x3170626du   /* "mbp1" in memory on little-endian */
+#define MB_STATSPAGE_VERSION 1u
+#define MB_STATSPAGE_FILE_BYTES 4096u        /* the file's length: one page */
+#define MB_STATSPAGE_MIN_AGE_NS 500000000ull /* no page before 0.5 s of life */
+
+struct mb_statspage {
+    /* ---- written once, at creation ----
+     * magic is stored last, with release order: a reader that sees it sees
+     * the rest of the header and one complete update. */
+    uint32_t magic;
+    uint32_t version;
+    uint32_t size; /* sizeof(struct mb_statspage) of the writer */
+    uint32_t pid;
+    /* Field 22 of /proc/<pid>/stat (clock ticks after boot): a page whose pid
+     * now names a process that started at another time is stale. */
+    uint64_t start_ticks;
+    uint64_t created_unix_ns;
+    char comm[16]; /* /proc/self/comm at creation, NUL-terminated */
+
+    /* ---- rewritten at every monitor tick ----
+     * seq is odd while an update is in progress; a reader copies the record
+     * and keeps the copy when seq was even and unchanged around the copy. */
+    _Atomic uint64_t seq;
+    uint64_t updated_unix_ns;      /* CLOCK_REALTIME of the last update */
+    uint64_t uptime_ns;            /* since the budget started (start-up or fork) */
+    uint64_t ticks;                /* updates so far */
+    uint64_t footprint_bytes;      /* counter + baseline */
+    uint64_t footprint_peak_bytes; /* the highest footprint seen at an update */
+    uint64_t counter_bytes;
+    uint64_t counter_peak_bytes; /* exact: kept by the counter itself */
+    uint64_t baseline_bytes;
+    uint64_t os_bytes;    /* the OS view the baseline was derived from */
+    uint64_t limit_bytes; /* the kill threshold */
+    uint64_t conservative_bytes;
+    uint64_t strict_bytes;
+    uint64_t strict_sync_bytes;
+    uint64_t events_total; /* policy history entries ever recorded */
+    uint32_t policy;       /* enum mb_policy: 0 unrestricted .. 3 strict-synchronous */
+    uint32_t pages;        /* the jetsam model's page count */
+    /* Names, NUL-terminated, so a reader needs no table of ours. */
+    char policy_name[24];      /* "conservative" */
+    char action[8];            /* "abort", "fail", "warn" */
+    char state[12];            /* "active", "inactive" */
+    char footprint_source[36]; /* "rss", "cgroup", ... */
+    char limit_source[192];    /* where the kill threshold came from, cut to fit */
+};
+
+_Static_assert(sizeof(struct mb_statspage) <= MB_STATSPAGE_FILE_BYTES,
+               "the record fits in the file");
+
+/* Turns publishing on; from the constructor, after the policy has started.
+ * verbose: when the page cannot be created (no /dev/shm, another user's file
+ * in the way, ...), say so in one line on stderr; either way live statistics
+ * are then unavailable for this process and nothing else changes. */
+void mb_statspage_start(bool verbose);
+
+/* From the monitor tick (any thread, possibly inside an allocation): creates
+ * the page the first time, then copies the current figures into it.  Never
+ * allocates, never waits: a second thread arriving during an update skips it. */
+void mb_statspage_update(void);
+
+/* At exit: removes the page (the mapping stays valid until the process ends,
+ * so a late tick from another thread writes harmlessly into it). */
+void mb_statspage_close(void);
+
+/* In the fork child: lets go of the parent's page without touching it. */
+void mb_statspage_atfork_child(void);
+
+#endif

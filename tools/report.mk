@@ -1,0 +1,19 @@
+# The report tool (tools/report*.c, DESIGN §6): $(BUILD)/membudget-report reads a
+# death dump and prints the summary, --svg, --folded or --json.  An ordinary
+# program, built without the library: jansson reads and writes the JSON, elfutils'
+# libdw (libdwfl) symbolizes the sampled frames.  `membudget report` runs it.
+#   make report-tool
+
+REPORT_TOOL    := $(BUILD)/membudget-report
+REPORT_SRCS    := tools/report.c tools/report_symbols.c tools/report_svg.c tools/report_main.c
+REPORT_HDRS    := tools/report.h tools/report_model.h
+REPORT_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O2 -I. -Iinclude $(WARN)
+REPORT_LDLIBS  := -ljansson -ldw -lelf
+
+.PHONY: report-tool
+all: report-tool
+report-tool: $(REPORT_TOOL)
+
+$(REPORT_TOOL): $(REPORT_SRCS) $(REPORT_HDRS) tools/report.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(REPORT_CFLAGS) $(REPORT_SRCS) -o $@ $(REPORT_LDLIBS)

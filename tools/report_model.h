@@ -1,0 +1,94 @@
+/* The report tool's picture of a dump (tools/report*.c): the JSON document
+ * read into plain structures, with the frames resolved to modules and, where
+ * the files are at hand, to functions and lines.  Shared by the loader and
+ * the text output (report.c), the symbolizer (report_symbols.c) and the SVG
+ * writer (report_svg.c). */
+#ifndef MEMBUDGET_TOOLS_REPORT_MODEL_H
+#define MEMBUDGET_TOOLS_REPORT_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+enum rp_module_state {
+    RP_MODULE_UNREAD = 0, /* symbols not asked for (--no-symbols) */
+    RP_MODULE_READ,       /* its file was found and matches the build-id */
+    RP_MODULE_MISSING,    /* no readable ELF file at the path */
+    RP_MODULE_MISMATCH    /* a file is there, with another build-id */
+};
+
+struct rp_module {
+    const char *path;
+    const char *name; /* the path's last component */
+    uint64_t base;    /* load bias */
+    uint64_t start, end;
+    const char *build_id; /* hex; "" when the dump has none */
+    enum rp_module_state state;
+};
+
+struct rp_frame {
+    uint64_t address;               /* a return address, as recorded */
+    const struct rp_module *module; /* NULL: in no recorded module */
+    char *function;                 /* NULL: no symbol */
+    uint64_t function_offset;       /* of the return address */
+    char *file;                     /* NULL: no line information */
+    int line;
+};
+
+struct rp_site {
+    uint64_t est_bytes, est_objects, live_samples, live_sampled_bytes, total_samples;
+    bool unrecorded; /* samples whose stack could not be recorded */
+    size_t frame_count;
+    struct rp_frame *frames; /* innermost first */
+};
+
+struct rp_event {
+    uint64_t time_ns, footprint_bytes, threshold_bytes, released_bytes;
+    const char *kind, *from, *to;
+};
+
+struct rp_tick {
+    uint64_t time_ns, footprint_bytes, counter_bytes, baseline_bytes;
+    const char *policy;
+};
+
+struct rp_report {
+    json_t *root;
+    const char *path; /* of the dump */
+    const char *reason, *comm, *version;
+    uint64_t pid, uptime_ns, time_unix_ns;
+    json_t *limit, *footprint, *policy, *sampling; /* objects (never NULL) */
+    uint64_t kill_bytes, conservative_bytes, strict_bytes, strict_sync_bytes;
+    uint64_t footprint_bytes;
+    struct rp_event *events;
+    size_t event_count;
+    struct rp_tick *ticks;
+    size_t tick_count;
+    struct rp_site *sites;
+    size_t site_count;
+    uint64_t sites_est_bytes; /* all sites together */
+    struct rp_module *modules;
+    size_t module_count;
+};
+
+/* Members of a JSON object, with defaults when absent or of another type:
+ * 0, "" and an empty object.  Addresses may be numbers or "0x..." strings. */
+uint64_t rp_u64(const json_t *obj, const char *key);
+const char *rp_str(const json_t *obj, const char *key);
+uint64_t rp_address(const json_t *value);
+
+/* report_symbols.c: resolves every frame's function and line from the module
+ * files the dump names; modules get their state. */
+void rp_symbolize(struct rp_report *r);
+
+/* report_svg.c: the footprint timeline with the thresholds and the policy
+ * changes; false when the file cannot be written. */
+bool rp_write_svg(const struct rp_report *r, const char *path);
+
+/* "51.2 MiB": one decimal, ".0" dropped, as the library writes sizes. */
+const char *rp_bytes(char *buf, size_t cap, uint64_t bytes);
+
+#endif
