@@ -7,11 +7,18 @@
  *            then grow 50 MiB past it (run with MEMBUDGET_LIMIT=64M);
  *   nocache  the same without the callback: the process dies;
  *   fork     climb past Conservative (MEMBUDGET_LIMIT=64M), fork, and print the
- *            policy the parent and the child see. */
+ *            policy the parent and the child see;
+ *   inactive PATH  cross the inactive kill threshold while active, with
+ *            untouched anonymous mappings (run with MEMBUDGET_MODEL=webkit-legacy,
+ *            MEMBUDGET_RAM=4G and MEMBUDGET_MONITOR=thread: inactive limit 2 GiB,
+ *            kill 3.6 GiB, Conservative at 2.4 GiB), print the levels seen after
+ *            each step, then write a report to PATH with membudget_dump(). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "membudget.h"
@@ -40,8 +47,57 @@ static void print_levels(void) {
     printf("\n");
 }
 
+static char *map_untouched(size_t mib) {
+    char *p = mmap(NULL, mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        printf("mmap %zu MiB failed\n", mib);
+        exit(2);
+    }
+    p[0] = 1;
+    return p;
+}
+
+static void step(const char *name) {
+    printf("%s ", name);
+    print_levels();
+}
+
+/* Long enough for several monitor ticks (MEMBUDGET_INTERVAL=10ms). */
+static void settle(void) {
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static int inactive_mode(const char *report) {
+    const size_t over = 2100, below = 1900, gap = 200; /* MiB; the limit is 2048 */
+    membudget_on_pressure(record_level, NULL);
+    char *a = map_untouched(over); /* crosses 2 GiB */
+    step("crossed");
+    char *b = map_untouched(64); /* further over: no second notice */
+    munmap(b, (size_t)64 << 20);
+    step("further");
+    /* Down to 1900 MiB, above 90% of the limit (1843.2 MiB), and over again:
+     * still the same crossing. */
+    munmap(a + (below << 20), (over - below) << 20);
+    settle();
+    char *c = map_untouched(gap);
+    step("hysteresis");
+    munmap(c, gap << 20);
+    munmap(a, below << 20);
+    /* Well below: the monitor re-arms the notice, and the next crossing sends it. */
+    settle();
+    a = map_untouched(over);
+    step("again");
+    struct membudget_stats st;
+    membudget_stats(&st, sizeof st);
+    printf("policy %d limit %zu\n", (int)st.policy, membudget_limit());
+    munmap(a, over << 20);
+    return membudget_dump(report) == 0 ? 0 : 3;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "climb";
+    if (strcmp(mode, "inactive") == 0) return inactive_mode(argc > 2 ? argv[2] : NULL);
     if (strcmp(mode, "climb") == 0 || strcmp(mode, "below") == 0) {
         membudget_on_pressure(record_level, NULL);
         size_t total = strcmp(mode, "climb") == 0 ? (size_t)3277 << 20 : (size_t)16 << 20;

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """The budget's behaviour seen from outside (issue 4): programs that grow until
-stopped, fail mode in C and python3, pressure callbacks, bad configuration,
-and the safety of the report path.
+stopped (C and python3, one and eight threads, and in a real memory cgroup with
+no MEMBUDGET_LIMIT), fail mode in C, C++ and python3, pressure callbacks
+(including the inactive-limit notice), bad configuration, and the safety of
+the report path.
 
 Usage: run.py LIB BINDIR   (LIB: the library to preload; BINDIR: the built
-test programs grow, fail and callbacks).  Prints "ok NAME" or "FAIL NAME:
-reason" per case, then "N passed, N failed"; exits non-zero on any failure."""
+test programs grow, fail, fail_cxx and callbacks).  Prints "ok NAME", "skip
+NAME: reason" or "FAIL NAME: reason" per case, then "N passed, N failed" (and
+", N skipped" when a case could not run here); exits non-zero on any failure."""
+import errno
 import json
 import os
 import signal
@@ -22,14 +26,21 @@ KIB = 1 << 10
 TIMEOUT = 60
 KILL_LINE = "exceeded its memory budget"
 
-passed = failed = 0
+passed = failed = skipped = 0
 tmp = tempfile.mkdtemp(prefix="mb-budget.")
+RUNNER_PID = os.getpid()
 
 
 def ok(name):
     global passed
     passed += 1
     print("ok " + name, flush=True)
+
+
+def skip(name, why):
+    global skipped
+    skipped += 1
+    print("skip %s: %s" % (name, why), flush=True)
 
 
 def fail(name, why, stderr=""):
@@ -49,8 +60,8 @@ def clean_env(extra, preload=True):
     return env
 
 
-def os_bytes(pid):
-    """RssAnon + VmSwap of a live process, or None."""
+def os_fields(pid):
+    """{"RssAnon": bytes, "VmSwap": bytes} of a live process, or None."""
     try:
         with open("/proc/%d/status" % pid) as f:
             text = f.read()
@@ -63,22 +74,30 @@ def os_bytes(pid):
             fields[key] = int(value.split()[0]) * 1024
     if "RssAnon" not in fields:
         return None
-    return fields["RssAnon"] + fields.get("VmSwap", 0)
+    fields.setdefault("VmSwap", 0)
+    return fields
 
 
-def run(cmd, env, sample=False, cwd=None):
-    """Runs cmd; returns (returncode, stdout, stderr, largest sampled OS view)."""
+last_swap_peak = 0  # the largest VmSwap the last sampled run() saw
+
+
+def run(cmd, env, sample=False, cwd=None, preexec=None):
+    """Runs cmd; returns (returncode, stdout, stderr, largest sampled OS view).
+    preexec runs in the child between fork and exec (see subprocess.Popen)."""
+    global last_swap_peak
+    last_swap_peak = 0
     out_path = os.path.join(tmp, "out")
     err_path = os.path.join(tmp, "err")
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=cwd)
+        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, cwd=cwd, preexec_fn=preexec)
         peak = 0
         deadline = time.time() + TIMEOUT
         while p.poll() is None:
             if sample:
-                v = os_bytes(p.pid)
-                if v is not None and v > peak:
-                    peak = v
+                fields = os_fields(p.pid)
+                if fields is not None:
+                    peak = max(peak, fields["RssAnon"] + fields["VmSwap"])
+                    last_swap_peak = max(last_swap_peak, fields["VmSwap"])
                 time.sleep(0.0005)
             else:
                 time.sleep(0.005)
@@ -109,13 +128,13 @@ def load_dumps(d):
 
 # ---- growing programs are stopped -------------------------------------------
 
-def check_growth(limit_mib, threads, block):
-    name = "grow limit=%dM threads=%d" % (limit_mib, threads)
-    d = fresh_dir("grow-%d-%d" % (limit_mib, threads))
-    env = clean_env({"MEMBUDGET_LIMIT": "%dM" % limit_mib,
-                     "MEMBUDGET_REPORT": os.path.join(d, "report.%p.json")})
-    rc, _, err, peak = run([os.path.join(BIN, "grow"), str(threads), str(block)], env, sample=True)
-    limit = limit_mib * MIB
+def verify_death(name, rc, err, d, limit, threads, peak):
+    """The checks every budget death must pass: SIGABRT, exactly one line that
+    names the one report in d, the report valid JSON with mode 0600 and reason
+    kill at this limit, and the OS view of the footprint (sampled by us, and as
+    the report recorded it) at most limit + 64 KiB x threads + 1 MiB yet not far
+    below the limit.  Returns (line, report, recorded OS view), or None after
+    reporting the failure."""
     bound = limit + 64 * KIB * threads + MIB
     lines = [l for l in err.splitlines() if KILL_LINE in l]
     if rc != -signal.SIGABRT:
@@ -146,7 +165,19 @@ def check_growth(limit_mib, threads, block):
     # not long before it.
     if recorded < limit * 85 // 100:
         return fail(name, "recorded RssAnon+VmSwap %d is far below the limit %d" % (recorded, limit))
-    ok(name + " (peak %.1f MiB, at death %.1f MiB)" % (peak / MIB, recorded / MIB))
+    return lines[0], dump, recorded
+
+
+def check_growth(limit_mib, threads, block):
+    name = "grow limit=%dM threads=%d" % (limit_mib, threads)
+    d = fresh_dir("grow-%d-%d" % (limit_mib, threads))
+    env = clean_env({"MEMBUDGET_LIMIT": "%dM" % limit_mib,
+                     "MEMBUDGET_REPORT": os.path.join(d, "report.%p.json")})
+    rc, _, err, peak = run([os.path.join(BIN, "grow"), str(threads), str(block)], env, sample=True)
+    death = verify_death(name, rc, err, d, limit_mib * MIB, threads, peak)
+    if death is None:
+        return
+    ok(name + " (peak %.1f MiB, at death %.1f MiB)" % (peak / MIB, death[2] / MIB))
 
 
 def check_python_growth():
@@ -163,6 +194,31 @@ def check_python_growth():
         return fail(name, "sampled RssAnon+VmSwap %d over the bound" % peak)
     load_dumps(d)
     ok(name)
+
+
+def check_python_threads():
+    name = "grow python3 limit=64M threads=8"
+    d = fresh_dir("grow-python-8")
+    env = clean_env({"MEMBUDGET_LIMIT": "64M", "PYTHONMALLOC": "malloc",
+                     "MEMBUDGET_REPORT": os.path.join(d, "r.%p.json")})
+    # All eight threads allocate before any of them grows (the barrier), and a
+    # short switch interval makes them take turns often, so several are near
+    # the limit when it is crossed.
+    code = ("import sys, threading\nsys.setswitchinterval(1e-4)\n"
+            "start = threading.Barrier(8)\n"
+            "def grow():\n    l = [bytearray(1 << 18)]\n    start.wait()\n"
+            "    while True: l.append(bytearray(1 << 18))\n"
+            "ts = [threading.Thread(target=grow) for _ in range(8)]\n"
+            "for t in ts: t.start()\nfor t in ts: t.join()\n")
+    rc, _, err, peak = run(["python3", "-c", code], env, sample=True)
+    death = verify_death(name, rc, err, d, 64 * MIB, 8, peak)
+    if death is None:
+        return
+    threads = death[1]["footprint"]["threads_live"]
+    if threads < 8:
+        return fail(name, "the report counts %d live threads, expected at least 8" % threads)
+    ok(name + " (peak %.1f MiB, at death %.1f MiB, %d threads)" % (peak / MIB, death[2] / MIB,
+                                                                  threads))
 
 
 def check_mmap():
@@ -202,6 +258,22 @@ def check_fail_c():
                      "MEMBUDGET_REPORT": os.path.join(d, "r.%p.json")})
     rc, out, err, _ = run([os.path.join(BIN, "fail")], env)
     if rc != 0 or "errno=ENOMEM" not in out or "recovered yes" not in out:
+        return fail(name, "status %s, stdout %r" % (rc, out), err)
+    lines = [l for l in err.splitlines() if KILL_LINE in l]
+    if len(lines) != 1 or len(os.listdir(d)) != 1:
+        return fail(name, "%d lines, %d reports, expected one each" % (len(lines), len(os.listdir(d))), err)
+    if load_dumps(d)[0]["reason"] != "fail":
+        return fail(name, "the report's reason is not fail")
+    ok(name)
+
+
+def check_fail_cxx():
+    name = "fail mode in C++: std::bad_alloc caught, new succeeds again after delete"
+    d = fresh_dir("fail-cxx")
+    env = clean_env({"MEMBUDGET_LIMIT": "64M", "MEMBUDGET_ACTION": "fail",
+                     "MEMBUDGET_REPORT": os.path.join(d, "r.%p.json")})
+    rc, out, err, _ = run([os.path.join(BIN, "fail_cxx")], env)
+    if rc != 0 or "caught bad_alloc after" not in out or "recovered yes" not in out:
         return fail(name, "status %s, stdout %r" % (rc, out), err)
     lines = [l for l in err.splitlines() if KILL_LINE in l]
     if len(lines) != 1 or len(os.listdir(d)) != 1:
@@ -269,6 +341,36 @@ def check_callbacks():
     ok(name)
 
 
+def check_inactive_limit():
+    name = "inactive limit while active: one notice per crossing, with hysteresis"
+    d = fresh_dir("inactive")
+    report = os.path.join(d, "live.json")
+    # webkit-legacy on a 4 GiB ramSize, active, 1 page: kill at 3.6 GiB, the
+    # inactive kill threshold at 2 GiB, below Conservative (2.4 GiB), so the
+    # notice is the only callback the program sees.  The monitor thread lowers
+    # the policy and re-arms the notice while the program sleeps.
+    env = clean_env({"MEMBUDGET_MODEL": "webkit-legacy", "MEMBUDGET_RAM": "4G",
+                     "MEMBUDGET_STATE": "active", "MEMBUDGET_PAGES": "1",
+                     "MEMBUDGET_MONITOR": "thread", "MEMBUDGET_INTERVAL": "10ms"})
+    rc, out, err, _ = run([os.path.join(BIN, "callbacks"), "inactive", report], env)
+    level = "4"  # MEMBUDGET_LEVEL_INACTIVE_LIMIT
+    expected = ("crossed levels: {0}\nfurther levels: {0}\nhysteresis levels: {0}\n"
+                "again levels: {0} {0}\npolicy 0 limit {1}\n").format(level, 3865470566)
+    if rc != 0 or out != expected or err != "":
+        return fail(name, "status %s, stdout %r, expected %r" % (rc, out, expected), err)
+    try:
+        with open(report) as f:
+            dump = json.load(f)
+    except (OSError, ValueError) as e:
+        return fail(name, "no valid report from membudget_dump(): %s" % e)
+    events = [e for e in dump["policy"]["events"] if e["kind"] == "inactive-limit"]
+    if dump["limit"]["inactive_kill_bytes"] != 2 * 1024 * MIB or len(events) != 2 \
+            or any(e["threshold_bytes"] != 2 * 1024 * MIB for e in events):
+        return fail(name, "inactive limit %s, %d inactive-limit events, expected 2"
+                    % (dump["limit"]["inactive_kill_bytes"], len(events)))
+    ok(name)
+
+
 def check_monitor_and_fork():
     name = "MEMBUDGET_MONITOR=thread stops an idle process the counter cannot see"
     d = fresh_dir("monitor")
@@ -298,6 +400,212 @@ def check_monitor_and_fork():
         fail(name, "status %s, stdout %r" % (rc, out), err)
     else:
         ok(name)
+
+
+# ---- a real memory cgroup ----------------------------------------------------------
+
+CGROUP_LIMIT = 1000 * MIB          # memory.limit_in_bytes / memory.max of the test cgroup
+CGROUP_KILL = 966367641            # 0.9 x ramSize, ramSize = 1000 MiB rounded up to 1 GiB
+
+
+def unescape_mount(field):
+    """Undoes the octal escapes (\\040 for a space ...) of /proc/self/mountinfo."""
+    out, i = "", 0
+    while i < len(field):
+        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1:i + 4].isdigit():
+            out += chr(int(field[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out += field[i]
+            i += 1
+    return out
+
+
+def own_memory_cgroup():
+    """(version, directory) of this process's memory cgroup, found from
+    /proc/self/cgroup and /proc/self/mountinfo: v1's memory controller first,
+    else v2 when its memory controller is available; (0, why) when neither."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            cgroup_lines = f.read().splitlines()
+        with open("/proc/self/mountinfo") as f:
+            mounts = f.read().splitlines()
+    except OSError as e:
+        return 0, str(e)
+    v1_path = v2_path = None
+    for line in cgroup_lines:
+        hid, controllers, path = line.split(":", 2)
+        if hid == "0" and controllers == "":
+            v2_path = path
+        elif "memory" in controllers.split(","):
+            v1_path = path
+    v1_mount = v2_mount = None
+    for line in mounts:
+        left, _, right = line.partition(" - ")
+        fields, rfields = left.split(), right.split()
+        if len(fields) < 5 or len(rfields) < 3:
+            continue
+        root, point = unescape_mount(fields[3]), unescape_mount(fields[4])
+        if rfields[0] == "cgroup" and "memory" in rfields[2].split(","):
+            v1_mount = (root, point)
+        elif rfields[0] == "cgroup2":
+            v2_mount = (root, point)
+
+    def directory(mount, path):
+        # A path outside the mount's root (a cgroup namespace, a container):
+        # the mount point itself, as the library does.
+        root, point = mount
+        rel = path
+        if root != "/":
+            rel = path[len(root):] if path == root or path.startswith(root + "/") else "/"
+        d = os.path.normpath(point + "/" + rel.lstrip("/"))
+        return d if os.path.isdir(d) else point
+
+    if v1_path is not None and v1_mount is not None:
+        return 1, directory(v1_mount, v1_path)
+    if v2_path is not None and v2_mount is not None:
+        d = directory(v2_mount, v2_path)
+        try:
+            with open(os.path.join(d, "cgroup.subtree_control")) as f:
+                if "memory" in f.read().split():
+                    return 2, d
+        except OSError:
+            pass
+        return 0, "cgroup v2 at %s without the memory controller for its children" % d
+    return 0, "no memory cgroup mounted"
+
+
+def write_file(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def smallest_ancestor_limit(version, d):
+    """The smallest memory limit set on d or above it, in bytes, or None."""
+    name = "memory.limit_in_bytes" if version == 1 else "memory.max"
+    smallest = None
+    while True:
+        try:
+            with open(os.path.join(d, name)) as f:
+                text = f.read().strip()
+            if text != "max" and int(text) < (1 << 62):
+                smallest = int(text) if smallest is None else min(smallest, int(text))
+        except (OSError, ValueError):
+            break
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    return smallest
+
+
+def oom_kills(version, d):
+    """The kernel's count of OOM kills in cgroup d, or None when it keeps none."""
+    name, key = ("memory.oom_control", "oom_kill") if version == 1 else ("memory.events", "oom_kill")
+    try:
+        with open(os.path.join(d, name)) as f:
+            for line in f:
+                k, _, v = line.partition(" ")
+                if k == key:
+                    return int(v)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def check_real_cgroup():
+    """A growing C program in a real 1000 MiB memory cgroup, with no
+    MEMBUDGET_LIMIT: ramSize comes from the cgroup (1 GiB), the kill threshold
+    is 0.9 x ramSize, and membudget stops the program with its line and
+    report before the kernel's OOM killer would kill it without one.  Only the
+    child process is moved into the cgroup; the cgroup is removed afterwards."""
+    name = "real %s cgroup of 1000 MiB, no MEMBUDGET_LIMIT: stopped by membudget at 921.6 MiB"
+    version, parent = own_memory_cgroup()
+    if version == 0:
+        return skip(name % "memory", parent)
+    name = name % ("v%d" % version)
+    if os.geteuid() != 0:
+        return skip(name, "not root: no cgroup can be created")
+    smallest = smallest_ancestor_limit(version, parent)
+    if smallest is not None and smallest < CGROUP_LIMIT:
+        return skip(name, "an enclosing cgroup is limited to %d bytes, below 1000 MiB" % smallest)
+    cg = os.path.join(parent, "membudget-budget-test-%d" % RUNNER_PID)
+    try:
+        os.mkdir(cg)
+    except OSError as e:
+        return skip(name, "mkdir %s: %s" % (cg, e.strerror))
+    try:
+        limit_file = "memory.limit_in_bytes" if version == 1 else "memory.max"
+        try:
+            write_file(os.path.join(cg, limit_file), str(CGROUP_LIMIT))
+        except OSError as e:
+            return skip(name, "%s: %s" % (os.path.join(cg, limit_file), e.strerror))
+        # No swapping around the limit either: memory+swap gets the same limit
+        # where the kernel has the file; the child's VmSwap is checked anyway.
+        swap_file = os.path.join(cg, "memory.memsw.limit_in_bytes" if version == 1
+                                 else "memory.swap.max")
+        swap_note = "no swap limit file"
+        if os.path.exists(swap_file):
+            try:
+                write_file(swap_file, str(CGROUP_LIMIT) if version == 1 else "0")
+                swap_note = "swap limited"
+            except OSError as e:
+                swap_note = "swap limit not set (%s)" % e.strerror
+        procs = os.path.join(cg, "cgroup.procs")
+
+        def enter_cgroup():
+            # In the child, after fork and before exec: only this process moves.
+            pid = os.getpid()
+            if pid == RUNNER_PID:
+                os._exit(121)
+            write_file(procs, str(pid))
+
+        d = fresh_dir("cgroup")
+        env = clean_env({"MEMBUDGET_REPORT": os.path.join(d, "r.%p.json")})
+        try:
+            rc, _, err, peak = run([os.path.join(BIN, "grow"), "1", str(256 * KIB)], env,
+                                   sample=True, preexec=enter_cgroup)
+        except subprocess.SubprocessError as e:
+            return skip(name, "cannot move the child into %s: %s" % (cg, e))
+        swap_peak = last_swap_peak
+        with open("/proc/self/cgroup") as f:
+            if os.path.basename(cg) in f.read():
+                return fail(name, "the test runner itself is in %s" % cg)
+        if rc == -signal.SIGKILL:
+            return fail(name, "killed by SIGKILL (the kernel's OOM killer: %s kills)"
+                        % oom_kills(version, cg), err)
+        death = verify_death(name, rc, err, d, CGROUP_KILL, 1, peak)
+        if death is None:
+            return
+        line, dump, recorded = death
+        lim = dump["limit"]
+        if lim["cgroup_dir"] != cg or lim["cgroup_bytes"] != CGROUP_LIMIT \
+                or lim["ram_bytes"] != 1024 * MIB or lim["cgroup_version"] != version:
+            return fail(name, "the report's cgroup %r %s, ramSize %s" % (
+                lim["cgroup_dir"], lim["cgroup_bytes"], lim["ram_bytes"]))
+        if "limit 921.6 MiB" not in line or os.path.join(cg, limit_file) + " = %d" % CGROUP_LIMIT \
+                not in line:
+            return fail(name, "the line does not name the cgroup limit: " + line)
+        kills = oom_kills(version, cg)
+        if kills:
+            return fail(name, "the kernel's OOM killer acted %d times in the cgroup" % kills)
+        if swap_peak or dump["footprint"]["os"]["vm_swap_bytes"]:
+            return fail(name, "the child swapped (%d bytes sampled); %s" % (swap_peak, swap_note))
+        ok(name + " (at death %.1f MiB, peak %.1f MiB; %s)" % (recorded / MIB, peak / MIB, swap_note))
+    finally:
+        # The child has been reaped: the cgroup is empty and can go.
+        for _ in range(50):
+            try:
+                os.rmdir(cg)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    break
+                time.sleep(0.05)
+        if os.path.exists(cg):
+            fail("remove the test cgroup", "%s is still there" % cg)
 
 
 # ---- bad configuration -----------------------------------------------------------
@@ -432,16 +740,23 @@ def main():
         for threads in (1, 8):
             check_growth(limit, threads, 256 * KIB if threads == 1 else 64 * KIB)
     check_python_growth()
+    check_python_threads()
+    check_real_cgroup()
     check_mmap()
     check_fail_c()
+    check_fail_cxx()
     check_fail_python()
     check_warn()
     check_callbacks()
+    check_inactive_limit()
     check_monitor_and_fork()
     check_bad_values()
     check_report_paths()
     check_api_dump()
-    print("%d passed, %d failed" % (passed, failed), flush=True)
+    summary = "%d passed, %d failed" % (passed, failed)
+    if skipped:
+        summary += ", %d skipped" % skipped
+    print(summary, flush=True)
     subprocess.run(["chmod", "-R", "u+rwx", tmp])
     subprocess.run(["rm", "-rf", tmp])
     return 1 if failed else 0

@@ -1,0 +1,691 @@
+#!/usr/bin/env python3
+"""The membudget command (issue 6, DESIGN §9): golden outputs of `limits` on
+fake /proc and cgroup trees; `run` exit codes and environment; `stat`,
+`top --once` and `top` in tmux on live processes; the live-statistics pages
+(mode 0600, unreadable by `nobody`, removed at exit, stale ones cleaned, a fork
+child's own page); one-line errors with exit 2 for bad arguments; `make install`
+into a temporary DESTDIR, the example built against membudget.pc; the man pages
+against the options table and the header.
+
+Usage: run.py BUILD_ROOT [--update]   (BUILD_ROOT holds membudget,
+libmembudget.so, debug/libmembudget.so and tests/cli/live; --update rewrites
+the golden files of tests/cli/golden from the current output, to be reviewed
+with git diff).  Prints "ok NAME", "skip NAME: reason" or "FAIL NAME: reason"
+per case, then "N passed, N failed[, N skipped]"."""
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.path.realpath(sys.argv[1])
+UPDATE = "--update" in sys.argv[2:]
+TOOL = os.path.join(BUILD, "membudget")
+LIB = os.path.join(BUILD, "libmembudget.so")
+DEBUG_LIB = os.path.join(BUILD, "debug", "libmembudget.so")
+LIVE = os.path.join(BUILD, "tests", "cli", "live")
+GOLDEN = os.path.join(HERE, "golden")
+SHM = "/dev/shm"
+TIMEOUT = 30
+MIB = 1 << 20
+
+passed = failed = skipped = 0
+tmp = tempfile.mkdtemp(prefix="mb-cli.")
+os.chmod(tmp, 0o755)
+children = []  # processes to stop at the end, whatever happens
+
+
+def ok(name):
+    global passed
+    passed += 1
+    print("ok " + name, flush=True)
+
+
+def skip(name, why):
+    global skipped
+    skipped += 1
+    print("skip %s: %s" % (name, why), flush=True)
+
+
+def fail(name, why, detail=""):
+    global failed
+    failed += 1
+    print("FAIL %s: %s" % (name, why), flush=True)
+    for line in detail.splitlines()[:12]:
+        print("    | " + line)
+
+
+def check(name, cond, why, detail=""):
+    if cond:
+        ok(name)
+    else:
+        fail(name, why, detail)
+    return cond
+
+
+def clean_env(extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMBUDGET_")}
+    env.pop("LD_PRELOAD", None)
+    env.update(extra or {})
+    return env
+
+
+def tool(*args, env=None, timeout=TIMEOUT, prefix=()):
+    return subprocess.run(list(prefix) + [TOOL] + list(args), capture_output=True, text=True,
+                          env=env if env is not None else clean_env(), timeout=timeout)
+
+
+def page_path(pid):
+    return "%s/membudget.%d" % (SHM, pid)
+
+
+def page_ready(pid):
+    """The process's own page can be read (a file of the same name may be the
+    stale page of an earlier process that had this pid)."""
+    return tool("stat", str(pid)).returncode == 0 and os.path.exists(page_path(pid))
+
+
+def wait_for(pred, seconds=5.0, step=0.05):
+    end = time.time() + seconds
+    while time.time() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    return pred()
+
+
+def start_live(step_kib, interval_ms, max_mib, *extra, via_run=True, env_extra=None,
+               run_args=("--limit", "256M")):
+    """Starts tests/cli/live (under `membudget run`, or preloaded directly);
+    returns (Popen, pid of live)."""
+    args = [LIVE, str(step_kib), str(interval_ms), str(max_mib)] + list(extra)
+    if via_run:
+        args = [TOOL, "run"] + list(run_args) + ["--"] + args
+        env = clean_env(env_extra)
+    else:
+        env = clean_env(dict(env_extra or {}, LD_PRELOAD=LIB))
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    children.append(p)
+    p.announced = {}
+    if "ready" not in read_announcements(p, ("ready",)):
+        raise RuntimeError("live did not start: %r" % p.announced)
+    return p, p.announced["ready"]
+
+
+def read_announcements(p, labels, seconds=10.0):
+    """Reads "LABEL PID" lines of a live process, in whatever order they come,
+    until every label is seen or the time is up; returns {label: pid}."""
+    import select
+    fd = p.stdout.fileno()
+    buf = getattr(p, "pending", b"")
+    end = time.time() + seconds
+    while not all(l in p.announced for l in labels):
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            m = re.match(r"(\w+) (\d+)$", line.decode().strip())
+            if m:
+                p.announced[m.group(1)] = int(m.group(2))
+        if all(l in p.announced for l in labels) or time.time() >= end:
+            break
+        ready, _, _ = select.select([fd], [], [], max(0.0, end - time.time()))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            break
+        buf += chunk
+    p.pending = buf
+    return p.announced
+
+
+def stop(p, pid=None, sig=signal.SIGTERM):
+    try:
+        os.kill(pid if pid is not None else p.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        p.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def one_line_error(name, result, *needles):
+    lines = result.stderr.splitlines()
+    good = (result.returncode == 2 and len(lines) == 1 and result.stdout == "" and
+            all(n in lines[0] for n in needles))
+    check(name, good, "want exit 2 and one line naming %s; got exit %d" % (needles, result.returncode),
+          result.stderr + result.stdout)
+
+
+# ---- version, help, bad arguments -------------------------------------------------
+
+def version():
+    with open(os.path.join(REPO, "include", "membudget.h")) as f:
+        want = re.search(r'#define MEMBUDGET_VERSION "([^"]+)"', f.read()).group(1)
+    r = tool("--version")
+    check("version", r.returncode == 0 and r.stdout == "membudget %s\n" % want,
+          "want 'membudget %s'" % want, r.stdout + r.stderr)
+
+
+def help_texts():
+    for sub in ("run", "limits", "stat", "top", "report"):
+        r = tool(sub, "--help")
+        good = r.returncode == 0 and r.stdout.startswith("usage: membudget " + sub)
+        check("help " + sub, good, "exit %d" % r.returncode, r.stdout[:300] + r.stderr)
+    r = tool("help", "top")
+    check("help top (as a command)", r.returncode == 0 and "usage: membudget top" in r.stdout,
+          "exit %d" % r.returncode, r.stdout + r.stderr)
+    r = tool("--help")
+    check("help", r.returncode == 0 and all(s in r.stdout for s in
+                                            ("run", "limits", "stat", "top", "report")),
+          "exit %d" % r.returncode, r.stdout)
+    r = tool("run", "--help")
+    check("run --help says each process has its own budget",
+          "budget is per process" in r.stdout and "inherits" in r.stdout, "not said", r.stdout)
+
+
+BAD_ARGUMENTS = [
+    ((), ("no command",)),
+    (("frob",), ("'frob'", "run, limits")),
+    (("run",), ("no command given", "--limit L")),
+    (("run", "--limit", "12Q", "--", "true"), ("--limit", "'12Q'", "512M")),
+    (("run", "--action", "explode", "true"), ("--action", "abort, fail or warn")),
+    (("run", "--pages", "0", "true"), ("--pages", "'0'", "whole number")),
+    (("run", "--state", "sleepy", "true"), ("--state", "active or inactive")),
+    (("run", "--sample", "lots", "true"), ("--sample", "512K")),
+    (("run", "--report", "/tmp/x%q", "true"), ("--report", "%p")),
+    (("run", "--frob", "--", "true"), ("'--frob'", "--limit L")),
+    (("run", "--limit"), ("'--limit'", "needs a value")),
+    (("run", "--library", "/nonexistent/lib.so", "true"), ("--library", "libmembudget.so")),
+    (("limits", "--pages", "0"), ("--pages", "whole number")),
+    (("limits", "--model", "foo"), ("--model", "webkit or webkit-legacy")),
+    (("limits", "--root", "/nonexistent"), ("--root", "directory")),
+    (("limits", "extra"), ("'extra'", "--json")),
+    (("limits", "--json=3"), ("'--json'", "takes no value")),
+    (("stat",), ("no PID", "PID, --prometheus")),
+    (("stat", "abc"), ("'abc'", "process id")),
+    (("stat", "0"), ("'0'", "process id")),
+    (("stat", "1", "2"), ("'2'", "PID")),
+    (("stat", "--frob", "1"), ("'--frob'", "--prometheus")),
+    (("top", "-d", "0"), ("-d", "'0'", "0.1 to 3600")),
+    (("top", "-d", "abc"), ("-d", "'abc'", "seconds")),
+    (("top", "-n", "0"), ("-n", "'0'", "1 or more")),
+    (("top", "--frob"), ("'--frob'", "--once")),
+    (("top", "extra"), ("'extra'", "-d SECONDS")),
+]
+
+
+def bad_arguments():
+    for args, needles in BAD_ARGUMENTS:
+        one_line_error("bad arguments: membudget %s" % " ".join(args), tool(*args), *needles)
+
+
+# ---- limits: golden outputs on fake trees ---------------------------------------
+
+MEMINFO_24G = "MemTotal:       25165824 kB\nMemFree:        20000000 kB\n"
+MEMINFO_8G = "MemTotal:        8388608 kB\nMemFree:         1000000 kB\n"
+MOUNTS_BASE = ("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+               "25 22 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw\n")
+MOUNTS_V1 = MOUNTS_BASE + (
+    "31 25 0:28 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:8 - tmpfs tmpfs ro,mode=755\n"
+    "35 31 0:32 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:12 - cgroup "
+    "cgroup rw,memory\n")
+MOUNTS_V2 = MOUNTS_BASE + (
+    "30 25 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 "
+    "rw,nsdelegate,memory_recursiveprot\n")
+
+TREE_V2 = {"proc/meminfo": MEMINFO_24G, "proc/self/mountinfo": MOUNTS_V2,
+           "proc/self/cgroup": "0::/mb\n", "sys/fs/cgroup/mb/memory.max": "1048576000\n",
+           "sys/fs/cgroup/mb/memory.current": "4096\n"}
+TREE_V1 = {"proc/meminfo": MEMINFO_24G, "proc/self/mountinfo": MOUNTS_V1,
+           "proc/self/cgroup": "12:memory:/mb\n1:name=systemd:/mb\n",
+           "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+           "sys/fs/cgroup/memory/mb/memory.limit_in_bytes": "1048576000\n"}
+TREE_NONE = {"proc/meminfo": MEMINFO_24G}
+TREE_8G = {"proc/meminfo": MEMINFO_8G}
+
+LIMITS_CASES = [
+    # golden file, tree, options, environment
+    ("limits-v2.txt", TREE_V2, [], {}),
+    ("limits-v2.json", TREE_V2, ["--json"], {}),
+    ("limits-v1-inactive-3-pages.txt", TREE_V1, ["--state", "inactive", "--pages", "3"], {}),
+    ("limits-no-cgroup-legacy.txt", TREE_NONE, ["--model", "webkit-legacy"], {}),
+    ("limits-8g-percent.txt", TREE_8G, [], {"MEMBUDGET_LIMIT": "80%"}),
+    ("limits-limit-option.txt", TREE_NONE, ["--limit", "64M"], {"MEMBUDGET_LIMIT": "1G"}),
+    ("limits-bad-order.txt", TREE_NONE, [],
+     {"MEMBUDGET_CONSERVATIVE": "0.95", "MEMBUDGET_STRICT": "0.9"}),
+    ("limits-bad-variable.txt", TREE_NONE, [], {"MEMBUDGET_PAGES": "many"}),
+]
+
+
+def build_tree(files):
+    root = tempfile.mkdtemp(prefix="tree.", dir=tmp)
+    for rel, content in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(content)
+    return root
+
+
+def limits_golden():
+    os.makedirs(GOLDEN, exist_ok=True)
+    for name, files, options, env in LIMITS_CASES:
+        root = build_tree(files)
+        r = tool("limits", "--root", root, *options, env=clean_env(env))
+        text = "".join("stderr: %s\n" % line for line in r.stderr.splitlines())
+        text += r.stdout + "exit %d\n" % r.returncode
+        text = text.replace(root, "ROOT")
+        path = os.path.join(GOLDEN, name)
+        if UPDATE:
+            with open(path, "w") as f:
+                f.write(text)
+        try:
+            with open(path) as f:
+                want = f.read()
+        except OSError as e:
+            fail("limits golden " + name, str(e))
+            continue
+        if text == want:
+            ok("limits golden " + name)
+        else:
+            import difflib
+            diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True),
+                                                "golden", "output"))
+            fail("limits golden " + name, "output differs from tests/cli/golden/" + name, diff)
+        if name.endswith(".json"):
+            try:
+                doc = json.loads(r.stdout)
+                check("limits --json parses", doc["kill_bytes"] == 966367641 and
+                      doc["cgroup_version"] == 2, "unexpected values", r.stdout)
+            except ValueError as e:
+                fail("limits --json parses", str(e), r.stdout)
+
+
+def limits_here():
+    """On this machine: the kill threshold is the one a preloaded process gets."""
+    r = tool("limits", "--json")
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError:
+        fail("limits here", "no JSON", r.stdout + r.stderr)
+        return
+    p = subprocess.run(["true"], capture_output=True, text=True,
+                       env=clean_env({"LD_PRELOAD": LIB, "MEMBUDGET_VERBOSE": "2"}))
+    m = re.search(r"^kill threshold: .*\((\d+) bytes\)", p.stderr, re.M)
+    check("limits here = what a preloaded process uses",
+          m is not None and int(m.group(1)) == doc["kill_bytes"],
+          "library says %s, limits says %s" % (m and m.group(1), doc["kill_bytes"]), p.stderr)
+    r = tool("limits", "--state", "inactive", "--pages", "2")
+    rows = [l.split()[0] for l in r.stdout.splitlines()]
+    check("limits here: a table", r.returncode == 0 and len(rows) == 12 and
+          "NAME" in rows and "ramSize" in rows, "exit %d" % r.returncode, r.stdout + r.stderr)
+
+
+# ---- run --------------------------------------------------------------------------
+
+def run_exit_codes():
+    r = tool("run", "--", "true")
+    check("run: normal exit 0", r.returncode == 0 and r.stderr == "", "exit %d" % r.returncode,
+          r.stderr)
+    r = tool("run", "sh", "-c", "exit 3")
+    check("run: exit status passed on (3), no -- needed", r.returncode == 3,
+          "exit %d" % r.returncode, r.stderr)
+    r = tool("run", "--", "sh", "-c", "kill -TERM $$")
+    check("run: killed by SIGTERM -> 143", r.returncode == 143, "exit %d" % r.returncode, r.stderr)
+    r = tool("run", "--", "membudget-no-such-command")
+    check("run: command not found -> 127, one line",
+          r.returncode == 127 and r.stderr.strip().endswith("command not found") and
+          len(r.stderr.splitlines()) == 1, "exit %d" % r.returncode, r.stderr)
+    r = tool("run", "--", "/nonexistent/dir/cmd")
+    check("run: no such file -> 127", r.returncode == 127, "exit %d" % r.returncode, r.stderr)
+    plain = os.path.join(tmp, "not-executable")
+    with open(plain, "w") as f:
+        f.write("#!/bin/sh\necho hi\n")
+    os.chmod(plain, 0o644)
+    r = tool("run", "--", plain)
+    check("run: not executable -> 126", r.returncode == 126 and "Permission denied" in r.stderr,
+          "exit %d" % r.returncode, r.stderr)
+    leftovers = [d for d in os.listdir(tmp) if d.startswith("membudget-run.")]
+    r = tool("run", "--", "true", env=clean_env({"TMPDIR": tmp}))
+    check("run: the private report directory is removed when empty",
+          [d for d in os.listdir(tmp) if d.startswith("membudget-run.")] == leftovers,
+          "left: %s" % os.listdir(tmp))
+
+
+def run_environment():
+    other = "/lib/x86_64-linux-gnu/libdl.so.2"
+    if not os.path.exists(other):
+        other = os.path.realpath(LIB)  # any readable path serves to see it kept
+    env = clean_env({"LD_PRELOAD": other + " " + DEBUG_LIB, "MEMBUDGET_VERBOSE": "0"})
+    script = 'echo "$LD_PRELOAD|$MEMBUDGET_LIMIT|$MEMBUDGET_ACTION|$MEMBUDGET_STATE|' \
+             '$MEMBUDGET_PAGES|$MEMBUDGET_SAMPLE|$MEMBUDGET_VERBOSE|$MEMBUDGET_REPORT"'
+    r = tool("run", "--limit", "64M", "--action", "warn", "--state", "inactive", "--pages", "2",
+             "--sample", "0", "--report", "rel/r.%p.json", "--", "sh", "-c", script, env=env)
+    fields = r.stdout.strip().split("|")
+    want_preload = os.path.realpath(LIB) + ":" + other
+    good = (r.returncode == 0 and len(fields) == 8 and fields[0] == want_preload and
+            fields[1:7] == ["64M", "warn", "inactive", "2", "0", "0"] and
+            fields[7] == os.path.join(os.getcwd(), "rel/r.%p.json"))
+    check("run: environment (library first, other entries kept, another copy dropped, "
+          "variables set, report path absolute)", good, "got %r" % fields, r.stderr)
+    r = tool("run", "--library", DEBUG_LIB, "--", "sh", "-c", 'echo "$LD_PRELOAD"')
+    check("run --library", r.stdout.strip() == os.path.realpath(DEBUG_LIB), "got %r" % r.stdout,
+          r.stderr)
+    # The command itself runs without the library, even when started under it.
+    r = tool("run", "--", "sh", "-c", 'grep -c libmembudget /proc/$PPID/maps || true',
+             env=clean_env({"LD_PRELOAD": LIB}))
+    check("run: membudget itself is not under the preload", r.stdout.strip() == "0",
+          "its maps name the library %s times" % r.stdout.strip(), r.stderr)
+
+
+def run_budget_death():
+    report_tool = os.path.exists(os.path.join(BUILD, "membudget-report"))
+    r = tool("run", "--limit", "32M", "--", LIVE, "1024", "0", "0",
+             env=clean_env({"TMPDIR": tmp}))
+    m = re.search(r"exceeded its memory budget: .*; report: (\S+\.json)", r.stderr)
+    dump = m.group(1) if m else None
+    good = r.returncode == 134 and dump is not None and os.path.exists(dump)
+    check("run: budget death -> 134, the line and the report", good,
+          "exit %d, report %s" % (r.returncode, dump), r.stderr)
+    if not good:
+        return
+    with open(dump) as f:
+        doc = json.load(f)
+    check("run: the report is the process's", doc["reason"] == "kill" and
+          os.path.dirname(dump).startswith(os.path.join(tmp, "membudget-run.")),
+          "reason %s in %s" % (doc["reason"], dump))
+    if report_tool:
+        # The summary comes from the report tool: more than the library's line.
+        extra = [l for l in r.stderr.splitlines() if "exceeded its memory budget" not in l]
+        check("run: budget death prints the report's summary", len(extra) >= 3,
+              "only %d more lines" % len(extra), r.stderr)
+    else:
+        check("run: without the report tool, the dump path and the death line",
+              "no summary" in r.stderr and r.stderr.count(dump) >= 2, "missing", r.stderr)
+    check("run: a death leaves no live-statistics page",
+          not os.path.exists(page_path(doc["pid"])), "page of %d left" % doc["pid"])
+    # A child dies; the command goes on (each process has its own budget).
+    r = tool("run", "--limit", "32M", "--report", os.path.join(tmp, "child.%p.json"), "--", "sh",
+             "-c", '"$0" 1024 0 0; echo "child status $?"', LIVE)
+    reports = [f for f in os.listdir(tmp) if f.startswith("child.")]
+    check("run: a child over its budget dies alone",
+          r.returncode == 0 and "child status 134" in r.stdout and len(reports) == 1,
+          "exit %d, reports %s" % (r.returncode, reports), r.stdout + r.stderr)
+
+
+# ---- stat, top, the pages ----------------------------------------------------------
+
+def stat_fields(pid):
+    r = tool("stat", str(pid))
+    return r, {l.split()[0]: l for l in r.stdout.splitlines() if l.strip()}
+
+
+def live_statistics():
+    p, pid = start_live(256, 40, 120)
+    try:
+        page = wait_for(lambda: page_ready(pid) and page_path(pid))
+        if not check("page appears at the first tick", page, "no %s" % page_path(pid)):
+            return
+        st = os.stat(page)
+        check("page: owner-only (0600), ours", stat.S_IMODE(st.st_mode) == 0o600 and
+              st.st_uid == os.getuid(), "mode %o uid %d" % (stat.S_IMODE(st.st_mode), st.st_uid))
+        r, f = stat_fields(pid)
+        good = r.returncode == 0 and re.match(r"pid\s+%d \(live\)" % pid, f.get("pid", ""))
+        limit_ok = re.search(r"256 MiB \(268435456 bytes\): MEMBUDGET_LIMIT=256M; action abort",
+                             f.get("limit", ""))
+        fp = re.search(r"\((\d+) bytes\), ([\d.]+)% of the limit", f.get("footprint", ""))
+        check("stat: a live process", bool(good) and limit_ok and fp and int(fp.group(1)) > MIB and
+              "unrestricted" in f.get("policy", ""), "unexpected", r.stdout + r.stderr)
+        first = int(fp.group(1)) if fp else 0
+        time.sleep(0.6)
+        r, f = stat_fields(pid)
+        fp = re.search(r"\((\d+) bytes\)", f.get("footprint", ""))
+        check("stat: the figures move as the process grows", fp and int(fp.group(1)) > first,
+              "%s then %s" % (first, fp and fp.group(1)), r.stdout)
+        r = tool("stat", "--prometheus", str(pid))
+        lines = r.stdout.splitlines()
+        samples = [l for l in lines if not l.startswith("#")]
+        pattern = re.compile(r'^membudget_[a-z_]+\{pid="%d",comm="live"[^}]*\} [0-9.e+]+$' % pid)
+        check("stat --prometheus", r.returncode == 0 and len(samples) >= 15 and
+              all(pattern.match(l) for l in samples) and
+              'membudget_limit_bytes{pid="%d",comm="live"} 268435456' % pid in lines and
+              sum(l.startswith("# TYPE ") for l in lines) == len(samples),
+              "bad exposition", r.stdout + r.stderr)
+        r = tool("top", "--once")
+        row = [l for l in r.stdout.splitlines() if re.match(r"\s*%d live\s" % pid, l)]
+        check("top --once lists the process", r.returncode == 0 and len(row) == 1 and
+              "\033" not in r.stdout and "256.0M" in row[0], "no row", r.stdout + r.stderr)
+        not_readable_by_nobody(pid)
+        top_in_tmux(pid)
+    finally:
+        stop(p, pid)
+    check("live process: exit status 0 through run", p.returncode == 0,
+          "exit %s" % p.returncode, p.stderr.read().decode())
+    check("page removed at exit", not os.path.exists(page_path(pid)), "still there")
+
+
+def not_readable_by_nobody(pid):
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        skip("page unreadable by nobody", "needs root and setpriv")
+        return
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    c = subprocess.run(as_nobody + ["cat", page_path(pid)], capture_output=True)
+    check("page: nobody cannot read it (cat)", c.returncode != 0 and c.stdout == b"",
+          "cat exit %d" % c.returncode, c.stderr.decode())
+    r = tool("stat", str(pid), prefix=as_nobody)
+    check("page: nobody cannot read it (membudget stat)",
+          r.returncode == 1 and "another user" in r.stderr and r.stdout == "",
+          "exit %d" % r.returncode, r.stdout + r.stderr)
+    r = tool("top", "--once", prefix=as_nobody)
+    check("page: nobody's top does not show it", r.returncode == 0 and
+          not re.search(r"^\s*%d " % pid, r.stdout, re.M) and "not shown" in r.stdout,
+          "listed", r.stdout + r.stderr)
+
+
+def top_in_tmux(pid):
+    if shutil.which("tmux") is None:
+        skip("top in tmux", "no tmux (Debian tmux)")
+        return
+    sock = "mb-cli-%d" % os.getpid()
+    t = ["tmux", "-L", sock]
+    subprocess.run(t + ["new-session", "-d", "-x", "100", "-y", "30", "-s", "top",
+                        "env -u LD_PRELOAD %s top -d 0.2" % TOOL], check=True)
+    try:
+        def row():
+            screen = subprocess.run(t + ["capture-pane", "-p", "-t", "top"], capture_output=True,
+                                    text=True).stdout
+            m = re.search(r"^\s*%d live\s+(\S+)" % pid, screen, re.M)
+            return (screen, m.group(1)) if m else None
+        first = wait_for(row, 5)
+        if not check("top in tmux shows the process", first, "no row",
+                     first[0] if first else ""):
+            return
+        later = wait_for(lambda: (lambda r: r if r and r[1] != first[1] else None)(row()), 5)
+        check("top in tmux updates", later and "membudget top" in later[0],
+              "footprint stayed %s" % first[1], later[0] if later else "")
+        subprocess.run(t + ["send-keys", "-t", "top", "q"])
+        gone = wait_for(lambda: subprocess.run(t + ["has-session", "-t", "top"],
+                                               capture_output=True).returncode != 0, 5)
+        check("top in tmux quits on q", gone, "still running")
+    finally:
+        subprocess.run(t + ["kill-server"], capture_output=True)
+
+
+def stale_pages():
+    # A process killed outright leaves its page; readers remove it.
+    p, pid = start_live(256, 20, 64, via_run=False)
+    wait_for(lambda: page_ready(pid))
+    stop(p, pid, signal.SIGKILL)
+    check("SIGKILL leaves the page behind", os.path.exists(page_path(pid)), "no page to clean")
+    r = tool("stat", str(pid))
+    check("stat removes the page of a dead process", r.returncode == 1 and "stale" in r.stderr
+          and not os.path.exists(page_path(pid)), "exit %d" % r.returncode, r.stderr)
+    p, pid = start_live(256, 20, 64, via_run=False)
+    wait_for(lambda: page_ready(pid))
+    stop(p, pid, signal.SIGKILL)
+    r = tool("top", "--once")
+    check("top removes pages of dead processes and does not list them",
+          not os.path.exists(page_path(pid)) and not re.search(r"^\s*%d " % pid, r.stdout, re.M),
+          "page left or listed", r.stdout)
+    # membudget run cleans up after its own command.
+    p, pid = start_live(256, 20, 64)
+    wait_for(lambda: page_ready(pid))
+    stop(p, pid, signal.SIGKILL)
+    check("run removes the page of its command killed outright (exit 137)",
+          p.returncode == 137 and not os.path.exists(page_path(pid)),
+          "exit %s, page %s" % (p.returncode, os.path.exists(page_path(pid))))
+    # A live process that no longer maps its page (it exec'd a program without
+    # the library): the page is stale too.
+    sleeper = subprocess.Popen(["sleep", "30"])
+    children.append(sleeper)
+    with open("/proc/%d/stat" % sleeper.pid) as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    import struct
+    header = struct.pack("<IIIIQQ16sQ", 0x3170626d, 1, 64 + 8, sleeper.pid, start_ticks,
+                         time.time_ns(), b"sleep", 2)
+    fake = page_path(sleeper.pid)
+    fd = os.open(fake, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, header.ljust(4096, b"\0"))
+    os.close(fd)
+    r = tool("top", "--once")
+    check("a page its live process does not map is stale",
+          not os.path.exists(fake) and not re.search(r"^\s*%d " % sleeper.pid, r.stdout, re.M),
+          "page left or listed", r.stdout)
+    stop(sleeper)
+    if os.path.exists(fake):
+        os.unlink(fake)
+
+
+def fork_child_page():
+    p, pid = start_live(256, 30, 64, "fork")
+    try:
+        child = read_announcements(p, ("ready", "child")).get("child")
+        if not check("fork: the child runs", child, "no child line: %r" % p.announced):
+            return
+        both = wait_for(lambda: page_ready(pid) and page_ready(child))
+        r, f = stat_fields(child)
+        check("fork: the child publishes its own page", both and r.returncode == 0 and
+              re.match(r"pid\s+%d \(live\)" % child, f.get("pid", "")),
+              "parent page %s, child page %s" % (os.path.exists(page_path(pid)),
+                                                 os.path.exists(page_path(child))),
+              r.stdout + r.stderr)
+        r, f = stat_fields(pid)
+        check("fork: the parent's page stays the parent's", r.returncode == 0 and
+              re.match(r"pid\s+%d \(live\)" % pid, f.get("pid", "")), "bad", r.stdout + r.stderr)
+    finally:
+        stop(p, pid)
+    child = p.announced.get("child")
+    check("fork: both pages removed at exit", not os.path.exists(page_path(pid)) and
+          not (child and os.path.exists(page_path(child))), "left behind")
+
+
+# ---- install, pkg-config, man pages ------------------------------------------------
+
+def install():
+    dest = os.path.join(tmp, "destdir")
+    make = os.environ.get("MAKE", "make")
+    r = subprocess.run([make, "-C", REPO, "--no-print-directory", "-s", "install",
+                        "PREFIX=/usr/local", "DESTDIR=" + dest], capture_output=True, text=True,
+                       timeout=300)
+    prefix = os.path.join(dest, "usr/local")
+    files = ["lib/libmembudget.so", "bin/membudget", "include/membudget.h",
+             "lib/pkgconfig/membudget.pc", "share/man/man1/membudget.1",
+             "share/man/man3/membudget.3"]
+    if os.path.exists(os.path.join(BUILD, "membudget-report")):
+        files.append("libexec/membudget/membudget-report")
+    missing = [f for f in files if not os.path.exists(os.path.join(prefix, f))]
+    if not check("make install DESTDIR", r.returncode == 0 and not missing,
+                 "exit %d, missing %s" % (r.returncode, missing), r.stdout + r.stderr):
+        return
+    env = clean_env({"PKG_CONFIG_PATH": os.path.join(prefix, "lib/pkgconfig"),
+                     "PKG_CONFIG_SYSROOT_DIR": dest})
+    pc = subprocess.run(["pkg-config", "--cflags", "--libs", "membudget"], capture_output=True,
+                        text=True, env=env)
+    flags = pc.stdout.split()
+    check("pkg-config membudget", pc.returncode == 0 and
+          "-I" + os.path.join(prefix, "include") in flags and
+          "-L" + os.path.join(prefix, "lib") in flags and "-lmembudget" in flags,
+          "got %r" % pc.stdout, pc.stderr)
+    exe = os.path.join(tmp, "shrinking_cache")
+    cc = subprocess.run([os.environ.get("CC", "cc"), os.path.join(REPO, "examples/shrinking_cache.c"),
+                         "-o", exe] + flags, capture_output=True, text=True)
+    if not check("the example builds against membudget.pc", cc.returncode == 0,
+                 "cc exit %d" % cc.returncode, cc.stderr):
+        return
+    run = subprocess.run([exe], capture_output=True, text=True, timeout=TIMEOUT,
+                         env=clean_env({"LD_LIBRARY_PATH": os.path.join(prefix, "lib"),
+                                        "MEMBUDGET_LIMIT": "64M"}))
+    check("the example runs, linked, and its cache shrinks",
+          run.returncode == 0 and "work done" in run.stdout and "dropped" in run.stderr,
+          "exit %d" % run.returncode, run.stdout + run.stderr)
+    installed = os.path.join(prefix, "bin/membudget")
+    r = subprocess.run([installed, "run", "--limit", "64M", "--", "sh", "-c", 'echo "$LD_PRELOAD"'],
+                       capture_output=True, text=True, env=clean_env())
+    check("installed membudget finds the installed library",
+          r.returncode == 0 and r.stdout.strip() == os.path.join(prefix, "lib/libmembudget.so"),
+          "got %r" % r.stdout, r.stderr)
+    for page in ("man1/membudget.1", "man3/membudget.3"):
+        g = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z",
+                            os.path.join(prefix, "share/man", page)], capture_output=True, text=True)
+        check("man page %s renders without warnings" % page, g.returncode == 0 and g.stderr == "",
+              "groff exit %d" % g.returncode, g.stderr)
+    r = subprocess.run([make, "-C", REPO, "--no-print-directory", "-s", "uninstall",
+                        "PREFIX=/usr/local", "DESTDIR=" + dest], capture_output=True, text=True)
+    left = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs]
+    check("make uninstall removes every file", r.returncode == 0 and not left,
+          "left %s" % left, r.stderr)
+
+
+def man_pages():
+    with open(os.path.join(REPO, "policy/config.c")) as f:
+        names = re.findall(r'\[MB_OPT_\w+\]\s*=\s*\{"(MEMBUDGET_\w+)"', f.read())
+    with open(os.path.join(BUILD, "man/membudget.1")) as f:
+        man1 = f.read()
+    missing = [n for n in names if ".B %s\n" % n not in man1]
+    check("membudget(1) describes every MEMBUDGET_* variable of the options table",
+          len(names) >= 15 and not missing, "missing %s" % missing)
+    with open(os.path.join(REPO, "include/membudget.h")) as f:
+        header = f.read()
+    functions = set(re.findall(r"\b(membudget_[a-z_]+)\s*\(", header))
+    fields = re.findall(r"^\s+uint64_t (\w+);", header, re.M)
+    with open(os.path.join(BUILD, "man/membudget.3")) as f:
+        man3 = f.read()
+    missing = [n for n in sorted(functions) + fields if n.replace("_", "\\_") not in man3 and
+               n not in man3]
+    check("membudget(3) describes every function and stats field of membudget.h",
+          len(functions) >= 10 and not missing, "missing %s" % missing)
+
+
+def main():
+    cases = [version, help_texts, bad_arguments, limits_golden, limits_here, run_exit_codes,
+             run_environment, run_budget_death, live_statistics, stale_pages, fork_child_page,
+             install, man_pages]
+    try:
+        for case in cases:
+            try:
+                case()
+            except Exception as e:  # one broken case must not hide the others
+                fail(case.__name__, "%s: %s" % (type(e).__name__, e))
+    finally:
+        for c in children:
+            if c.poll() is None:
+                c.kill()
+                c.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    line = "%d passed, %d failed" % (passed, failed)
+    if skipped:
+        line += ", %d skipped" % skipped
+    print(line)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

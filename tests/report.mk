@@ -1,0 +1,25 @@
+# The death report (issue 5, DESIGN §6): sampled allocation sites, the footprint
+# timeline and the modules in the dump, and the report tool.  tests/report/run.py
+# compares the tool's output on the checked-in dumps of tests/report/golden/ byte
+# for byte, checks the estimates against programs whose leaks are known (C and
+# python3), the dump's completeness while allocator locks are held (the debug
+# library's hook), sample retirement on realloc and free, and the SVG in headless
+# Chromium.  REPORT_REGOLD=1 rewrites the expected golden outputs.
+
+REPORT_TEST_DIR   := $(BUILD_ROOT)/tests/report
+REPORT_TEST_PROGS := $(REPORT_TEST_DIR)/leak3 $(REPORT_TEST_DIR)/hold $(REPORT_TEST_DIR)/resample
+# Each leaking function a frame of its own, with line information.
+REPORT_TEST_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -fno-inline \
+	-Wall -Wextra -Werror -pthread
+
+CHECKS += check-report
+.PHONY: check-report
+
+$(REPORT_TEST_DIR)/%: tests/report/%.c tests/report.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(REPORT_TEST_CFLAGS) $< -o $@ -ldl
+
+check-report: $(REL_LIB) $(DEBUG_LIB) $(BUILD_ROOT)/membudget-report $(REPORT_TEST_PROGS)
+	@mkdir -p $(RESULTS)
+	@bash -o pipefail -c '$(PYTHON) tests/report/run.py $(REL_LIB) $(DEBUG_LIB) \
+		$(BUILD_ROOT)/membudget-report $(REPORT_TEST_DIR) 2>&1 | tee $(RESULTS)/report.txt'
