@@ -142,6 +142,16 @@ void os_sleep_ns(uint64_t ns) {
     os_syscall6(SYS_nanosleep, (long)&ts, 0, 0, 0, 0, 0);
 }
 
+void os_read_comm(char *out, size_t cap) {
+    long n = os_read_small_file("/proc/self/comm", out, cap);
+    if (n <= 0) {
+        out[0] = '?';
+        out[1] = '\0';
+        return;
+    }
+    if (out[n - 1] == '\n') out[n - 1] = '\0';
+}
+
 void os_futex_wait(_Atomic int *addr, int expected) {
     os_syscall6(SYS_futex, (long)addr, FUTEX_WAIT_PRIVATE, expected, 0, 0, 0);
 }

@@ -36,6 +36,8 @@ void os_write_all(int fd, const void *buf, size_t len);
 /* Reads up to cap-1 bytes of a small file into buf, NUL-terminated; returns the
  * length or -1. */
 long os_read_small_file(const char *path, char *buf, size_t cap);
+/* The process's name from /proc/self/comm, or "?" when it cannot be read. */
+void os_read_comm(char *out, size_t cap);
 
 /* open(2)/close(2) without errno: a file descriptor, or -errno. */
 long os_open(const char *path, int flags, int mode);

@@ -551,9 +551,28 @@ def main():
                     for (w, a), ms in runs.items() for i, m in enumerate(ms)]}
     (BUILD / "results.json").write_text(json.dumps(raw, indent=1) + "\n")
     if args.out:
-        Path(args.out).write_text(report + "\n")
+        Path(args.out).write_text(report + "\n" + companion_sections())
         log("bench: wrote %s" % args.out)
     return 1 if problems else 0
+
+
+# The budget's and the sampler's own benchmarks (make bench-budget, make
+# bench-sample) write their tables beside this one; RESULTS.md carries them too,
+# as they were last measured, each with the command that made it.
+COMPANIONS = (("BUDGET.md", "make bench-budget"), ("SAMPLING.md", "make bench-sample"))
+
+
+def companion_sections():
+    parts = []
+    for name, target in COMPANIONS:
+        path = ROOT / "bench" / name
+        if not path.exists():
+            continue
+        body = path.read_text()
+        # Demote the companion's headings one level under its own section.
+        body = "\n".join("#" + line if line.startswith("#") else line for line in body.splitlines())
+        parts.append("\n## From bench/%s (`%s`, its last run)\n\n%s\n" % (name, target, body))
+    return "".join(parts)
 
 
 if __name__ == "__main__":

@@ -178,16 +178,6 @@ static void w_bool(struct writer *w, const char *key, bool v) {
 
 /* ---- the content ---------------------------------------------------------- */
 
-static void read_comm(char *out, size_t cap) {
-    long n = os_read_small_file("/proc/self/comm", out, cap);
-    if (n <= 0) {
-        out[0] = '?';
-        out[1] = '\0';
-        return;
-    }
-    if (out[n - 1] == '\n') out[n - 1] = '\0';
-}
-
 static const char *reason_name(enum mb_dump_reason reason) {
     static const char *const names[] = {"kill", "fail", "warn", "request"};
     return (unsigned)reason < 4 ? names[reason] : "?";
@@ -485,7 +475,7 @@ static void write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
     mb_buf_init(&w.b, dump_buffer, sizeof dump_buffer);
     const struct mb_config *cfg = mb_pressure_config();
     char comm[64];
-    read_comm(comm, sizeof comm);
+    os_read_comm(comm, sizeof comm);
     w_raw(&w, "{");
     w.depth = 1;
     w_u64(&w, "membudget_dump", DUMP_FORMAT_VERSION);
@@ -541,7 +531,7 @@ static const char *errno_text(int err) {
 
 static void line_head(struct mb_buf *b) {
     char comm[64];
-    read_comm(comm, sizeof comm);
+    os_read_comm(comm, sizeof comm);
     mb_buf_str(b, "membudget: pid ");
     mb_buf_u64(b, (uint64_t)os_getpid());
     mb_buf_str(b, " (");

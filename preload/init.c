@@ -57,16 +57,6 @@ static void fork_child(void) {
     mb_statspage_atfork_child();
 }
 
-static void read_comm(char *out, size_t cap) {
-    long n = os_read_small_file("/proc/self/comm", out, cap);
-    if (n <= 0) {
-        out[0] = '?';
-        out[1] = '\0';
-        return;
-    }
-    if (out[n - 1] == '\n') out[n - 1] = '\0';
-}
-
 /* Start-up of the policy: configuration (one line per bad variable), limits,
  * monitor, pressure, dump.  Large structures live in static storage: this runs
  * once, before main. */
@@ -131,7 +121,7 @@ __attribute__((destructor)) static void membudget_finish(void) {
     struct membudget_stats st;
     membudget_stats(&st, sizeof st);
     char comm[64], buf[512];
-    read_comm(comm, sizeof comm);
+    os_read_comm(comm, sizeof comm);
     struct fmt f = FMT_ON(buf);
     fmt_str(&f, "membudget: pid ");
     fmt_u64(&f, (uint64_t)os_getpid());
