@@ -1,7 +1,8 @@
-# make bench: compare glibc, jemalloc, mimalloc, tcmalloc and membudget on the micro
-# workloads (bench/micro/*.c) and the real-program workloads
-# (tests/programs/workloads/*.sh); writes bench/RESULTS.md.  Not a test: it is not
-# in CHECKS.  Options go through BENCH_ARGS, e.g.
+# make bench: the budget's and the sampler's benchmarks first (bench-budget,
+# bench-sample), then glibc, jemalloc, mimalloc, tcmalloc and membudget compared on
+# the micro workloads (bench/micro/*.c) and the real-program workloads
+# (tests/programs/workloads/*.sh); writes bench/RESULTS.md with all three.  Not a
+# test: it is not in CHECKS.  Options go through BENCH_ARGS, e.g.
 #   make bench BENCH_ARGS=--quick
 #   make bench BENCH_ARGS='--only python3,micro/* --alloc glibc,mimalloc,membudget'
 
@@ -12,7 +13,7 @@ BENCH_ARGS   ?=
 
 .PHONY: bench bench-build bench-deps
 
-bench: $(REL_LIB) bench-deps bench-build
+bench: $(REL_LIB) bench-deps bench-build bench-budget bench-sample
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 bench-build: $(BENCH_MICRO) $(BENCH_BUILD)/treerun
