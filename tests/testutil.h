@@ -6,6 +6,9 @@
 #define MEMBUDGET_TESTS_TESTUTIL_H
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -150,6 +153,21 @@ static TU_UNUSED size_t tu_rss_bytes(void) {
     strtoull(s, &s, 10); /* total program size: skipped */
     unsigned long long resident = strtoull(s, NULL, 10);
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Threaded tests count content errors and keep the first one's description;
+ * the test reports tu_first_error when tu_errors is not zero. */
+static atomic_ulong tu_errors __attribute__((unused));
+static pthread_mutex_t tu_first_error_lock __attribute__((unused)) = PTHREAD_MUTEX_INITIALIZER;
+static char tu_first_error[256] __attribute__((unused));
+
+static inline void tu_record_error(const char *what, const void *p, size_t size, size_t at) {
+    if (atomic_fetch_add(&tu_errors, 1) == 0) {
+        pthread_mutex_lock(&tu_first_error_lock);
+        snprintf(tu_first_error, sizeof tu_first_error, "%s: block %p of %zu bytes, byte %zu",
+                 what, p, size, at);
+        pthread_mutex_unlock(&tu_first_error_lock);
+    }
 }
 
 #endif

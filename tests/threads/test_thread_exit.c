@@ -11,19 +11,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
-static atomic_ulong errors;
-static pthread_mutex_t first_error_lock = PTHREAD_MUTEX_INITIALIZER;
-static char first_error[256];
-
-static void record_error(const char *what, const void *p, size_t size, size_t at) {
-    if (atomic_fetch_add(&errors, 1) == 0) {
-        pthread_mutex_lock(&first_error_lock);
-        snprintf(first_error, sizeof first_error, "%s: block %p of %zu bytes, byte %zu", what, p,
-                 size, at);
-        pthread_mutex_unlock(&first_error_lock);
-    }
-}
-
 static size_t pick_size(tu_rng *rng) {
     uint64_t r = tu_below(rng, 1000);
     if (r < 900) return tu_between(rng, 1, 256);
@@ -42,7 +29,7 @@ static void fill_block(struct block *b) { tu_fill(b->ptr, b->size, tu_seed(b->pt
 static void check_and_free(struct block *b, const char *where) {
     if (!b->ptr) return;
     size_t bad = tu_check(b->ptr, b->size, tu_seed(b->ptr, b->size));
-    if (bad != SIZE_MAX) record_error(where, b->ptr, b->size, bad);
+    if (bad != SIZE_MAX) tu_record_error(where, b->ptr, b->size, bad);
     T_FREE(b->ptr);
     b->ptr = NULL;
 }
@@ -75,7 +62,7 @@ static void *producer_main(void *argp) {
         mine[k].size = pick_size(&rng);
         mine[k].ptr = T_MALLOC(mine[k].size);
         if (!mine[k].ptr) {
-            record_error("malloc returned NULL", NULL, mine[k].size, 0);
+            tu_record_error("malloc returned NULL", NULL, mine[k].size, 0);
             continue;
         }
         fill_block(&mine[k]);
@@ -97,7 +84,7 @@ static void *consumer_main(void *argp) {
 static void test_blocks_outlive_their_thread(void) {
     size_t rounds = tu_scaled(16, 4);
     size_t counter_ref = 0, rss_ref = 0, counter_max = 0, rss_max = 0;
-    atomic_store(&errors, 0);
+    atomic_store(&tu_errors, 0);
     for (size_t round = 0; round < rounds; round++) {
         pthread_t tids[PRODUCERS];
         struct producer_arg args[PRODUCERS];
@@ -134,8 +121,9 @@ static void test_blocks_outlive_their_thread(void) {
             if (rss > rss_max) rss_max = rss;
         }
     }
-    expect_true(atomic_load(&errors) == 0, "no content or allocation errors; %lu errors, first: %s",
-                atomic_load(&errors), first_error);
+    expect_true(atomic_load(&tu_errors) == 0,
+                "no content or allocation errors; %lu errors, first: %s",
+                atomic_load(&tu_errors), tu_first_error);
     /* Each round holds ~8 * 10^4 blocks (tens of MiB); if abandoned memory were
      * never reused, every round would add that much again. */
     size_t slack = 48 * TU_MIB;
@@ -163,7 +151,7 @@ static void key_destructor(void *value) {
     T_FREE(b);
     unsigned char *late = T_MALLOC(200);
     if (!late) {
-        record_error("malloc in a key destructor returned NULL", NULL, 200, 0);
+        tu_record_error("malloc in a key destructor returned NULL", NULL, 200, 0);
         return;
     }
     memset(late, 0x3e, 200);
@@ -178,7 +166,7 @@ static void *short_thread_main(void *argp) {
         local[i].size = pick_size(&rng);
         local[i].ptr = T_MALLOC(local[i].size);
         if (!local[i].ptr) {
-            record_error("malloc returned NULL", NULL, local[i].size, 0);
+            tu_record_error("malloc returned NULL", NULL, local[i].size, 0);
             continue;
         }
         fill_block(&local[i]);
@@ -213,7 +201,7 @@ static size_t threads_live(void) {
 static void test_thread_churn(void) {
     size_t total = tu_scaled(4000, 400);
     size_t counter_ref = 0, rss_ref = 0;
-    atomic_store(&errors, 0);
+    atomic_store(&tu_errors, 0);
     /* The allocator's own key is created at its first use, before this one. */
     T_FREE(T_MALLOC(1));
     expect_int_eq(pthread_key_create(&test_key, key_destructor), 0, "pthread_key_create");
@@ -240,8 +228,9 @@ static void test_thread_churn(void) {
             check_and_free(&handoff[s][i], "pattern broken in handoff");
     size_t counter = counter_bytes(), rss = tu_rss_bytes();
     pthread_key_delete(test_key);
-    expect_true(atomic_load(&errors) == 0, "no content or allocation errors; %lu errors, first: %s",
-                atomic_load(&errors), first_error);
+    expect_true(atomic_load(&tu_errors) == 0,
+                "no content or allocation errors; %lu errors, first: %s",
+                atomic_load(&tu_errors), tu_first_error);
     if (MBTEST_HAVE_API) {
         expect_zu_le_f(counter, counter_ref + 16 * TU_MIB,
                        "budget counter after %zu threads vs after 200 (MiB: %zu vs %zu)", made,

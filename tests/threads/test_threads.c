@@ -45,19 +45,6 @@ struct worker {
 static struct inbox inboxes[NTHREADS];
 static struct worker workers[NTHREADS];
 static atomic_int producers_done;
-static atomic_ulong errors;
-static pthread_mutex_t first_error_lock = PTHREAD_MUTEX_INITIALIZER;
-static char first_error[256];
-
-static void record_error(const char *what, const void *p, size_t size, size_t at) {
-    if (atomic_fetch_add(&errors, 1) == 0) {
-        pthread_mutex_lock(&first_error_lock);
-        snprintf(first_error, sizeof first_error, "%s: block %p of %zu bytes, byte %zu", what, p,
-                 size, at);
-        pthread_mutex_unlock(&first_error_lock);
-    }
-}
-
 /* Mostly small; some pages' worth; a few up to 1 MiB. */
 static size_t pick_size(tu_rng *rng) {
     uint64_t r = tu_below(rng, 10000);
@@ -92,10 +79,10 @@ static unsigned take_batch(int id, struct msg *out) {
 
 static void check_block(const struct msg *m, const char *where) {
     size_t bad = tu_check(m->ptr, m->size, tu_seed(m->ptr, m->size));
-    if (bad != SIZE_MAX) record_error(where, m->ptr, m->size, bad);
+    if (bad != SIZE_MAX) tu_record_error(where, m->ptr, m->size, bad);
     size_t usable = T_USABLE_SIZE(m->ptr);
     if (usable < m->size)
-        record_error("malloc_usable_size below the request", m->ptr, m->size, usable);
+        tu_record_error("malloc_usable_size below the request", m->ptr, m->size, usable);
 }
 
 static void deliver(struct worker *w, struct msg m);
@@ -111,14 +98,14 @@ static void handle(struct worker *w, struct msg m, int producing) {
         unsigned char *q = T_REALLOC(m.ptr, new_size);
         w->reallocs++;
         if (!q) {
-            record_error("realloc returned NULL", m.ptr, new_size, 0);
+            tu_record_error("realloc returned NULL", m.ptr, new_size, 0);
             T_FREE(m.ptr);
             w->frees++;
             return;
         }
         size_t keep = m.size < new_size ? m.size : new_size;
         size_t bad = tu_check(q, keep, old_seed);
-        if (bad != SIZE_MAX) record_error("realloc lost the content", q, keep, bad);
+        if (bad != SIZE_MAX) tu_record_error("realloc lost the content", q, keep, bad);
         m.ptr = q;
         m.size = new_size;
         m.hops--;
@@ -166,19 +153,19 @@ static void *worker_main(void *arg) {
             p = T_CALLOC(1, size);
             if (p) {
                 size_t bad = tu_check_zero(p, size);
-                if (bad != SIZE_MAX) record_error("calloc block not zeroed", p, size, bad);
+                if (bad != SIZE_MAX) tu_record_error("calloc block not zeroed", p, size, bad);
             }
         } else if (how == 1) {
             void *out = NULL;
             size_t alignment = (size_t)32 << tu_below(&w->rng, 8);
             p = T_POSIX_MEMALIGN(&out, alignment, size) == 0 ? out : NULL;
             if (p && ((uintptr_t)p & (alignment - 1)))
-                record_error("posix_memalign misaligned", p, size, alignment);
+                tu_record_error("posix_memalign misaligned", p, size, alignment);
         } else {
             p = T_MALLOC(size);
         }
         if (!p) {
-            record_error("allocation returned NULL", NULL, size, 0);
+            tu_record_error("allocation returned NULL", NULL, size, 0);
             continue;
         }
         w->mallocs++;
@@ -223,7 +210,7 @@ static void test_cross_thread_churn(void) {
      * over 10^7 calls. */
     size_t total_allocs = tu_scaled(5200000, 20000);
     atomic_store(&producers_done, 0);
-    atomic_store(&errors, 0);
+    atomic_store(&tu_errors, 0);
     for (int i = 0; i < NTHREADS; i++) {
         pthread_mutex_init(&inboxes[i].lock, NULL);
         inboxes[i].head = inboxes[i].count = 0;
@@ -260,8 +247,9 @@ static void test_cross_thread_churn(void) {
             "thread, %llu by the owner)\n",
             NTHREADS, (unsigned long long)mallocs, (unsigned long long)reallocs,
             (unsigned long long)frees, (unsigned long long)remote, (unsigned long long)local);
-    expect_true(atomic_load(&errors) == 0, "no content or allocation errors; %lu errors, first: %s",
-                atomic_load(&errors), first_error);
+    expect_true(atomic_load(&tu_errors) == 0,
+                "no content or allocation errors; %lu errors, first: %s",
+                atomic_load(&tu_errors), tu_first_error);
     expect_zu_eq_f(frees, mallocs, "every allocated block was freed exactly once");
     expect_zu_le_f(total_allocs / NTHREADS * NTHREADS * 2, mallocs + frees + reallocs,
                    "the planned number of operations ran");
@@ -326,7 +314,7 @@ static void free_batch(struct batch *b) {
         if (!p) continue;
         size_t size = atomic_load_explicit(&b->size, memory_order_relaxed);
         size_t bad = tu_check(p, size, tu_seed(p, size));
-        if (bad != SIZE_MAX) record_error("pattern broken in a batch", p, size, bad);
+        if (bad != SIZE_MAX) tu_record_error("pattern broken in a batch", p, size, bad);
         T_FREE(p);
         b->blocks[k] = NULL;
     }
@@ -357,7 +345,7 @@ static void *ring_main(void *arg) {
             if (p)
                 tu_fill(p, size, tu_seed(p, size));
             else
-                record_error("malloc returned NULL in a batch", NULL, size, 0);
+                tu_record_error("malloc returned NULL in a batch", NULL, size, 0);
             b->blocks[k] = p;
         }
         atomic_fetch_add_explicit(&ring_ops, BATCH, memory_order_relaxed);
@@ -393,7 +381,7 @@ static void test_batches_around_a_ring(void) {
     ring_rounds = tu_scaled(300, 20);
     atomic_store(&ring_done, 0);
     atomic_store(&ring_ops, 0);
-    atomic_store(&errors, 0);
+    atomic_store(&tu_errors, 0);
     for (int i = 0; i < RING_THREADS; i++) {
         pthread_mutex_init(&boxes[i].lock, NULL);
         boxes[i].head = boxes[i].count = 0;
@@ -411,8 +399,9 @@ static void test_batches_around_a_ring(void) {
     for (int i = 0; i < RING_THREADS; i++) pthread_mutex_destroy(&boxes[i].lock);
     fprintf(stderr, "test_threads: ring of %d threads, %zu batches of %d each, %lu calls\n",
             RING_THREADS, ring_rounds, BATCH, atomic_load(&ring_ops));
-    expect_true(atomic_load(&errors) == 0, "no content or allocation errors; %lu errors, first: %s",
-                atomic_load(&errors), first_error);
+    expect_true(atomic_load(&tu_errors) == 0,
+                "no content or allocation errors; %lu errors, first: %s",
+                atomic_load(&tu_errors), tu_first_error);
     expect_zu_eq_f(atomic_load(&ring_ops), (size_t)started * ring_rounds * BATCH * 2,
                    "every batch was allocated and freed");
 }
