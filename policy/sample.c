@@ -52,16 +52,31 @@
 _Static_assert(LIVE_BUCKETS == (1u << LIVE_BUCKET_BITS), "live bucket count");
 _Static_assert(MB_SAMPLE_OVERFLOW_SITE + 1 < META_SITE_MASK, "site index fits the meta");
 _Static_assert((MB_SAMPLE_SITES & (MB_SAMPLE_SITES - 1)) == 0, "site table size");
+_Static_assert(MB_SAMPLE_SITES <= UINT16_MAX + 1, "a site index fits the dense list");
 
 struct site {
     _Atomic uint64_t hash; /* 0: free slot; stored last, with release */
     uint32_t depth;        /* written once, before hash */
+    uint32_t list_pos;     /* its entry in site_list; written once, before hash */
     _Atomic uint64_t live_samples, live_bytes, est_bytes, est_objects_1024, total_samples;
     uintptr_t frames[MB_SAMPLE_MAX_FRAMES]; /* written once, before hash */
 };
 
 static struct site sites[MB_SAMPLE_SITES + 1]; /* + the overflow site */
 static _Atomic uint64_t site_count;
+/* The occupied slots of `sites`, in the order they were filled (under the
+ * sample lock): entry i is published by storing site_list_count > i with
+ * release, so a reader walks only the recorded sites.  Survives fork as the
+ * sites do. */
+static _Atomic uint16_t site_list[SITES_FULL];
+static _Atomic uint32_t site_list_count;
+/* est_bytes of the site of each site_list entry, side by side: a pass over
+ * every recorded site reads one contiguous array (8 bytes a site) rather than
+ * a cache line of each site.  Updated with est_bytes, at samples only. */
+static _Atomic uint64_t site_list_est[SITES_FULL];
+/* The top-site hint (see mb_sample_top_site): the last site whose estimate
+ * grew past the hinted site's.  MB_SAMPLE_NO_SITE: none yet. */
+static _Atomic uint32_t leader_hint = MB_SAMPLE_NO_SITE;
 static mb_lock_t sample_lock = MB_LOCK_INIT(LOCK_RANK_SAMPLE);
 
 static _Atomic uintptr_t live_keys[LIVE_BUCKETS][LIVE_BUCKET_SLOTS];
@@ -260,13 +275,28 @@ static uint32_t site_find_or_add(const uintptr_t *frames, uint32_t depth) {
             return MB_SAMPLE_OVERFLOW_SITE;
         }
         struct site *s = &sites[i];
+        /* n < SITES_FULL (checked above, under the lock that adds sites). */
+        uint64_t n = atomic_load_explicit(&site_count, memory_order_relaxed);
         s->depth = depth;
+        s->list_pos = (uint32_t)n;
         memcpy(s->frames, frames, depth * sizeof *frames);
+        atomic_store_explicit(&site_list[n], (uint16_t)i, memory_order_relaxed);
         atomic_store_explicit(&s->hash, h, memory_order_release);
-        atomic_fetch_add_explicit(&site_count, 1, memory_order_relaxed);
+        atomic_store_explicit(&site_count, n + 1, memory_order_relaxed);
+        atomic_store_explicit(&site_list_count, (uint32_t)(n + 1), memory_order_release);
     }
     mb_unlock(&sample_lock);
     return (uint32_t)i;
+}
+
+/* A recorded site's estimate grew to est: it becomes the hint when it passed
+ * the hinted site's (two relaxed loads, at samples only). */
+static void leader_note(uint32_t site, uint64_t est) {
+    uint32_t hint = atomic_load_explicit(&leader_hint, memory_order_relaxed);
+    if (hint == site) return;
+    if (hint == MB_SAMPLE_NO_SITE ||
+        est > atomic_load_explicit(&sites[hint].est_bytes, memory_order_relaxed))
+        atomic_store_explicit(&leader_hint, site, memory_order_relaxed);
 }
 
 static void site_account(uint32_t site, uint64_t size, bool add) {
@@ -276,13 +306,19 @@ static void site_account(uint32_t site, uint64_t size, bool add) {
     if (add) {
         atomic_fetch_add_explicit(&s->live_samples, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->live_bytes, size, memory_order_relaxed);
-        atomic_fetch_add_explicit(&s->est_bytes, bytes, memory_order_relaxed);
+        uint64_t est = atomic_fetch_add_explicit(&s->est_bytes, bytes, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->est_objects_1024, objects, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->total_samples, 1, memory_order_relaxed);
+        if (site < MB_SAMPLE_OVERFLOW_SITE) {
+            atomic_fetch_add_explicit(&site_list_est[s->list_pos], bytes, memory_order_relaxed);
+            leader_note(site, est + bytes);
+        }
     } else {
         atomic_fetch_sub_explicit(&s->live_samples, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&s->live_bytes, size, memory_order_relaxed);
         atomic_fetch_sub_explicit(&s->est_bytes, bytes, memory_order_relaxed);
+        if (site < MB_SAMPLE_OVERFLOW_SITE)
+            atomic_fetch_sub_explicit(&site_list_est[s->list_pos], bytes, memory_order_relaxed);
         atomic_fetch_sub_explicit(&s->est_objects_1024, objects, memory_order_relaxed);
     }
 }
@@ -297,10 +333,16 @@ static void site_replace(uint32_t site, uint64_t old_size, uint64_t new_size) {
     sample_weight(new_size, rate, &new_bytes, &new_objects);
     struct site *s = &sites[site];
     atomic_fetch_add_explicit(&s->live_bytes, new_size - old_size, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->est_bytes, new_bytes - old_bytes, memory_order_relaxed);
+    uint64_t est =
+        atomic_fetch_add_explicit(&s->est_bytes, new_bytes - old_bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->est_objects_1024, new_objects - old_objects,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&s->total_samples, 1, memory_order_relaxed);
+    if (site < MB_SAMPLE_OVERFLOW_SITE) {
+        atomic_fetch_add_explicit(&site_list_est[s->list_pos], new_bytes - old_bytes,
+                                  memory_order_relaxed);
+        if (new_bytes > old_bytes) leader_note(site, est + (new_bytes - old_bytes));
+    }
 }
 
 static void meta_retire(uint64_t meta) {
@@ -520,6 +562,40 @@ bool mb_sample_site(size_t i, struct mb_site_view *out) {
     out->live_bytes = atomic_load_explicit(&s->live_bytes, memory_order_relaxed);
     out->total_samples = atomic_load_explicit(&s->total_samples, memory_order_relaxed);
     return true;
+}
+
+/* A site's estimate as a candidate for the top: 0 for no site, and for a
+ * figure read mid-update that wrapped below zero. */
+static uint64_t top_candidate_bytes(uint32_t i) {
+    if (i >= MB_SAMPLE_OVERFLOW_SITE) return 0;
+    uint64_t est = atomic_load_explicit(&sites[i].est_bytes, memory_order_relaxed);
+    if (est > ((uint64_t)1 << 62) ||
+        atomic_load_explicit(&sites[i].live_samples, memory_order_relaxed) == 0)
+        return 0;
+    return est;
+}
+
+uint32_t mb_sample_top_site(bool full, uint32_t current) {
+    uint32_t best = MB_SAMPLE_NO_SITE;
+    uint64_t best_bytes = 0;
+    if (full) {
+        uint32_t n = atomic_load_explicit(&site_list_count, memory_order_acquire), pos = 0;
+        for (uint32_t k = 0; k < n; k++) {
+            uint64_t est = atomic_load_explicit(&site_list_est[k], memory_order_relaxed);
+            if (est > best_bytes && est <= ((uint64_t)1 << 62)) { /* not wrapped mid-update */
+                pos = k;
+                best_bytes = est;
+            }
+        }
+        if (best_bytes == 0) return MB_SAMPLE_NO_SITE;
+        best = atomic_load_explicit(&site_list[pos], memory_order_relaxed);
+        atomic_store_explicit(&leader_hint, best, memory_order_relaxed);
+        return best;
+    }
+    uint32_t hint = atomic_load_explicit(&leader_hint, memory_order_relaxed);
+    uint64_t current_bytes = top_candidate_bytes(current), hint_bytes = top_candidate_bytes(hint);
+    if (hint_bytes > current_bytes) return hint;
+    return current_bytes > 0 ? current : MB_SAMPLE_NO_SITE;
 }
 
 void mb_sample_stats(struct mb_sample_stats *out) {

@@ -16,6 +16,15 @@
 #include "policy/config.h"
 #include "policy/monitor.h"
 #include "policy/pressure.h"
+#include "policy/sample.h"
+
+/* The top site (statspage.h): a full pass over the recorded sites at most this
+ * often, and in between only the hint the sampler keeps (mb_sample_top_site). */
+#define TOP_RESCAN_NS (500 * 1000 * 1000ull)
+/* A new top site's frames are looked up in /proc/self/maps at most this often:
+ * two sites taking turns cannot make every tick read the maps. */
+#define TOP_RESOLVE_NS (250 * 1000 * 1000ull)
+#define MAPS_CHUNK_BYTES 8192
 
 static struct mb_statspage *page; /* this process's mapped page, or NULL */
 static pid_t page_pid;            /* the pid in its file name */
@@ -25,6 +34,19 @@ static bool verbose_failure;      /* say in one line when creation fails */
 static uint64_t birth_ns;         /* start-up, or the fork: when this process began */
 static _Atomic bool closed;       /* exit has begun: never create again */
 static _Atomic int busy;          /* an update (or creation) is in progress */
+
+/* The published top site, its frames resolved to files; only touched under
+ * `busy`, so one static copy is enough. */
+static struct {
+    uint32_t site; /* MB_SAMPLE_NO_SITE: none */
+    uint32_t depth, frame_count, module_count;
+    uint64_t since_unix_ns;
+    uint64_t last_scan_ns, last_resolve_ns; /* monotonic; 0: never */
+    uint64_t scan_ns, scans, resolve_ns;
+    struct mb_statspage_frame frames[MB_STATSPAGE_TOP_FRAMES];
+    char modules[MB_STATSPAGE_TOP_MODULES][MB_STATSPAGE_MODULE_PATH];
+} top = {.site = MB_SAMPLE_NO_SITE};
+static char maps_chunk[MAPS_CHUNK_BYTES];
 
 static void page_path(char *out, size_t cap, pid_t pid) {
     struct mb_buf b;
@@ -65,8 +87,160 @@ static uint64_t read_start_ticks(void) {
     return v;
 }
 
+/* ---- the top site ------------------------------------------------------------ */
+
+static const char *hex_field(const char *p, uint64_t *out) {
+    uint64_t v = 0;
+    for (;; p++) {
+        unsigned d;
+        if (*p >= '0' && *p <= '9')
+            d = (unsigned)(*p - '0');
+        else if (*p >= 'a' && *p <= 'f')
+            d = (unsigned)(*p - 'a' + 10);
+        else
+            break;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return p;
+}
+
+/* The module slot of path, added if there is room; MB_STATSPAGE_NO_MODULE. */
+static uint32_t top_module(const char *path, size_t len) {
+    if (len >= MB_STATSPAGE_MODULE_PATH) return MB_STATSPAGE_NO_MODULE;
+    for (uint32_t m = 0; m < top.module_count; m++)
+        if (strncmp(top.modules[m], path, len) == 0 && top.modules[m][len] == '\0') return m;
+    if (top.module_count == MB_STATSPAGE_TOP_MODULES) return MB_STATSPAGE_NO_MODULE;
+    memcpy(top.modules[top.module_count], path, len);
+    top.modules[top.module_count][len] = '\0';
+    return top.module_count++;
+}
+
+static const char *skip_field(const char *p, const char *end) {
+    while (p < end && *p == ' ') p++;
+    while (p < end && *p != ' ') p++;
+    while (p < end && *p == ' ') p++;
+    return p;
+}
+
+/* One line of /proc/self/maps, "start-end perms offset dev inode   path": the
+ * frames it holds get their file and file offset. */
+static void top_maps_line(const char *line, const char *end) {
+    uint64_t start, stop, offset;
+    const char *p = hex_field(line, &start);
+    if (p >= end || *p++ != '-') return;
+    p = hex_field(p, &stop);
+    p = skip_field(p, end); /* perms */
+    p = hex_field(p, &offset);
+    p = skip_field(skip_field(p, end), end); /* device, inode */
+    if (p >= end || *p != '/') return; /* anonymous, [vdso], [heap]: no file */
+    for (uint32_t f = 0; f < top.frame_count; f++) {
+        struct mb_statspage_frame *fr = &top.frames[f];
+        if (fr->module != MB_STATSPAGE_NO_MODULE || fr->address < start || fr->address >= stop)
+            continue;
+        fr->module = top_module(p, (size_t)(end - p));
+        if (fr->module != MB_STATSPAGE_NO_MODULE) fr->file_offset = offset + (fr->address - start);
+    }
+}
+
+/* Makes site the published top: its frames, and the files they lie in. */
+static void top_resolve(uint32_t site) {
+    struct mb_site_view v;
+    top.site = site;
+    top.since_unix_ns = os_realtime_ns();
+    top.frame_count = top.module_count = 0;
+    top.depth = 0;
+    memset(top.frames, 0, sizeof top.frames);
+    memset(top.modules, 0, sizeof top.modules);
+    if (!mb_sample_site(site, &v)) return;
+    top.depth = v.depth;
+    top.frame_count = v.depth < MB_STATSPAGE_TOP_FRAMES ? v.depth : MB_STATSPAGE_TOP_FRAMES;
+    for (uint32_t f = 0; f < top.frame_count; f++)
+        top.frames[f] = (struct mb_statspage_frame){.address = v.frames[f],
+                                                    .module = MB_STATSPAGE_NO_MODULE};
+    long fd = os_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return;
+    size_t len = 0;
+    for (;;) {
+        long r = os_syscall6(SYS_read, fd, (long)(maps_chunk + len),
+                             (long)(sizeof maps_chunk - len), 0, 0, 0);
+        if (r <= 0) break;
+        len += (size_t)r;
+        char *line = maps_chunk, *stop = maps_chunk + len, *nl;
+        while ((nl = memchr(line, '\n', (size_t)(stop - line))) != NULL) {
+            top_maps_line(line, nl);
+            line = nl + 1;
+        }
+        len = (size_t)(stop - line);
+        memmove(maps_chunk, line, len);
+        if (len == sizeof maps_chunk) len = 0; /* a line longer than the buffer */
+    }
+    os_close((int)fd);
+}
+
+/* Chooses the top site at a tick (before the page's sequence counter is
+ * bumped: a lookup in the maps must not keep readers waiting). */
+static void top_refresh(void) {
+    if (mb_sample_rate() == 0) {
+        top.site = MB_SAMPLE_NO_SITE;
+        return;
+    }
+    uint64_t now = os_now_ns();
+    bool full = top.last_scan_ns == 0 || now - top.last_scan_ns >= TOP_RESCAN_NS;
+    uint32_t best = mb_sample_top_site(full, top.site);
+    if (full) {
+        uint64_t done = os_now_ns();
+        top.scan_ns = done - now;
+        top.scans++;
+        top.last_scan_ns = done;
+    }
+    if (best == top.site) return;
+    if (best == MB_SAMPLE_NO_SITE) { /* no live sample left anywhere */
+        top.site = MB_SAMPLE_NO_SITE;
+        return;
+    }
+    if (top.site != MB_SAMPLE_NO_SITE && top.last_resolve_ns != 0 &&
+        now - top.last_resolve_ns < TOP_RESOLVE_NS)
+        return; /* the last top stays a little longer */
+    top_resolve(best);
+    top.last_resolve_ns = os_now_ns();
+    top.resolve_ns = top.last_resolve_ns - now;
+}
+
+static void top_fill(struct mb_statspage *p) {
+    struct mb_site_view v;
+    p->sample_rate_bytes = mb_sample_rate();
+    p->top_scan_ns = top.scan_ns;
+    p->top_scans = top.scans;
+    p->top_resolve_ns = top.resolve_ns;
+    if (top.site == MB_SAMPLE_NO_SITE || !mb_sample_site(top.site, &v)) {
+        p->top_site = 0;
+        p->top_est_bytes = p->top_est_objects = p->top_live_samples = 0;
+        p->top_live_sampled_bytes = p->top_since_unix_ns = 0;
+        p->top_depth = p->top_frame_count = p->top_module_count = 0;
+        return;
+    }
+    bool changed = p->top_site != top.site + 1 || p->top_since_unix_ns != top.since_unix_ns;
+    p->top_site = top.site + 1;
+    p->top_est_bytes = v.est_bytes;
+    p->top_est_objects = v.est_objects_1024 / 1024;
+    p->top_live_samples = v.live_samples;
+    p->top_live_sampled_bytes = v.live_bytes;
+    if (!changed) return; /* the frames and files are those of the last update */
+    p->top_since_unix_ns = top.since_unix_ns;
+    p->top_depth = top.depth;
+    p->top_frame_count = top.frame_count;
+    p->top_module_count = top.module_count;
+    memcpy(p->top_frames, top.frames, sizeof p->top_frames);
+    memcpy(p->top_modules, top.modules, sizeof p->top_modules);
+}
+
+/* ---- the page -------------------------------------------------------------------- */
+
 /* One update of the changing part, under the sequence counter. */
 static void fill(struct mb_statspage *p) {
+    top_refresh();
+
     uint64_t seq = atomic_load_explicit(&p->seq, memory_order_relaxed);
     atomic_store_explicit(&p->seq, seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
@@ -101,6 +275,7 @@ static void fill(struct mb_statspage *p) {
     copy_text(p->state, sizeof p->state, mb_option_value_name(MB_OPT_STATE, lim->state));
     copy_text(p->footprint_source, sizeof p->footprint_source, mb_monitor_source_name());
     copy_text(p->limit_source, sizeof p->limit_source, lim->kill_source);
+    top_fill(p);
 
     atomic_store_explicit(&p->seq, seq + 2, memory_order_release);
 }
@@ -206,5 +381,8 @@ void mb_statspage_atfork_child(void) {
     page_pid = 0;
     failed_pid = 0;
     birth_ns = os_now_ns();
+    /* The sites and their addresses are the parent's, valid here too; the
+     * child's own page gets them at its first tick. */
+    top.last_scan_ns = 0;
     atomic_store_explicit(&busy, 0, memory_order_relaxed);
 }

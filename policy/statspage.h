@@ -21,6 +21,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define MB_STATSPAGE_DIR "/dev/shm"
@@ -29,6 +30,23 @@
 #define MB_STATSPAGE_VERSION 1u
 #define MB_STATSPAGE_FILE_BYTES 4096u        /* the file's length: one page */
 #define MB_STATSPAGE_MIN_AGE_NS 500000000ull /* no page before 0.5 s of life */
+
+/* The sampled top site (appended fields, below). */
+#define MB_STATSPAGE_TOP_FRAMES 8      /* innermost frames of the site published */
+#define MB_STATSPAGE_TOP_MODULES 4     /* distinct files those frames lie in */
+#define MB_STATSPAGE_MODULE_PATH 256   /* a longer path is not recorded */
+#define MB_STATSPAGE_NO_MODULE 0xffu   /* a frame in no recorded file */
+
+/* One frame of the top site, in a form another process can symbolize: the
+ * return address, and the file and file offset it was mapped from (read from
+ * /proc/self/maps by the writer when the site became the top).  A reader
+ * finds the segment of the file holding the offset, and so the load bias. */
+struct mb_statspage_frame {
+    uint64_t address;     /* return address in the process */
+    uint64_t file_offset; /* of that address in top_modules[module] */
+    uint32_t module;      /* index into top_modules; MB_STATSPAGE_NO_MODULE: none */
+    uint32_t reserved;
+};
 
 struct mb_statspage {
     /* ---- written once, at creation ----
@@ -70,10 +88,39 @@ struct mb_statspage {
     char state[12];            /* "active", "inactive" */
     char footprint_source[36]; /* "rss", "cgroup", ... */
     char limit_source[192];    /* where the kill threshold came from, cut to fit */
+
+    /* ---- appended: the sampled top site (writers before it have a smaller
+     * size; see MB_STATSPAGE_SIZE_TOP_SITE) ----
+     * The recorded allocation site whose live samples stand for the most live
+     * bytes (DESIGN §6), found at ticks from the sampler's tables without a
+     * lock; counters may be mid-update, the figures are estimates. */
+    uint64_t sample_rate_bytes;  /* MEMBUDGET_SAMPLE; 0: sampling is off */
+    uint64_t top_est_bytes;      /* live bytes the site's samples stand for */
+    uint64_t top_est_objects;    /* live objects they stand for */
+    uint64_t top_live_samples;   /* the site's samples not yet freed */
+    uint64_t top_live_sampled_bytes; /* those samples' own sizes */
+    uint64_t top_since_unix_ns;  /* when this site became the published top */
+    uint64_t top_scan_ns;        /* what the last full pass over the sites took */
+    uint64_t top_scans;          /* full passes so far */
+    uint64_t top_resolve_ns;     /* what the last lookup of frames in /proc/self/maps took */
+    uint32_t top_site;           /* 1 + the site's slot in the sampler; 0: no site yet */
+    uint32_t top_depth;          /* frames the sampler recorded for it */
+    uint32_t top_frame_count;    /* of them in top_frames (<= MB_STATSPAGE_TOP_FRAMES) */
+    uint32_t top_module_count;   /* entries of top_modules in use */
+    struct mb_statspage_frame top_frames[MB_STATSPAGE_TOP_FRAMES]; /* innermost first */
+    char top_modules[MB_STATSPAGE_TOP_MODULES][MB_STATSPAGE_MODULE_PATH]; /* file paths */
 };
+
+/* A page whose size reaches this has the top-site fields; an older writer's
+ * page reads with them zero, and readers show the site as unknown. */
+#define MB_STATSPAGE_SIZE_TOP_SITE sizeof(struct mb_statspage)
+/* The size of a page written before the top site was added. */
+#define MB_STATSPAGE_SIZE_V1 offsetof(struct mb_statspage, sample_rate_bytes)
 
 _Static_assert(sizeof(struct mb_statspage) <= MB_STATSPAGE_FILE_BYTES,
                "the record fits in the file");
+/* Readers and tests (tests/cli/run.py) know the layout by these sizes. */
+_Static_assert(MB_STATSPAGE_SIZE_V1 == 448, "the first layout is frozen");
 
 /* Turns publishing on; from the constructor, after the policy has started.
  * verbose: when the page cannot be created (no /dev/shm, another user's file

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,16 +17,24 @@
 #include "tools/livestats.h"
 
 static const char stat_usage[] =
-    "usage: membudget stat PID [--prometheus]\n"
+    "usage: membudget stat PID [--prometheus | --json]\n"
     "\n"
     "Prints the live figures of process PID, which runs with libmembudget.so:\n"
     "footprint (counter + baseline), % of the limit, peak, limit and where it came\n"
-    "from, policy thresholds, policy, and how fresh the figures are.  They come\n"
-    "from the page the process rewrites at each monitor tick (MEMBUDGET_INTERVAL,\n"
-    "100ms) in /dev/shm/membudget.PID, readable by its owner only; a process\n"
-    "publishes it from its first tick after half a second of life.\n"
+    "from, policy thresholds, policy, the sampled top site, and how fresh the\n"
+    "figures are.  They come from the page the process rewrites at each monitor\n"
+    "tick (MEMBUDGET_INTERVAL, 100ms) in /dev/shm/membudget.PID, readable by its\n"
+    "owner only; a process publishes it from its first tick after half a second\n"
+    "of life.\n"
+    "\n"
+    "The top site is the allocation stack whose sampled allocations stand for the\n"
+    "most live bytes (an estimate: one allocation in every MEMBUDGET_SAMPLE bytes\n"
+    "records its stack); its frames are named here, from the files the process\n"
+    "maps, as `membudget report` names them.  \"not sampled\" with\n"
+    "MEMBUDGET_SAMPLE=0, \"-\" for a process whose library predates it.\n"
     "\n"
     "  --prometheus   Prometheus text exposition format instead\n"
+    "  --json         one JSON object instead\n"
     "  -h, --help     this text\n"
     "\n"
     "exit status: 0; 1 when PID has no readable live statistics; 2 bad arguments.\n";
@@ -44,10 +53,13 @@ static const char top_usage[] =
     "Columns: FOOTPRINT = COUNTER (what the allocator and the charged anonymous\n"
     "mappings hold) + BASELINE (the rest of the process's anonymous memory), LIMIT\n"
     "(the kill threshold), %LIM, PEAK (the highest footprint seen at a tick),\n"
-    "POLICY, AGE (time since the figures were updated).  Pages of processes\n"
+    "POLICY, AGE (time since the figures were updated), TOP SITE (the estimated\n"
+    "live bytes of the sampled allocation stack holding the most, and its three\n"
+    "innermost frames; \"not sampled\" with MEMBUDGET_SAMPLE=0, \"-\" for a process\n"
+    "whose library predates it), cut at the terminal's width.  Pages of processes\n"
     "that are gone are removed as they are found.\n";
 
-enum { OPT_PROMETHEUS = 256, OPT_ONCE };
+enum { OPT_PROMETHEUS = 256, OPT_JSON, OPT_ONCE };
 
 static double now_unix(void) {
     struct timespec ts;
@@ -88,6 +100,43 @@ static void read_cmdline(pid_t pid, char *out, size_t cap) {
     out[n] = '\0';
 }
 
+static void print_top_site(const struct live_process *lp) {
+    struct live_top_site t;
+    live_top_site(lp, &t);
+    char a[32], b[32];
+    switch (t.state) {
+    case LIVE_TOP_UNKNOWN:
+        printf("%-11s - (not in this page: the process's library predates the top site)\n",
+               "top site");
+        return;
+    case LIVE_TOP_OFF:
+        printf("%-11s not sampled (MEMBUDGET_SAMPLE=0)\n", "top site");
+        return;
+    case LIVE_TOP_NONE:
+        printf("%-11s none yet (no live sample; 1 per %s on average)\n", "top site",
+               cli_bytes(a, sizeof a, t.rate_bytes));
+        return;
+    case LIVE_TOP_OK:
+        break;
+    }
+    printf("%-11s %s: %s (%" PRIu64 " bytes) estimated live in %" PRIu64 " %s of 1 per %s\n",
+           "top site", t.frame_count > 0 ? t.frames[0].name : "[no frames]",
+           cli_bytes(a, sizeof a, t.est_bytes), t.est_bytes, t.live_samples,
+           t.live_samples == 1 ? "sample" : "samples", cli_bytes(b, sizeof b, t.rate_bytes));
+    for (size_t f = 0; f < t.frame_count; f++) {
+        const struct live_top_frame *fr = &t.frames[f];
+        printf("%-11s #%zu %s", "", f, fr->name);
+        if (fr->file[0] != '\0')
+            printf(" at %s:%d", fr->file, fr->line);
+        else if (fr->symbolized && fr->module[0] != '\0')
+            printf(" in %s", fr->module);
+        putchar('\n');
+    }
+    if (t.depth > t.frame_count)
+        printf("%-11s ... %" PRIu32 " more %s\n", "", t.depth - (uint32_t)t.frame_count,
+               t.depth - t.frame_count == 1 ? "frame" : "frames");
+}
+
 static void print_stat(const struct live_process *lp) {
     const struct mb_statspage *p = &lp->page;
     char a[32], b[32], c[32], cmdline[256];
@@ -111,6 +160,7 @@ static void print_stat(const struct live_process *lp) {
     printf("%-11s %s (%" PRIu64 " %s recorded)\n", "policy", p->policy_name, p->events_total,
            p->events_total == 1 ? "event" : "events");
     printf("%-11s %s, %u %s\n", "state", p->state, p->pages, p->pages == 1 ? "page" : "pages");
+    print_top_site(lp);
     printf("%-11s %.1f s ago (update %" PRIu64 ", %.1f s after start)\n", "updated", age_seconds(p),
            p->ticks, (double)p->uptime_ns / 1e9);
 }
@@ -182,6 +232,122 @@ static void print_prometheus(const struct live_process *lp) {
                 (double)p->ticks);
     prom_metric("last_update_timestamp_seconds", "gauge", "When the figures were last updated.",
                 labels, (double)p->updated_unix_ns / 1e9);
+    struct live_top_site t;
+    live_top_site(lp, &t);
+    if (t.state == LIVE_TOP_UNKNOWN) return; /* the page has no sampling fields */
+    prom_metric("sample_rate_bytes", "gauge",
+                "Mean bytes between sampled allocations (MEMBUDGET_SAMPLE); 0: sampling off.",
+                labels, (double)t.rate_bytes);
+    if (t.state != LIVE_TOP_OK) return;
+    char site[200], stack[480], site_labels[900];
+    prom_label(site, sizeof site, t.frame_count > 0 ? t.frames[0].name : "[no frames]");
+    prom_label(stack, sizeof stack, t.label);
+    snprintf(site_labels, sizeof site_labels, "%s,site=\"%s\",stack=\"%s\"", labels, site, stack);
+    prom_metric("top_site_bytes", "gauge",
+                "Estimated live bytes of the sampled allocation site holding the most; site is "
+                "its innermost frame, stack its three innermost.",
+                site_labels, (double)t.est_bytes);
+    prom_metric("top_site_live_samples", "gauge", "Live samples at the top site.", site_labels,
+                (double)t.live_samples);
+}
+
+/* ---- stat --json --------------------------------------------------------------- */
+
+static void json_string(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+static void json_key_string(const char *key, const char *value, bool last) {
+    printf("  \"%s\": ", key);
+    json_string(value);
+    printf(last ? "\n" : ",\n");
+}
+
+static void json_key_u64(const char *key, uint64_t value) {
+    printf("  \"%s\": %" PRIu64 ",\n", key, value);
+}
+
+static void print_json_top_site(const struct live_process *lp) {
+    struct live_top_site t;
+    live_top_site(lp, &t);
+    printf("  \"top_site\": {\"state\": \"%s\", \"text\": ", live_top_state_name(t.state));
+    json_string(t.label);
+    if (t.state != LIVE_TOP_UNKNOWN)
+        printf(", \"sample_rate_bytes\": %" PRIu64 ",\n    \"scans\": %" PRIu64
+               ", \"scan_ns\": %" PRIu64 ", \"resolve_ns\": %" PRIu64,
+               t.rate_bytes, t.scans, t.scan_ns, t.resolve_ns);
+    if (t.state == LIVE_TOP_OK) {
+        printf(",\n    \"est_bytes\": %" PRIu64 ", \"est_objects\": %" PRIu64
+               ", \"live_samples\": %" PRIu64 ", \"live_sampled_bytes\": %" PRIu64
+               ", \"depth\": %" PRIu32 ",\n    \"frames\": [",
+               t.est_bytes, t.est_objects, t.live_samples, t.live_sampled_bytes, t.depth);
+        for (size_t f = 0; f < t.frame_count; f++) {
+            const struct live_top_frame *fr = &t.frames[f];
+            printf("%s\n      {\"address\": \"0x%" PRIx64 "\", \"name\": ", f ? "," : "",
+                   fr->address);
+            json_string(fr->name);
+            if (fr->symbolized) {
+                printf(", \"function\": ");
+                json_string(fr->name);
+            }
+            if (fr->file[0] != '\0') {
+                printf(", \"file\": ");
+                json_string(fr->file);
+                printf(", \"line\": %d", fr->line);
+            }
+            if (fr->module[0] != '\0') {
+                printf(", \"module\": ");
+                json_string(fr->module);
+                printf(", \"module_offset\": \"0x%" PRIx64 "\"", fr->module_offset);
+            }
+            putchar('}');
+        }
+        printf("]");
+    }
+    printf("}\n");
+}
+
+static void print_json(const struct live_process *lp) {
+    const struct mb_statspage *p = &lp->page;
+    char cmdline[256];
+    read_cmdline(lp->pid, cmdline, sizeof cmdline);
+    printf("{\n");
+    json_key_u64("pid", (uint64_t)lp->pid);
+    json_key_string("comm", p->comm, false);
+    json_key_string("cmdline", cmdline, false);
+    json_key_u64("page_size", p->size);
+    json_key_u64("footprint_bytes", p->footprint_bytes);
+    json_key_u64("footprint_peak_bytes", p->footprint_peak_bytes);
+    json_key_u64("counter_bytes", p->counter_bytes);
+    json_key_u64("counter_peak_bytes", p->counter_peak_bytes);
+    json_key_u64("baseline_bytes", p->baseline_bytes);
+    json_key_u64("os_bytes", p->os_bytes);
+    json_key_string("footprint_source", p->footprint_source, false);
+    json_key_u64("limit_bytes", p->limit_bytes);
+    json_key_string("limit_source", p->limit_source, false);
+    printf("  \"limit_percent\": %.2f,\n", percent_of_limit(p));
+    json_key_u64("conservative_bytes", p->conservative_bytes);
+    json_key_u64("strict_bytes", p->strict_bytes);
+    json_key_u64("strict_sync_bytes", p->strict_sync_bytes);
+    json_key_string("policy", p->policy_name, false);
+    json_key_u64("policy_events_total", p->events_total);
+    json_key_string("action", p->action, false);
+    json_key_string("state", p->state, false);
+    json_key_u64("pages", p->pages);
+    json_key_u64("updates", p->ticks);
+    json_key_u64("uptime_ns", p->uptime_ns);
+    json_key_u64("updated_unix_ns", p->updated_unix_ns);
+    print_json_top_site(lp);
+    printf("}\n");
 }
 
 static int stat_failure(pid_t pid, enum live_status status, int err) {
@@ -216,11 +382,12 @@ static int stat_failure(pid_t pid, enum live_status status, int err) {
 int cmd_stat(int argc, char **argv) {
     static const struct option longopts[] = {
         {"prometheus", no_argument, NULL, OPT_PROMETHEUS},
+        {"json", no_argument, NULL, OPT_JSON},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static const char accepted[] = "PID, --prometheus, --help";
-    bool prometheus = false;
+    static const char accepted[] = "PID, --prometheus, --json, --help";
+    bool prometheus = false, json = false;
     cli_getopt_reset();
     int c;
     while ((c = cli_getopt("stat", argc, argv, ":h", longopts, accepted)) != -1) {
@@ -229,7 +396,11 @@ int cmd_stat(int argc, char **argv) {
             return CLI_EXIT_OK;
         }
         if (c == OPT_PROMETHEUS) prometheus = true;
+        if (c == OPT_JSON) json = true;
     }
+    if (prometheus && json)
+        cli_usage_error("stat", "--prometheus and --json exclude each other (accepted: %s)",
+                        accepted);
     if (optind >= argc) cli_usage_error("stat", "no PID given (accepted: %s)", accepted);
     if (optind + 1 < argc)
         cli_usage_error("stat", "unexpected argument '%s' (accepted: %s)", argv[optind + 1],
@@ -241,6 +412,8 @@ int cmd_stat(int argc, char **argv) {
     if (status != LIVE_OK) return stat_failure(pid, status, err);
     if (prometheus)
         print_prometheus(&lp);
+    else if (json)
+        print_json(&lp);
     else
         print_stat(&lp);
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
@@ -308,6 +481,97 @@ static void format_age(char *out, size_t cap, double age) {
         snprintf(out, cap, "%.0fh", age / 3600);
 }
 
+/* The names of each process's top site, kept between refreshes: symbolizing
+ * reads the files it names, and the site changes seldom. */
+struct site_name {
+    pid_t pid;
+    uint32_t site;
+    uint64_t since_unix_ns;
+    char label[400];
+};
+static struct site_name *site_names;
+static size_t site_name_count, site_name_cap;
+
+static const char *top_site_label(const struct live_process *lp) {
+    const struct mb_statspage *p = &lp->page;
+    bool cacheable = p->size >= MB_STATSPAGE_SIZE_TOP_SITE && p->sample_rate_bytes != 0 &&
+                     p->top_site != 0;
+    if (cacheable) {
+        for (size_t i = 0; i < site_name_count; i++) {
+            const struct site_name *n = &site_names[i];
+            if (n->pid == lp->pid && n->site == p->top_site &&
+                n->since_unix_ns == p->top_since_unix_ns)
+                return n->label;
+        }
+    }
+    static struct live_top_site t;
+    live_top_site(lp, &t);
+    if (!cacheable || t.state != LIVE_TOP_OK) return t.label;
+    struct site_name *n = NULL;
+    for (size_t i = 0; i < site_name_count && n == NULL; i++)
+        if (site_names[i].pid == lp->pid) n = &site_names[i];
+    if (n == NULL) {
+        if (site_name_count == site_name_cap) {
+            size_t cap = site_name_cap ? site_name_cap * 2 : 16;
+            struct site_name *grown = realloc(site_names, cap * sizeof *grown);
+            if (grown == NULL) return t.label;
+            site_names = grown;
+            site_name_cap = cap;
+        }
+        n = &site_names[site_name_count++];
+    }
+    n->pid = lp->pid;
+    n->site = p->top_site;
+    n->since_unix_ns = p->top_since_unix_ns;
+    snprintf(n->label, sizeof n->label, "%s", t.label);
+    return n->label;
+}
+
+/* Drops the names of processes no longer listed. */
+static void forget_site_names(const struct live_scan *scan) {
+    size_t kept = 0;
+    for (size_t i = 0; i < site_name_count; i++) {
+        bool listed = false;
+        for (size_t j = 0; j < scan->count && !listed; j++)
+            listed = scan->procs[j].pid == site_names[i].pid;
+        if (listed) site_names[kept++] = site_names[i];
+    }
+    site_name_count = kept;
+}
+
+/* The width to cut rows at: the terminal's, else $COLUMNS, else none (0). */
+static size_t output_width(void) {
+    struct winsize ws;
+    if (isatty(1) && ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    const char *columns = getenv("COLUMNS");
+    uint64_t v;
+    if (columns != NULL && cli_parse_uint(columns, 1, 100000, &v)) return (size_t)v;
+    return 0;
+}
+
+/* The TOP SITE cell: "36.0M grow_site_a < grow < main", cut to `room`
+ * characters with "..." (room 0: no limit). */
+static void site_cell(char *out, size_t cap, const struct live_process *lp, size_t room) {
+    const struct mb_statspage *p = &lp->page;
+    const char *label = top_site_label(lp);
+    char est[16];
+    if (p->size >= MB_STATSPAGE_SIZE_TOP_SITE && p->sample_rate_bytes != 0 && p->top_site != 0)
+        snprintf(out, cap, "%s %s", cli_bytes_short(est, sizeof est, p->top_est_bytes), label);
+    else
+        snprintf(out, cap, "%s", label);
+    size_t len = strlen(out);
+    if (room == 0 || len <= room) return;
+    if (room > 3) {
+        memcpy(out + room - 3, "...", 3);
+        out[room] = '\0';
+    } else {
+        out[room] = '\0';
+    }
+}
+
+/* The fixed columns of a row, before TOP SITE. */
+#define TOP_FIXED_WIDTH 79
+
 static void print_frame(const struct live_scan *scan, double delay, bool once) {
     char when[16];
     time_t t = time(NULL);
@@ -317,24 +581,36 @@ static void print_frame(const struct live_scan *scan, double delay, bool once) {
            scan->count == 1 ? "process" : "processes");
     if (!once) printf(", every %gs, q quits", delay);
     printf("\n\n");
-    printf("%7s %-11s %6s %6s %5s %6s %6s %6s %-12s %5s\n", "PID", "COMMAND", "FOOTPR", "LIMIT",
-           "%LIM", "PEAK", "COUNTR", "BASELN", "POLICY", "AGE");
+    /* TOP SITE takes what the terminal has left, if that is worth showing. */
+    size_t width = output_width(), room = 0;
+    bool site_column = true;
+    if (width != 0) {
+        site_column = width >= TOP_FIXED_WIDTH + 1 + 8;
+        room = site_column ? width - TOP_FIXED_WIDTH - 1 : 0;
+    }
+    printf("%7s %-11s %6s %6s %5s %6s %6s %6s %-12s %5s%s\n", "PID", "COMMAND", "FOOTPR", "LIMIT",
+           "%LIM", "PEAK", "COUNTR", "BASELN", "POLICY", "AGE", site_column ? " TOP SITE" : "");
     for (size_t i = 0; i < scan->count; i++) {
         const struct live_process *lp = &scan->procs[i];
         const struct mb_statspage *p = &lp->page;
-        char fp[16], lim[16], peak[16], counter[16], base[16], age[16];
+        char fp[16], lim[16], peak[16], counter[16], base[16], age[16], site[480] = "";
         format_age(age, sizeof age, age_seconds(p));
-        printf("%7ld %-11.11s %6s %6s %5.1f %6s %6s %6s %-12s %5s\n", (long)lp->pid, p->comm,
+        if (site_column) {
+            site[0] = ' ';
+            site_cell(site + 1, sizeof site - 1, lp, room);
+        }
+        printf("%7ld %-11.11s %6s %6s %5.1f %6s %6s %6s %-12s %5s%s\n", (long)lp->pid, p->comm,
                cli_bytes_short(fp, sizeof fp, p->footprint_bytes),
                cli_bytes_short(lim, sizeof lim, p->limit_bytes), percent_of_limit(p),
                cli_bytes_short(peak, sizeof peak, p->footprint_peak_bytes),
                cli_bytes_short(counter, sizeof counter, p->counter_bytes),
-               cli_bytes_short(base, sizeof base, p->baseline_bytes), p->policy_name, age);
+               cli_bytes_short(base, sizeof base, p->baseline_bytes), p->policy_name, age, site);
     }
     if (scan->count == 0) printf("(no process of this user is running with libmembudget.so)\n");
     if (scan->denied != 0)
         printf("(%zu %s of other users not shown: their pages are owner-only)\n", scan->denied,
                scan->denied == 1 ? "process" : "processes");
+    forget_site_names(scan);
 }
 
 int cmd_top(int argc, char **argv) {
@@ -395,5 +671,8 @@ int cmd_top(int argc, char **argv) {
         if (wait_or_quit(delay)) break;
     }
     restore_terminal();
+    free(site_names);
+    site_names = NULL;
+    site_name_count = site_name_cap = 0;
     return CLI_EXIT_OK;
 }

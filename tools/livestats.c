@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -14,6 +15,12 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef MB_TOOL_SYMBOLS
+#include <gelf.h>
+
+#include "tools/report_model.h"
+#endif
 
 void live_page_path(char *out, size_t cap, pid_t pid) {
     snprintf(out, cap, "%s/%s%ld", MB_STATSPAGE_DIR, MB_STATSPAGE_PREFIX, (long)pid);
@@ -124,6 +131,8 @@ static void terminate_strings(struct mb_statspage *p) {
     p->state[sizeof p->state - 1] = '\0';
     p->footprint_source[sizeof p->footprint_source - 1] = '\0';
     p->limit_source[sizeof p->limit_source - 1] = '\0';
+    for (size_t m = 0; m < MB_STATSPAGE_TOP_MODULES; m++)
+        p->top_modules[m][MB_STATSPAGE_MODULE_PATH - 1] = '\0';
 }
 
 enum live_status live_read(pid_t pid, struct live_process *out, int *err) {
@@ -254,4 +263,167 @@ void live_scan_free(struct live_scan *scan) {
     free(scan->procs);
     scan->procs = NULL;
     scan->count = 0;
+}
+
+/* ---- the sampled top site --------------------------------------------------------- */
+
+const char *live_top_state_name(enum live_top_state s) {
+    switch (s) {
+    case LIVE_TOP_OFF: return "off";
+    case LIVE_TOP_NONE: return "none";
+    case LIVE_TOP_OK: return "ok";
+    case LIVE_TOP_UNKNOWN: break;
+    }
+    return "unknown";
+}
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash != NULL ? slash + 1 : path;
+}
+
+#ifdef MB_TOOL_SYMBOLS
+/* The virtual address in the ELF file at path of its file offset; false when
+ * the file is not readable or no loadable segment holds the offset. */
+static bool file_offset_vaddr(const char *path, uint64_t offset, uint64_t *vaddr) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool found = false;
+    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    size_t n = 0;
+    if (elf != NULL && elf_kind(elf) == ELF_K_ELF && elf_getphdrnum(elf, &n) == 0) {
+        for (size_t i = 0; i < n && !found; i++) {
+            GElf_Phdr ph;
+            if (gelf_getphdr(elf, (int)i, &ph) == NULL || ph.p_type != PT_LOAD) continue;
+            if (offset >= ph.p_offset && offset < ph.p_offset + ph.p_filesz) {
+                *vaddr = ph.p_vaddr + (offset - ph.p_offset);
+                found = true;
+            }
+        }
+    }
+    if (elf != NULL) elf_end(elf);
+    close(fd);
+    return found;
+}
+
+/* Names the frames through report_symbols.c: each readable module is placed at
+ * the load bias its first frame gives (address minus virtual address). */
+static void symbolize(const struct mb_statspage *p, struct live_top_site *out) {
+    elf_version(EV_CURRENT);
+    struct rp_module modules[MB_STATSPAGE_TOP_MODULES];
+    struct rp_frame frames[MB_STATSPAGE_TOP_FRAMES];
+    bool placed[MB_STATSPAGE_TOP_MODULES] = {false};
+    memset(modules, 0, sizeof modules);
+    memset(frames, 0, sizeof frames);
+    size_t module_count = p->top_module_count;
+    if (module_count > MB_STATSPAGE_TOP_MODULES) module_count = MB_STATSPAGE_TOP_MODULES;
+    for (size_t m = 0; m < module_count; m++) {
+        modules[m].path = p->top_modules[m];
+        modules[m].name = base_name(p->top_modules[m]);
+        modules[m].build_id = ""; /* not recorded: the process runs it now */
+    }
+    for (size_t f = 0; f < out->frame_count; f++) {
+        const struct mb_statspage_frame *pf = &p->top_frames[f];
+        frames[f].address = pf->address;
+        if (pf->module >= module_count) continue;
+        uint64_t vaddr;
+        if (!file_offset_vaddr(modules[pf->module].path, pf->file_offset, &vaddr)) continue;
+        out->frames[f].module_offset = vaddr;
+        if (!placed[pf->module]) {
+            modules[pf->module].base = pf->address - vaddr;
+            placed[pf->module] = true;
+        }
+        frames[f].module = &modules[pf->module];
+    }
+    /* Only the modules with a frame placed are handed over. */
+    struct rp_module used[MB_STATSPAGE_TOP_MODULES];
+    size_t used_count = 0;
+    for (size_t m = 0; m < module_count; m++) {
+        if (!placed[m]) continue;
+        used[used_count] = modules[m];
+        for (size_t f = 0; f < out->frame_count; f++)
+            if (frames[f].module == &modules[m]) frames[f].module = &used[used_count];
+        used_count++;
+    }
+    struct rp_site site = {.frame_count = out->frame_count, .frames = frames};
+    struct rp_report r = {.modules = used, .module_count = used_count, .sites = &site,
+                          .site_count = 1};
+    rp_symbolize(&r);
+    for (size_t f = 0; f < out->frame_count; f++) {
+        struct live_top_frame *lf = &out->frames[f];
+        if (frames[f].function != NULL) {
+            snprintf(lf->name, sizeof lf->name, "%s", frames[f].function);
+            lf->symbolized = true;
+        }
+        if (frames[f].file != NULL) {
+            snprintf(lf->file, sizeof lf->file, "%s", frames[f].file);
+            lf->line = frames[f].line;
+        }
+        free(frames[f].function);
+        free(frames[f].file);
+    }
+}
+#else
+static void symbolize(const struct mb_statspage *p, struct live_top_site *out) {
+    (void)p;
+    (void)out; /* built without libdw: module+offset only */
+}
+#endif
+
+void live_top_site(const struct live_process *lp, struct live_top_site *out) {
+    const struct mb_statspage *p = &lp->page;
+    memset(out, 0, sizeof *out);
+    if (p->size < MB_STATSPAGE_SIZE_TOP_SITE) {
+        out->state = LIVE_TOP_UNKNOWN;
+        snprintf(out->label, sizeof out->label, "-");
+        return;
+    }
+    out->rate_bytes = p->sample_rate_bytes;
+    out->scan_ns = p->top_scan_ns;
+    out->scans = p->top_scans;
+    out->resolve_ns = p->top_resolve_ns;
+    if (p->sample_rate_bytes == 0) {
+        out->state = LIVE_TOP_OFF;
+        snprintf(out->label, sizeof out->label, "not sampled");
+        return;
+    }
+    if (p->top_site == 0) {
+        out->state = LIVE_TOP_NONE;
+        snprintf(out->label, sizeof out->label, "none yet");
+        return;
+    }
+    out->state = LIVE_TOP_OK;
+    out->est_bytes = p->top_est_bytes;
+    out->est_objects = p->top_est_objects;
+    out->live_samples = p->top_live_samples;
+    out->live_sampled_bytes = p->top_live_sampled_bytes;
+    out->depth = p->top_depth;
+    out->frame_count = p->top_frame_count;
+    if (out->frame_count > MB_STATSPAGE_TOP_FRAMES) out->frame_count = MB_STATSPAGE_TOP_FRAMES;
+    for (size_t f = 0; f < out->frame_count; f++) {
+        const struct mb_statspage_frame *pf = &p->top_frames[f];
+        struct live_top_frame *lf = &out->frames[f];
+        lf->address = pf->address;
+        lf->module = "";
+        if (pf->module < p->top_module_count && pf->module < MB_STATSPAGE_TOP_MODULES) {
+            lf->module = p->top_modules[pf->module];
+            lf->module_offset = pf->file_offset;
+        }
+    }
+    symbolize(p, out);
+    size_t len = 0;
+    for (size_t f = 0; f < out->frame_count; f++) {
+        struct live_top_frame *lf = &out->frames[f];
+        if (!lf->symbolized) {
+            if (lf->module[0] != '\0')
+                snprintf(lf->name, sizeof lf->name, "%s+0x%" PRIx64, base_name(lf->module),
+                         lf->module_offset);
+            else
+                snprintf(lf->name, sizeof lf->name, "0x%" PRIx64, lf->address);
+        }
+        if (f < 3 && len + 4 < sizeof out->label)
+            len += (size_t)snprintf(out->label + len, sizeof out->label - len, "%s%s",
+                                    f > 0 ? " < " : "", lf->name);
+    }
+    if (out->frame_count == 0) snprintf(out->label, sizeof out->label, "[no frames]");
 }

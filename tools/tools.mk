@@ -4,7 +4,8 @@
 #                pages build/man/membudget.1 and .3, and build/membudget.pc
 # The command links policy/config.c and policy/limits.c for `membudget limits`
 # and reads live statistics through the format of policy/statspage.h; it never
-# links the allocator.  membudget(1) lists every MEMBUDGET_* variable from the
+# links the allocator.  It also links the report tool's symbolizer
+# (tools/report_symbols.c, libdw) to name the sampled top site of `stat`/`top`.  membudget(1) lists every MEMBUDGET_* variable from the
 # options table of policy/config.c (tools/mangen.c), so the two cannot drift.
 # The install directories are compiled in (the command looks for the library
 # and the report tool there when they are not beside it); changing PREFIX or
@@ -23,11 +24,24 @@ TOOL_GENDIR  := $(BUILD_ROOT)/tools/gen
 TOOL_DIRS_H  := $(TOOL_GENDIR)/install_dirs.h
 TOOL_SRCS    := tools/membudget.c tools/cli.c tools/cmd_run.c tools/cmd_limits.c \
 	tools/cmd_live.c tools/cmd_report.c tools/livestats.c policy/config.c policy/limits.c
-TOOL_OBJS    := $(TOOL_SRCS:%.c=$(TOOL_OBJDIR)/%.o)
 TOOL_HDRS    := tools/cli.h tools/livestats.h policy/statspage.h policy/config.h \
 	policy/limits.h include/membudget.h
 TOOL_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -Iinclude -I. -I$(TOOL_GENDIR) $(WARN) \
 	$(MODE_CFLAGS) $(EXTRA_CFLAGS)
+TOOL_LDLIBS  := -lm
+# `stat` and `top` name the sampled top site's functions in the reader, with the
+# report tool's symbolizer (tools/report_symbols.c: elfutils' libdw, whose model
+# header uses jansson's types).  Both are Debian dependencies (scripts/deps.sh);
+# without their headers the command still builds and names frames module+offset.
+ifneq ($(wildcard /usr/include/elfutils/libdwfl.h),)
+ifneq ($(wildcard /usr/include/jansson.h),)
+TOOL_SRCS    += tools/report_symbols.c
+TOOL_HDRS    += tools/report_model.h
+TOOL_CFLAGS  += -DMB_TOOL_SYMBOLS
+TOOL_LDLIBS  += -ldw -lelf
+endif
+endif
+TOOL_OBJS    := $(TOOL_SRCS:%.c=$(TOOL_OBJDIR)/%.o)
 
 MB_VERSION   := $(shell sed -n 's/.*MEMBUDGET_VERSION "\([^"]*\)".*/\1/p' include/membudget.h)
 MANGEN       := $(BUILD_ROOT)/tools/mangen
@@ -55,7 +69,7 @@ $(TOOL_OBJDIR)/%.o: %.c $(TOOL_HDRS) tools/tools.mk
 $(TOOL_OBJDIR)/tools/cli.o: $(TOOL_DIRS_H)
 
 $(TOOL): $(TOOL_OBJS)
-	$(CC) -o $@ $(TOOL_OBJS) -lm
+	$(CC) -o $@ $(TOOL_OBJS) $(TOOL_LDLIBS)
 
 $(MANGEN): tools/mangen.c policy/config.c policy/config.h include/membudget.h tools/tools.mk
 	@mkdir -p $(dir $@)

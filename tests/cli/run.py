@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The membudget command (issue 6, DESIGN §9): golden outputs of `limits` on
 fake /proc and cgroup trees; `run` exit codes and environment; `stat`,
-`top --once` and `top` in tmux on live processes; the live-statistics pages
+`top --once` and `top` in tmux on live processes; the sampled top site in
+`stat` (text, --json, --prometheus) and `top` (a process with a known dominant
+site, sampling off, a page of an older writer); the live-statistics pages
 (mode 0600, unreadable by `nobody`, removed at exit, stale ones cleaned, a fork
 child's own page); one-line errors with exit 2 for bad arguments; `make install`
 into a temporary DESTDIR, the example built against membudget.pc; the man pages
@@ -214,6 +216,7 @@ BAD_ARGUMENTS = [
     (("stat", "0"), ("'0'", "process id")),
     (("stat", "1", "2"), ("'2'", "PID")),
     (("stat", "--frob", "1"), ("'--frob'", "--prometheus")),
+    (("stat", "--json", "--prometheus", "1"), ("--prometheus", "--json", "exclude")),
     (("top", "-d", "0"), ("-d", "'0'", "0.1 to 3600")),
     (("top", "-d", "abc"), ("-d", "'abc'", "seconds")),
     (("top", "-n", "0"), ("-n", "'0'", "1 or more")),
@@ -587,6 +590,205 @@ def fork_child_page():
           not (child and os.path.exists(page_path(child))), "left behind")
 
 
+# ---- the sampled top site in stat and top ---------------------------------------------
+
+# tests/cli/live in "sites" mode: 512 KiB steps up to 48 MiB, three of every four
+# from grow_site_a (72 steps, 36 MiB), one from grow_site_b (12 MiB).  Sampling
+# at 1 per 64 KiB takes a 512 KiB block with probability 1 - e^-8 (99.97%), each
+# standing for 512 KiB / p: the estimate's relative standard deviation is about
+# 0.2%, so a tolerance of 10% cannot fail by chance and still catches a wrong
+# site (grow_site_b holds a third as much) or a wrong weighting.
+SITE_STEP_KIB, SITE_MAX_MIB = 512, 48
+SITE_A_BYTES = sum(1 for i in range(SITE_MAX_MIB * 1024 // SITE_STEP_KIB) if i % 4 != 3) \
+    * SITE_STEP_KIB * 1024
+SITE_TOLERANCE = 0.10
+# The size of a stats page written before the top site was added (the first
+# layout; policy/statspage.h, MB_STATSPAGE_SIZE_V1).
+PAGE_SIZE_V1 = 448
+
+
+def near(value, want, tolerance=SITE_TOLERANCE):
+    return abs(value - want) <= tolerance * want
+
+
+def no_columns_env():
+    env = clean_env()
+    env.pop("COLUMNS", None)
+    return env
+
+
+def top_row(pid, env=None):
+    r = tool("top", "--once", env=env if env is not None else no_columns_env())
+    rows = [l for l in r.stdout.splitlines() if re.match(r"\s*%d \S" % pid, l)]
+    return r, rows[0] if len(rows) == 1 else None
+
+
+def top_site_live():
+    """A process whose dominant allocation site is known: stat, stat --json,
+    stat --prometheus and top --once name it, with an estimate within 10% of
+    its live bytes."""
+    p, pid = start_live(SITE_STEP_KIB, 10, SITE_MAX_MIB, "sites",
+                        env_extra={"MEMBUDGET_SAMPLE": "64K", "MEMBUDGET_MONITOR": "thread"})
+    try:
+        done = read_announcements(p, ("done",), seconds=20).get("done")
+        if not check("top site: the process allocates its two sites", done == pid,
+                     "no done line: %r" % p.announced):
+            return
+        # Past a monitor tick and a full pass over the sites after the last step.
+        time.sleep(0.8)
+        wait_for(lambda: page_ready(pid))
+        want = SITE_A_BYTES
+        r, f = stat_fields(pid)
+        m = re.match(r"top site\s+(\S+): \S+ \S+ \((\d+) bytes\) estimated live in (\d+) samples "
+                     r"of 1 per 64 KiB$", f.get("top", ""))
+        frames = re.findall(r"^\s+#(\d+) (\S+)(?: at (\S+))?", r.stdout, re.M)
+        check("top site: stat names grow_site_a, estimate within 10%% of %d" % want,
+              r.returncode == 0 and m and m.group(1) == "grow_site_a" and
+              near(int(m.group(2)), want) and frames[:2] and frames[0][1] == "grow_site_a" and
+              frames[0][2].endswith("live.c:%s" % frames[0][2].rsplit(":", 1)[-1]) and
+              "live.c" in frames[0][2] and frames[1][1] == "grow",
+              "unexpected", r.stdout + r.stderr)
+        r = tool("stat", "--json", str(pid))
+        try:
+            doc = json.loads(r.stdout)
+            site = doc["top_site"]
+            good = (r.returncode == 0 and doc["pid"] == pid and site["state"] == "ok" and
+                    site["sample_rate_bytes"] == 64 * 1024 and
+                    site["frames"][0]["function"] == "grow_site_a" and
+                    site["frames"][0]["module"] == LIVE and
+                    site["frames"][1]["function"] == "grow" and
+                    site["text"] == "grow_site_a < grow < main" and
+                    near(site["est_bytes"], want) and 60 <= site["live_samples"] <= 72 and
+                    near(site["live_sampled_bytes"], want) and
+                    doc["limit_bytes"] == 256 * MIB and site["scans"] >= 1)
+            check("top site: stat --json names grow_site_a, estimate within 10%", good,
+                  "unexpected", r.stdout)
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            fail("top site: stat --json names grow_site_a, estimate within 10%", repr(e),
+                 r.stdout + r.stderr)
+        r = tool("stat", "--prometheus", str(pid))
+        gauge = re.search(r'^membudget_top_site_bytes\{pid="%d",comm="live",site="grow_site_a",'
+                          r'stack="grow_site_a < grow < main"\} (\d+)$' % pid, r.stdout, re.M)
+        lines = r.stdout.splitlines()
+        check("top site: stat --prometheus has the labelled gauge, within 10%",
+              r.returncode == 0 and gauge and near(int(gauge.group(1)), want) and
+              'membudget_sample_rate_bytes{pid="%d",comm="live"} 65536' % pid in lines and
+              "# TYPE membudget_top_site_bytes gauge" in lines,
+              "no gauge", r.stdout + r.stderr)
+        r, row = top_row(pid)
+        est = re.search(r" (\d+\.\d)M grow_site_a < grow < main$", row or "")
+        check("top site: top --once shows its estimate and frames",
+              r.returncode == 0 and "TOP SITE" in r.stdout and est and
+              near(float(est.group(1)) * MIB, want), "no site in the row", r.stdout + r.stderr)
+        r, row = top_row(pid, env=dict(no_columns_env(), COLUMNS="100"))
+        lines = r.stdout.splitlines()
+        check("top site: top cuts the column at the width ($COLUMNS=100)",
+              row is not None and len(row) == 100 and row.endswith("...") and
+              "grow_site_" in row and all(len(l) <= 100 for l in lines),
+              "row %r" % row, r.stdout)
+        r, row = top_row(pid, env=dict(no_columns_env(), COLUMNS="70"))
+        check("top site: no column when the width leaves no room ($COLUMNS=70)",
+              row is not None and "TOP SITE" not in r.stdout and "grow_site" not in row,
+              "row %r" % row, r.stdout)
+    finally:
+        stop(p, pid)
+
+
+def top_site_sampling_off():
+    """MEMBUDGET_SAMPLE=0: "not sampled", no top-site gauge."""
+    p, pid = start_live(256, 20, 64, run_args=("--limit", "256M", "--sample", "0"))
+    try:
+        if not check("sampling off: page appears", wait_for(lambda: page_ready(pid)), "no page"):
+            return
+        time.sleep(0.3)
+        r, f = stat_fields(pid)
+        check("sampling off: stat says not sampled",
+              r.returncode == 0 and re.match(r"top site\s+not sampled \(MEMBUDGET_SAMPLE=0\)$",
+                                             f.get("top", "")),
+              "unexpected", r.stdout + r.stderr)
+        r = tool("stat", "--json", str(pid))
+        try:
+            site = json.loads(r.stdout)["top_site"]
+            check("sampling off: stat --json", site["state"] == "off" and
+                  site["text"] == "not sampled" and site["sample_rate_bytes"] == 0 and
+                  "frames" not in site, "unexpected", r.stdout)
+        except (ValueError, KeyError) as e:
+            fail("sampling off: stat --json", repr(e), r.stdout + r.stderr)
+        r = tool("stat", "--prometheus", str(pid))
+        check("sampling off: stat --prometheus has the rate 0 and no top-site gauge",
+              r.returncode == 0 and
+              'membudget_sample_rate_bytes{pid="%d",comm="live"} 0' % pid in r.stdout.splitlines()
+              and "top_site" not in r.stdout, "unexpected", r.stdout)
+        r, row = top_row(pid)
+        check("sampling off: top --once says not sampled", row and row.endswith(" not sampled"),
+              "row %r" % row, r.stdout)
+    finally:
+        stop(p, pid)
+
+
+def top_site_old_page():
+    """A page written by a library from before the top site (size 448): read
+    as it is, the site shown as "-", whatever lies past its size."""
+    import mmap
+    import struct
+    pid = os.getpid()
+    path = page_path(pid)
+    if os.path.exists(path):
+        os.unlink(path)
+    with open("/proc/self/stat") as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    record = struct.pack("<IIIIQQ16sQ", 0x3170626d, 1, PAGE_SIZE_V1, pid, start_ticks,
+                         time.time_ns(), b"oldwriter", 2)
+    # updated, uptime, ticks, footprint, its peak, counter, its peak, baseline,
+    # os, limit, conservative, strict, strict-sync, events; policy, pages.
+    record += struct.pack("<14QII", time.time_ns(), 10 ** 9, 7, 48 * MIB, 50 * MIB, 47 * MIB,
+                          49 * MIB, MIB, 48 * MIB, 256 * MIB, 200 * MIB, 230 * MIB, 256 * MIB, 0,
+                          0, 1)
+    record += struct.pack("<24s8s12s36s192s", b"unrestricted", b"abort", b"active", b"rss",
+                          b"MEMBUDGET_LIMIT=256M")
+    if not check("old page: the record has the first layout's size", len(record) == PAGE_SIZE_V1,
+                 "%d bytes" % len(record)):
+        return
+    # What a newer writer would have put past the old size: a reader that
+    # ignored `size` would show a site.
+    data = record + b"\x41" * (4096 - len(record))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        # Mapped, as the library keeps its page: readers take a page that its
+        # process does not map for a stale one.
+        mapping = mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ)
+        try:
+            r, f = stat_fields(pid)
+            check("old page: stat reads it and shows the site as -",
+                  r.returncode == 0 and re.match(r"pid\s+%d \(oldwriter\)" % pid, f.get("pid", ""))
+                  and "48 MiB (50331648 bytes)" in f.get("footprint", "") and
+                  re.match(r"top site\s+- \(", f.get("top", "")), "unexpected",
+                  r.stdout + r.stderr)
+            r = tool("stat", "--json", str(pid))
+            try:
+                doc = json.loads(r.stdout)
+                check("old page: stat --json", doc["page_size"] == PAGE_SIZE_V1 and
+                      doc["top_site"] == {"state": "unknown", "text": "-"} and
+                      doc["footprint_bytes"] == 48 * MIB, "unexpected", r.stdout)
+            except (ValueError, KeyError) as e:
+                fail("old page: stat --json", repr(e), r.stdout + r.stderr)
+            r = tool("stat", "--prometheus", str(pid))
+            check("old page: stat --prometheus without sampling metrics",
+                  r.returncode == 0 and "membudget_footprint_bytes{" in r.stdout and
+                  "sample_rate" not in r.stdout and "top_site" not in r.stdout, "unexpected",
+                  r.stdout + r.stderr)
+            r, row = top_row(pid)
+            check("old page: top --once shows -", row and "oldwriter" in row and
+                  row.endswith(" -"), "row %r" % row, r.stdout)
+        finally:
+            mapping.close()
+    finally:
+        os.close(fd)
+        if os.path.exists(path):
+            os.unlink(path)
+
+
 # ---- install, pkg-config, man pages ------------------------------------------------
 
 def install():
@@ -666,8 +868,9 @@ def man_pages():
 
 def main():
     cases = [version, help_texts, bad_arguments, limits_golden, limits_here, run_exit_codes,
-             run_environment, run_budget_death, live_statistics, stale_pages, fork_child_page,
-             install, man_pages]
+             run_environment, run_budget_death, live_statistics, top_site_live,
+             top_site_sampling_off, top_site_old_page, stale_pages, fork_child_page, install,
+             man_pages]
     try:
         for case in cases:
             try:
