@@ -32,6 +32,17 @@ bool budget_charge(size_t bytes) {
     return true;
 }
 
+bool budget_try_charge(size_t bytes) {
+    uint64_t now = atomic_fetch_add_explicit(&counter_bytes, bytes, memory_order_relaxed) + bytes;
+    if (now >= atomic_load_explicit(&next_threshold, memory_order_relaxed) &&
+        atomic_load_explicit(&threshold_fn, memory_order_acquire) != NULL) {
+        atomic_fetch_sub_explicit(&counter_bytes, bytes, memory_order_relaxed);
+        return false;
+    }
+    peak_raise(now);
+    return true;
+}
+
 void budget_charge_committed(size_t bytes) {
     peak_raise(atomic_fetch_add_explicit(&counter_bytes, bytes, memory_order_relaxed) + bytes);
 }

@@ -19,6 +19,11 @@
  * unchanged and the caller must undo its commit. */
 bool budget_charge(size_t bytes);
 void budget_uncharge(size_t bytes);
+/* Adds `bytes` unless that reaches the next threshold while a handler is set;
+ * never runs the handler.  For charges made under another allocator's locks
+ * (the jemalloc backend's extent hooks): a false return asks the caller to
+ * fail, leave those locks, and settle with budget_charge. */
+bool budget_try_charge(size_t bytes);
 /* Adds bytes that are already committed and cannot be refused (settling a
  * charge whose exact size was only known after the fact). */
 void budget_charge_committed(size_t bytes);

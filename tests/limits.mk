@@ -1,4 +1,5 @@
-# Limits and configuration (policy/limits.c, policy/config.c, DESIGN §4 and §10).
+# Limits and configuration (policy/limits.c, policy/config.c, DESIGN §4 and §10),
+# and the footprint counter's charge rules (policy/budget.c).
 # The test links the two sources directly, so it needs neither the library nor a
 # preload.  check-limits runs it as built with the library's flags;
 # check-limits-san runs the same source under AddressSanitizer and UBSan, which
@@ -8,8 +9,9 @@ LIMITS_CC    ?= gcc
 LIMITS_DIR   := $(BUILD_ROOT)/tests
 LIMITS_TEST  := $(LIMITS_DIR)/test_limits
 LIMITS_SAN   := $(LIMITS_DIR)/test_limits-san
-LIMITS_SRCS  := tests/unit/test_limits.c policy/config.c policy/limits.c
-LIMITS_DEPS  := $(LIMITS_SRCS) policy/config.h policy/limits.h tests/harness.h tests/limits.mk
+LIMITS_SRCS  := tests/unit/test_limits.c policy/config.c policy/limits.c policy/budget.c
+LIMITS_DEPS  := $(LIMITS_SRCS) policy/config.h policy/limits.h policy/budget.h tests/harness.h \
+	tests/limits.mk
 LIMITS_SAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 

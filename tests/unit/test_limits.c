@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "policy/budget.h"
 #include "policy/config.h"
 #include "policy/limits.h"
 #include "tests/harness.h"
@@ -1402,6 +1403,55 @@ static void run_maybe_skipped(const char *name, harness_test_fn fn) {
     }
 }
 
+/* ---- the counter's charge rules (policy/budget.c) ---------------------------- */
+
+static unsigned handler_calls;
+static bool handler_allows;
+static uint64_t handler_counter;
+static size_t handler_charge;
+
+static bool test_handler(uint64_t counter, size_t charge) {
+    handler_calls++;
+    handler_counter = counter;
+    handler_charge = charge;
+    return handler_allows;
+}
+
+/* budget_charge runs the handler at the threshold and undoes a refused charge;
+ * budget_try_charge (the jemalloc backend's hooks, under jemalloc's locks)
+ * never runs it and refuses instead; budget_charge_committed always stands. */
+static void test_budget_charges(void) {
+    uint64_t base = budget_counter();
+    budget_set_threshold(base + 1000, test_handler);
+    handler_calls = 0;
+    handler_allows = true;
+    expect_true(budget_charge(400), "a charge below the threshold stands");
+    expect_true(handler_calls == 0, "no handler below the threshold (%u calls)", handler_calls);
+    expect_true(budget_try_charge(400), "a try-charge below the threshold stands");
+    expect_true(budget_counter() == base + 800, "counter %llu", (unsigned long long)budget_counter());
+    expect_true(!budget_try_charge(300), "a try-charge that reaches the threshold is refused");
+    expect_true(handler_calls == 0, "budget_try_charge never runs the handler (%u calls)", handler_calls);
+    expect_true(budget_counter() == base + 800, "a refused try-charge leaves the counter (%llu)",
+                (unsigned long long)budget_counter());
+    handler_allows = false;
+    expect_true(!budget_charge(300), "the handler refused the charge");
+    expect_true(handler_calls == 1 && handler_charge == 300 && handler_counter == base + 1100,
+                "the handler saw the charge: %u calls, charge %zu, counter %llu", handler_calls,
+                handler_charge, (unsigned long long)handler_counter);
+    expect_true(budget_counter() == base + 800, "a refused charge is undone");
+    handler_allows = true;
+    expect_true(budget_charge(300), "the handler let it stand");
+    budget_charge_committed(500);
+    expect_true(handler_calls == 2, "budget_charge_committed runs no handler (%u calls)", handler_calls);
+    expect_true(budget_counter() == base + 1600 && budget_peak() >= base + 1600, "counter %llu",
+                (unsigned long long)budget_counter());
+    budget_uncharge(1600);
+    budget_set_threshold(UINT64_MAX, NULL);
+    expect_true(budget_try_charge(1 << 20), "without a handler nothing is refused");
+    budget_uncharge(1 << 20);
+    expect_true(budget_counter() == base, "back to the start");
+}
+
 int main(void) {
     snprintf(temp_root, sizeof temp_root, "%s/membudget-limits.XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -1421,6 +1471,7 @@ int main(void) {
     RUN(test_bad_values);
     RUN(test_default_sink_writes_stderr);
     RUN(test_good_environment);
+    RUN(test_budget_charges);
     RUN(test_read_env);
     RUN(test_defaults_match_table);
     RUN(test_unknown_variables);
