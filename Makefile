@@ -25,6 +25,8 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -fPIC -fvisibility=hidden \
 	-Iinclude -I. $(WARN)
 CFLAGS_LIB := $(BASE_CFLAGS) $(MODE_CFLAGS) $(EXTRA_CFLAGS)
 
+.DEFAULT_GOAL := all
+
 # Sources of the library, lowest layer first (DESIGN §1).
 MB_LIB_SRCS := \
 	policy/budget.c policy/config.c policy/limits.c \
@@ -32,13 +34,36 @@ MB_LIB_SRCS := \
 	alloc/heap.c alloc/large.c alloc/alloc.c alloc/stats.c \
 	policy/monitor.c policy/pressure.c policy/sample.c policy/modules.c \
 	policy/dump.c \
-	policy/statspage.c \
+	policy/statspage.c alloc/jemalloc.c \
 	preload/api.c preload/public.c preload/mmap.c preload/init.c preload/debug.c
 MB_LIB_HDRS := $(wildcard include/*.h policy/*.h alloc/*.h preload/*.h)
 # What the library links against: libunwind for the sampled backtraces (DESIGN
 # §6).  The sanitizer builds of tests/unit.mk link the same.
 MB_LIB_LDLIBS := -lunwind
 MB_LIB_OBJS := $(MB_LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+
+# The jemalloc backend (alloc/jemalloc.h): Debian's libjemalloc_pic.a
+# (libjemalloc-dev), its objects merged into one with the C++ operators left
+# out, the public names renamed to mbje_* (alloc/jemalloc.syms: nothing of it is
+# visible to the program, and its mmap/munmap calls come to us) and the
+# constructor removed (it starts only when chosen).  Without libjemalloc-dev
+# the library builds without the backend.  JEMALLOC_PIC= forces that.
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+JEMALLOC_PIC ?= $(firstword $(wildcard /usr/lib/$(MULTIARCH)/libjemalloc_pic.a /usr/lib/libjemalloc_pic.a))
+JE_OBJ := $(BUILD_ROOT)/jemalloc/jemalloc.o
+ifneq ($(JEMALLOC_PIC),)
+ifneq ($(wildcard /usr/include/jemalloc/jemalloc.h),)
+CFLAGS_LIB += -DMB_HAVE_JEMALLOC=1
+MB_LIB_JE := $(JE_OBJ)
+MB_LIB_LDLIBS += -lm
+endif
+endif
+
+$(JE_OBJ): $(JEMALLOC_PIC) alloc/jemalloc.syms Makefile
+	@rm -rf $(@D) && mkdir -p $(@D)/members
+	cd $(@D)/members && ar x $(abspath $(JEMALLOC_PIC))
+	$(LD) -r -o $(@D)/merged.o $$(ls $(@D)/members/*.o | grep -v jemalloc_cpp)
+	objcopy --redefine-syms=alloc/jemalloc.syms -R .init_array $(@D)/merged.o $@
 
 LIB       := $(BUILD)/libmembudget.so
 REL_LIB   := $(BUILD_ROOT)/libmembudget.so
@@ -52,8 +77,8 @@ $(BUILD)/obj/%.o: %.c $(MB_LIB_HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
-$(LIB): $(MB_LIB_OBJS) preload/exports.map
-	$(CC) -shared -o $@ $(MB_LIB_OBJS) -Wl,--version-script=preload/exports.map \
+$(LIB): $(MB_LIB_OBJS) $(MB_LIB_JE) preload/exports.map
+	$(CC) -shared -o $@ $(MB_LIB_OBJS) $(MB_LIB_JE) -Wl,--version-script=preload/exports.map \
 		-Wl,-z,now -Wl,-z,relro -Wl,-soname,libmembudget.so -pthread $(MB_LIB_LDLIBS)
 
 # The debug library is built by a nested make so both can be named as files.
@@ -76,6 +101,19 @@ format:
 # The command, its man pages and pkg-config file, install/uninstall (tools/*.mk);
 # before the tests, which name what they build.
 -include tools/*.mk
+
+# $(call with_jemalloc,NAME,COMMAND): a suite run again on the jemalloc backend
+# (MB_TEST_BACKEND=jemalloc), its lines in $(RESULTS)/NAME.txt; a build without
+# the backend records one skip.
+define with_jemalloc
+	@mkdir -p $(RESULTS)
+	@if [ -n "$(MB_LIB_JE)" ]; then \
+		MB_TEST_BACKEND=jemalloc bash -o pipefail -c '$(2) 2>&1 | tee $(RESULTS)/$(1).txt'; \
+	else \
+		printf 'skip %s: this build has no jemalloc backend (install libjemalloc-dev)\n0 passed, 0 failed, 1 skipped\n' \
+			$(1) | tee $(RESULTS)/$(1).txt; \
+	fi
+endef
 
 # Test and benchmark fragments; each defines check-* targets that append to CHECKS.
 CHECKS :=

@@ -5,6 +5,7 @@
 
 #include "alloc/fmt.h"
 #include "alloc/internal.h"
+#include "alloc/jemalloc.h"
 #include "policy/budget.h"
 
 /* Pages free this long are given back by the scavenger (DESIGN §2: keep what is
@@ -27,6 +28,25 @@ void alloc_init(void) {
         return;
     }
     while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) os_yield();
+}
+
+__thread int64_t alloc_countdown __attribute__((tls_model("initial-exec")));
+__thread int64_t alloc_countdown_carry __attribute__((tls_model("initial-exec")));
+
+_Atomic uintptr_t native_lo = UINTPTR_MAX, native_hi;
+
+void alloc_note_range(const void *p, size_t len) {
+    uintptr_t lo = (uintptr_t)p, hi = lo + len;
+    uintptr_t cur = atomic_load_explicit(&native_lo, memory_order_relaxed);
+    while (lo < cur && !atomic_compare_exchange_weak_explicit(&native_lo, &cur, lo,
+                                                             memory_order_relaxed,
+                                                             memory_order_relaxed)) {
+    }
+    cur = atomic_load_explicit(&native_hi, memory_order_relaxed);
+    while (hi > cur && !atomic_compare_exchange_weak_explicit(&native_hi, &cur, hi,
+                                                             memory_order_relaxed,
+                                                             memory_order_relaxed)) {
+    }
 }
 
 void *alloc_malloc(size_t size) {
@@ -96,6 +116,7 @@ void *alloc_realloc(void *p, size_t size, bool *foreign) {
 }
 
 size_t alloc_release_shared(int level) {
+    if (jm_active) return jm_release(level, false);
     bool strict = level >= 2;
     if (strict) heap_request_flush();
     heap_collect_abandoned();
@@ -106,6 +127,7 @@ size_t alloc_release_shared(int level) {
 }
 
 size_t alloc_release(int level) {
+    if (jm_active) return jm_release(level, true);
     if (level >= 2) heap_release_local();
     return alloc_release_shared(level);
 }
@@ -140,9 +162,22 @@ void alloc_mark_sampled(void *p) {
         /* The filter first: a free that sees the page flagged finds it set. */
         count_up((uint8_t *)sampled_filter_slot(p));
         count_up(&page_of(chunk, p)->sampled);
+    } else if (jm_active && (p == NULL || large_usable_size(p) == 0)) {
+        count_up((uint8_t *)sampled_filter_slot(p));
     } else if (p != NULL) {
         large_mark_sampled(p);
     }
+}
+
+void *alloc_sample_prepare(void *p, size_t size) {
+    if (jm_active) return jm_sampled_block(p, size);
+    (void)size;
+    return p;
+}
+
+void alloc_sampled_free_filtered(void *p) {
+    alloc_sample_free_fn fn = atomic_load_explicit(&sample_free_hook, memory_order_acquire);
+    if (fn != NULL && fn(p)) count_down((uint8_t *)sampled_filter_slot(p));
 }
 
 void alloc_sampled_free_small(struct page *page, void *p) {
@@ -234,6 +269,7 @@ void alloc_check_counter(uint64_t charged_elsewhere) {
     large_stats(&ls, true);
     uint64_t sum = cs.header_bytes + cs.committed_bytes + ls.span_bytes + ls.cached_bytes +
                    meta_bytes(true) + heap_credit_bytes() + charged_elsewhere;
+    if (jm_active) sum += jm_charged_bytes();
     uint64_t counter = budget_counter();
     if (sum != counter) {
         char buf[512];

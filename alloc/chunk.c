@@ -60,6 +60,7 @@ static struct chunk *chunk_create(enum chunk_kind kind) {
         budget_uncharge(CHUNK_HEADER_BYTES);
         return NULL;
     }
+    alloc_note_range(chunk, CHUNK_SIZE);
     /* Only the header's pages are ever touched here; the rest stays untouched
      * until a page is handed out. */
     chunk->magic = CHUNK_MAGIC;

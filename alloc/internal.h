@@ -247,8 +247,14 @@ static inline _Atomic uint8_t *sampled_filter_slot(const void *p) {
     uint64_t h = (uint64_t)((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull;
     return &sampled_filter[h >> (64 - SAMPLED_FILTER_BITS)];
 }
+/* A block about to be sampled: the block to record (the jemalloc backend may
+ * move a small one to a page-aligned block), or NULL to leave it unsampled. */
+void *alloc_sample_prepare(void *p, size_t size);
 /* Runs the hook for a sampled span (its flag is cleared by the caller). */
 void alloc_sampled_free(void *p);
+/* The jemalloc backend's blocks have only the filter: runs the hook for p and,
+ * when p was sampled, counts its filter slot down. */
+void alloc_sampled_free_filtered(void *p);
 
 /* The fast paths, inlined into the API layer. */
 static inline void *alloc_class(size_t size, unsigned class_index) {
@@ -313,6 +319,20 @@ uint64_t meta_bytes(bool wait);
 void meta_lock_all(void);
 void meta_unlock_all(void);
 void meta_reset_locks(void);
+
+/* ---- the thread's allocation countdown ------------------------------------
+ * Bytes this thread may still allocate before the slow path of the API layer
+ * (preload/api.c) runs: the next sample, and with the jemalloc backend its tick;
+ * what remains of a sampling interval beyond a tick waits in the carry. */
+extern __thread int64_t alloc_countdown __attribute__((tls_model("initial-exec")));
+extern __thread int64_t alloc_countdown_carry __attribute__((tls_model("initial-exec")));
+
+/* ---- the native allocator's address range --------------------------------
+ * Every chunk and large span it ever mapped lies in [native_lo, native_hi): the
+ * jemalloc backend tells the native allocator's blocks from jemalloc's with
+ * two compares before looking further. */
+extern _Atomic uintptr_t native_lo, native_hi;
+void alloc_note_range(const void *p, size_t len);
 
 /* ---- entry points used by the API layer (alloc.c, stats.c) ------------- */
 void alloc_init(void);

@@ -200,6 +200,7 @@ void *large_alloc(size_t size, size_t align, bool zero) {
                 size_t old_size = span->size;
                 span->addr = (uintptr_t)r;
                 span->size = need;
+                alloc_note_range((void *)r, need);
                 if (zero) memset((void *)span->addr, 0, old_size); /* the grown tail is fresh */
                 zero = false;
             }
@@ -222,6 +223,7 @@ void *large_alloc(size_t size, size_t align, bool zero) {
         }
         span->addr = (uintptr_t)addr;
         span->size = need;
+        alloc_note_range(addr, need);
     }
     span->sampled = false;
     if (!hash_reserve()) {
@@ -385,6 +387,7 @@ void *large_resize(void *p, size_t new_size) {
     if (need < old) budget_uncharge(old - need);
     span->addr = (uintptr_t)r;
     span->size = need;
+    alloc_note_range((void *)r, need);
     p = (void *)r;
     if (!hash_reserve()) {
         /* Cannot record it: give the memory back rather than lose track. */

@@ -4,11 +4,18 @@
 #include <string.h>
 
 #include "alloc/internal.h"
+#include "alloc/jemalloc.h"
 #include "membudget.h"
 #include "policy/budget.h"
 
 
 void alloc_stats(struct membudget_stats *out, bool wait) {
+    if (jm_active) {
+        jm_stats(out);
+        out->counter_bytes = budget_counter();
+        out->counter_peak_bytes = budget_peak();
+        return;
+    }
     struct chunk_stats cs;
     struct large_stats ls;
     chunk_stats(&cs, wait);

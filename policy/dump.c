@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "alloc/internal.h"
+#include "alloc/jemalloc.h"
 #include "membudget.h"
 #include "policy/config.h"
 #include "policy/modules.h"
@@ -285,20 +286,54 @@ static void write_policy(struct writer *w) {
     w_close(w, "}");
 }
 
+static void write_class(struct writer *w, uint64_t index, uint64_t block_size,
+                        uint64_t live_bytes, uint64_t live_blocks) {
+    w_open(w, NULL, "{");
+    w_u64(w, "class", index);
+    w_u64(w, "block_size", block_size);
+    w_u64(w, "live_bytes", live_bytes);
+    w_u64(w, "live_blocks", live_blocks);
+    w_close(w, "}");
+}
+
 static void write_classes(struct writer *w) {
-    static uint64_t live_bytes[CLASS_COUNT], live_blocks[CLASS_COUNT]; /* under dump_busy */
-    alloc_class_stats(live_bytes, live_blocks, false);
     w_open(w, "size_classes", "[");
-    for (unsigned c = 0; c < CLASS_COUNT; c++) {
-        if (live_blocks[c] == 0) continue;
-        w_open(w, NULL, "{");
-        w_u64(w, "class", c);
-        w_u64(w, "block_size", class_block_size[c]);
-        w_u64(w, "live_bytes", live_bytes[c]);
-        w_u64(w, "live_blocks", live_blocks[c]);
-        w_close(w, "}");
+    if (jm_active) {
+        static struct jm_bin bins[256]; /* under dump_busy */
+        size_t n = jm_bins(bins, sizeof bins / sizeof *bins);
+        for (size_t i = 0; i < n; i++)
+            write_class(w, bins[i].index, bins[i].block_size, bins[i].live_bytes,
+                        bins[i].live_blocks);
+    } else {
+        static uint64_t live_bytes[CLASS_COUNT], live_blocks[CLASS_COUNT]; /* under dump_busy */
+        alloc_class_stats(live_bytes, live_blocks, false);
+        for (unsigned c = 0; c < CLASS_COUNT; c++)
+            if (live_blocks[c] != 0)
+                write_class(w, c, class_block_size[c], live_bytes[c], live_blocks[c]);
     }
     w_close(w, "]");
+}
+
+/* Which allocator served the process and, for jemalloc, its own totals. */
+static void write_allocator(struct writer *w) {
+    w_open(w, "allocator", "{");
+    w_str(w, "backend", jm_active ? "jemalloc" : "native");
+    struct jm_totals t;
+    if (jm_active && jm_totals(&t)) {
+        w_str(w, "jemalloc_version", jm_version());
+        w_u64(w, "allocated_bytes", t.allocated);
+        w_u64(w, "active_bytes", t.active);
+        w_u64(w, "resident_bytes", t.resident);
+        w_u64(w, "mapped_bytes", t.mapped);
+        w_u64(w, "retained_bytes", t.retained);
+        w_u64(w, "metadata_bytes", t.metadata);
+        w_u64(w, "arenas", t.arenas);
+        w_u64(w, "arenas_hooked", t.arenas_hooked);
+        w_u64(w, "charged_bytes", t.charged_bytes);
+        w_u64(w, "metadata_mapped_bytes", t.metadata_mapped);
+        w_u64(w, "metadata_resident_bytes", t.metadata_resident);
+    }
+    w_close(w, "}");
 }
 
 static void w_hex(struct writer *w, uint64_t v) {
@@ -488,6 +523,7 @@ static void write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
     w_u64(&w, "uptime_ns", now > start ? now - start : 0);
     write_limit(&w, mb_pressure_limits(), cfg);
     write_footprint(&w, footprint);
+    write_allocator(&w);
     write_policy(&w);
     write_classes(&w);
     write_timeline(&w);

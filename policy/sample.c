@@ -485,7 +485,7 @@ static void sample_record(void *p, size_t size) {
     if (result == LIVE_ADDED) alloc_mark_sampled(p);
 }
 
-int64_t mb_sample_allocation(void *p, size_t size) {
+int64_t mb_sample_allocation(void **pp, size_t size) {
     if (!atomic_load_explicit(&sample_ready, memory_order_acquire)) return SAMPLE_PRE_INIT_INTERVAL;
     uint64_t rate = atomic_load_explicit(&sample_rate, memory_order_relaxed);
     if (rate == 0) return INT64_MAX;
@@ -502,8 +502,12 @@ int64_t mb_sample_allocation(void *p, size_t size) {
             return first - (int64_t)size;
         }
     }
-    sample_record(p, size);
     int64_t next = next_interval(rate);
+    void *p = alloc_sample_prepare(*pp, size);
+    if (p != NULL) {
+        *pp = p;
+        sample_record(p, size);
+    }
     in_sample = false;
     return next;
 }

@@ -36,11 +36,13 @@
 void mb_sample_init(uint64_t sample_bytes);
 uint64_t mb_sample_rate(void);
 
-/* Records the allocation p of `size` bytes, just made by this thread, as a
+/* Records the allocation *p of `size` bytes, just made by this thread, as a
  * sample, and returns the bytes to allocate before the next one (INT64_MAX when
  * sampling is off).  The caller sets its countdown to INT64_MAX before the
- * call, so allocations made while unwinding are not sampled. */
-int64_t mb_sample_allocation(void *p, size_t size);
+ * call, so allocations made while unwinding are not sampled.  The allocator
+ * may move a block it is about to sample (alloc_sample_prepare): *p is then
+ * the new block, with the same contents. */
+int64_t mb_sample_allocation(void **p, size_t size);
 
 /* A site as the dump reads it (lock-free: counters may be mid-update). */
 struct mb_site_view {

@@ -12,6 +12,7 @@
 
 #include "alloc/fmt.h"
 #include "alloc/internal.h"
+#include "alloc/jemalloc.h"
 #include "membudget.h"
 #include "policy/budget.h"
 #include "policy/sample.h"
@@ -37,17 +38,36 @@ void mb_malloc_stats(void);
 static inline bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 /* ---- allocation sampling (DESIGN §6, policy/sample.h) ----------------------
- * Bytes this thread may still allocate before its next sample.  It starts at 0,
- * so a thread's first allocation asks the sampler for its first interval. */
-static __thread int64_t sample_left __attribute__((tls_model("initial-exec")));
+ * alloc_countdown (alloc/internal.h): bytes this thread may still allocate
+ * before its next sample.  It starts at 0, so a thread's first allocation asks
+ * the sampler for its first interval.  With the jemalloc backend the countdown
+ * also paces its tick (jm_tick): it never runs longer than JM_TICK_BYTES, and
+ * what remains of the sampling interval beyond that waits in
+ * alloc_countdown_carry. */
 
 static __attribute__((noinline, cold)) void *sample_slow(void *p, size_t size) {
+    if (jm_active) {
+        int64_t left = alloc_countdown + alloc_countdown_carry; /* bytes still to the next sample */
+        alloc_countdown_carry = 0;
+        if (left >= 0) {
+            alloc_countdown = left < JM_TICK_BYTES ? left : JM_TICK_BYTES;
+            alloc_countdown_carry = left - alloc_countdown;
+        } else {
+            alloc_countdown = left;
+        }
+        jm_tick();
+        if (alloc_countdown >= 0) return p;
+    }
     if (p != NULL) {
         int saved_errno = errno; /* the unwinder may set it */
         /* First: the unwinder's own allocations must not come back here. */
-        sample_left = INT64_MAX;
-        sample_left = mb_sample_allocation(p, size);
+        alloc_countdown = INT64_MAX;
+        alloc_countdown = mb_sample_allocation(&p, size);
         errno = saved_errno;
+    }
+    if (jm_active && alloc_countdown > JM_TICK_BYTES) {
+        alloc_countdown_carry = alloc_countdown - JM_TICK_BYTES;
+        alloc_countdown = JM_TICK_BYTES;
     }
     return p;
 }
@@ -55,24 +75,59 @@ static __attribute__((noinline, cold)) void *sample_slow(void *p, size_t size) {
 /* The fast path's whole cost: one subtraction and one branch.  Unsigned
  * arithmetic, so no size can overflow the signed countdown. */
 static inline void *sample_tick(void *p, size_t size) {
-    sample_left = (int64_t)((uint64_t)sample_left - size);
-    if (unlikely(sample_left < 0)) return sample_slow(p, size);
+    alloc_countdown = (int64_t)((uint64_t)alloc_countdown - size);
+    if (unlikely(alloc_countdown < 0)) return sample_slow(p, size);
     return p;
 }
 
+/* The jemalloc backend's slow path: the countdown ran out (it was already
+ * decreased by the caller's `size`).  An allocation that will be sampled is
+ * made page-aligned at once (the free path looks for samples only there), so
+ * the sampler never has to move it. */
+static inline bool jm_sample_due(void) {
+    return alloc_countdown < 0 && alloc_countdown + alloc_countdown_carry < 0;
+}
+
+static inline size_t jm_request(size_t size) { return size < JM_MIN_REQUEST ? JM_MIN_REQUEST : size; }
+
+static __attribute__((noinline)) void *jm_slow(bool zero, size_t count, size_t each, size_t size) {
+    void *p;
+    if (!jm_sample_due())
+        p = zero ? jm_call(JM_CALLOC, NULL, count, each) : jm_call(JM_MALLOC, NULL, jm_request(size), 0);
+    else
+        p = jm_call(zero ? JM_CALLOC_SAMPLED : JM_ALIGNED, NULL, jm_request(size), JM_SAMPLED_ALIGN);
+    if (unlikely(p == NULL)) errno = ENOMEM;
+    return sample_slow(p, size);
+}
+
 void *mb_malloc(size_t size) {
+    if (unlikely(jm_active)) {
+        /* The countdown first, then a tail call into jemalloc's fast path. */
+        alloc_countdown = (int64_t)((uint64_t)alloc_countdown - size);
+        if (likely(alloc_countdown >= 0)) return mbje_malloc(jm_request(size));
+        return jm_slow(false, 0, 0, size);
+    }
     void *p = alloc_malloc(size);
     if (unlikely(p == NULL)) errno = ENOMEM;
     return sample_tick(p, size);
 }
 
-void mb_free(void *ptr) { alloc_free(ptr); }
+void mb_free(void *ptr) {
+    if (unlikely(jm_active)) jm_free(ptr);
+    else alloc_free(ptr);
+}
 
 void *mb_calloc(size_t count, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total)) {
         errno = ENOMEM;
         return NULL;
+    }
+    if (unlikely(jm_active)) {
+        if (total < JM_MIN_REQUEST) count = 1, size = JM_MIN_REQUEST;
+        alloc_countdown = (int64_t)((uint64_t)alloc_countdown - total);
+        if (likely(alloc_countdown >= 0)) return mbje_calloc(count, size);
+        return jm_slow(true, count, size, total);
     }
     void *p;
     if (total <= CLASS_MAX) {
@@ -102,8 +157,14 @@ static size_t copy_readable(void *dst, const void *src, size_t n) {
 void *mb_realloc(void *ptr, size_t size) {
     if (ptr == NULL) return mb_malloc(size);
     if (size == 0) { /* glibc: frees and returns NULL */
-        alloc_free(ptr);
+        mb_free(ptr);
         return NULL;
+    }
+    if (unlikely(jm_active)) {
+        alloc_countdown = (int64_t)((uint64_t)alloc_countdown - size);
+        void *r = jm_realloc(ptr, size, jm_sample_due());
+        if (unlikely(r == NULL)) errno = ENOMEM;
+        return alloc_countdown < 0 ? sample_slow(r, size) : r;
     }
     bool foreign;
     void *q = alloc_realloc(ptr, size, &foreign);
@@ -127,8 +188,21 @@ void *mb_reallocarray(void *ptr, size_t count, size_t size) {
     return mb_realloc(ptr, total);
 }
 
+/* The aligned family; the countdown is the caller's (sample_tick after). */
+static void *aligned_alloc_any(size_t alignment, size_t size) {
+    if (unlikely(jm_active)) {
+        /* A block the next sample_tick will sample is made page-aligned now. */
+        int64_t after = (int64_t)((uint64_t)alloc_countdown - size);
+        if (after < 0 && after + alloc_countdown_carry < 0 && alignment < JM_SAMPLED_ALIGN)
+            alignment = JM_SAMPLED_ALIGN;
+        return alignment <= MIN_ALIGN ? jm_call(JM_MALLOC, NULL, jm_request(size), 0)
+                                      : jm_aligned(size, alignment);
+    }
+    return alloc_aligned(size, alignment);
+}
+
 static void *aligned_or_enomem(size_t alignment, size_t size) {
-    void *p = alloc_aligned(size, alignment);
+    void *p = aligned_alloc_any(alignment, size);
     if (unlikely(p == NULL)) errno = ENOMEM;
     return sample_tick(p, size);
 }
@@ -157,7 +231,7 @@ void *mb_memalign(size_t alignment, size_t size) {
 
 int mb_posix_memalign(void **out, size_t alignment, size_t size) {
     if (!is_power_of_two(alignment) || alignment < sizeof(void *)) return EINVAL;
-    void *p = alloc_aligned(size, alignment);
+    void *p = aligned_alloc_any(alignment, size);
     if (p == NULL) return ENOMEM;
     *out = sample_tick(p, size);
     return 0;
@@ -174,7 +248,9 @@ void *mb_pvalloc(size_t size) {
     return aligned_or_enomem(OS_PAGE_SIZE, rounded ? rounded : OS_PAGE_SIZE);
 }
 
-size_t mb_malloc_usable_size(void *ptr) { return alloc_usable_size(ptr); }
+size_t mb_malloc_usable_size(void *ptr) {
+    return unlikely(jm_active) ? jm_usable_size(ptr) : alloc_usable_size(ptr);
+}
 
 #ifdef MB_DEBUG
 /* The Threads: line of /proc/self/status, or 0 when it cannot be read. */
@@ -254,7 +330,7 @@ void mb_malloc_stats(void) {
                          st.large_bytes, st.mmap_bytes, st.threads};
     char buf[512];
     struct fmt f = FMT_ON(buf);
-    fmt_str(&f, "membudget allocator\n");
+    fmt_str(&f, jm_active ? "membudget allocator (jemalloc backend)\n" : "membudget allocator\n");
     for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
         fmt_str(&f, names[i]);
         fmt_str(&f, ": ");

@@ -11,6 +11,7 @@
 
 #include "alloc/fmt.h"
 #include "alloc/internal.h"
+#include "alloc/jemalloc.h"
 #include "membudget.h"
 #include "policy/budget.h"
 #include "policy/config.h"
@@ -46,6 +47,7 @@ static void fork_child(void) {
     /* Locks are reset from the innermost rank out, so the debug build's rank
      * check sees no lock held when heap_atfork_child takes the heap lock. */
     mb_sample_atfork_child();
+    if (jm_active) jm_atfork_child();
     alloc_atfork_child();
     mmap_atfork_child();
     mb_pressure_atfork_child_unlock();
@@ -60,10 +62,10 @@ static void fork_child(void) {
 /* Start-up of the policy: configuration (one line per bad variable), limits,
  * monitor, pressure, dump.  Large structures live in static storage: this runs
  * once, before main. */
+static struct mb_config cfg;
+
 static void policy_start(void) {
-    static struct mb_config cfg;
     static struct mb_limits lim;
-    mb_config_read_env(&cfg, NULL);
     /* A misspelt name is worth a line too; a setuid program ignores them all. */
     if (getauxval(AT_SECURE) == 0) mb_config_check_unknown(environ, NULL);
     mb_verbose = (int)cfg.verbose;
@@ -78,12 +80,6 @@ static void policy_start(void) {
             "the monitor runs inline only\n";
         os_write_all(2, msg, sizeof msg - 1);
     }
-    /* Accepted for forward compatibility, said plainly when they cannot act. */
-    if (cfg.backend != MB_BACKEND_NATIVE) {
-        static const char msg[] = "membudget: MEMBUDGET_BACKEND=jemalloc is not available in this "
-                                  "build; using the native allocator\n";
-        os_write_all(2, msg, sizeof msg - 1);
-    }
     if (mb_verbose >= 2) {
         char buf[4096];
         size_t n = mb_limits_format(mb_pressure_limits(), buf, sizeof buf);
@@ -91,8 +87,24 @@ static void policy_start(void) {
     }
 }
 
+/* MEMBUDGET_BACKEND=jemalloc: switch before our fork handler is registered,
+ * so jemalloc's (registered as it starts) takes its locks after ours. */
+static void backend_start(void) {
+    if (cfg.backend != MB_BACKEND_JEMALLOC) return;
+    const char *why = jm_start();
+    if (why == NULL) return;
+    char buf[256];
+    struct fmt f = FMT_ON(buf);
+    fmt_str(&f, "membudget: MEMBUDGET_BACKEND=jemalloc: ");
+    fmt_str(&f, why);
+    fmt_str(&f, "; using the native allocator\n");
+    fmt_write(&f, 2);
+}
+
 __attribute__((constructor)) static void membudget_start(void) {
     alloc_init();
+    mb_config_read_env(&cfg, NULL); /* one line per bad variable */
+    backend_start();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     policy_start();
     mb_statspage_start(mb_verbose >= 1); /* live statistics, from the first tick */
@@ -104,7 +116,7 @@ __attribute__((constructor)) static void membudget_start(void) {
     void *(*global_malloc)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "malloc");
     void (*global_free)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "free");
     void *probe = global_malloc != NULL && global_free != NULL ? global_malloc(16) : NULL;
-    bool foreign = probe != NULL && chunk_of(probe) == NULL;
+    bool foreign = probe != NULL && (jm_active ? !jm_owns(probe) : chunk_of(probe) == NULL);
     if (probe != NULL) global_free(probe);
     if (foreign) {
         static const char msg[] =
@@ -139,6 +151,7 @@ __attribute__((destructor)) static void membudget_finish(void) {
     fmt_u64(&f, st.pages_in_use);
     fmt_str(&f, ", threads ");
     fmt_u64(&f, st.threads);
+    if (jm_active) fmt_str(&f, ", backend jemalloc");
     fmt_char(&f, '\n');
     fmt_write(&f, 2);
 }

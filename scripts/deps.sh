@@ -19,6 +19,7 @@ needs=(
     "nodejs       cmd:node"
     "binutils     cmd:objdump"
     "libjemalloc2 file:/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+    "libjemalloc-dev pkg:libjemalloc-dev"
     "libmimalloc2.0 file:/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"
     "libunwind-dev pkg:libunwind-dev"
     "libdw-dev    pkg:libdw-dev"
