@@ -12,8 +12,8 @@ BUDGET_PROGS := $(BUDGET_DIR)/grow $(BUDGET_DIR)/fail $(BUDGET_DIR)/fail_cxx \
 	$(BUDGET_DIR)/callbacks
 BUDGET_CXX   ?= g++
 
-CHECKS += check-budget
-.PHONY: check-budget
+CHECKS += check-budget check-budget-jemalloc
+.PHONY: check-budget check-budget-jemalloc
 
 $(BUDGET_DIR)/%: tests/budget/%.c include/membudget.h tests/budget.mk
 	@mkdir -p $(dir $@)
@@ -33,3 +33,7 @@ $(BUDGET_DIR)/callbacks: tests/budget/callbacks.c include/membudget.h tests/budg
 check-budget: $(REL_LIB) $(BUDGET_PROGS)
 	@mkdir -p $(RESULTS)
 	@bash -o pipefail -c '$(PYTHON) tests/budget/run.py $(REL_LIB) $(BUDGET_DIR) 2>&1 | tee $(RESULTS)/budget.txt'
+
+# The same cases on the jemalloc backend (issue: the jemalloc backend).
+check-budget-jemalloc: $(REL_LIB) $(BUDGET_PROGS)
+	$(call with_jemalloc,budget-jemalloc,$(PYTHON) tests/budget/run.py $(REL_LIB) $(BUDGET_DIR))

@@ -7,6 +7,8 @@
 #                            Python: `python3` if it has its test package, else
 #                            Debian's python3.11 with libpython3.11-testsuite.
 #                            $(RESULTS)/conformance.txt
+#   check-conformance-jemalloc  the same with MEMBUDGET_BACKEND=jemalloc
+#                            $(RESULTS)/conformance-jemalloc.txt
 #   check-conformance-edges  reproducers of allocator bugs the fuzzers found
 #                            (tests/conformance/edges.c), preloaded under the
 #                            release and the debug library
@@ -27,13 +29,19 @@ CONF_NOBUILTIN := $(addprefix -fno-builtin-,malloc calloc realloc free aligned_a
 CONF_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -Iinclude -Itests -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes $(CONF_NOBUILTIN) -pthread
 
-CHECKS += check-conformance check-conformance-edges check-valgrind
-.PHONY: check-conformance check-conformance-edges check-valgrind
+CHECKS += check-conformance check-conformance-jemalloc check-conformance-edges check-valgrind
+.PHONY: check-conformance check-conformance-jemalloc check-conformance-edges check-valgrind
 
 check-conformance: $(REL_LIB)
 	@mkdir -p $(RESULTS)
 	@bash -o pipefail -c '$(PYTHON) tests/conformance/run_cpython.py $(REL_LIB) $(CONF_ARGS) 2>&1 | \
 		tee $(RESULTS)/conformance.txt'
+
+check-conformance-jemalloc: $(REL_LIB)
+	$(call with_jemalloc,conformance-jemalloc,$(PYTHON) tests/conformance/run_cpython.py $(REL_LIB) \
+		--jobs $(CONF_JOBS) --logs $(RESULTS)/conformance-jemalloc-logs \
+		$(if $(CONFORMANCE_PYTHON),--python $(CONFORMANCE_PYTHON)) \
+		$(if $(CONFORMANCE_MODULES),--modules "$(CONFORMANCE_MODULES)"))
 
 $(CONF_DIR)/edges: tests/conformance/edges.c tests/harness.h tests/mbtest.h tests/testutil.h \
 		include/membudget.h tests/conformance.mk

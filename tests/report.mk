@@ -12,8 +12,8 @@ REPORT_TEST_PROGS := $(REPORT_TEST_DIR)/leak3 $(REPORT_TEST_DIR)/hold $(REPORT_T
 REPORT_TEST_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -fno-inline \
 	-Wall -Wextra -Werror -pthread
 
-CHECKS += check-report
-.PHONY: check-report
+CHECKS += check-report check-report-jemalloc
+.PHONY: check-report check-report-jemalloc
 
 $(REPORT_TEST_DIR)/%: tests/report/%.c tests/report.mk
 	@mkdir -p $(dir $@)
@@ -23,3 +23,8 @@ check-report: $(REL_LIB) $(DEBUG_LIB) $(BUILD_ROOT)/membudget-report $(REPORT_TE
 	@mkdir -p $(RESULTS)
 	@bash -o pipefail -c '$(PYTHON) tests/report/run.py $(REL_LIB) $(DEBUG_LIB) \
 		$(BUILD_ROOT)/membudget-report $(REPORT_TEST_DIR) 2>&1 | tee $(RESULTS)/report.txt'
+
+# The ground truth (and every other preloaded case) on the jemalloc backend.
+check-report-jemalloc: $(REL_LIB) $(DEBUG_LIB) $(BUILD_ROOT)/membudget-report $(REPORT_TEST_PROGS)
+	$(call with_jemalloc,report-jemalloc,$(PYTHON) tests/report/run.py $(REL_LIB) $(DEBUG_LIB) \
+		$(BUILD_ROOT)/membudget-report $(REPORT_TEST_DIR))

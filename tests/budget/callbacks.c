@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(mode, "fork") == 0) {
-        for (int i = 0; i < 56; i++) memset(malloc(1 << 20), 1, 1 << 20);
+        for (int i = 0; i < 54; i++) memset(malloc(1 << 20), 1, 1 << 20);
         struct membudget_stats st;
         membudget_stats(&st, sizeof st);
         printf("parent policy %d\n", (int)st.policy);

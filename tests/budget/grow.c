@@ -4,7 +4,8 @@
  * BLOCK_BYTES is made and touched instead; with "sbrk", BLOCK_BYTES of brk memory
  * (which the counter never sees) is touched and the program sleeps 3 s, idle, so
  * only the monitor's baseline can notice it; "slept" goes to stderr after the
- * sleep, before the next allocation.  Prints "NULL" and exits 3 when an
+ * sleep, before the next allocation (1 MiB: the jemalloc backend's inline
+ * monitor ticks every 256 KiB a thread allocates).  Prints "NULL" and exits 3 when an
  * allocation fails (MEMBUDGET_ACTION=fail); never returns otherwise. */
 #include <errno.h>
 #include <pthread.h>
@@ -50,6 +51,8 @@ int main(int argc, char **argv) {
         sleep(3);
         static const char msg[] = "slept\n";
         if (write(2, msg, sizeof msg - 1) < 0) return 5; /* write(2): no allocation */
+        char *q = malloc((size_t)1 << 20);
+        if (q != NULL) memset(q, 1, (size_t)1 << 20);
         printf("idle survived\n");
         return 0;
     }

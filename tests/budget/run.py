@@ -6,7 +6,9 @@ no MEMBUDGET_LIMIT), fail mode in C, C++ and python3, pressure callbacks
 the report path.
 
 Usage: run.py LIB BINDIR   (LIB: the library to preload; BINDIR: the built
-test programs grow, fail, fail_cxx and callbacks).  Prints "ok NAME", "skip
+test programs grow, fail, fail_cxx and callbacks).  MB_TEST_BACKEND=jemalloc
+runs every case with MEMBUDGET_BACKEND=jemalloc (make check runs the suite
+once per backend).  Prints "ok NAME", "skip
 NAME: reason" or "FAIL NAME: reason" per case, then "N passed, N failed" (and
 ", N skipped" when a case could not run here); exits non-zero on any failure."""
 import errno
@@ -25,6 +27,7 @@ MIB = 1 << 20
 KIB = 1 << 10
 TIMEOUT = 60
 KILL_LINE = "exceeded its memory budget"
+BACKEND = os.environ.get("MB_TEST_BACKEND", "native")
 
 passed = failed = skipped = 0
 tmp = tempfile.mkdtemp(prefix="mb-budget.")
@@ -56,6 +59,7 @@ def clean_env(extra, preload=True):
     env.pop("LD_PRELOAD", None)
     if preload:
         env["LD_PRELOAD"] = LIB
+        env["MEMBUDGET_BACKEND"] = BACKEND
     env.update(extra)
     return env
 
@@ -733,6 +737,22 @@ def check_api_dump():
     if dump["reason"] != "request" or dump["limit"]["kill_bytes"] != 256 * MIB:
         return fail(name, "reason %s" % dump["reason"])
     ok(name)
+    # The backend asked for is the one that served the process.
+    alloc = dump.get("allocator", {})
+    name = "the report names the backend in use (%s)" % BACKEND
+    if alloc.get("backend") != BACKEND:
+        return fail(name, "allocator %r" % alloc)
+    ok(name)
+    if BACKEND == "jemalloc":
+        # What jemalloc itself counts mapped is what the hooks charged (its
+        # committed extents) plus its metadata blocks (mapped, not charged).
+        name = "jemalloc: charged bytes + metadata match jemalloc's stats.mapped"
+        ours = alloc["charged_bytes"] + alloc["metadata_mapped_bytes"]
+        if alloc["mapped_bytes"] == 0 or alloc["charged_bytes"] == 0 \
+                or abs(ours - alloc["mapped_bytes"]) > 4 * KIB:
+            return fail(name, "charged %d + metadata %d, stats.mapped %d" % (
+                alloc["charged_bytes"], alloc["metadata_mapped_bytes"], alloc["mapped_bytes"]))
+        ok(name)
 
 
 def main():

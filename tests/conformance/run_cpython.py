@@ -72,6 +72,8 @@ def base_env(lib, tmp=None):
         env["TMPDIR"] = tmp
     if lib:
         env["LD_PRELOAD"] = lib
+        # MB_TEST_BACKEND=jemalloc: the preloaded runs use the jemalloc backend.
+        env["MEMBUDGET_BACKEND"] = os.environ.get("MB_TEST_BACKEND", "native")
     return env
 
 

@@ -7,7 +7,9 @@
 #
 # Usage: run.sh LIB        e.g. bash tests/programs/run.sh build/libmembudget.so
 # Environment: MB_PROGRAM_TIMEOUT (seconds per run, default 180),
-#              MB_PROGRAMS (space-separated subset of workloads to run).
+#              MB_PROGRAMS (space-separated subset of workloads to run),
+#              MB_TEST_BACKEND (native or jemalloc: MEMBUDGET_BACKEND of the preloaded
+#              runs; with jemalloc the exit summaries must name it).
 # Prints "ok NAME" / "FAIL NAME: reason" / "skip NAME: reason" per case, then
 # "N passed, N failed[, N skipped]" as the last line; exits non-zero on any failure.
 set -u
@@ -53,6 +55,7 @@ if [ ! -f "$lib_arg" ]; then
 fi
 # Workloads change directory, so the preload path must be absolute.
 lib=$(realpath "$lib_arg")
+backend=${MB_TEST_BACKEND:-native}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mb-programs.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
@@ -90,7 +93,7 @@ run_workload() {
     local name=$1 mode=$2 dir rc t0 t1
     dir=$(mktemp -d "$tmp/$name.$mode.XXXXXX")
     local -a envs=()
-    [ "$mode" = preload ] && envs=(LD_PRELOAD="$lib" MEMBUDGET_VERBOSE=1)
+    [ "$mode" = preload ] && envs=(LD_PRELOAD="$lib" MEMBUDGET_VERBOSE=1 MEMBUDGET_BACKEND="$backend")
     t0=$(now)
     timeout -k 10 "$timeout_s" env "${envs[@]}" bash "$workloads_dir/$name.sh" "$dir" \
         < /dev/null > "$tmp/$name.$mode.out" 2> "$tmp/$name.$mode.err"
@@ -111,9 +114,10 @@ describe_rc() {
 }
 
 # The exit summary lines the library prints with MEMBUDGET_VERBOSE=1, as
-# "COMM PEAK_BYTES" pairs, from a stderr file.
-summary_re='^membudget: pid [0-9]+ \((.*)\) at exit: committed [0-9.]+ [KMGT]?i?B \(([0-9]+)\), peak [0-9.]+ [KMGT]?i?B \(([0-9]+)\), pages [0-9]+, threads [0-9]+$'
-exit_summaries() { sed -nE "s/$summary_re/\\1 \\3/p" "$1"; }
+# "COMM PEAK_BYTES BACKEND" triples, from a stderr file (the line names the
+# backend when it is not the native allocator).
+summary_re='^membudget: pid [0-9]+ \((.*)\) at exit: committed [0-9.]+ [KMGT]?i?B \(([0-9]+)\), peak [0-9.]+ [KMGT]?i?B \(([0-9]+)\), pages [0-9]+, threads [0-9]+(, backend ([a-z]+))?$'
+exit_summaries() { sed -nE "s/$summary_re/\\1 \\3 \\5/p" "$1" | awk '{ print $1, $2, ($3 == "" ? "native" : $3) }'; }
 
 check_program() {
     local name=$1 cmd missing=""
@@ -180,7 +184,11 @@ check_python_stats() {
         fail "$name" "python3 peak is $peak bytes, expected at least $min_python_peak (did its allocations bypass the library?)"
         return
     fi
-    ok "$name (peak $((peak / 1024 / 1024)) MiB)"
+    if exit_summaries "$err" | awk -v b="$backend" '$1 ~ /^python/ && $3 != b { bad = 1 } END { exit !bad }'; then
+        fail "$name" "an exit summary names another backend than $backend: $(exit_summaries "$err" | grep -m1 '^python')"
+        return
+    fi
+    ok "$name (peak $((peak / 1024 / 1024)) MiB, backend $backend)"
 }
 
 # A python3 that allocates ~110 MB of small objects reports its own [heap] mapping.
@@ -208,7 +216,7 @@ PY
         return
     fi
     preload=$(cd "$tmp" && PYTHONMALLOC=malloc timeout -k 10 "$timeout_s" \
-        env LD_PRELOAD="$lib" "$PYTHON" heap.py 2> "$tmp/heap.preload.err")
+        env LD_PRELOAD="$lib" MEMBUDGET_BACKEND="$backend" "$PYTHON" heap.py 2> "$tmp/heap.preload.err")
     rc=$?
     if [ $rc -ne 0 ]; then
         fail "$name" "under the preload: $(describe_rc $rc)"
@@ -229,7 +237,7 @@ PY
     fi
 }
 
-echo "# real programs, preloading $lib"
+echo "# real programs, preloading $lib (backend $backend)"
 for name in $programs; do
     check_program "$name"
 done

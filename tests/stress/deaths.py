@@ -38,7 +38,8 @@ def run_one(lib, load, n, limit_mib, action, cycles, seed, timeout, tmp):
     d = os.path.join(tmp, "run%03d" % n)
     os.mkdir(d)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMBUDGET_") and k != "LD_PRELOAD"}
-    env.update({"LD_PRELOAD": lib, "MEMBUDGET_LIMIT": "%dM" % limit_mib,
+    env.update({"LD_PRELOAD": lib, "MEMBUDGET_BACKEND": os.environ.get("MB_TEST_BACKEND", "native"),
+                "MEMBUDGET_LIMIT": "%dM" % limit_mib,
                 "MEMBUDGET_ACTION": action, "MEMBUDGET_REPORT": os.path.join(d, "r.%p.json"),
                 "MEMBUDGET_INTERVAL": "20ms"})
     if action == "warn":
