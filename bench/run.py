@@ -48,7 +48,10 @@ ALLOCATORS = [
     ("mimalloc", LIBDIR / "libmimalloc.so.2", "libmimalloc2.0"),
     ("tcmalloc", LIBDIR / "libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
     ("membudget", ROOT / "build" / "libmembudget.so", None),
+    ("membudget+jemalloc", ROOT / "build" / "libmembudget.so", None),
 ]
+# Environment an allocator runs with: the jemalloc backend of our library.
+ALLOC_ENV = {"membudget+jemalloc": {"MEMBUDGET_BACKEND": "jemalloc"}}
 PROGRAM_VERSIONS = [
     ("python3", ["python3", "--version"]),
     ("sqlite3", ["sqlite3", "--version"]),
@@ -130,7 +133,7 @@ def ensure_built(workloads):
         sys.exit("bench: building the benchmark programs failed")
 
 
-def run_one(workload, preload, tmp_root, timeout_s):
+def run_one(workload, preload, tmp_root, timeout_s, extra_env=None):
     """Runs a workload once under treerun; returns a dict with the measurements."""
     workdir = tempfile.mkdtemp(prefix="run-", dir=tmp_root)
     out_path = Path(tmp_root) / "stdout"
@@ -138,7 +141,9 @@ def run_one(workload, preload, tmp_root, timeout_s):
     res_path = Path(tmp_root) / "result.json"
     if res_path.exists():
         res_path.unlink()
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    env = {k: v for k, v in os.environ.items()
+           if k != "LD_PRELOAD" and not k.startswith("MEMBUDGET_")}
+    env.update(extra_env or {})
     cmd = [str(TREERUN), "-o", str(res_path), "-t", str(timeout_s)]
     if preload:
         cmd += ["-p", str(preload)]
@@ -222,12 +227,15 @@ def machine_info(allocs, membudget_copy):
             v = sh(["dpkg-query", "-W", "-f=${Version}", pkg])
             pkgs.append("%s %s" % (pkg, v if v and "no packages" not in v else "(not installed)"))
     mb = ROOT / "build" / "libmembudget.so"
-    if "membudget" in allocs and mb.exists():
+    if membudget_copy and mb.exists():
         st = mb.stat()
         digest = hashlib.sha256(Path(membudget_copy).read_bytes()).hexdigest()[:12]
         pkgs.append("membudget build/libmembudget.so built %s, sha256 %s" % (
             datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).strftime(
                 "%Y-%m-%d %H:%M UTC"), digest))
+        if "membudget+jemalloc" in allocs:
+            v = sh(["dpkg-query", "-W", "-f=${Version}", "libjemalloc-dev"])
+            pkgs.append("its jemalloc backend from libjemalloc-dev %s" % (v or "?"))
     progs = []
     for name, cmd in PROGRAM_VERSIONS:
         if shutil.which(cmd[0]):
@@ -387,6 +395,12 @@ def render(args, command, started, finished, machine, workloads, allocs, skipped
                 cells[(py.name, "membudget")]["time"] / cells[(py.name, "glibc")]["time"])
         L.append(line + ".")
         L.append("")
+    if "membudget+jemalloc" in allocs and "jemalloc" in allocs and common:
+        t = geo["membudget+jemalloc"]["time"] / geo["jemalloc"]["time"]
+        r = geo["membudget+jemalloc"]["rss"] / geo["jemalloc"]["rss"]
+        L.append("membudget+jemalloc (MEMBUDGET_BACKEND=jemalloc, the default budget on) against "
+                 "plain jemalloc: time geomean %.3f× (target ≤ 1.02), peak RSS geomean %.3f×." % (t, r))
+        L.append("")
 
     excluded = [w.name for w in workloads if w.name not in common]
     if excluded and baseline in allocs:
@@ -470,12 +484,14 @@ def main():
     tmp_root = tempfile.mkdtemp(prefix="mbbench-")
     # Preload a private copy of our own library: a rebuild during the run must not
     # mix two versions in one table (or catch a half-written file).
-    if "membudget" in allocs:
+    ours = [a for a in allocs if a.startswith("membudget")]
+    if ours:
         snapshot = BUILD / "preload" / "libmembudget.so"
         snapshot.parent.mkdir(exist_ok=True)
-        shutil.copy2(preload["membudget"], snapshot)
-        preload["membudget"] = snapshot
-    machine = machine_info(allocs, preload.get("membudget"))
+        shutil.copy2(preload[ours[0]], snapshot)
+        for a in ours:
+            preload[a] = snapshot
+    machine = machine_info(allocs, preload[ours[0]] if ours else None)
     runs, refs, problems = {}, {}, []
     rounds_done = 0
     try:
@@ -506,7 +522,7 @@ def main():
             pairs = [(w, a) for w in workloads for a in allocs]
             order_rng.shuffle(pairs)
             for w, a in pairs:
-                m = run_one(w, preload[a], tmp_root, args.timeout)
+                m = run_one(w, preload[a], tmp_root, args.timeout, ALLOC_ENV.get(a))
                 own_cpu += m["user_s"] + m["sys_s"]
                 done += 1
                 if m["status"] == "ok" and m["stdout"] != refs[w.name]:
