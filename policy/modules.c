@@ -119,23 +119,47 @@ static const char *parse_hex(const char *p, uint64_t *out) {
 }
 
 /* "start-end perms offset dev inode   path": false for a line of another shape. */
-static bool parse_line(const char *p, uint64_t *start, uint64_t *end, uint64_t *offset,
-                       uint64_t *inode, const char **path) {
-    p = parse_hex(p, start);
+static bool parse_line(const char *p, struct mb_maps_line *out) {
+    p = parse_hex(p, &out->start);
     if (*p++ != '-') return false;
-    p = parse_hex(p, end);
+    p = parse_hex(p, &out->end);
     if (*p++ != ' ') return false;
     while (*p != ' ' && *p != '\0') p++; /* perms */
     if (*p++ != ' ') return false;
-    p = parse_hex(p, offset);
+    p = parse_hex(p, &out->offset);
     if (*p++ != ' ') return false;
     while (*p != ' ' && *p != '\0') p++; /* device */
     if (*p++ != ' ') return false;
     uint64_t v = 0;
     for (; *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
-    *inode = v;
+    out->inode = v;
     while (*p == ' ') p++;
-    *path = p;
+    out->path = p;
+    return true;
+}
+
+bool mb_maps_each(char *buf, size_t cap, void (*fn)(void *ctx, const struct mb_maps_line *line),
+                  void *ctx) {
+    long fd = os_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return false;
+    size_t len = 0;
+    for (;;) {
+        long r = os_syscall6(SYS_read, fd, (long)(buf + len), (long)(cap - 1 - len), 0, 0, 0);
+        if (r <= 0) break;
+        len += (size_t)r;
+        buf[len] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            *nl = '\0';
+            struct mb_maps_line l;
+            if (parse_line(line, &l)) fn(ctx, &l);
+            line = nl + 1;
+        }
+        len = (size_t)(buf + len - line);
+        memmove(buf, line, len);
+        if (len == cap - 1) len = 0; /* a line longer than the buffer */
+    }
+    os_close((int)fd);
     return true;
 }
 
@@ -155,47 +179,27 @@ static void group_finish(struct walk *w) {
     w->g.active = false;
 }
 
-static void walk_line(struct walk *w, const char *line) {
-    uint64_t start, end, offset, inode;
-    const char *path;
-    if (!parse_line(line, &start, &end, &offset, &inode, &path) || path[0] == '\0') return;
+static void walk_line(void *ctx, const struct mb_maps_line *l) {
+    struct walk *w = ctx;
+    if (l->path[0] == '\0') return;
     struct group *g = &w->g;
-    if (!g->active || g->inode != inode || strcmp(group_path, path) != 0) {
+    if (!g->active || g->inode != l->inode || strcmp(group_path, l->path) != 0) {
         group_finish(w);
-        size_t n = strlen(path);
+        size_t n = strlen(l->path);
         if (n >= sizeof group_path) return; /* cannot be named: skipped */
-        memcpy(group_path, path, n + 1);
-        *g = (struct group){.active = true, .inode = inode, .start = start, .end = end};
+        memcpy(group_path, l->path, n + 1);
+        *g = (struct group){.active = true, .inode = l->inode, .start = l->start, .end = l->end};
     }
-    if (end > g->end) g->end = end;
-    if (offset == 0 && g->head_end == 0) {
-        g->head_start = start;
-        g->head_end = end;
+    if (l->end > g->end) g->end = l->end;
+    if (l->offset == 0 && g->head_end == 0) {
+        g->head_start = l->start;
+        g->head_end = l->end;
     }
 }
 
 unsigned mb_modules_each(void (*fn)(void *ctx, const struct mb_module *m), void *ctx) {
     struct walk w = {.fn = fn, .ctx = ctx};
-    long fd = os_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    size_t len = 0;
-    for (;;) {
-        long r = os_syscall6(SYS_read, fd, (long)(maps_buffer + len),
-                             (long)(sizeof maps_buffer - 1 - len), 0, 0, 0);
-        if (r <= 0) break;
-        len += (size_t)r;
-        maps_buffer[len] = '\0';
-        char *line = maps_buffer, *nl;
-        while ((nl = strchr(line, '\n')) != NULL) {
-            *nl = '\0';
-            walk_line(&w, line);
-            line = nl + 1;
-        }
-        len = (size_t)(maps_buffer + len - line);
-        memmove(maps_buffer, line, len);
-        if (len == sizeof maps_buffer - 1) len = 0; /* a line longer than the buffer */
-    }
-    os_close((int)fd);
+    if (!mb_maps_each(maps_buffer, sizeof maps_buffer, walk_line, &w)) return 0;
     group_finish(&w);
     return w.count;
 }

@@ -10,6 +10,8 @@
 #ifndef MEMBUDGET_POLICY_MODULES_H
 #define MEMBUDGET_POLICY_MODULES_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define MB_MODULE_PATH_MAX 4096
@@ -23,6 +25,17 @@ struct mb_module {
     uint8_t build_id[MB_BUILD_ID_MAX];
     unsigned build_id_len; /* 0: none found */
 };
+
+/* One line of /proc/self/maps, "start-end perms offset dev inode   path". */
+struct mb_maps_line {
+    uint64_t start, end, offset, inode;
+    const char *path; /* "" for an anonymous mapping */
+};
+/* Calls fn for each line of /proc/self/maps, read with raw system calls into
+ * buf (cap bytes, the caller's: callers serialize its use); a line longer than
+ * buf is skipped.  Returns false when the file cannot be opened. */
+bool mb_maps_each(char *buf, size_t cap, void (*fn)(void *ctx, const struct mb_maps_line *line),
+                  void *ctx);
 
 /* Calls fn once per ELF module, in address order; returns how many. */
 unsigned mb_modules_each(void (*fn)(void *ctx, const struct mb_module *m), void *ctx);

@@ -14,6 +14,7 @@
 #include "alloc/internal.h"
 #include "policy/budget.h"
 #include "policy/config.h"
+#include "policy/modules.h"
 #include "policy/monitor.h"
 #include "policy/pressure.h"
 #include "policy/sample.h"
@@ -89,22 +90,6 @@ static uint64_t read_start_ticks(void) {
 
 /* ---- the top site ------------------------------------------------------------ */
 
-static const char *hex_field(const char *p, uint64_t *out) {
-    uint64_t v = 0;
-    for (;; p++) {
-        unsigned d;
-        if (*p >= '0' && *p <= '9')
-            d = (unsigned)(*p - '0');
-        else if (*p >= 'a' && *p <= 'f')
-            d = (unsigned)(*p - 'a' + 10);
-        else
-            break;
-        v = v << 4 | d;
-    }
-    *out = v;
-    return p;
-}
-
 /* The module slot of path, added if there is room; MB_STATSPAGE_NO_MODULE. */
 static uint32_t top_module(const char *path, size_t len) {
     if (len >= MB_STATSPAGE_MODULE_PATH) return MB_STATSPAGE_NO_MODULE;
@@ -116,30 +101,18 @@ static uint32_t top_module(const char *path, size_t len) {
     return top.module_count++;
 }
 
-static const char *skip_field(const char *p, const char *end) {
-    while (p < end && *p == ' ') p++;
-    while (p < end && *p != ' ') p++;
-    while (p < end && *p == ' ') p++;
-    return p;
-}
 
-/* One line of /proc/self/maps, "start-end perms offset dev inode   path": the
- * frames it holds get their file and file offset. */
-static void top_maps_line(const char *line, const char *end) {
-    uint64_t start, stop, offset;
-    const char *p = hex_field(line, &start);
-    if (p >= end || *p++ != '-') return;
-    p = hex_field(p, &stop);
-    p = skip_field(p, end); /* perms */
-    p = hex_field(p, &offset);
-    p = skip_field(skip_field(p, end), end); /* device, inode */
-    if (p >= end || *p != '/') return; /* anonymous, [vdso], [heap]: no file */
+/* One line of /proc/self/maps: the frames it holds get their file and file
+ * offset. */
+static void top_maps_line(void *ctx, const struct mb_maps_line *l) {
+    (void)ctx;
+    if (l->path[0] != '/') return; /* anonymous, [vdso], [heap]: no file */
     for (uint32_t f = 0; f < top.frame_count; f++) {
         struct mb_statspage_frame *fr = &top.frames[f];
-        if (fr->module != MB_STATSPAGE_NO_MODULE || fr->address < start || fr->address >= stop)
+        if (fr->module != MB_STATSPAGE_NO_MODULE || fr->address < l->start || fr->address >= l->end)
             continue;
-        fr->module = top_module(p, (size_t)(end - p));
-        if (fr->module != MB_STATSPAGE_NO_MODULE) fr->file_offset = offset + (fr->address - start);
+        fr->module = top_module(l->path, strlen(l->path));
+        if (fr->module != MB_STATSPAGE_NO_MODULE) fr->file_offset = l->offset + (fr->address - l->start);
     }
 }
 
@@ -158,24 +131,7 @@ static void top_resolve(uint32_t site) {
     for (uint32_t f = 0; f < top.frame_count; f++)
         top.frames[f] = (struct mb_statspage_frame){.address = v.frames[f],
                                                     .module = MB_STATSPAGE_NO_MODULE};
-    long fd = os_open("/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return;
-    size_t len = 0;
-    for (;;) {
-        long r = os_syscall6(SYS_read, fd, (long)(maps_chunk + len),
-                             (long)(sizeof maps_chunk - len), 0, 0, 0);
-        if (r <= 0) break;
-        len += (size_t)r;
-        char *line = maps_chunk, *stop = maps_chunk + len, *nl;
-        while ((nl = memchr(line, '\n', (size_t)(stop - line))) != NULL) {
-            top_maps_line(line, nl);
-            line = nl + 1;
-        }
-        len = (size_t)(stop - line);
-        memmove(maps_chunk, line, len);
-        if (len == sizeof maps_chunk) len = 0; /* a line longer than the buffer */
-    }
-    os_close((int)fd);
+    mb_maps_each(maps_chunk, sizeof maps_chunk, top_maps_line, NULL);
 }
 
 /* Chooses the top site at a tick (before the page's sequence counter is
