@@ -166,3 +166,16 @@ bool cli_find_report_tool(char *out, size_t cap, char *looked, size_t looked_cap
     return find_installed("membudget-report", "../libexec/membudget", MB_INSTALL_LIBEXECDIR, true,
                           out, cap, looked, looked_cap);
 }
+
+void cli_json_string(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}

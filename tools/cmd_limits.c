@@ -86,19 +86,6 @@ static void print_table(const struct mb_limits *lim, const struct mb_config *cfg
                                         "falls back to rss)");
 }
 
-static void json_string(const char *s) {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
-    }
-    putchar('"');
-}
-
 static void print_json(const struct mb_limits *lim, const struct mb_config *cfg) {
     struct row rows[16];
     size_t n = rows_of(lim, rows);
@@ -106,11 +93,11 @@ static void print_json(const struct mb_limits *lim, const struct mb_config *cfg)
     for (size_t i = 0; i < n; i++) {
         printf("  \"%s_bytes\": %" PRIu64 ",\n  \"%s_source\": ", rows[i].key,
                rows[i].known ? rows[i].bytes : 0, rows[i].key);
-        json_string(rows[i].source);
+        cli_json_string(rows[i].source);
         printf(",\n");
     }
     printf("  \"cgroup_version\": %d,\n  \"cgroup_dir\": ", lim->cgroup_version);
-    json_string(lim->cgroup_dir);
+    cli_json_string(lim->cgroup_dir);
     printf(",\n  \"model\": \"%s\",\n  \"state\": \"%s\",\n  \"pages\": %u,\n"
            "  \"word_bits\": %u,\n  \"action\": \"%s\"\n}\n",
            mb_option_value_name(MB_OPT_MODEL, lim->model),

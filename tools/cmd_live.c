@@ -253,22 +253,9 @@ static void print_prometheus(const struct live_process *lp) {
 
 /* ---- stat --json --------------------------------------------------------------- */
 
-static void json_string(const char *s) {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
-    }
-    putchar('"');
-}
-
 static void json_key_string(const char *key, const char *value, bool last) {
     printf("  \"%s\": ", key);
-    json_string(value);
+    cli_json_string(value);
     printf(last ? "\n" : ",\n");
 }
 
@@ -280,7 +267,7 @@ static void print_json_top_site(const struct live_process *lp) {
     struct live_top_site t;
     live_top_site(lp, &t);
     printf("  \"top_site\": {\"state\": \"%s\", \"text\": ", live_top_state_name(t.state));
-    json_string(t.label);
+    cli_json_string(t.label);
     if (t.state != LIVE_TOP_UNKNOWN)
         printf(", \"sample_rate_bytes\": %" PRIu64 ",\n    \"scans\": %" PRIu64
                ", \"scan_ns\": %" PRIu64 ", \"resolve_ns\": %" PRIu64,
@@ -294,19 +281,19 @@ static void print_json_top_site(const struct live_process *lp) {
             const struct live_top_frame *fr = &t.frames[f];
             printf("%s\n      {\"address\": \"0x%" PRIx64 "\", \"name\": ", f ? "," : "",
                    fr->address);
-            json_string(fr->name);
+            cli_json_string(fr->name);
             if (fr->symbolized) {
                 printf(", \"function\": ");
-                json_string(fr->name);
+                cli_json_string(fr->name);
             }
             if (fr->file[0] != '\0') {
                 printf(", \"file\": ");
-                json_string(fr->file);
+                cli_json_string(fr->file);
                 printf(", \"line\": %d", fr->line);
             }
             if (fr->module[0] != '\0') {
                 printf(", \"module\": ");
-                json_string(fr->module);
+                cli_json_string(fr->module);
                 printf(", \"module_offset\": \"0x%" PRIx64 "\"", fr->module_offset);
             }
             putchar('}');
