@@ -125,7 +125,8 @@ check: deps
 	$(MAKE) --no-print-directory lib
 	$(MAKE) --no-print-directory debug
 	@status=0; for c in $(CHECKS); do \
-		$(MAKE) --no-print-directory $$c || status=1; \
+		$(MAKE) --no-print-directory $$c || { status=1; \
+			echo "make $$c failed" > $(RESULTS)/make-$$c.txt; }; \
 	done; bash scripts/summary.sh $(RESULTS); s=$$?; [ $$status -eq 0 ] && [ $$s -eq 0 ]
 
 demo: lib tool

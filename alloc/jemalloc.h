@@ -30,6 +30,7 @@
 #ifndef MEMBUDGET_ALLOC_JEMALLOC_H
 #define MEMBUDGET_ALLOC_JEMALLOC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,8 +90,8 @@ void *jm_call(enum jm_op op, void *p, size_t a, size_t b);
  * [native_lo, native_hi): two compares tell jemalloc's from them. */
 static inline void jm_free(void *p) {
     uintptr_t a = (uintptr_t)p;
-    uintptr_t lo = __atomic_load_n(&native_lo, __ATOMIC_RELAXED);
-    uintptr_t hi = __atomic_load_n(&native_hi, __ATOMIC_RELAXED);
+    uintptr_t lo = atomic_load_explicit(&native_lo, memory_order_relaxed);
+    uintptr_t hi = atomic_load_explicit(&native_hi, memory_order_relaxed);
     if (__builtin_expect(a - lo < hi - lo || (a & (JM_SAMPLED_ALIGN - 1)) == 0, 0)) {
         jm_free_slow(p);
         return;
