@@ -50,7 +50,7 @@ static _Atomic uint64_t released_total; /* decommitted or unmapped so far */
  * call, and whether the pressure handler approved the retry. */
 static __thread size_t refused_bytes __attribute__((tls_model("initial-exec")));
 static __thread bool approved __attribute__((tls_model("initial-exec")));
-/* Set at the thread's first tick, after its first allocation returned.  Before
+/* Set when the thread's first allocation has returned.  Before
  * that no charge of the thread is refused: jemalloc sets up the thread's cache
  * in its first call and, if that allocation fails, goes on with a cache it
  * never initialized (and crashes later); a refused charge would be that
@@ -543,6 +543,9 @@ static __attribute__((noinline, cold)) void *retry(enum jm_op op, void *p, size_
 }
 
 void *jm_call(enum jm_op op, void *p, size_t a, size_t b) {
+    /* The thread's countdown ran out: the tick first, so that what it learns
+     * (a new baseline, new arenas) counts for this allocation. */
+    if (alloc_countdown < 0) jm_tick();
     if (unlikely(pending)) {
         /* A fast path crossed a threshold: the pressure code, before more. */
         pending = false;
@@ -551,6 +554,7 @@ void *jm_call(enum jm_op op, void *p, size_t a, size_t b) {
     refusable = thread_ready;
     void *q = run_op(op, p, a, b);
     refusable = false;
+    thread_ready = true; /* its first call into jemalloc has returned */
     if (unlikely(q == NULL)) q = retry(op, p, a, b);
     return q;
 }
@@ -642,7 +646,6 @@ static void flush_thread_cache(void) { ctl_by_mib(MIB_TCACHE_FLUSH, 0, NULL, NUL
 
 void jm_tick(void) {
     if (!jm_active) return;
-    thread_ready = true;
     uint64_t epoch = atomic_load_explicit(&flush_epoch, memory_order_relaxed);
     if (unlikely(seen_epoch != epoch)) {
         seen_epoch = epoch;

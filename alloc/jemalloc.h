@@ -113,9 +113,10 @@ void *jm_sampled_block(void *p, size_t size);
  * start-up check that we really are the process's allocator. */
 bool jm_owns(const void *p);
 
-/* A thread's allocation countdown ran out (preload/api.c calls this every
- * JM_TICK_BYTES allocated): flushes the thread cache when asked, sets the hooks
- * on arenas jemalloc created since the last look, and runs the monitor tick. */
+/* A thread's allocation countdown ran out (jm_call runs this first, so at
+ * least every JM_TICK_BYTES a thread allocates): flushes the thread cache when
+ * asked, sets the hooks on arenas jemalloc created since the last look,
+ * measures the metadata, and runs the monitor tick. */
 #define JM_TICK_BYTES (256 * 1024)
 void jm_tick(void);
 

@@ -55,7 +55,7 @@ static __attribute__((noinline, cold)) void *sample_slow(void *p, size_t size) {
         } else {
             alloc_countdown = left;
         }
-        jm_tick();
+        /* jm_call ticked before allocating (jm_tick). */
         if (alloc_countdown >= 0) return p;
     }
     if (p != NULL) {
@@ -188,23 +188,24 @@ void *mb_reallocarray(void *ptr, size_t count, size_t size) {
     return mb_realloc(ptr, total);
 }
 
-/* The aligned family; the countdown is the caller's (sample_tick after). */
-static void *aligned_alloc_any(size_t alignment, size_t size) {
+/* The aligned family: the block, sampled as malloc's are. */
+static void *aligned_sampled(size_t alignment, size_t size) {
     if (unlikely(jm_active)) {
-        /* A block the next sample_tick will sample is made page-aligned now. */
-        int64_t after = (int64_t)((uint64_t)alloc_countdown - size);
-        if (after < 0 && after + alloc_countdown_carry < 0 && alignment < JM_SAMPLED_ALIGN)
-            alignment = JM_SAMPLED_ALIGN;
-        return alignment <= MIN_ALIGN ? jm_call(JM_MALLOC, NULL, jm_request(size), 0)
-                                      : jm_aligned(size, alignment);
+        /* The countdown first, as in malloc: a block about to be sampled is
+         * made page-aligned, and the slow path ticks before allocating. */
+        alloc_countdown = (int64_t)((uint64_t)alloc_countdown - size);
+        if (jm_sample_due() && alignment < JM_SAMPLED_ALIGN) alignment = JM_SAMPLED_ALIGN;
+        void *p = alignment <= MIN_ALIGN ? jm_call(JM_MALLOC, NULL, jm_request(size), 0)
+                                         : jm_aligned(size, alignment);
+        return alloc_countdown < 0 ? sample_slow(p, size) : p;
     }
-    return alloc_aligned(size, alignment);
+    return sample_tick(alloc_aligned(size, alignment), size);
 }
 
 static void *aligned_or_enomem(size_t alignment, size_t size) {
-    void *p = aligned_alloc_any(alignment, size);
+    void *p = aligned_sampled(alignment, size);
     if (unlikely(p == NULL)) errno = ENOMEM;
-    return sample_tick(p, size);
+    return p;
 }
 
 void *mb_aligned_alloc(size_t alignment, size_t size) {
@@ -231,9 +232,9 @@ void *mb_memalign(size_t alignment, size_t size) {
 
 int mb_posix_memalign(void **out, size_t alignment, size_t size) {
     if (!is_power_of_two(alignment) || alignment < sizeof(void *)) return EINVAL;
-    void *p = aligned_alloc_any(alignment, size);
+    void *p = aligned_sampled(alignment, size);
     if (p == NULL) return ENOMEM;
-    *out = sample_tick(p, size);
+    *out = p;
     return 0;
 }
 
