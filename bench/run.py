@@ -49,9 +49,14 @@ ALLOCATORS = [
     ("tcmalloc", LIBDIR / "libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
     ("membudget", ROOT / "build" / "libmembudget.so", None),
     ("membudget+jemalloc", ROOT / "build" / "libmembudget.so", None),
+    ("membudget+jemalloc-unsampled", ROOT / "build" / "libmembudget.so", None),
 ]
-# Environment an allocator runs with: the jemalloc backend of our library.
-ALLOC_ENV = {"membudget+jemalloc": {"MEMBUDGET_BACKEND": "jemalloc"}}
+# Environment an allocator runs with: the jemalloc backend of our library, and
+# the same without sampling (only when asked for by name: --alloc).
+ALLOC_ENV = {"membudget+jemalloc": {"MEMBUDGET_BACKEND": "jemalloc"},
+             "membudget+jemalloc-unsampled": {"MEMBUDGET_BACKEND": "jemalloc",
+                                              "MEMBUDGET_SAMPLE": "0"}}
+ON_REQUEST = {"membudget+jemalloc-unsampled"}
 PROGRAM_VERSIONS = [
     ("python3", ["python3", "--version"]),
     ("sqlite3", ["sqlite3", "--version"]),
@@ -395,12 +400,15 @@ def render(args, command, started, finished, machine, workloads, allocs, skipped
                 cells[(py.name, "membudget")]["time"] / cells[(py.name, "glibc")]["time"])
         L.append(line + ".")
         L.append("")
-    if "membudget+jemalloc" in allocs and "jemalloc" in allocs and common:
-        t = geo["membudget+jemalloc"]["time"] / geo["jemalloc"]["time"]
-        r = geo["membudget+jemalloc"]["rss"] / geo["jemalloc"]["rss"]
-        L.append("membudget+jemalloc (MEMBUDGET_BACKEND=jemalloc, the default budget on) against "
-                 "plain jemalloc: time geomean %.3f× (target ≤ 1.02), peak RSS geomean %.3f×." % (t, r))
-        L.append("")
+    for ours, what in (("membudget+jemalloc", "MEMBUDGET_BACKEND=jemalloc, the default budget "
+                        "and sampling on"),
+                       ("membudget+jemalloc-unsampled", "the same with MEMBUDGET_SAMPLE=0")):
+        if ours in allocs and "jemalloc" in allocs and common:
+            t = geo[ours]["time"] / geo["jemalloc"]["time"]
+            r = geo[ours]["rss"] / geo["jemalloc"]["rss"]
+            L.append("%s (%s) against plain jemalloc: time geomean %.3f× (target ≤ 1.02), "
+                     "peak RSS geomean %.3f×." % (ours, what, t, r))
+            L.append("")
 
     excluded = [w.name for w in workloads if w.name not in common]
     if excluded and baseline in allocs:
@@ -461,7 +469,9 @@ def main():
     if not workloads:
         sys.exit("bench: no workload matches --only %s" % args.only)
     allocs, skipped = [], []
-    for name, so, pkg in select(ALLOCATORS, args.alloc, lambda a: a[0]):
+    default = [a for a in ALLOCATORS if a[0] not in ON_REQUEST]
+    for name, so, pkg in select(ALLOCATORS if args.alloc else default, args.alloc,
+                                lambda a: a[0]):
         if so is not None and not Path(so).exists():
             why = "%s is missing" % so
             if pkg:
