@@ -21,47 +21,25 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import suite  # noqa: E402  (tests/suite.py)
+
 LIB = os.path.realpath(sys.argv[1])
 BIN = os.path.realpath(sys.argv[2])
 MIB = 1 << 20
 KIB = 1 << 10
 TIMEOUT = 60
 KILL_LINE = "exceeded its memory budget"
-BACKEND = os.environ.get("MB_TEST_BACKEND", "native")
+BACKEND = suite.BACKEND
 
-passed = failed = skipped = 0
+results = suite.Results(10)
+ok, skip, fail = results.ok, results.skip, results.fail
 tmp = tempfile.mkdtemp(prefix="mb-budget.")
 RUNNER_PID = os.getpid()
 
 
-def ok(name):
-    global passed
-    passed += 1
-    print("ok " + name, flush=True)
-
-
-def skip(name, why):
-    global skipped
-    skipped += 1
-    print("skip %s: %s" % (name, why), flush=True)
-
-
-def fail(name, why, stderr=""):
-    global failed
-    failed += 1
-    print("FAIL %s: %s" % (name, why), flush=True)
-    for line in stderr.splitlines()[:10]:
-        print("    | " + line)
-
-
 def clean_env(extra, preload=True):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMBUDGET_")}
-    env.pop("LD_PRELOAD", None)
-    if preload:
-        env["LD_PRELOAD"] = LIB
-        env["MEMBUDGET_BACKEND"] = BACKEND
-    env.update(extra)
-    return env
+    return suite.environment(extra, LIB if preload else None)
 
 
 def os_fields(pid):
@@ -773,13 +751,10 @@ def main():
     check_bad_values()
     check_report_paths()
     check_api_dump()
-    summary = "%d passed, %d failed" % (passed, failed)
-    if skipped:
-        summary += ", %d skipped" % skipped
-    print(summary, flush=True)
+    print(results.summary(), flush=True)
     subprocess.run(["chmod", "-R", "u+rwx", tmp])
     subprocess.run(["rm", "-rf", tmp])
-    return 1 if failed else 0
+    return 1 if results.failed else 0
 
 
 if __name__ == "__main__":

@@ -25,6 +25,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import suite  # noqa: E402  (tests/suite.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.path.realpath(sys.argv[1])
@@ -38,30 +41,11 @@ SHM = "/dev/shm"
 TIMEOUT = 30
 MIB = 1 << 20
 
-passed = failed = skipped = 0
+results = suite.Results(12)
+ok, skip, fail = results.ok, results.skip, results.fail
 tmp = tempfile.mkdtemp(prefix="mb-cli.")
 os.chmod(tmp, 0o755)
 children = []  # processes to stop at the end, whatever happens
-
-
-def ok(name):
-    global passed
-    passed += 1
-    print("ok " + name, flush=True)
-
-
-def skip(name, why):
-    global skipped
-    skipped += 1
-    print("skip %s: %s" % (name, why), flush=True)
-
-
-def fail(name, why, detail=""):
-    global failed
-    failed += 1
-    print("FAIL %s: %s" % (name, why), flush=True)
-    for line in detail.splitlines()[:12]:
-        print("    | " + line)
 
 
 def check(name, cond, why, detail=""):
@@ -73,10 +57,7 @@ def check(name, cond, why, detail=""):
 
 
 def clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMBUDGET_")}
-    env.pop("LD_PRELOAD", None)
-    env.update(extra or {})
-    return env
+    return suite.environment(extra)
 
 
 def tool(*args, env=None, timeout=TIMEOUT, prefix=()):
@@ -883,11 +864,9 @@ def main():
                 c.kill()
                 c.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    line = "%d passed, %d failed" % (passed, failed)
-    if skipped:
-        line += ", %d skipped" % skipped
+    line = results.summary()
     print(line)
-    return 1 if failed else 0
+    return 1 if results.failed else 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ Cases:
              locks of the allocator and the sampler (debug library)
   resample   realloc in place replaces a sample, a moved span and a free end it
   svg        the timeline opens in headless Chromium and is not blank
-Prints "ok NAME" or "FAIL NAME: why" per case, then "N passed, N failed, N skipped".
+Prints "ok NAME" or "FAIL NAME: why" per case, then "N passed, N failed[, N skipped]".
 Set REPORT_REGOLD=1 to rewrite the expected golden outputs from the tool."""
 import json
 import os
@@ -34,6 +34,9 @@ import tempfile
 import xml.etree.ElementTree as ET
 import zlib
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import suite  # noqa: E402  (tests/suite.py)
+
 LIB = os.path.realpath(sys.argv[1])
 DEBUG_LIB = os.path.realpath(sys.argv[2])
 TOOL = os.path.realpath(sys.argv[3])
@@ -42,42 +45,13 @@ HERE = os.path.dirname(os.path.realpath(__file__))
 GOLDEN = os.path.join(HERE, "golden")
 TIMEOUT = 60
 
-passed = failed = skipped = 0
+results = suite.Results(15)
+ok, skip, fail = results.ok, results.skip, results.fail
 tmp = tempfile.mkdtemp(prefix="mb-report.")
 
 
-def ok(name):
-    global passed
-    passed += 1
-    print("ok " + name, flush=True)
-
-
-def fail(name, why, detail=""):
-    global failed
-    failed += 1
-    print("FAIL %s: %s" % (name, why), flush=True)
-    for line in str(detail).splitlines()[:15]:
-        print("    | " + line)
-
-
-def skip(name, why):
-    global skipped
-    skipped += 1
-    print("skip %s: %s" % (name, why), flush=True)
-
-
-# MB_TEST_BACKEND=jemalloc runs every preloaded case with MEMBUDGET_BACKEND=jemalloc.
-BACKEND = os.environ.get("MB_TEST_BACKEND", "native")
-
-
 def clean_env(extra, lib=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMBUDGET_")}
-    env.pop("LD_PRELOAD", None)
-    if lib:
-        env["LD_PRELOAD"] = lib
-        env["MEMBUDGET_BACKEND"] = BACKEND
-    env.update(extra)
-    return env
+    return suite.environment(extra, lib)
 
 
 def run(cmd, env=None, timeout=TIMEOUT):
@@ -481,8 +455,8 @@ def main():
     check_resample()
     check_svg(dump)
     shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    return 1 if failed else 0
+    print(results.summary())
+    return 1 if results.failed else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,49 @@
+"""What the Python test drivers (tests/*/run.py) share: the result lines every
+suite prints ("ok NAME", "skip NAME: why", "FAIL NAME: why" followed by an
+indented excerpt, and "N passed, N failed[, N skipped]" last, which
+scripts/summary.sh adds up) and the environment of the programs they run.
+
+MB_TEST_BACKEND=jemalloc makes every preloaded run use the jemalloc backend
+(make check runs some suites a second time that way)."""
+import os
+
+BACKEND = os.environ.get("MB_TEST_BACKEND", "native")
+
+
+class Results:
+    def __init__(self, excerpt_lines=12):
+        self.passed = self.failed = self.skipped = 0
+        self.excerpt_lines = excerpt_lines
+
+    def ok(self, name):
+        self.passed += 1
+        print("ok " + name, flush=True)
+
+    def skip(self, name, why):
+        self.skipped += 1
+        print("skip %s: %s" % (name, why), flush=True)
+
+    def fail(self, name, why, detail=""):
+        """Returns None, so that a check can `return fail(...)`."""
+        self.failed += 1
+        print("FAIL %s: %s" % (name, why), flush=True)
+        for line in str(detail).splitlines()[:self.excerpt_lines]:
+            print("    | " + line)
+
+    def summary(self):
+        line = "%d passed, %d failed" % (self.passed, self.failed)
+        if self.skipped:
+            line += ", %d skipped" % self.skipped
+        return line
+
+
+def environment(extra=None, preload=None):
+    """os.environ without MEMBUDGET_* and LD_PRELOAD, then `preload` preloaded
+    on the backend MB_TEST_BACKEND names, then `extra` (which wins)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMBUDGET_")}
+    env.pop("LD_PRELOAD", None)
+    if preload:
+        env["LD_PRELOAD"] = preload
+        env["MEMBUDGET_BACKEND"] = BACKEND
+    env.update(extra or {})
+    return env
