@@ -278,10 +278,14 @@ static bool on_threshold(uint64_t counter, size_t charge) {
         if (!atomic_load_explicit(&dying, memory_order_relaxed)) {
             uint64_t footprint = mb_monitor_footprint();
             if (footprint < kill_effective()) return true;
-            if (config.action == MB_ACTION_FAIL) return false;
+            /* fail: once the one inside has reported the crossing; before
+             * that, it may yet survive (its release may bring the footprint
+             * under), so no allocation fails without the report. */
+            if (config.action == MB_ACTION_FAIL && __atomic_load_n(&kill_crossed, __ATOMIC_RELAXED))
+                return false;
             if (config.action == MB_ACTION_WARN) return true;
         }
-        gate_wait(); /* abort: the one inside decides whether we all die */
+        gate_wait(); /* the one inside decides whether we all die (abort) or fail */
         if (budget_counter() < atomic_load_explicit(&counter_threshold, memory_order_relaxed))
             return true;
     }
