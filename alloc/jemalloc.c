@@ -510,17 +510,14 @@ const char *jm_start(void) {
 
 /* ---- entry points ----------------------------------------------------------------- */
 
-#define MIN_REQUEST JM_MIN_REQUEST
-#define SAMPLED_ALIGN JM_SAMPLED_ALIGN
-
 static void *run_op(enum jm_op op, void *p, size_t a, size_t b) {
     switch (op) {
     case JM_MALLOC: return mbje_malloc(a);
     case JM_CALLOC: return mbje_calloc(a, b);
     case JM_REALLOC: return mbje_realloc(p, a);
-    case JM_REALLOC_SAMPLED: return mbje_rallocx(p, a, MALLOCX_ALIGN(SAMPLED_ALIGN));
+    case JM_REALLOC_SAMPLED: return mbje_rallocx(p, a, MALLOCX_ALIGN(JM_SAMPLED_ALIGN));
     case JM_ALIGNED: return mbje_mallocx(a, MALLOCX_ALIGN(b));
-    case JM_CALLOC_SAMPLED: return mbje_mallocx(a, MALLOCX_ALIGN(SAMPLED_ALIGN) | MALLOCX_ZERO);
+    case JM_CALLOC_SAMPLED: return mbje_mallocx(a, MALLOCX_ALIGN(JM_SAMPLED_ALIGN) | MALLOCX_ZERO);
     }
     return NULL;
 }
@@ -576,14 +573,14 @@ static inline bool native_owns(const void *p) {
  * so only page-aligned blocks (jemalloc's large ones, and the first of each
  * slab) look at the filter when freed. */
 static inline bool sampled(const void *p) {
-    return ((uintptr_t)p & (SAMPLED_ALIGN - 1)) == 0 &&
+    return ((uintptr_t)p & (JM_SAMPLED_ALIGN - 1)) == 0 &&
            atomic_load_explicit(sampled_filter_slot(p), memory_order_relaxed) != 0;
 }
 
 void *jm_sampled_block(void *p, size_t size) {
-    if (((uintptr_t)p & (SAMPLED_ALIGN - 1)) == 0 || native_owns(p)) return p;
-    size_t n = size < MIN_REQUEST ? MIN_REQUEST : size;
-    void *q = jm_call(JM_ALIGNED, NULL, n, SAMPLED_ALIGN);
+    if (((uintptr_t)p & (JM_SAMPLED_ALIGN - 1)) == 0 || native_owns(p)) return p;
+    size_t n = size < JM_MIN_REQUEST ? JM_MIN_REQUEST : size;
+    void *q = jm_call(JM_ALIGNED, NULL, n, JM_SAMPLED_ALIGN);
     if (q == NULL) return NULL;
     memcpy(q, p, size);
     mbje_free(p);
@@ -617,14 +614,14 @@ void *jm_realloc(void *p, size_t size, bool sample) {
     if (unlikely(native_owns(p))) {
         /* Move it into jemalloc. */
         size_t old = alloc_usable_size(p);
-        size_t n = size < MIN_REQUEST ? MIN_REQUEST : size;
-        void *q = sample ? jm_call(JM_ALIGNED, NULL, n, SAMPLED_ALIGN) : jm_call(JM_MALLOC, NULL, n, 0);
+        size_t n = size < JM_MIN_REQUEST ? JM_MIN_REQUEST : size;
+        void *q = sample ? jm_call(JM_ALIGNED, NULL, n, JM_SAMPLED_ALIGN) : jm_call(JM_MALLOC, NULL, n, 0);
         if (q == NULL) return NULL;
         memcpy(q, p, old < size ? old : size);
         alloc_free(p);
         return q;
     }
-    size = size < MIN_REQUEST ? MIN_REQUEST : size;
+    size = size < JM_MIN_REQUEST ? JM_MIN_REQUEST : size;
     bool was_sampled = sampled(p);
     /* A sampled block was given a page of its own (jm_sampled_block): it stays
      * in place while it fits, and stays page-aligned when it moves. */

@@ -72,11 +72,16 @@ static __attribute__((noinline, cold)) void *sample_slow(void *p, size_t size) {
     return p;
 }
 
-/* The fast path's whole cost: one subtraction and one branch.  Unsigned
+/* Takes size bytes off the countdown; true while it lasts.  Unsigned
  * arithmetic, so no size can overflow the signed countdown. */
-static inline void *sample_tick(void *p, size_t size) {
+static inline bool countdown_take(size_t size) {
     alloc_countdown = (int64_t)((uint64_t)alloc_countdown - size);
-    if (unlikely(alloc_countdown < 0)) return sample_slow(p, size);
+    return alloc_countdown >= 0;
+}
+
+/* The fast path's whole cost: one subtraction and one branch. */
+static inline void *sample_tick(void *p, size_t size) {
+    if (unlikely(!countdown_take(size))) return sample_slow(p, size);
     return p;
 }
 
@@ -103,8 +108,7 @@ static __attribute__((noinline)) void *jm_slow(bool zero, size_t count, size_t e
 void *mb_malloc(size_t size) {
     if (unlikely(jm_active)) {
         /* The countdown first, then a tail call into jemalloc's fast path. */
-        alloc_countdown = (int64_t)((uint64_t)alloc_countdown - size);
-        if (likely(alloc_countdown >= 0)) return mbje_malloc(jm_request(size));
+        if (likely(countdown_take(size))) return mbje_malloc(jm_request(size));
         return jm_slow(false, 0, 0, size);
     }
     void *p = alloc_malloc(size);
@@ -125,8 +129,7 @@ void *mb_calloc(size_t count, size_t size) {
     }
     if (unlikely(jm_active)) {
         if (total < JM_MIN_REQUEST) count = 1, size = JM_MIN_REQUEST;
-        alloc_countdown = (int64_t)((uint64_t)alloc_countdown - total);
-        if (likely(alloc_countdown >= 0)) return mbje_calloc(count, size);
+        if (likely(countdown_take(total))) return mbje_calloc(count, size);
         return jm_slow(true, count, size, total);
     }
     void *p;
@@ -161,10 +164,10 @@ void *mb_realloc(void *ptr, size_t size) {
         return NULL;
     }
     if (unlikely(jm_active)) {
-        alloc_countdown = (int64_t)((uint64_t)alloc_countdown - size);
+        bool lasts = countdown_take(size);
         void *r = jm_realloc(ptr, size, jm_sample_due());
         if (unlikely(r == NULL)) errno = ENOMEM;
-        return alloc_countdown < 0 ? sample_slow(r, size) : r;
+        return lasts ? r : sample_slow(r, size);
     }
     bool foreign;
     void *q = alloc_realloc(ptr, size, &foreign);
@@ -193,11 +196,11 @@ static void *aligned_sampled(size_t alignment, size_t size) {
     if (unlikely(jm_active)) {
         /* The countdown first, as in malloc: a block about to be sampled is
          * made page-aligned, and the slow path ticks before allocating. */
-        alloc_countdown = (int64_t)((uint64_t)alloc_countdown - size);
+        bool lasts = countdown_take(size);
         if (jm_sample_due() && alignment < JM_SAMPLED_ALIGN) alignment = JM_SAMPLED_ALIGN;
         void *p = alignment <= MIN_ALIGN ? jm_call(JM_MALLOC, NULL, jm_request(size), 0)
                                          : jm_aligned(size, alignment);
-        return alloc_countdown < 0 ? sample_slow(p, size) : p;
+        return lasts ? p : sample_slow(p, size);
     }
     return sample_tick(alloc_aligned(size, alignment), size);
 }
