@@ -59,7 +59,7 @@ MB_LIB_LDLIBS += -lm
 endif
 endif
 
-$(JE_OBJ): $(JEMALLOC_PIC) alloc/jemalloc.syms Makefile
+$(JE_OBJ): $(JEMALLOC_PIC) alloc/jemalloc.syms Makefile | build-deps
 	@rm -rf $(@D) && mkdir -p $(@D)/members
 	cd $(@D)/members && ar x $(abspath $(JEMALLOC_PIC))
 	$(LD) -r -o $(@D)/merged.o $$(ls $(@D)/members/*.o | grep -v jemalloc_cpp)
@@ -69,11 +69,20 @@ LIB       := $(BUILD)/libmembudget.so
 REL_LIB   := $(BUILD_ROOT)/libmembudget.so
 DEBUG_LIB := $(BUILD_ROOT)/debug/libmembudget.so
 
-.PHONY: all lib debug check deps demo bench clean format
+.PHONY: all lib debug check deps build-deps demo bench clean format
 all: lib tool
 lib: $(LIB)
 
-$(BUILD)/obj/%.o: %.c $(MB_LIB_HDRS) Makefile
+# What a target needs from Debian (scripts/deps.sh).  A build stops at once with
+# one line naming the missing packages and the command that installs them;
+# make demo, make bench and make check install them first (as root), then build
+# in a sub-make, which sees what was installed (MB_DEPS_DONE skips the check).
+build-deps:
+ifneq ($(MB_DEPS_DONE),1)
+	@bash scripts/deps.sh --check build
+endif
+
+$(BUILD)/obj/%.o: %.c $(MB_LIB_HDRS) Makefile | build-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
@@ -90,7 +99,7 @@ endif
 debug: $(DEBUG_LIB)
 
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh --install check
 
 clean:
 	rm -rf $(BUILD_ROOT)
@@ -122,13 +131,14 @@ RESULTS := $(BUILD_ROOT)/results
 
 check: deps
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
-	$(MAKE) --no-print-directory lib
-	$(MAKE) --no-print-directory debug
+	$(MAKE) --no-print-directory MB_DEPS_DONE=1 lib
+	$(MAKE) --no-print-directory MB_DEPS_DONE=1 debug
 	@status=0; for c in $(CHECKS); do \
-		$(MAKE) --no-print-directory $$c || { status=1; \
+		$(MAKE) --no-print-directory MB_DEPS_DONE=1 $$c || { status=1; \
 			echo "make $$c failed" > $(RESULTS)/make-$$c.txt; }; \
 	done; bash scripts/summary.sh $(RESULTS); s=$$?; [ $$status -eq 0 ] && [ $$s -eq 0 ]
 
-demo: lib tool
-	@$(MAKE) --no-print-directory report-tool >/dev/null 2>&1 || true
+demo:
+	@bash scripts/deps.sh --install demo
+	@$(MAKE) --no-print-directory MB_DEPS_DONE=1 lib tool report-tool
 	@bash scripts/demo.sh $(LIB) $(TOOL)

@@ -11,15 +11,16 @@ BENCH_CFLAGS := -O2 -pthread -Wall -Wextra
 BENCH_MICRO  := $(patsubst bench/micro/%.c,$(BENCH_BUILD)/%,$(wildcard bench/micro/*.c))
 BENCH_ARGS   ?=
 
-.PHONY: bench bench-build bench-deps
+.PHONY: bench bench-run bench-build
 
-bench: $(REL_LIB) bench-deps bench-build bench-budget bench-sample
+bench:
+	@bash scripts/deps.sh --install bench
+	@$(MAKE) --no-print-directory MB_DEPS_DONE=1 DEBUG= bench-run
+
+bench-run: $(REL_LIB) bench-build bench-budget bench-sample
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 bench-build: $(BENCH_MICRO) $(BENCH_BUILD)/treerun
-
-bench-deps:
-	@bash bench/deps.sh
 
 $(BENCH_BUILD)/%: bench/micro/%.c $(wildcard bench/micro/*.h)
 	@mkdir -p $(dir $@)

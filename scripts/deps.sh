@@ -1,62 +1,122 @@
 #!/usr/bin/env bash
-# Installs what `make check` needs on Debian 12, only what is missing, without
-# prompting.  Each line below: a Debian package and how to tell it is present
-# (a command on PATH, or the package itself).  Set MEMBUDGET_NO_APT=1 to only
-# report what is missing.
+# What each make target needs from Debian 12, and what to do when some of it is
+# missing.
+#
+#   deps.sh [--install|--check] PROFILE
+#
+# PROFILE is what the target does:
+#   build  the library, the command and the report tool (make, make install)
+#   demo   build, and python3 to run under the budget (make demo)
+#   bench  build, the peer allocators and the real programs (make bench)
+#   check  everything the suites use (make check)
+#
+# --check prints one line naming the missing packages and the command that
+# installs them, and fails.  --install (the default) installs them with apt-get
+# when run as root (or with a password-less sudo), else fails with the same one
+# line.  MEMBUDGET_NO_APT=1 turns --install into --check.  Every probe is a file
+# or a command, so the answer costs no dpkg query; MB_DEPS_ROOT (for the tests)
+# is put before every file probe and hides every command probe, as on a machine
+# where nothing is installed.
 set -euo pipefail
 
-needs=(
-    "gcc          cmd:gcc"
-    "g++          cmd:g++"
-    "make         cmd:make"
-    "clang        cmd:clang"
-    "libclang-rt-14-dev pkg:libclang-rt-14-dev"
-    "python3      cmd:python3"
-    "sqlite3      cmd:sqlite3"
-    "perl         cmd:perl"
-    "git          cmd:git"
-    "default-jdk-headless cmd:javac"
-    "nodejs       cmd:node"
-    "binutils     cmd:objdump"
-    "libjemalloc2 file:/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
-    "libjemalloc-dev pkg:libjemalloc-dev"
-    "libmimalloc2.0 file:/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"
-    "libunwind-dev pkg:libunwind-dev"
-    "libdw-dev    pkg:libdw-dev"
-    "libjansson-dev pkg:libjansson-dev"
-    "chromium     cmd:chromium"
-    "libpython3.11-testsuite file:/usr/lib/python3.11/test/test_dict.py"
-    "valgrind     cmd:valgrind"
-    "coreutils    cmd:timeout"
-    "tmux         cmd:tmux"
-    "pkgconf      cmd:pkg-config"
-    "groff-base   cmd:groff"
+mode=install
+case "${1:-}" in
+    --install) mode=install; shift ;;
+    --check) mode=check; shift ;;
+esac
+profile=${1:-check}
+[ "${MEMBUDGET_NO_APT:-0}" = 1 ] && mode=check
+
+multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+lib=/usr/lib/$multiarch
+
+# "package probe": a probe is cmd:NAME (on PATH) or a file that the package
+# installs.
+build=(
+    "gcc              cmd:gcc"
+    "make             cmd:make"
+    "binutils         cmd:objcopy"
+    "libunwind-dev    /usr/include/$multiarch/libunwind.h"
+    "libdw-dev        /usr/include/elfutils/libdwfl.h"
+    "libjansson-dev   /usr/include/jansson.h"
+    "libjemalloc-dev  /usr/include/jemalloc/jemalloc.h"
+    "libjemalloc-dev  $lib/libjemalloc_pic.a"
 )
+demo=("${build[@]}" "python3 cmd:python3")
+programs=(
+    "python3          cmd:python3"
+    "sqlite3          cmd:sqlite3"
+    "perl             cmd:perl"
+    "git              cmd:git"
+    "default-jdk-headless cmd:javac"
+    "nodejs           cmd:node"
+    "g++              cmd:g++"
+)
+peers=(
+    "libjemalloc2     $lib/libjemalloc.so.2"
+    "libmimalloc2.0   $lib/libmimalloc.so.2"
+    "libtcmalloc-minimal4 $lib/libtcmalloc_minimal.so.4"
+)
+bench=("${build[@]}" "${programs[@]}" "${peers[@]}")
+check=(
+    "${build[@]}" "${programs[@]}" "${peers[@]}"
+    "clang            cmd:clang"
+    "libclang-rt-14-dev /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-$(uname -m).a"
+    "chromium         cmd:chromium"
+    "libpython3.11-testsuite /usr/lib/python3.11/test/test_dict.py"
+    "valgrind         cmd:valgrind"
+    "coreutils        cmd:timeout"
+    "tmux             cmd:tmux"
+    "pkgconf          cmd:pkg-config"
+    "groff-base       cmd:groff"
+    "util-linux       cmd:setpriv"
+)
+case "$profile" in
+    build) needs=("${build[@]}") ;;
+    demo) needs=("${demo[@]}") ;;
+    bench) needs=("${bench[@]}") ;;
+    check) needs=("${check[@]}") ;;
+    *) echo "deps.sh: unknown profile '$profile' (build, demo, bench or check)" >&2; exit 2 ;;
+esac
+
+present() {
+    case "$1" in
+        cmd:*) [ -z "${MB_DEPS_ROOT:-}" ] && command -v "${1#cmd:}" >/dev/null 2>&1 ;;
+        *) [ -e "${MB_DEPS_ROOT:-}$1" ] ;;
+    esac
+}
 
 missing=()
 for line in "${needs[@]}"; do
     read -r package probe <<<"$line"
-    case "$probe" in
-        cmd:*) command -v "${probe#cmd:}" >/dev/null 2>&1 && continue ;;
-        pkg:*) dpkg-query -W -f='${Status}' "${probe#pkg:}" 2>/dev/null | grep -q 'install ok installed' && continue ;;
-        file:*) [ -e "${probe#file:}" ] && continue ;;
-    esac
-    missing+=("$package")
+    present "$probe" && continue
+    case " ${missing[*]:-} " in *" $package "*) ;; *) missing+=("$package") ;; esac
 done
+[ ${#missing[@]} -eq 0 ] && exit 0
+case "$profile" in build) what="building membudget" ;; *) what="make $profile" ;; esac
 
-if [ ${#missing[@]} -eq 0 ]; then
-    echo "deps: everything needed is installed"
-    exit 0
-fi
-echo "deps: missing: ${missing[*]}"
-if [ "${MEMBUDGET_NO_APT:-0}" = 1 ]; then
+say_missing() {
+    echo "membudget: $what needs Debian packages that are missing: ${missing[*]};" \
+        "install them with: sudo apt-get install ${missing[*]} (or run make deps as root)" >&2
     exit 1
-fi
+}
+[ "$mode" = check ] && say_missing
+sudo=()
 if [ "$(id -u)" -ne 0 ]; then
-    echo "deps: run as root (or: sudo apt-get install -y ${missing[*]})" >&2
-    exit 1
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo=(sudo -n)
+    else
+        say_missing
+    fi
 fi
+command -v apt-get >/dev/null 2>&1 || say_missing
+echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt=("${sudo[@]}" apt-get -y -qq -o Dpkg::Use-Pty=0)
+# The package lists of a fresh machine may be empty or old: update once and
+# try again when the first install fails.
+if ! "${apt[@]}" install --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+    "${apt[@]}" update >/dev/null
+    "${apt[@]}" install --no-install-recommends "${missing[@]}" >/dev/null
+fi
 echo "deps: installed ${missing[*]}"

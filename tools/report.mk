@@ -14,6 +14,6 @@ REPORT_LDLIBS  := -ljansson -ldw -lelf
 all: report-tool
 report-tool: $(REPORT_TOOL)
 
-$(REPORT_TOOL): $(REPORT_SRCS) $(REPORT_HDRS) tools/report.mk
+$(REPORT_TOOL): $(REPORT_SRCS) $(REPORT_HDRS) tools/report.mk | build-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(REPORT_CFLAGS) $(REPORT_SRCS) -o $@ $(REPORT_LDLIBS)

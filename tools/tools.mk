@@ -62,7 +62,7 @@ $(TOOL_DIRS_H): tools-force
 		'#define MB_INSTALL_INCLUDEDIR "$(INCLUDEDIR)"' >$@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
-$(TOOL_OBJDIR)/%.o: %.c $(TOOL_HDRS) tools/tools.mk
+$(TOOL_OBJDIR)/%.o: %.c $(TOOL_HDRS) tools/tools.mk | build-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(TOOL_CFLAGS) -c $< -o $@
 
