@@ -69,7 +69,7 @@ LIB       := $(BUILD)/libmembudget.so
 REL_LIB   := $(BUILD_ROOT)/libmembudget.so
 DEBUG_LIB := $(BUILD_ROOT)/debug/libmembudget.so
 
-.PHONY: all lib debug check deps build-deps demo bench clean format
+.PHONY: all lib debug check check-loaded deps build-deps demo bench clean format
 all: lib tool
 lib: $(LIB)
 
@@ -137,6 +137,11 @@ check: deps
 		$(MAKE) --no-print-directory MB_DEPS_DONE=1 $$c || { status=1; \
 			echo "make $$c failed" > $(RESULTS)/make-$$c.txt; }; \
 	done; bash scripts/summary.sh $(RESULTS); s=$$?; [ $$status -eq 0 ] && [ $$s -eq 0 ]
+
+# make check three times in a fresh clone with every core kept busy
+# (scripts/check_loaded.sh); not part of make check.
+check-loaded: deps
+	@bash scripts/check_loaded.sh $(LOADED_RUNS)
 
 demo:
 	@bash scripts/deps.sh --install demo
