@@ -189,8 +189,9 @@ __attribute__((constructor)) static void membudget_start(void) {
     if (probe != NULL) global_free(probe);
     if (foreign) {
         static const char msg[] =
-            "membudget: libmembudget.so was loaded with dlopen(), not preloaded: it is not "
-            "this process's allocator and no budget applies (use LD_PRELOAD)\n";
+            "membudget: libmembudget.so is not this process's allocator (it was loaded with "
+            "dlopen() rather than LD_PRELOAD, or the program has a malloc of its own): no budget "
+            "applies\n";
         os_write_all(2, msg, sizeof msg - 1);
     }
     handshake_answer(!foreign);
