@@ -136,7 +136,7 @@ static bool elf_read_path(const char *path, struct elf_facts *out) {
     return ok;
 }
 
-/* Is the file open on fd the dynamic loader itself (run as a program, it
+/* Is the file of `st` the dynamic loader itself (run as a program, it
  * honours LD_PRELOAD though it has no interpreter of its own)? */
 static bool is_dynamic_loader(const struct stat *st) {
     struct elf_facts self;
@@ -296,11 +296,14 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Has pid ended?  Leaves it unreaped (WNOWAIT). */
+/* Has pid ended?  Leaves it unreaped (WNOWAIT).  ECHILD (SIGCHLD ignored by
+ * whoever started us: the kernel reaped it) counts as ended, or the wait
+ * would spin to its deadline. */
 static bool ended(pid_t pid) {
     siginfo_t info;
     memset(&info, 0, sizeof info);
-    return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid;
+    if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return errno == ECHILD;
+    return info.si_pid == pid;
 }
 
 /* The record, as preload/handshake.h has it. */
