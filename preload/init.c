@@ -6,7 +6,10 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alloc/fmt.h"
@@ -21,6 +24,7 @@
 #include "policy/pressure.h"
 #include "policy/sample.h"
 #include "policy/statspage.h"
+#include "preload/handshake.h"
 #include "preload/preload.h"
 
 int mb_verbose;
@@ -101,8 +105,73 @@ static void backend_start(void) {
     fmt_write(&f, 2);
 }
 
+/* ---- the handshake with `membudget run` (preload/handshake.h) -------------- */
+
+static int handshake_fd = -1;
+
+/* The decimal number at *p up to `end`; false on anything else or overflow. */
+static bool parse_decimal(const char **p, char end, uint64_t max, uint64_t *out) {
+    uint64_t v = 0;
+    const char *s = *p;
+    if (*s < '0' || *s > '9') return false;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (max - (uint64_t)(*s - '0')) / 10) return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    if (*s != end) return false;
+    *p = s + 1;
+    *out = v;
+    return true;
+}
+
+/* Takes MEMBUDGET_HANDSHAKE out of the environment, every copy of it, before
+ * anything reads the environment (the unknown-variable check would name it)
+ * and before the program can exec another that would answer in our place;
+ * keeps the descriptor when it is the socket the value names.  A bad value is
+ * ignored: whoever set it learns nothing, the host runs on.  Only pointers
+ * move in environ: nothing is allocated. */
+static void handshake_take(void) {
+    static const char prefix[] = MB_HANDSHAKE_ENV "=";
+    const char *value = NULL;
+    char **out = environ;
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, prefix, sizeof prefix - 1) == 0) {
+            if (value == NULL) value = *e + sizeof prefix - 1;
+            continue;
+        }
+        *out++ = *e;
+    }
+    if (out != NULL) *out = NULL;
+    /* A setuid program answers no one (secure_getenv's rule). */
+    if (value == NULL || getauxval(AT_SECURE) != 0) return;
+    uint64_t fd, inode;
+    struct stat st;
+    if (!parse_decimal(&value, ':', 1u << 30, &fd) ||
+        !parse_decimal(&value, '\0', UINT64_MAX, &inode))
+        return;
+    if (fstat((int)fd, &st) != 0 || !S_ISSOCK(st.st_mode) || (uint64_t)st.st_ino != inode) return;
+    handshake_fd = (int)fd;
+}
+
+/* One record, then the descriptor is closed: the command's own children
+ * never see it. */
+static void handshake_answer(bool allocator) {
+    if (handshake_fd < 0) return;
+    char buf[MB_HANDSHAKE_RECORD_MAX];
+    struct fmt f = FMT_ON(buf);
+    fmt_str(&f, MB_HANDSHAKE_TAG " ");
+    fmt_u64(&f, (uint64_t)os_getpid());
+    fmt_str(&f, allocator ? " " MB_HANDSHAKE_ALLOCATOR " " : " " MB_HANDSHAKE_FOREIGN " ");
+    fmt_str(&f, MEMBUDGET_VERSION "\n");
+    ssize_t sent = send(handshake_fd, f.buf, f.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)sent; /* a `run` that is gone or full wants no answer */
+    os_close(handshake_fd);
+    handshake_fd = -1;
+}
+
 __attribute__((constructor)) static void membudget_start(void) {
     alloc_init();
+    handshake_take();
     mb_config_read_env(&cfg, NULL); /* one line per bad variable */
     backend_start();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
@@ -120,10 +189,14 @@ __attribute__((constructor)) static void membudget_start(void) {
     if (probe != NULL) global_free(probe);
     if (foreign) {
         static const char msg[] =
-            "membudget: libmembudget.so was loaded with dlopen(), not preloaded: it is not "
-            "this process's allocator and no budget applies (use LD_PRELOAD)\n";
+            "membudget: libmembudget.so is not this process's allocator (it was loaded with "
+            "dlopen() rather than LD_PRELOAD, or the program has a malloc of its own): no budget "
+            "applies\n";
         os_write_all(2, msg, sizeof msg - 1);
     }
+    handshake_answer(!foreign);
+#else
+    handshake_answer(true);
 #endif
 }
 

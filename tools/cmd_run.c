@@ -2,6 +2,9 @@
  * runs it, and passes its exit status on as a shell would (128+N for signal
  * N).  When the command is stopped over its budget (SIGABRT with a report
  * written for its pid) the report tool prints the summary of that report.
+ * A command that would run without the library (ld.so could not preload it,
+ * or never reads LD_PRELOAD) is refused or stopped, with one line and its own
+ * exit status (tools/run_start.c): never an unbudgeted run in silence.
  *
  * The environment is changed in the child only, between fork and exec: this
  * process never runs under the library. */
@@ -20,10 +23,13 @@
 #include "policy/config.h"
 #include "tools/cli.h"
 #include "tools/livestats.h"
+#include "tools/run_start.h"
 
 #define RUN_EXIT_INTERNAL 125 /* membudget itself failed, as env(1) and timeout(1) */
 #define RUN_EXIT_NOT_EXECUTABLE 126
 #define RUN_EXIT_NOT_FOUND 127
+#define RUN_EXIT_UNBUDGETED 122        /* the library did not (or could not) start in CMD */
+#define RUN_START_TIMEOUT_DEFAULT 30.0 /* seconds: generous, a loaded machine is slow */
 
 static const char run_usage[] =
     "usage: membudget run [OPTIONS] [--] CMD [ARGS...]\n"
@@ -43,6 +49,8 @@ static const char run_usage[] =
     "  --pages N         the jetsam model's page count, 1 or more  [MEMBUDGET_PAGES]\n"
     "  --library PATH    preload this libmembudget.so instead of the one installed\n"
     "                    with the command\n"
+    "  --start-timeout S how long to wait for the library to say it started in CMD,\n"
+    "                    0.1 to 3600 seconds (30)\n"
     "  -h, --help        this text\n"
     "\n"
     "Other MEMBUDGET_* variables already in the environment reach CMD unchanged;\n"
@@ -58,10 +66,20 @@ static const char run_usage[] =
     "$TMPDIR/membudget-run.XXXXXX (/tmp when TMPDIR is unset), removed again when\n"
     "nothing was written to it.\n"
     "\n"
-    "exit status: CMD's own; 126 CMD is not executable; 127 CMD was not found;\n"
-    "125 membudget itself failed; 2 bad arguments.\n";
+    "CMD never runs without the library in silence.  A static program, a setuid,\n"
+    "setgid or file-capability one (the loader ignores LD_PRELOAD for them) or one\n"
+    "of another architecture is not run.  Started, CMD must answer the handshake of\n"
+    "the library within the start timeout; if it ends first, or the library is not\n"
+    "its allocator, one line says so, and a CMD still running is killed.  A library\n"
+    "path that LD_PRELOAD cannot carry (a space, a colon, a '$') is preloaded\n"
+    "through a link in a new directory $TMPDIR/membudget-lib.XXXXXX, removed at the\n"
+    "end.\n"
+    "\n"
+    "exit status: CMD's own; 122 the library did not or could not start in CMD;\n"
+    "126 CMD is not executable; 127 CMD was not found; 125 membudget itself failed;\n"
+    "2 bad arguments.\n";
 
-enum { OPT_LIBRARY = 256 };
+enum { OPT_LIBRARY = 256, OPT_START_TIMEOUT };
 
 struct run_setting {
     const char *flag;
@@ -305,13 +323,15 @@ static const int forwarded[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
 static const int ignored[] = {SIGINT, SIGQUIT}; /* the terminal sends them to CMD too */
 
 static _Noreturn void exec_child(char **cmd, const char *lib, const char *report_pattern,
-                                 const sigset_t *old_mask, int report_fd) {
+                                 const sigset_t *old_mask, int report_fd,
+                                 const struct run_handshake *hs) {
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (settings[i].value != NULL && settings[i].id != MB_OPT_REPORT)
             setenv(mb_option_desc(settings[i].id)->name, settings[i].value, 1);
     setenv("MEMBUDGET_REPORT", report_pattern, 1);
     char *preload = preload_value(lib);
     if (preload != NULL) setenv("LD_PRELOAD", preload, 1);
+    run_handshake_child(hs);
     sigprocmask(SIG_SETMASK, old_mask, NULL);
     execvp(cmd[0], cmd);
     int err = errno;
@@ -329,6 +349,102 @@ static int exec_failure(const char *cmd, int err) {
     return err == ENOENT || err == ENOTDIR ? RUN_EXIT_NOT_FOUND : RUN_EXIT_NOT_EXECUTABLE;
 }
 
+/* Forks and execs the command with the handshake open, watches that the
+ * library starts in it, waits for it; returns run's exit status. */
+static int run_command(char **cmd, const struct run_preload *pre, const struct report_place *place,
+                       double start_timeout) {
+    struct run_handshake hs;
+    if (!run_handshake_open(&hs)) return RUN_EXIT_INTERNAL;
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+        cli_error("run", "pipe: %s", strerror(errno));
+        run_handshake_close(&hs);
+        return RUN_EXIT_INTERNAL;
+    }
+    /* Forwarded signals wait, blocked, until the child's pid is known. */
+    sigset_t forward_set, old_mask;
+    sigemptyset(&forward_set);
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        sigaddset(&forward_set, forwarded[i]);
+    sigprocmask(SIG_BLOCK, &forward_set, &old_mask);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        cli_error("run", "fork: %s", strerror(errno));
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+        run_handshake_close(&hs);
+        return RUN_EXIT_INTERNAL;
+    }
+    if (pid == 0) {
+        close(pipe_fds[0]);
+        exec_child(cmd, pre->path, place->pattern, &old_mask, pipe_fds[1], &hs);
+    }
+    close(pipe_fds[1]);
+    run_handshake_parent(&hs);
+    child_pid = pid;
+    struct sigaction forward = {.sa_handler = forward_signal}, ignore = {.sa_handler = SIG_IGN};
+    sigemptyset(&forward.sa_mask);
+    sigemptyset(&ignore.sa_mask);
+    forward.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        sigaction(forwarded[i], &forward, NULL);
+    for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
+        sigaction(ignored[i], &ignore, NULL);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+
+    int exec_err = 0;
+    ssize_t got;
+    while ((got = read(pipe_fds[0], &exec_err, sizeof exec_err)) < 0 && errno == EINTR) {
+    }
+    close(pipe_fds[0]);
+    enum run_start_result start = RUN_START_LIVE;
+    char why[1024];
+    if (got != (ssize_t)sizeof exec_err) {
+        start = run_handshake_wait(&hs, pid, start_timeout, why, sizeof why);
+        /* Whatever kept the library out, the command is not left running
+         * without a budget. */
+        if (start != RUN_START_LIVE) kill(pid, SIGKILL);
+    }
+    run_handshake_close(&hs);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            cli_error("run", "waitpid: %s", strerror(errno));
+            return RUN_EXIT_INTERNAL;
+        }
+    }
+    child_pid = 0;
+    if (got == (ssize_t)sizeof exec_err) return exec_failure(cmd[0], exec_err);
+    /* A process that died leaves its live-statistics page behind. */
+    live_clean_if_stale(pid);
+    if (start != RUN_START_LIVE) {
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && start != RUN_START_EXITED)
+            cli_error("run", "%s: %s%s; killed it, so that it does not run without a budget",
+                      cmd[0], why,
+                      start == RUN_START_CLOSED ? " (it closed the handshake descriptor)" : "");
+        else if (WIFSIGNALED(status))
+            cli_error("run", "%s: %s, so it ran without a budget (until signal %d ended it)",
+                      cmd[0], why, WTERMSIG(status));
+        else
+            cli_error("run", "%s: %s, so it ran without a budget (it exited with status %d)",
+                      cmd[0], why, WEXITSTATUS(status));
+        return RUN_EXIT_UNBUDGETED;
+    }
+
+    int code;
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        char report[PATH_MAX + 64];
+        if (sig == SIGABRT && report_of(place, pid, report, sizeof report))
+            print_summary(report, pid);
+        code = 128 + sig;
+    } else {
+        code = WEXITSTATUS(status);
+    }
+    return code;
+}
+
 int cmd_run(int argc, char **argv) {
     static const struct option longopts[] = {
         {"limit", required_argument, NULL, 'l'},
@@ -338,13 +454,16 @@ int cmd_run(int argc, char **argv) {
         {"state", required_argument, NULL, 't'},
         {"pages", required_argument, NULL, 'p'},
         {"library", required_argument, NULL, OPT_LIBRARY},
+        {"start-timeout", required_argument, NULL, OPT_START_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const char accepted[] =
         "--limit L, --action abort|fail|warn, --report PATH, --sample N, "
-        "--state active|inactive, --pages N, --library PATH, --help, then [--] CMD [ARGS...]";
+        "--state active|inactive, --pages N, --library PATH, --start-timeout SECONDS, --help, "
+        "then [--] CMD [ARGS...]";
     const char *library = NULL;
+    double start_timeout = RUN_START_TIMEOUT_DEFAULT;
     cli_getopt_reset();
     int c;
     while ((c = cli_getopt("run", argc, argv, "+:h", longopts, accepted)) != -1) {
@@ -373,6 +492,13 @@ int cmd_run(int argc, char **argv) {
         case OPT_LIBRARY:
             library = optarg;
             break;
+        case OPT_START_TIMEOUT:
+            if (!cli_parse_seconds(optarg, 0.1, 3600, &start_timeout))
+                cli_usage_error("run",
+                                "--start-timeout '%s' is not valid (expected seconds, 0.1 "
+                                "to 3600)",
+                                optarg);
+            break;
         }
     }
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
@@ -389,75 +515,20 @@ int cmd_run(int argc, char **argv) {
         cli_error("run", "libmembudget.so not found (looked for %s)", looked);
         return RUN_EXIT_INTERNAL;
     }
+    char why[1024];
+    if (!run_can_preload(cmd[0], lib, why, sizeof why)) {
+        cli_error("run", "%s: the library cannot start in it: %s; not run", cmd[0], why);
+        return RUN_EXIT_UNBUDGETED;
+    }
+    struct run_preload pre;
+    if (!run_preload_prepare(lib, &pre)) return RUN_EXIT_INTERNAL;
     struct report_place place;
-    if (setup_reports(settings[2].value, &place) != 0) return RUN_EXIT_INTERNAL;
-
-    int pipe_fds[2];
-    if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
-        cli_error("run", "pipe: %s", strerror(errno));
-        finish_reports(&place);
+    if (setup_reports(settings[2].value, &place) != 0) {
+        run_preload_finish(&pre);
         return RUN_EXIT_INTERNAL;
     }
-    /* Forwarded signals wait, blocked, until the child's pid is known. */
-    sigset_t forward_set, old_mask;
-    sigemptyset(&forward_set);
-    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-        sigaddset(&forward_set, forwarded[i]);
-    sigprocmask(SIG_BLOCK, &forward_set, &old_mask);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        cli_error("run", "fork: %s", strerror(errno));
-        finish_reports(&place);
-        return RUN_EXIT_INTERNAL;
-    }
-    if (pid == 0) {
-        close(pipe_fds[0]);
-        exec_child(cmd, lib, place.pattern, &old_mask, pipe_fds[1]);
-    }
-    close(pipe_fds[1]);
-    child_pid = pid;
-    struct sigaction forward = {.sa_handler = forward_signal}, ignore = {.sa_handler = SIG_IGN};
-    sigemptyset(&forward.sa_mask);
-    sigemptyset(&ignore.sa_mask);
-    forward.sa_flags = SA_RESTART;
-    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-        sigaction(forwarded[i], &forward, NULL);
-    for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
-        sigaction(ignored[i], &ignore, NULL);
-    sigprocmask(SIG_SETMASK, &old_mask, NULL);
-
-    int exec_err = 0;
-    ssize_t got;
-    while ((got = read(pipe_fds[0], &exec_err, sizeof exec_err)) < 0 && errno == EINTR) {
-    }
-    close(pipe_fds[0]);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            cli_error("run", "waitpid: %s", strerror(errno));
-            finish_reports(&place);
-            return RUN_EXIT_INTERNAL;
-        }
-    }
-    child_pid = 0;
-    if (got == (ssize_t)sizeof exec_err) {
-        finish_reports(&place);
-        return exec_failure(cmd[0], exec_err);
-    }
-    /* A process that died leaves its live-statistics page behind. */
-    live_clean_if_stale(pid);
-
-    int code;
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        char report[PATH_MAX + 64];
-        if (sig == SIGABRT && report_of(&place, pid, report, sizeof report))
-            print_summary(report, pid);
-        code = 128 + sig;
-    } else {
-        code = WEXITSTATUS(status);
-    }
+    int code = run_command(cmd, &pre, &place, start_timeout);
     finish_reports(&place);
+    run_preload_finish(&pre);
     return code;
 }

@@ -22,9 +22,11 @@ TOOL         := $(BUILD)/membudget
 TOOL_OBJDIR  := $(BUILD)/tools/obj
 TOOL_GENDIR  := $(BUILD_ROOT)/tools/gen
 TOOL_DIRS_H  := $(TOOL_GENDIR)/install_dirs.h
-TOOL_SRCS    := tools/membudget.c tools/cli.c tools/textout.c tools/cmd_run.c tools/cmd_limits.c \
-	tools/cmd_live.c tools/cmd_report.c tools/livestats.c policy/config.c policy/limits.c
-TOOL_HDRS    := tools/cli.h tools/textout.h policy/utf8.h tools/livestats.h policy/statspage.h policy/config.h \
+TOOL_SRCS    := tools/membudget.c tools/cli.c tools/textout.c tools/cmd_run.c tools/run_start.c \
+	tools/cmd_limits.c tools/cmd_live.c tools/cmd_report.c tools/livestats.c policy/config.c \
+	policy/limits.c
+TOOL_HDRS    := tools/cli.h tools/textout.h policy/utf8.h tools/livestats.h tools/run_start.h \
+	preload/handshake.h policy/statspage.h policy/config.h \
 	policy/limits.h include/membudget.h
 TOOL_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -Iinclude -I. -I$(TOOL_GENDIR) $(WARN) \
 	$(MODE_CFLAGS) $(EXTRA_CFLAGS)

@@ -172,6 +172,9 @@ def help_texts():
     r = tool("run", "--help")
     check("run --help says each process has its own budget",
           "budget is per process" in r.stdout and "inherits" in r.stdout, "not said", r.stdout)
+    check("run --help names the status of a command the library did not start in (122)",
+          "122 the library did not or could not start in CMD" in r.stdout and
+          "--start-timeout" in r.stdout, "not said", r.stdout)
 
 
 BAD_ARGUMENTS = [
@@ -187,6 +190,7 @@ BAD_ARGUMENTS = [
     (("run", "--frob", "--", "true"), ("'--frob'", "--limit L")),
     (("run", "--limit"), ("'--limit'", "needs a value")),
     (("run", "--library", "/nonexistent/lib.so", "true"), ("--library", "libmembudget.so")),
+    (("run", "--start-timeout", "0", "true"), ("--start-timeout", "'0'", "0.1 to 3600")),
     (("limits", "--pages", "0"), ("--pages", "whole number")),
     (("limits", "--model", "foo"), ("--model", "webkit or webkit-legacy")),
     (("limits", "--root", "/nonexistent"), ("--root", "directory")),
@@ -403,6 +407,294 @@ def run_budget_death():
     check("run: a child over its budget dies alone",
           r.returncode == 0 and "child status 134" in r.stdout and len(reports) == 1,
           "exit %d, reports %s" % (r.returncode, reports), r.stdout + r.stderr)
+
+
+# ---- run never runs a command without the library in silence ------------------------
+
+UNBUDGETED = 122  # run's status when the library did not or could not start in CMD
+
+HOG_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+/* Allocates and touches argv[1] MiB a MiB at a time, then says so. */
+int main(int argc, char **argv) {
+    size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 0;
+    for (size_t i = 0; i < mib; i++) {
+        char *p = malloc(1 << 20);
+        if (p == NULL) return 3;
+        memset(p, 1, 1 << 20);
+    }
+    printf("allocated %zu MiB\n", mib);
+    return 0;
+}
+"""
+
+OWN_MALLOC_C = r"""
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+/* A program with a malloc of its own, which wins over any preloaded one. */
+static _Alignas(16) char arena[16 << 20];
+static size_t used;
+void *malloc(size_t n) {
+    size_t *p = (size_t *)(arena + used);
+    n = (n + 31) & ~(size_t)15;
+    if (used + n > sizeof arena) return NULL;
+    used += n;
+    p[0] = n - 16;
+    return (char *)p + 16;
+}
+void free(void *p) { (void)p; }
+void *calloc(size_t a, size_t b) { return malloc(a * b); } /* the arena starts zeroed */
+void *realloc(void *p, size_t n) {
+    void *q = malloc(n);
+    if (q != NULL && p != NULL) {
+        size_t old = ((size_t *)p)[-2];
+        memcpy(q, p, old < n ? old : n);
+    }
+    return q;
+}
+int main(void) {
+    alarm(60); /* gone by itself should nothing stop it */
+    pause();
+    return 0;
+}
+"""
+
+_built = {}
+
+
+def build_c(name, source, *flags):
+    """Compiles source into tmp/name once; returns the path, or None with a
+    failed check when the compiler cannot (a static build needs libc6-dev)."""
+    if name in _built:
+        return _built[name]
+    src = os.path.join(tmp, name + ".c")
+    exe = os.path.join(tmp, name)
+    os.makedirs(os.path.dirname(exe), exist_ok=True)
+    with open(src, "w") as f:
+        f.write(source)
+    cc = subprocess.run([os.environ.get("CC", "cc"), "-O1", src, "-o", exe] + list(flags),
+                        capture_output=True, text=True)
+    _built[name] = exe if cc.returncode == 0 else None
+    if cc.returncode != 0:
+        fail("build " + name, "cc exit %d" % cc.returncode, cc.stderr)
+    return _built[name]
+
+
+def stopped_by_budget(r):
+    """The command died of its budget: SIGABRT, the death line, and it never
+    printed that it allocated everything."""
+    return (r.returncode == 134 and "exceeded its memory budget" in r.stderr and
+            "allocated" not in r.stdout)
+
+
+def one_line(r):
+    return len(r.stderr.splitlines()) == 1
+
+
+def run_library_paths():
+    """A library whose path LD_PRELOAD cannot carry as it is (it splits at
+    spaces and colons and expands $ORIGIN) is still preloaded, through a
+    private link that is gone when run ends; the user's LD_PRELOAD is kept."""
+    hog = build_c("hog", HOG_C)
+    if hog is None:
+        return
+    for label, dirname in (("a space", "lib dir"), ("a colon", "lib:dir"),
+                           ("$ORIGIN", "lib$ORIGIN")):
+        d = os.path.join(tmp, dirname)
+        os.makedirs(d, exist_ok=True)
+        lib = os.path.join(d, "libmembudget.so")
+        shutil.copy(LIB, lib)
+        links = tempfile.mkdtemp(prefix="links.", dir=tmp)
+        env = clean_env({"TMPDIR": links})
+        r = tool("run", "--library", lib, "--limit", "16M", "--", hog, "400", env=env)
+        check("run --library with %s in its path: the budget stops a 400 MiB hog at 16M" % label,
+              stopped_by_budget(r), "exit %d" % r.returncode, r.stdout + r.stderr)
+        other = "/lib/x86_64-linux-gnu/libdl.so.2"
+        if not os.path.exists(other):
+            other = os.path.realpath(DEBUG_LIB)
+        r = tool("run", "--library", lib, "--", "sh", "-c",
+                 'echo "$LD_PRELOAD"; readlink "${LD_PRELOAD%%:*}"; '
+                 'stat -c %a "$(dirname "${LD_PRELOAD%%:*}")"',
+                 env=clean_env({"TMPDIR": links, "LD_PRELOAD": other}))
+        out = r.stdout.split("\n")
+        good = (r.returncode == 0 and len(out) >= 3 and
+                re.match(re.escape(links) + r"/membudget-lib\.\w{6}/libmembudget\.so:" +
+                         re.escape(other) + "$", out[0]) is not None and
+                out[1] == lib and out[2] == "700")
+        check("run --library with %s: LD_PRELOAD names a link in a 0700 directory, the "
+              "user's entries after it" % label, good, "got %r" % out, r.stderr)
+        left = [d for d in os.listdir(links) if d.startswith("membudget-lib.")]
+        check("run --library with %s: the link and its directory are removed" % label,
+              left == [], "left %s" % left)
+
+
+def run_install_prefix_with_space():
+    """An installed tree whose prefix has a space: the command finds its
+    library in ../lib and the budget holds."""
+    hog = build_c("hog", HOG_C)
+    if hog is None:
+        return
+    prefix = os.path.join(tmp, "install prefix")
+    os.makedirs(os.path.join(prefix, "bin"), exist_ok=True)
+    os.makedirs(os.path.join(prefix, "lib"), exist_ok=True)
+    shutil.copy(TOOL, os.path.join(prefix, "bin", "membudget"))
+    shutil.copy(LIB, os.path.join(prefix, "lib", "libmembudget.so"))
+    report_tool = os.path.join(BUILD, "membudget-report")
+    if os.path.exists(report_tool):
+        os.makedirs(os.path.join(prefix, "libexec", "membudget"), exist_ok=True)
+        shutil.copy(report_tool, os.path.join(prefix, "libexec", "membudget"))
+    r = subprocess.run([os.path.join(prefix, "bin", "membudget"), "run", "--limit", "16M", "--",
+                        hog, "400"], capture_output=True, text=True, env=clean_env(),
+                       timeout=TIMEOUT)
+    check("run from a prefix with a space: the budget stops a 400 MiB hog at 16M",
+          stopped_by_budget(r), "exit %d" % r.returncode, r.stdout + r.stderr)
+
+
+def run_cannot_preload():
+    """Programs the dynamic loader never preloads into are not run: one line
+    saying why, status 122."""
+    static = build_c("hog-static", HOG_C, "-static")
+    if static is None:
+        return
+    r = tool("run", "--limit", "16M", "--", static, "400")
+    check("run: a static program is not run: 122 and one line",
+          r.returncode == UNBUDGETED and one_line(r) and r.stdout == "" and
+          "statically linked" in r.stderr and static in r.stderr,
+          "exit %d" % r.returncode, r.stdout + r.stderr)
+    script = os.path.join(tmp, "static-interpreter")
+    with open(script, "w") as f:
+        f.write("#!%s\n" % static)
+    os.chmod(script, 0o755)
+    r = tool("run", "--limit", "16M", "--", script)
+    check("run: a script whose interpreter is static is not run: 122 and one line",
+          r.returncode == UNBUDGETED and one_line(r) and r.stdout == "" and
+          "its interpreter %s is statically linked" % static in r.stderr,
+          "exit %d" % r.returncode, r.stdout + r.stderr)
+    hog = build_c("hog", HOG_C)
+    if hog is None:
+        return
+    if os.getuid() == 0:
+        setuid = os.path.join(tmp, "hog-setuid")
+        shutil.copy(hog, setuid)
+        os.chown(setuid, 65534, -1)
+        os.chmod(setuid, 0o4755)
+        r = tool("run", "--limit", "16M", "--", setuid, "400")
+        check("run: a program setuid to another user is not run: 122 and one line",
+              r.returncode == UNBUDGETED and one_line(r) and r.stdout == "" and
+              "setuid" in r.stderr and "secure mode" in r.stderr,
+              "exit %d" % r.returncode, r.stdout + r.stderr)
+    else:
+        skip("run: a setuid program is not run", "needs root to chown")
+
+
+FAKE_LIB_C = "int not_membudget = 1;\n"
+
+
+def run_library_not_started():
+    """ld.so loads a library that is not ours (or ours is not the allocator):
+    no handshake, so run says so in one line, exits 122, and kills a command
+    still running."""
+    hog = build_c("hog", HOG_C)
+    fake = build_c(os.path.join("fake", "libmembudget.so"), FAKE_LIB_C, "-shared", "-fPIC")
+    if hog is None or fake is None:
+        return
+    r = tool("run", "--library", fake, "--", hog, "10")
+    check("run: a command that ends before the library starts: 122, one line, 'without a budget'",
+          r.returncode == UNBUDGETED and one_line(r) and "did not start" in r.stderr and
+          "ran without a budget (it exited with status 0)" in r.stderr,
+          "exit %d" % r.returncode, r.stdout + r.stderr)
+    r = tool("run", "--library", fake, "--start-timeout", "0.5", "--", "sh", "-c",
+             'echo $$; exec sleep 60')
+    lines = r.stdout.split()
+    gone = False
+    if lines and lines[0].isdigit():
+        try:
+            os.kill(int(lines[0]), 0)
+        except ProcessLookupError:
+            gone = True
+    check("run: no handshake within --start-timeout: the command is killed, 122, one line",
+          r.returncode == UNBUDGETED and one_line(r) and "no answer in 0.5 s" in r.stderr and
+          "killed it" in r.stderr and gone, "exit %d, gone %s" % (r.returncode, gone),
+          r.stdout + r.stderr)
+    own = build_c("own-malloc", OWN_MALLOC_C)
+    if own is None:
+        return
+    r = tool("run", "--", own)
+    check("run: a program with a malloc of its own is killed, 122, one line from run",
+          r.returncode == UNBUDGETED and "not its allocator" in r.stderr and
+          "killed it" in r.stderr and
+          len([l for l in r.stderr.splitlines() if l.startswith("membudget run:")]) == 1,
+          "exit %d" % r.returncode, r.stdout + r.stderr)
+
+
+def run_handshake_not_inherited():
+    """A command that starts a command: both run under the library, the
+    grandchild's budget stops it, and neither the variable nor the socket
+    reaches it."""
+    hog = build_c("hog", HOG_C)
+    if hog is None:
+        return
+    script = ('"$0" 400; echo "child status $?"; grep -c libmembudget /proc/$$/maps; '
+              'env | grep -c MEMBUDGET_HANDSHAKE; ls -l /proc/$$/fd | grep -c socket || true')
+    r = tool("run", "--limit", "32M", "--", "sh", "-c", script, hog)
+    out = r.stdout.split()
+    check("run: the shell and its child both budgeted, no handshake variable or socket left",
+          r.returncode == 0 and out[:3] == ["child", "status", "134"] and len(out) == 6 and
+          int(out[3]) >= 1 and out[4:] == ["0", "0"] and "exceeded its memory budget" in r.stderr,
+          "exit %d, got %r" % (r.returncode, out), r.stdout + r.stderr)
+
+
+def handshake_values():
+    """The library's side, preloaded directly: the record on the socket the
+    variable names, the variable gone from the environment; a value that names
+    anything else is ignored without a word and nothing is written."""
+    import socket
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    value = "%d:%d" % (theirs.fileno(), os.fstat(theirs.fileno()).st_ino)
+    p = subprocess.run(["sh", "-c", "env | grep -c MEMBUDGET_HANDSHAKE; echo $$"],
+                       capture_output=True, text=True, pass_fds=[theirs.fileno()],
+                       env=clean_env({"LD_PRELOAD": LIB, "MEMBUDGET_HANDSHAKE": value}))
+    theirs.close()
+    ours.setblocking(False)
+    try:
+        record = ours.recv(256).decode()
+    except BlockingIOError:
+        record = ""
+    out = p.stdout.split()
+    with open(os.path.join(REPO, "include", "membudget.h")) as f:
+        version_ = re.search(r'#define MEMBUDGET_VERSION "([^"]+)"', f.read()).group(1)
+    check("handshake: the record from the command's pid, the variable removed, nothing on stderr",
+          p.returncode == 0 and p.stderr == "" and len(out) == 2 and out[0] == "0" and
+          record == "membudget-handshake %s allocator %s\n" % (out[1], version_),
+          "record %r" % record, p.stdout + p.stderr)
+    ours.close()
+    r_pipe, w_pipe = os.pipe()
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ino = os.fstat(b.fileno()).st_ino
+    bad = [("garbage", "x", []), ("a pipe, not a socket",
+                                  "%d:%d" % (w_pipe, os.fstat(w_pipe).st_ino), [w_pipe]),
+           ("another socket's inode", "%d:%d" % (b.fileno(), ino + 1), [b.fileno()]),
+           ("a closed descriptor", "%d:%d" % (b.fileno() + 50, ino), []),
+           ("standard input", "0:%d" % ino, []), ("a huge number", "99999999999999999999:1", [])]
+    for label, value, fds in bad:
+        p = subprocess.run(["true"], capture_output=True, text=True, pass_fds=fds,
+                           env=clean_env({"LD_PRELOAD": LIB, "MEMBUDGET_HANDSHAKE": value}))
+        check("handshake: a value naming %s is ignored without a word" % label,
+              p.returncode == 0 and p.stderr == "", "exit %d" % p.returncode, p.stderr)
+    os.close(w_pipe)
+    b.close()
+    a.setblocking(False)
+    try:
+        stray = a.recv(256)
+    except BlockingIOError:
+        stray = b"(nothing, but not closed)"
+    check("handshake: nothing written where the value pointed elsewhere",
+          os.read(r_pipe, 256) == b"" and stray == b"", "pipe or socket got %r" % stray)
+    os.close(r_pipe)
+    a.close()
 
 
 # ---- stat, top, the pages ----------------------------------------------------------
@@ -849,7 +1141,9 @@ def man_pages():
 
 def main():
     cases = [version, help_texts, bad_arguments, limits_golden, limits_here, run_exit_codes,
-             run_environment, run_budget_death, live_statistics, top_site_live,
+             run_environment, run_budget_death, run_library_paths, run_install_prefix_with_space,
+             run_cannot_preload, run_library_not_started, run_handshake_not_inherited,
+             handshake_values, live_statistics, top_site_live,
              top_site_sampling_off, top_site_old_page, stale_pages, fork_child_page, install,
              man_pages]
     try:
