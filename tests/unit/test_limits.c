@@ -1449,6 +1449,33 @@ static void test_budget_charges(void) {
     budget_set_threshold(UINT64_MAX, NULL);
     expect_true(budget_try_charge(1 << 20), "without a handler nothing is refused");
     budget_uncharge(1 << 20);
+
+    /* Only a charge that stands moves the peak: a refused request for more
+     * than any machine has (malloc(PTRDIFF_MAX), a probe for MemoryError)
+     * leaves it where the granted charges left it. */
+    uint64_t peak = budget_peak();
+    budget_set_threshold(base + 1000, test_handler);
+    handler_allows = false;
+    expect_true(!budget_charge((size_t)PTRDIFF_MAX), "the handler refused the huge charge");
+    expect_true(!budget_try_charge((size_t)PTRDIFF_MAX), "a huge try-charge is refused");
+    expect_true(budget_peak() == peak, "a refused charge moved the peak from %llu to %llu",
+                (unsigned long long)peak, (unsigned long long)budget_peak());
+    expect_true(budget_counter() == base, "refused charges are undone (%llu)",
+                (unsigned long long)budget_counter());
+    /* One the handler lets stand raises it, as one below the threshold does. */
+    handler_allows = true;
+    uint64_t over = peak - base + 5000;
+    expect_true(budget_charge(over), "a charge over the threshold the handler let stand");
+    expect_true(budget_peak() == base + over, "the peak %llu after a granted charge, want %llu",
+                (unsigned long long)budget_peak(), (unsigned long long)(base + over));
+    budget_uncharge(over);
+    budget_set_threshold(UINT64_MAX, NULL);
+    expect_true(budget_charge(over + 1), "below the threshold");
+    expect_true(budget_peak() == base + over + 1, "the peak %llu after a charge below the "
+                "threshold", (unsigned long long)budget_peak());
+    budget_uncharge(over + 1);
+    expect_true(budget_try_charge(1 << 20), "nothing refused");
+    budget_uncharge(1 << 20);
     expect_true(budget_counter() == base, "back to the start");
 }
 
