@@ -161,10 +161,22 @@ static void w_close(struct writer *w, const char *bracket) {
     w->comma = true;
 }
 
+/* Every integer of the dump fits an int64: the report tool's reader (jansson's
+ * json_int_t) and most JSON readers refuse a larger one, and with it the whole
+ * report.  No figure reaches 2^63 with settings in their bounds
+ * (MB_SIZE_SETTING_MAX), but the counter read while a refused charge of
+ * exabytes is being undone can; such a number is written as the largest
+ * integer they read (docs/dump.md). */
+#define DUMP_INT_MAX ((uint64_t)INT64_MAX)
+
+static void w_number(struct writer *w, uint64_t v) {
+    w_room(w);
+    mb_buf_u64(&w->b, v < DUMP_INT_MAX ? v : DUMP_INT_MAX);
+}
+
 static void w_u64(struct writer *w, const char *key, uint64_t v) {
     w_key(w, key);
-    w_room(w);
-    mb_buf_u64(&w->b, v);
+    w_number(w, v);
 }
 
 static void w_str(struct writer *w, const char *key, const char *s) {
@@ -358,7 +370,7 @@ static void w_inline_key(struct writer *w, const char *key, bool first) {
 
 static void w_inline_u64(struct writer *w, const char *key, uint64_t v, bool first) {
     w_inline_key(w, key, first);
-    mb_buf_u64(&w->b, v);
+    w_number(w, v);
 }
 
 /* ---- the footprint timeline ------------------------------------------------- */
