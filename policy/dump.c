@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
 
 #include "alloc/internal.h"
 #include "alloc/jemalloc.h"
@@ -552,6 +554,65 @@ static int create_report(const char *path) {
     return (int)fd;
 }
 
+/* Names tried after the first: enough that only a directory filling up, not
+ * chance, exhausts them (36^8 names per try). */
+#define REPORT_NAME_TRIES 16
+#define REPORT_SUFFIX_CHARS 8
+
+/* 64 unpredictable bits: getrandom(2) without blocking, else the clocks and
+ * the pid mixed (splitmix64), which differ at least between tries. */
+static uint64_t report_random(unsigned attempt) {
+    uint64_t v = 0;
+    if (os_syscall6(SYS_getrandom, (long)&v, sizeof v, GRND_NONBLOCK, 0, 0, 0) == (long)sizeof v)
+        return v;
+    v = os_now_ns() ^ (os_realtime_ns() << 17) ^ ((uint64_t)os_getpid() << 40) ^ attempt;
+    v += 0x9e3779b97f4a7c15ull;
+    v = (v ^ (v >> 30)) * 0xbf58476d1ce4e5b9ull;
+    v = (v ^ (v >> 27)) * 0x94d049bb133111ebull;
+    return v ^ (v >> 31);
+}
+
+/* path with ".XXXXXXXX" (random, [0-9a-z]) before a final ".json", or at the
+ * end; false when it does not fit in cap. */
+static bool report_alternative(const char *path, char *out, size_t cap, unsigned attempt) {
+    static const char suffix[] = ".json", chars[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    size_t n = strlen(path), s = sizeof suffix - 1;
+    size_t stem = n >= s && memcmp(path + n - s, suffix, s) == 0 ? n - s : n;
+    if (n + 1 + REPORT_SUFFIX_CHARS + 1 > cap) return false;
+    char part[1 + REPORT_SUFFIX_CHARS];
+    uint64_t v = report_random(attempt);
+    part[0] = '.';
+    for (int i = 1; i <= REPORT_SUFFIX_CHARS; i++, v /= 36) part[i] = chars[v % 36];
+    memcpy(out, path, stem);
+    memcpy(out + stem, part, sizeof part);
+    memcpy(out + stem + sizeof part, path + stem, n - stem + 1);
+    return true;
+}
+
+/* Creates a new report file at path (cap bytes), never overwriting or
+ * following what is there.  When the name is taken (a file or a link: anyone
+ * may create /tmp/membudget.<pid>.json, and pids repeat across containers),
+ * tries random alternatives beside it (membudget.<pid>.k3x9q0ab.json), so the
+ * dying process still leaves a report; path then holds the name used.
+ * Returns the descriptor, or the first name's -errno when none could be had. */
+static int create_report_unique(char *path, size_t cap) {
+    int fd = create_report(path);
+    if (fd != -EEXIST && fd != -ELOOP) return fd;
+    static char alternative[MB_CONFIG_PATH_MAX + 64 + 1 + REPORT_SUFFIX_CHARS]; /* under dump_busy */
+    for (unsigned attempt = 0; attempt < REPORT_NAME_TRIES; attempt++) {
+        if (!report_alternative(path, alternative, sizeof alternative, attempt) ||
+            strlen(alternative) >= cap)
+            return fd;
+        int alt = create_report(alternative);
+        if (alt >= 0) {
+            memcpy(path, alternative, strlen(alternative) + 1);
+            return alt;
+        }
+        if (alt != -EEXIST && alt != -ELOOP) return fd;
+    }
+    return fd;
+}
+
 int mb_dump_write_path(const char *path, enum mb_dump_reason reason, uint64_t footprint) {
     int fd = create_report(path);
     if (fd < 0) return fd;
@@ -635,10 +696,12 @@ static void summary_line(uint64_t footprint) {
 }
 
 void mb_dump_report(enum mb_dump_reason reason, uint64_t footprint) {
-    static char path[MB_CONFIG_PATH_MAX + 64]; /* under dump_busy */
+    /* Room for a random part beside the configured name. */
+    static char path[MB_CONFIG_PATH_MAX + 64 + 1 + REPORT_SUFFIX_CHARS]; /* under dump_busy */
     dump_lock();
     unsigned n = atomic_fetch_add_explicit(&reports_written, 1, memory_order_relaxed) + 1;
-    int fd = mb_dump_path(path, sizeof path, n) ? create_report(path) : -ENAMETOOLONG;
+    int fd = mb_dump_path(path, sizeof path, n) ? create_report_unique(path, sizeof path)
+                                               : -ENAMETOOLONG;
     const struct mb_limits *lim = mb_pressure_limits();
     char line[MB_LINE_MAX];
     struct mb_buf b;
