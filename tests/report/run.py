@@ -393,6 +393,79 @@ def check_huge_requests():
     ok(name + " (peak %.1f MiB)" % (peak / (1 << 20)))
 
 
+# ---- paths that are not ASCII -------------------------------------------------------------
+
+def check_non_ascii_paths():
+    """leak3 run from a directory named in UTF-8 (dé), and from one whose name
+    is not UTF-8 (the byte 0xe9 alone): the dump is valid JSON for Python and
+    for the reader (jansson), a UTF-8 path reads back as itself and its frames
+    are symbolized, and the other path has its exact bytes in path_bytes."""
+    # The long one (2 KB of two-byte characters) crosses the writer's buffer
+    # flushes in the middle of a string.
+    long_name = b"/".join([("\u00e9" * 100).encode()] * 10)
+    for label, dirname in (("UTF-8", "d\u00e9".encode()), ("not UTF-8", b"d\xe9"),
+                           ("long UTF-8", long_name)):
+        utf8 = label != "not UTF-8"
+        name = "leak3 in a directory whose name is %s: valid dump, exact path, symbolized" % label
+        d = os.path.join(os.fsencode(tmp), b"paths", dirname)
+        os.makedirs(d, exist_ok=True)
+        exe = os.path.join(d, b"leak3")
+        shutil.copy2(os.path.join(BIN, "leak3"), exe)
+        got = die_under_budget("paths-" + label.replace(" ", "-"), [exe],
+                               {"MEMBUDGET_LIMIT": "64M", "MEMBUDGET_SAMPLE": "16K"})
+        if got is None:
+            continue
+        path = got[0]
+        with open(path, "rb") as f:
+            raw = f.read()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            fail(name, "the dump is not UTF-8: %s" % e)
+            continue
+        dump = json.loads(raw)
+        mods = [m for m in dump["modules"] if m["path"].endswith("/leak3")]
+        if len(mods) != 1:
+            fail(name, "modules ending in /leak3: %s" % [m["path"] for m in mods])
+            continue
+        m = mods[0]
+        if utf8:
+            if m["path"] != os.fsdecode(exe) or "path_bytes" in m:
+                fail(name, "path %r (path_bytes %r), expected %r" % (
+                    m["path"], m.get("path_bytes"), os.fsdecode(exe)))
+                continue
+        else:
+            want = exe.decode("utf-8", errors="replace")
+            if m["path"] != want or bytes.fromhex(m.get("path_bytes", "")) != exe:
+                fail(name, "path %r, path_bytes %r, expected %r and %s" % (
+                    m["path"], m.get("path_bytes"), want, exe.hex()))
+                continue
+            # Every other string of the dump is UTF-8: no _bytes member.
+            others = [k for mod in dump["modules"] if mod is not m for k in mod if k.endswith("_bytes")]
+            if others:
+                fail(name, "_bytes members beside UTF-8 paths: %s" % others)
+                continue
+        try:
+            r = report_json(path)  # jansson: refuses a document that is not UTF-8
+        except (RuntimeError, ValueError) as e:
+            fail(name, "the reader: %s" % e)
+            continue
+        top = sorted(site_function(s) or "?" for s in r["sites"][:3])
+        symbolized = top == ["leak_10", "leak_30", "leak_60"]
+        if utf8:
+            if not symbolized:
+                fail(name, "top sites %s; module %s" % (top, [
+                    (x["path"], x.get("symbols")) for x in r["modules"] if x["path"].endswith("/leak3")]))
+                continue
+            ok(name)
+        elif symbolized:
+            ok(name)
+        else:
+            ok(name.replace(", symbolized", ""))
+            skip("leak3 in a directory whose name is not UTF-8: symbolized",
+                 "the reader does not open path_bytes yet (top sites %s)" % top)
+
+
 # ---- realloc and free ----------------------------------------------------------------
 
 def check_resample():
@@ -535,6 +608,7 @@ def main():
     check_hold("other")
     check_resample()
     check_huge_requests()
+    check_non_ascii_paths()
     check_svg(dump)
     shutil.rmtree(tmp, ignore_errors=True)
     print(results.summary())
