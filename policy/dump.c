@@ -597,8 +597,9 @@ static int create_report(const char *path) {
     return (int)fd;
 }
 
-/* Names tried after the first: enough that only a directory filling up, not
- * chance, exhausts them (36^8 names per try). */
+/* Random names tried once the configured one is taken.  Each is one of 36^8:
+ * only a full directory, or someone creating names as fast as we try them,
+ * exhausts the tries. */
 #define REPORT_NAME_TRIES 16
 #define REPORT_SUFFIX_CHARS 8
 
@@ -641,7 +642,8 @@ static bool report_alternative(const char *path, char *out, size_t cap, unsigned
 static int create_report_unique(char *path, size_t cap) {
     int fd = create_report(path);
     if (fd != -EEXIST && fd != -ELOOP) return fd;
-    static char alternative[MB_CONFIG_PATH_MAX + 64 + 1 + REPORT_SUFFIX_CHARS]; /* under dump_busy */
+    /* Static, under dump_busy: the dying thread's stack may be nearly gone. */
+    static char alternative[MB_CONFIG_PATH_MAX + 64 + 1 + REPORT_SUFFIX_CHARS];
     for (unsigned attempt = 0; attempt < REPORT_NAME_TRIES; attempt++) {
         if (!report_alternative(path, alternative, sizeof alternative, attempt) ||
             strlen(alternative) >= cap)
