@@ -18,17 +18,29 @@ static void peak_raise(uint64_t now) {
     }
 }
 
+/* A charge that reached the threshold: the handler decides.  Out of line, so
+ * that the common case below keeps nothing alive across a call. */
+static __attribute__((noinline)) bool charge_at_threshold(uint64_t now, size_t bytes) {
+    budget_threshold_fn fn = atomic_load_explicit(&threshold_fn, memory_order_acquire);
+    if (fn != NULL && !fn(now, bytes)) {
+        atomic_fetch_sub_explicit(&counter_bytes, bytes, memory_order_relaxed);
+        return false;
+    }
+    peak_raise(now);
+    return true;
+}
+
+/* Only a charge that stands moves the peak.  A refused one was never held: a
+ * request for more than the machine has (malloc(PTRDIFF_MAX), a probe for
+ * MemoryError) would otherwise leave a peak of exabytes, and a charge that
+ * ends the process is in the footprint at death, not in what the process
+ * held.  The common case costs what it did: an add, a compare and the peak's
+ * load. */
 bool budget_charge(size_t bytes) {
     uint64_t now = atomic_fetch_add_explicit(&counter_bytes, bytes, memory_order_relaxed) + bytes;
-    /* Before the handler: a charge that ends the process is part of its peak. */
+    if (now >= atomic_load_explicit(&next_threshold, memory_order_relaxed))
+        return charge_at_threshold(now, bytes);
     peak_raise(now);
-    if (now >= atomic_load_explicit(&next_threshold, memory_order_relaxed)) {
-        budget_threshold_fn fn = atomic_load_explicit(&threshold_fn, memory_order_acquire);
-        if (fn != NULL && !fn(now, bytes)) {
-            atomic_fetch_sub_explicit(&counter_bytes, bytes, memory_order_relaxed);
-            return false;
-        }
-    }
     return true;
 }
 

@@ -29,7 +29,9 @@ bool budget_try_charge(size_t bytes);
 void budget_charge_committed(size_t bytes);
 
 uint64_t budget_counter(void);
-/* The highest counter seen; updated when a charge raises it. */
+/* The highest counter a charge that stood left (budget_charge granted it,
+ * budget_try_charge took it, or it was committed); a refused charge never
+ * moves it, so it stays within what the process held. */
 uint64_t budget_peak(void);
 
 /* Called with the counter after an add that reached the threshold; returns

@@ -367,9 +367,9 @@ static const char *const backend_names[] = {"native", "jemalloc", NULL};
 
 static const struct mb_option_desc options[MB_OPT_COUNT] = {
     [MB_OPT_LIMIT] = {"MEMBUDGET_LIMIT", MB_KIND_SIZE_OR_PERCENT, "the jetsam model",
-                      "a size of at least 1M such as 512M, 1.5G or 2147483648, or a "
-                      "percentage of RAM such as 80%",
-                      NULL, MB_MIB, UINT64_MAX},
+                      "a size from 1M to " MB_SIZE_SETTING_MAX_TEXT " such as 512M, 1.5G or "
+                      "2147483648, or a percentage of RAM such as 80%",
+                      NULL, MB_MIB, MB_SIZE_SETTING_MAX},
     [MB_OPT_ACTION] = {"MEMBUDGET_ACTION", MB_KIND_ENUM, "abort", "abort, fail or warn",
                        action_names, 0, 0},
     [MB_OPT_MODEL] = {"MEMBUDGET_MODEL", MB_KIND_ENUM, "webkit", "webkit or webkit-legacy",
@@ -379,15 +379,17 @@ static const struct mb_option_desc options[MB_OPT_COUNT] = {
     [MB_OPT_PAGES] = {"MEMBUDGET_PAGES", MB_KIND_UINT, "1",
                       "a whole number of pages from 1 to 4294967295", NULL, 1, UINT_MAX},
     [MB_OPT_RAM] = {"MEMBUDGET_RAM", MB_KIND_SIZE, "physical RAM and cgroup limit",
-                    "a size such as 8G, 1536M or 8589934592", NULL, 1, UINT64_MAX},
+                    "a size up to " MB_SIZE_SETTING_MAX_TEXT " such as 8G, 1536M or 8589934592",
+                    NULL, 1, MB_SIZE_SETTING_MAX},
     [MB_OPT_CONSERVATIVE] = {"MEMBUDGET_CONSERVATIVE", MB_KIND_SIZE_OR_FRACTION, "0.8",
-                             "a size such as 2G, or a fraction of the base threshold "
-                             "such as 0.8 or 80% (above 0, at most 1)",
-                             NULL, 1, UINT64_MAX},
+                             "a size up to " MB_SIZE_SETTING_MAX_TEXT " such as 2G, or a "
+                             "fraction of the base threshold such as 0.8 or 80% (above 0, "
+                             "at most 1)",
+                             NULL, 1, MB_SIZE_SETTING_MAX},
     [MB_OPT_STRICT] = {"MEMBUDGET_STRICT", MB_KIND_SIZE_OR_FRACTION, "0.9",
-                       "a size such as 2G, or a fraction of the base threshold such as "
-                       "0.9 or 90% (above 0, at most 1)",
-                       NULL, 1, UINT64_MAX},
+                       "a size up to " MB_SIZE_SETTING_MAX_TEXT " such as 2G, or a fraction "
+                       "of the base threshold such as 0.9 or 90% (above 0, at most 1)",
+                       NULL, 1, MB_SIZE_SETTING_MAX},
     [MB_OPT_FOOTPRINT] = {"MEMBUDGET_FOOTPRINT", MB_KIND_ENUM, "rss", "rss or cgroup",
                           footprint_names, 0, 0},
     [MB_OPT_MONITOR] = {"MEMBUDGET_MONITOR", MB_KIND_ENUM, "inline", "inline or thread",
@@ -397,8 +399,9 @@ static const struct mb_option_desc options[MB_OPT_COUNT] = {
                          "number is milliseconds",
                          NULL, NS_PER_MS, 3600 * 1000 * NS_PER_MS},
     [MB_OPT_SAMPLE] = {"MEMBUDGET_SAMPLE", MB_KIND_SIZE, "512K",
-                       "a size such as 512K or 1M, or 0 to turn sampling off", NULL, 0,
-                       UINT64_MAX},
+                       "a size up to " MB_SIZE_SETTING_MAX_TEXT " such as 512K or 1M, or 0 "
+                       "to turn sampling off",
+                       NULL, 0, MB_SIZE_SETTING_MAX},
     [MB_OPT_REPORT] = {"MEMBUDGET_REPORT", MB_KIND_PATH, "$TMPDIR/membudget.%p.json",
                        "a path shorter than 1024 bytes where %p stands for the pid and "
                        "%% for a percent sign",

@@ -16,6 +16,17 @@
 #define MB_GIB ((uint64_t)1 << 30)
 #define MB_TIB ((uint64_t)1 << 40)
 
+/* The largest byte count a setting may give (MEMBUDGET_LIMIT, _RAM,
+ * _CONSERVATIVE, _STRICT, _SAMPLE, membudget_set_limit): 2^56 bytes, 65536T,
+ * the user address space of a 64-bit Linux process with 5-level page tables
+ * and the most any process can address (4-level tables give 2^47, arm64 at
+ * most 2^52).  A number beyond it describes no machine; it is a typing
+ * mistake, and it would carry into thresholds and reports numbers that JSON
+ * readers holding int64 cannot read.  Below it, every sum of a setting with
+ * the counter and the baseline stays far under 2^63. */
+#define MB_SIZE_SETTING_MAX ((uint64_t)1 << 56)
+#define MB_SIZE_SETTING_MAX_TEXT "65536T"
+
 /* ---- text into fixed buffers ------------------------------------------- */
 
 /* A bounded string under construction.  `data` is always NUL-terminated; text

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
 
 #include "alloc/internal.h"
 #include "alloc/jemalloc.h"
@@ -19,10 +21,10 @@
 #include "policy/monitor.h"
 #include "policy/pressure.h"
 #include "policy/sample.h"
+#include "policy/utf8.h"
 
 #define DUMP_FORMAT_VERSION 1
 #define DUMP_BUFFER_BYTES 65536
-#define DUMP_FLUSH_MARGIN 256 /* room kept for one number or key */
 
 static char dump_buffer[DUMP_BUFFER_BYTES];
 static _Atomic int dump_busy;
@@ -100,40 +102,79 @@ static void w_flush(struct writer *w) {
     w->b.data[0] = '\0';
 }
 
-static void w_room(struct writer *w) {
-    if (w->b.len + DUMP_FLUSH_MARGIN >= w->b.cap) w_flush(w);
+/* Every write goes through w_mem, which flushes first when the bytes do not
+ * fit: mb_buf drops what overflows, and one dropped byte breaks the document,
+ * so no helper writes to the buffer on its own. */
+static void w_mem(struct writer *w, const char *s, size_t n) {
+    while (n > 0) {
+        if (w->b.len + 1 >= w->b.cap) w_flush(w);
+        size_t room = w->b.cap - 1 - w->b.len;
+        size_t k = n < room ? n : room;
+        mb_buf_mem(&w->b, s, k);
+        s += k;
+        n -= k;
+    }
 }
 
-static void w_raw(struct writer *w, const char *s) {
-    w_room(w);
-    mb_buf_str(&w->b, s);
-}
+static void w_char(struct writer *w, char c) { w_mem(w, &c, 1); }
 
-/* A JSON string: quotes, backslashes, control and non-ASCII bytes escaped
- * (\u00XX), so any byte sequence gives valid JSON. */
-static void w_string(struct writer *w, const char *s) {
-    static const char hex[] = "0123456789abcdef";
-    w_raw(w, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        w_room(w);
-        unsigned c = *p;
+static void w_raw(struct writer *w, const char *s) { w_mem(w, s, strlen(s)); }
+
+static const char hex_digits[] = "0123456789abcdef";
+
+/* A JSON string.  Well-formed UTF-8 is written as it is, so a module in
+ * /tmp/dé/ reads back as that path; quotes, backslashes and control
+ * characters are escaped; a byte that starts no well-formed sequence becomes
+ * U+FFFD, so the document is UTF-8 whatever the input (policy/utf8.h).
+ * Returns false when s was not well-formed: the string then does not hold
+ * its bytes, and where they matter the caller adds them (w_bytes). */
+static bool w_string(struct writer *w, const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    bool exact = true;
+    w_char(w, '"');
+    for (size_t i = 0; i < n;) {
+        uint32_t c = 0;
+        size_t len = mb_utf8_seq(p + i, n - i, &c);
+        if (len == 0) {
+            w_raw(w, "\\ufffd");
+            exact = false;
+            i++;
+            continue;
+        }
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
-            mb_buf_mem(&w->b, esc, 2);
-        } else if (c < 0x20 || c >= 0x7f) {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            mb_buf_mem(&w->b, esc, 6);
+            w_mem(w, esc, 2);
+        } else if (c == '\n') {
+            w_raw(w, "\\n");
+        } else if (c == '\t') {
+            w_raw(w, "\\t");
+        } else if (c < 0x20 || c == 0x7f) {
+            char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15]};
+            w_mem(w, esc, 6);
         } else {
-            mb_buf_char(&w->b, (char)c);
+            w_mem(w, (const char *)p + i, len);
         }
+        i += len;
     }
-    mb_buf_char(&w->b, '"');
+    w_char(w, '"');
+    return exact;
+}
+
+/* s's exact bytes as lowercase hex, quoted: the "<key>_bytes" member beside a
+ * string that is not UTF-8 (docs/dump.md). */
+static void w_bytes(struct writer *w, const char *s) {
+    w_char(w, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        char pair[2] = {hex_digits[*p >> 4], hex_digits[*p & 15]};
+        w_mem(w, pair, 2);
+    }
+    w_char(w, '"');
 }
 
 static void w_newline(struct writer *w) {
-    w_room(w);
-    mb_buf_char(&w->b, '\n');
-    for (int i = 0; i < w->depth; i++) mb_buf_str(&w->b, "  ");
+    w_char(w, '\n');
+    for (int i = 0; i < w->depth; i++) w_raw(w, "  ");
 }
 
 /* Starts a member (key may be NULL inside an array). */
@@ -161,10 +202,25 @@ static void w_close(struct writer *w, const char *bracket) {
     w->comma = true;
 }
 
+/* Every integer of the dump fits an int64: the report tool's reader (jansson's
+ * json_int_t) and most JSON readers refuse a larger one, and with it the whole
+ * report.  No figure reaches 2^63 with settings in their bounds
+ * (MB_SIZE_SETTING_MAX), but the counter read while a refused charge of
+ * exabytes is being undone can; such a number is written as the largest
+ * integer they read (docs/dump.md). */
+#define DUMP_INT_MAX ((uint64_t)INT64_MAX)
+
+static void w_number(struct writer *w, uint64_t v) {
+    char text[24];
+    struct mb_buf t;
+    mb_buf_init(&t, text, sizeof text);
+    mb_buf_u64(&t, v < DUMP_INT_MAX ? v : DUMP_INT_MAX);
+    w_mem(w, t.data, t.len);
+}
+
 static void w_u64(struct writer *w, const char *key, uint64_t v) {
     w_key(w, key);
-    w_room(w);
-    mb_buf_u64(&w->b, v);
+    w_number(w, v);
 }
 
 static void w_str(struct writer *w, const char *key, const char *s) {
@@ -337,28 +393,25 @@ static void write_allocator(struct writer *w) {
 }
 
 static void w_hex(struct writer *w, uint64_t v) {
-    static const char digits[] = "0123456789abcdef";
     char text[20];
     int n = 0;
-    do text[n++] = digits[v & 15]; while ((v >>= 4) != 0);
-    w_room(w);
-    mb_buf_str(&w->b, "\"0x");
-    while (n > 0) mb_buf_char(&w->b, text[--n]);
-    mb_buf_char(&w->b, '"');
+    do text[n++] = hex_digits[v & 15]; while ((v >>= 4) != 0);
+    w_raw(w, "\"0x");
+    while (n > 0) w_char(w, text[--n]);
+    w_char(w, '"');
 }
 
 /* A member inside a one-line object: `"key": ` after a comma unless first. */
 static void w_inline_key(struct writer *w, const char *key, bool first) {
-    w_room(w);
-    if (!first) mb_buf_str(&w->b, ", ");
-    mb_buf_char(&w->b, '"');
-    mb_buf_str(&w->b, key);
-    mb_buf_str(&w->b, "\": ");
+    if (!first) w_raw(w, ", ");
+    w_char(w, '"');
+    w_raw(w, key);
+    w_raw(w, "\": ");
 }
 
 static void w_inline_u64(struct writer *w, const char *key, uint64_t v, bool first) {
     w_inline_key(w, key, first);
-    mb_buf_u64(&w->b, v);
+    w_number(w, v);
 }
 
 /* ---- the footprint timeline ------------------------------------------------- */
@@ -461,10 +514,10 @@ static void write_sites(struct writer *w) {
         w_inline_u64(w, "total_samples", v.total_samples, false);
         if (i == MB_SAMPLE_OVERFLOW_SITE) {
             w_inline_key(w, "unrecorded", false);
-            mb_buf_str(&w->b, "true");
+            w_raw(w, "true");
         }
         w_inline_key(w, "frames", false);
-        mb_buf_char(&w->b, '[');
+        w_char(w, '[');
         for (uint32_t f = 0; f < v.depth; f++) {
             if (f > 0) w_raw(w, ", ");
             w_hex(w, v.frames[f]);
@@ -477,12 +530,16 @@ static void write_sites(struct writer *w) {
 /* ---- the loaded modules ------------------------------------------------------- */
 
 static void write_module(void *ctx, const struct mb_module *m) {
-    static const char digits[] = "0123456789abcdef";
     struct writer *w = ctx;
     w_key(w, NULL);
     w_raw(w, "{");
     w_inline_key(w, "path", true);
-    w_string(w, m->path);
+    if (!w_string(w, m->path)) {
+        /* A reader opens this file: the exact name, when the string cannot
+         * carry it. */
+        w_inline_key(w, "path_bytes", false);
+        w_bytes(w, m->path);
+    }
     w_inline_key(w, "base", false);
     w_hex(w, m->bias);
     w_inline_key(w, "start", false);
@@ -490,10 +547,10 @@ static void write_module(void *ctx, const struct mb_module *m) {
     w_inline_key(w, "end", false);
     w_hex(w, m->end);
     w_inline_key(w, "build_id", false);
-    mb_buf_char(&w->b, '"');
+    w_char(w, '"');
     for (unsigned i = 0; i < m->build_id_len; i++) {
-        mb_buf_char(&w->b, digits[m->build_id[i] >> 4]);
-        mb_buf_char(&w->b, digits[m->build_id[i] & 15]);
+        char pair[2] = {hex_digits[m->build_id[i] >> 4], hex_digits[m->build_id[i] & 15]};
+        w_mem(w, pair, 2);
     }
     w_raw(w, "\"}");
 }
@@ -538,6 +595,67 @@ static void write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
 static int create_report(const char *path) {
     long fd = os_open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     return (int)fd;
+}
+
+/* Random names tried once the configured one is taken.  Each is one of 36^8:
+ * only a full directory, or someone creating names as fast as we try them,
+ * exhausts the tries. */
+#define REPORT_NAME_TRIES 16
+#define REPORT_SUFFIX_CHARS 8
+
+/* 64 unpredictable bits: getrandom(2) without blocking, else the clocks and
+ * the pid mixed (splitmix64), which differ at least between tries. */
+static uint64_t report_random(unsigned attempt) {
+    uint64_t v = 0;
+    if (os_syscall6(SYS_getrandom, (long)&v, sizeof v, GRND_NONBLOCK, 0, 0, 0) == (long)sizeof v)
+        return v;
+    v = os_now_ns() ^ (os_realtime_ns() << 17) ^ ((uint64_t)os_getpid() << 40) ^ attempt;
+    v += 0x9e3779b97f4a7c15ull;
+    v = (v ^ (v >> 30)) * 0xbf58476d1ce4e5b9ull;
+    v = (v ^ (v >> 27)) * 0x94d049bb133111ebull;
+    return v ^ (v >> 31);
+}
+
+/* path with ".XXXXXXXX" (random, [0-9a-z]) before a final ".json", or at the
+ * end; false when it does not fit in cap. */
+static bool report_alternative(const char *path, char *out, size_t cap, unsigned attempt) {
+    static const char suffix[] = ".json", chars[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    size_t n = strlen(path), s = sizeof suffix - 1;
+    size_t stem = n >= s && memcmp(path + n - s, suffix, s) == 0 ? n - s : n;
+    if (n + 1 + REPORT_SUFFIX_CHARS + 1 > cap) return false;
+    char part[1 + REPORT_SUFFIX_CHARS];
+    uint64_t v = report_random(attempt);
+    part[0] = '.';
+    for (int i = 1; i <= REPORT_SUFFIX_CHARS; i++, v /= 36) part[i] = chars[v % 36];
+    memcpy(out, path, stem);
+    memcpy(out + stem, part, sizeof part);
+    memcpy(out + stem + sizeof part, path + stem, n - stem + 1);
+    return true;
+}
+
+/* Creates a new report file at path (cap bytes), never overwriting or
+ * following what is there.  When the name is taken (a file or a link: anyone
+ * may create /tmp/membudget.<pid>.json, and pids repeat across containers),
+ * tries random alternatives beside it (membudget.<pid>.k3x9q0ab.json), so the
+ * dying process still leaves a report; path then holds the name used.
+ * Returns the descriptor, or the first name's -errno when none could be had. */
+static int create_report_unique(char *path, size_t cap) {
+    int fd = create_report(path);
+    if (fd != -EEXIST && fd != -ELOOP) return fd;
+    /* Static, under dump_busy: the dying thread's stack may be nearly gone. */
+    static char alternative[MB_CONFIG_PATH_MAX + 64 + 1 + REPORT_SUFFIX_CHARS];
+    for (unsigned attempt = 0; attempt < REPORT_NAME_TRIES; attempt++) {
+        if (!report_alternative(path, alternative, sizeof alternative, attempt) ||
+            strlen(alternative) >= cap)
+            return fd;
+        int alt = create_report(alternative);
+        if (alt >= 0) {
+            memcpy(path, alternative, strlen(alternative) + 1);
+            return alt;
+        }
+        if (alt != -EEXIST && alt != -ELOOP) return fd;
+    }
+    return fd;
 }
 
 int mb_dump_write_path(const char *path, enum mb_dump_reason reason, uint64_t footprint) {
@@ -623,10 +741,12 @@ static void summary_line(uint64_t footprint) {
 }
 
 void mb_dump_report(enum mb_dump_reason reason, uint64_t footprint) {
-    static char path[MB_CONFIG_PATH_MAX + 64]; /* under dump_busy */
+    /* Room for a random part beside the configured name. */
+    static char path[MB_CONFIG_PATH_MAX + 64 + 1 + REPORT_SUFFIX_CHARS]; /* under dump_busy */
     dump_lock();
     unsigned n = atomic_fetch_add_explicit(&reports_written, 1, memory_order_relaxed) + 1;
-    int fd = mb_dump_path(path, sizeof path, n) ? create_report(path) : -ENAMETOOLONG;
+    int fd = mb_dump_path(path, sizeof path, n) ? create_report_unique(path, sizeof path)
+                                               : -ENAMETOOLONG;
     const struct mb_limits *lim = mb_pressure_limits();
     char line[MB_LINE_MAX];
     struct mb_buf b;

@@ -5,7 +5,8 @@
  * an allocating thread may hold, so the dying thread may write it from inside
  * the allocator.  The file is created O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, so
  * an existing file or a symbolic link at the path is never followed or
- * overwritten; when it cannot be created, a summary goes to stderr instead. */
+ * overwritten; a report of a crossing then goes to a random name beside it;
+ * when none can be created, a summary goes to stderr instead. */
 #ifndef MEMBUDGET_POLICY_DUMP_H
 #define MEMBUDGET_POLICY_DUMP_H
 
@@ -35,10 +36,12 @@ int mb_dump_path(char *out, size_t cap, unsigned n);
 /* Writes the dump to a new file at path; 0 or a negative errno. */
 int mb_dump_write_path(const char *path, enum mb_dump_reason reason, uint64_t footprint_bytes);
 
-/* A crossing of the kill threshold: creates the next report file, writes the
- * one greppable line to stderr ("membudget: pid P (comm) exceeded its memory
- * budget: footprint X >= limit Y (source); report: PATH"), then the dump, or a
- * summary on stderr when the file cannot be created. */
+/* A crossing of the kill threshold: creates the next report file (at
+ * mb_dump_path, or, when a file or link is there, at that name with a random
+ * ".XXXXXXXX" before ".json"), writes the one greppable line to stderr
+ * ("membudget: pid P (comm) exceeded its memory budget: footprint X >= limit Y
+ * (source); report: PATH", the file written), then the dump, or a summary on
+ * stderr when no file can be created. */
 void mb_dump_report(enum mb_dump_reason reason, uint64_t footprint_bytes);
 
 /* The "critical memory usage" line of StrictSynchronous. */

@@ -380,7 +380,7 @@ static void rearm(void) {
 }
 
 int mb_pressure_set_limit(uint64_t bytes) {
-    if (bytes != 0 && bytes < MB_MIB) return EINVAL;
+    if ((bytes != 0 && bytes < MB_MIB) || bytes > MB_SIZE_SETTING_MAX) return EINVAL;
     mb_lock(&pressure_lock);
     params.api_limit_bytes = bytes;
     recompute_locked();

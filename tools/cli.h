@@ -33,8 +33,8 @@ int cli_getopt(const char *sub, int argc, char **argv, const char *optstring,
 void cli_getopt_reset(void);
 
 /* Parsers of option values; false on anything but the whole accepted form. */
-/* s as a JSON string on stdout, quoted and escaped (\u00XX outside printable
- * ASCII). */
+/* s as a JSON string on stdout (tx_json: well-formed UTF-8 kept, quotes,
+ * backslashes and control bytes escaped, other bytes as U+FFFD). */
 void cli_json_string(const char *s);
 bool cli_parse_seconds(const char *s, double min, double max, double *out);
 bool cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);

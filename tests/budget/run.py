@@ -14,6 +14,7 @@ NAME: reason" or "FAIL NAME: reason" per case, then "N passed, N failed" (and
 import errno
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -602,6 +603,10 @@ BAD_VALUES = [
     ("MEMBUDGET_FOOTPRINT", "pss"), ("MEMBUDGET_MONITOR", "cron"), ("MEMBUDGET_INTERVAL", "0"),
     ("MEMBUDGET_INTERVAL", "5h"), ("MEMBUDGET_SAMPLE", "-1"), ("MEMBUDGET_REPORT", "/tmp/%x"),
     ("MEMBUDGET_BACKEND", "tcmalloc"), ("MEMBUDGET_VERBOSE", "3"),
+    # Past 2^56 bytes, the largest address space a process has.
+    ("MEMBUDGET_LIMIT", "8388608T"), ("MEMBUDGET_RAM", "100000T"),
+    ("MEMBUDGET_CONSERVATIVE", "18446744073709551615"), ("MEMBUDGET_STRICT", "65537T"),
+    ("MEMBUDGET_SAMPLE", "9223372036854775808"),
 ]
 
 
@@ -653,33 +658,69 @@ def check_report_paths():
     for f in files:
         os.unlink(os.path.join(d, f))
 
-    name = "an existing file at the report path is not overwritten"
-    existing = os.path.join(d, "existing.json")
-    with open(existing, "w") as f:
-        f.write("keep me\n")
-    rc, _, err, _ = die_with_report(existing)
-    with open(existing) as f:
-        content = f.read()
-    if rc != -signal.SIGABRT or content != "keep me\n" or "report: none" not in err \
-            or "membudget: summary:" not in err:
-        fail(name, "status %s, content %r" % (rc, content), err)
-    else:
-        ok(name)
-
-    name = "a symbolic link at the report path is not followed"
+    # The name is taken (anyone may create /tmp/membudget.<pid>.json, and pids
+    # repeat across containers): the file or link there is left alone, and the
+    # report goes to a new name beside it, which the line names.
     target = os.path.join(d, "target")
     with open(target, "w") as f:
         f.write("target\n")
-    link = os.path.join(d, "link.json")
-    os.symlink(target, link)
-    rc, _, err, _ = die_with_report(link)
-    with open(target) as f:
-        content = f.read()
-    if rc != -signal.SIGABRT or content != "target\n" or not os.path.islink(link) \
-            or "report: none" not in err or "membudget: summary:" not in err:
-        fail(name, "status %s, content %r" % (rc, content), err)
-    else:
-        ok(name)
+    grow = os.path.join(BIN, "grow")
+    for kind in ("file", "symbolic link", "dangling symbolic link"):
+        for pattern in ("default", "MEMBUDGET_REPORT"):
+            name = "a %s at the %s report path: left alone, the report goes beside it" % (
+                kind, pattern)
+            sub = fresh_dir("taken-%s-%s" % (kind.replace(" ", "-"), pattern.lower()))
+            if pattern == "default":
+                env = clean_env({"MEMBUDGET_LIMIT": "32M", "TMPDIR": sub})
+                taken = os.path.join(sub, "membudget.$$.json")
+            else:
+                env = clean_env({"MEMBUDGET_LIMIT": "32M",
+                                 "MEMBUDGET_REPORT": os.path.join(sub, "r.%p.json")})
+                taken = os.path.join(sub, "r.$$.json")
+            # The shell takes the name for its own pid, then becomes the program.
+            if kind == "file":
+                take = "echo 'keep me' > %s" % taken
+            elif kind == "symbolic link":
+                take = "ln -s %s %s" % (target, taken)
+            else:
+                take = "ln -s %s %s" % (os.path.join(sub, "absent"), taken)
+            rc, _, err, _ = run(["sh", "-c", '%s && exec "$0" 1 %d' % (take, 256 * KIB), grow], env)
+            lines = [l for l in err.splitlines() if KILL_LINE in l]
+            names = sorted(os.listdir(sub))
+            if rc != -signal.SIGABRT or len(lines) != 1 or len(names) != 2:
+                fail(name, "status %s, %d lines, files %s" % (rc, len(lines), names), err)
+                continue
+            first = [n for n in names if n.count(".") == 2][0]
+            other = [n for n in names if n != first][0]
+            stem = first[:-len(".json")]
+            path = os.path.join(sub, other)
+            with open(target) as f:
+                target_text = f.read()
+            problems = []
+            if not re.fullmatch(re.escape(stem) + r"\.[0-9a-z]{8}\.json", other):
+                problems.append("the report is named %s" % other)
+            if not lines[0].endswith("report: " + path):
+                problems.append("the line does not name %s" % path)
+            if kind == "file":
+                with open(os.path.join(sub, first)) as f:
+                    if f.read() != "keep me\n":
+                        problems.append("the existing file changed")
+            elif not os.path.islink(os.path.join(sub, first)) or target_text != "target\n" \
+                    or os.path.exists(os.path.join(sub, "absent")):
+                problems.append("the link or what it points to changed")
+            if os.path.islink(path) or stat.S_IMODE(os.lstat(path).st_mode) != 0o600:
+                problems.append("the report is not a new file of mode 0600")
+            else:
+                try:
+                    with open(path) as f:
+                        if json.load(f)["reason"] != "kill":
+                            problems.append("the report's reason")
+                except ValueError as e:
+                    problems.append("the report is not JSON: %s" % e)
+            if problems:
+                fail(name, "; ".join(problems), err)
+            else:
+                ok(name)
 
     name = "an unwritable directory: the summary reaches stderr"
     if os.geteuid() == 0:

@@ -748,6 +748,27 @@ def live_statistics():
     check("page removed at exit", not os.path.exists(page_path(pid)), "still there")
 
 
+def stat_json_text():
+    """stat --json keeps UTF-8 as it is (an argument "dé" reads back as "dé",
+    not as "dÃ©") and writes a byte that is not UTF-8 as U+FFFD."""
+    name = "stat --json: UTF-8 in the command line kept, other bytes as U+FFFD"
+    p, pid = start_live(64, 40, 8, "d\u00e9".encode(), b"x\xe9y\"\\")
+    try:
+        wait_for(lambda: os.path.exists(page_path(pid)))
+        r = subprocess.run([TOOL, "stat", "--json", str(pid)], capture_output=True,
+                           env=clean_env(), timeout=TIMEOUT)
+        r.stdout = r.stdout.decode("utf-8", errors="backslashreplace")
+        try:
+            doc = json.loads(r.stdout)
+            check(name, r.returncode == 0 and
+                  doc["cmdline"].endswith(" d\u00e9 x\ufffdy\"\\") and "\\u00c3" not in r.stdout,
+                  "cmdline %r" % doc.get("cmdline"), r.stdout)
+        except (ValueError, KeyError) as e:
+            fail(name, repr(e), r.stdout + r.stderr)
+    finally:
+        stop(p, pid)
+
+
 def not_readable_by_nobody(pid):
     if os.getuid() != 0 or shutil.which("setpriv") is None:
         skip("page unreadable by nobody", "needs root and setpriv")
@@ -1143,7 +1164,7 @@ def main():
     cases = [version, help_texts, bad_arguments, limits_golden, limits_here, run_exit_codes,
              run_environment, run_budget_death, run_library_paths, run_install_prefix_with_space,
              run_cannot_preload, run_library_not_started, run_handshake_not_inherited,
-             handshake_values, live_statistics, top_site_live,
+             handshake_values, live_statistics, stat_json_text, top_site_live,
              top_site_sampling_off, top_site_old_page, stale_pages, fork_child_page, install,
              man_pages]
     try:

@@ -300,6 +300,14 @@ static void check_option(enum mb_option_id id, const char *s) {
     struct mb_sink sink = {capture_write, &cap};
     const struct mb_option_desc *d = mb_option_desc(id);
     bool ok = mb_config_set(&cfg, id, s, &sink);
+    /* No size variable takes more than MB_SIZE_SETTING_MAX (2^56, the largest
+     * address space of a process): what the grammar reads past it is refused. */
+    bool sized = d->kind == MB_KIND_SIZE || d->kind == MB_KIND_SIZE_OR_PERCENT ||
+                 d->kind == MB_KIND_SIZE_OR_FRACTION;
+    uint64_t ref = 0;
+    if (sized && d->max != MB_SIZE_SETTING_MAX) fuzz_fail("%s: max %llu", d->name, (unsigned long long)d->max);
+    if (sized && ok && ref_size(s, &ref) && ref > MB_SIZE_SETTING_MAX)
+        fuzz_fail("%s='%s' (%llu bytes) accepted past the bound", d->name, s, (unsigned long long)ref);
     if (!ok) {
         if (cap.lines != 1) fuzz_fail("%s='%s' rejected with %u lines", d->name, s, cap.lines);
         if (!strstr(cap.last, d->name) || !strstr(cap.last, "expected"))
@@ -324,7 +332,12 @@ static void check_option(enum mb_option_id id, const char *s) {
         if (cfg.interval_ns < 1000000 || cfg.interval_ns > 3600000000000ull) fuzz_fail("interval %llu ns", (unsigned long long)cfg.interval_ns);
         break;
     case MB_OPT_VERBOSE: if (cfg.verbose > 2) fuzz_fail("verbose %u", cfg.verbose); break;
-    case MB_OPT_RAM: if (cfg.ram_bytes < 1) fuzz_fail("ram 0 accepted"); break;
+    case MB_OPT_RAM:
+        if (cfg.ram_bytes < 1 || cfg.ram_bytes > MB_SIZE_SETTING_MAX) fuzz_fail("ram %llu accepted", (unsigned long long)cfg.ram_bytes);
+        break;
+    case MB_OPT_SAMPLE:
+        if (cfg.sample_bytes > MB_SIZE_SETTING_MAX) fuzz_fail("sample %llu accepted", (unsigned long long)cfg.sample_bytes);
+        break;
     case MB_OPT_REPORT: {
         size_t n = strnlen(cfg.report_path, MB_CONFIG_PATH_MAX);
         if (n == 0 || n >= MB_CONFIG_PATH_MAX || strcmp(cfg.report_path, s))
@@ -341,7 +354,8 @@ static void check_option(enum mb_option_id id, const char *s) {
     }
     if (amt) {
         if (amt->kind == MB_AMOUNT_FRACTION ? (amt->ppb == 0 || amt->ppb > MB_PPB)
-                                            : (amt->kind != MB_AMOUNT_BYTES || amt->bytes < d->min))
+                                            : (amt->kind != MB_AMOUNT_BYTES || amt->bytes < d->min ||
+                                               amt->bytes > MB_SIZE_SETTING_MAX))
             fuzz_fail("%s='%s' stored kind %d bytes %llu ppb %u", d->name, s, amt->kind, (unsigned long long)amt->bytes, amt->ppb);
     }
 }

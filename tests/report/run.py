@@ -312,6 +312,160 @@ def check_hold(mode):
     ok(name)
 
 
+# ---- numbers every reader can read ------------------------------------------------------
+
+INT64_MAX = (1 << 63) - 1
+
+# Requests no machine can grant, each refused with ENOMEM (MemoryError), then a
+# dump: the peak is what the process held, and every integer of the dump fits
+# an int64, the reader's (jansson's json_int_t).
+HUGE_REQUESTS = """
+import ctypes, sys
+lib = ctypes.CDLL(None)
+lib.malloc.restype = ctypes.c_void_p
+lib.malloc.argtypes = [ctypes.c_size_t]
+lib.calloc.restype = ctypes.c_void_p
+lib.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+lib.membudget_set_limit.argtypes = [ctypes.c_size_t]
+lib.membudget_dump.argtypes = [ctypes.c_char_p]
+refused = [lib.malloc(2**63 - 1) is None, lib.malloc(2**62) is None,
+           lib.malloc(2**48) is None, lib.calloc(2**31, 2**31) is None]
+try:
+    bytearray(10**15)
+    refused.append(False)
+except MemoryError:
+    refused.append(True)
+keep = bytearray(8 << 20)  # a peak of the process's own
+print(refused, lib.membudget_set_limit(2**63), lib.membudget_set_limit(2**57),
+      lib.membudget_dump(sys.argv[1].encode()))
+"""
+
+
+def integers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from integers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from integers(v)
+
+
+def check_huge_requests():
+    name = "refused huge requests leave the peak alone; the dump reads back"
+    d = os.path.join(tmp, "huge")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "huge.json")
+    env = clean_env({"PYTHONMALLOC": "malloc", "MEMBUDGET_VERBOSE": "1",
+                     "MEMBUDGET_LIMIT": "256M"}, LIB)
+    rc, out, err = run([sys.executable, "-c", HUGE_REQUESTS, path], env)
+    if rc != 0 or out.strip() != "[True, True, True, True, True] -1 -1 0":
+        return fail(name, "exit %s, stdout %r (expected every request refused, both limits "
+                    "past 2^56 refused, the dump written)" % (rc, out), err)
+    with open(path) as f:
+        dump = json.load(f)
+    peak = dump["footprint"]["counter_peak_bytes"]
+    if not 8 << 20 <= peak < 1 << 30:
+        return fail(name, "counter_peak_bytes %d: not what the process held" % peak)
+    too_big = [v for v in integers(dump) if v > INT64_MAX or v < 0]
+    if too_big:
+        return fail(name, "integers an int64 reader refuses: %s" % too_big[:5])
+    m = re.search(r"\(python3?[^)]*\) at exit: committed .*, peak [^(]+\((\d+)\)", err)
+    if m is None or int(m.group(1)) >= 1 << 30:
+        return fail(name, "the exit line's peak is not the process's", err)
+    # Both front ends of the reader: membudget-report and `membudget report`.
+    cli = os.path.join(os.path.dirname(TOOL), "membudget")
+    tools = [[TOOL]] + ([[cli, "report"]] if os.path.exists(cli) else [])
+    for tool in tools:
+        for args in ([], ["--json"]):
+            rc, out, err = run(tool + args + [path])
+            if rc != 0:
+                return fail(name, "%s exit %s" % (" ".join(tool + args), rc), err)
+            if args:
+                r = json.loads(out)
+                if r.get("pid") != dump["pid"]:
+                    return fail(name, "%s: pid %r" % (" ".join(tool + args), r.get("pid")))
+            elif str(dump["pid"]) not in out:
+                return fail(name, "%s: the text does not name pid %d" % (" ".join(tool), dump["pid"]))
+    ok(name + " (peak %.1f MiB)" % (peak / (1 << 20)))
+
+
+# ---- paths that are not ASCII -------------------------------------------------------------
+
+def check_non_ascii_paths():
+    """leak3 run from a directory named in UTF-8 (dé), and from one whose name
+    is not UTF-8 (the byte 0xe9 alone): the dump is valid JSON for Python and
+    for the reader (jansson), a UTF-8 path reads back as itself and its frames
+    are symbolized, and the other path has its exact bytes in path_bytes."""
+    # The long one (2 KB of two-byte characters) crosses the writer's buffer
+    # flushes in the middle of a string.
+    long_name = b"/".join([("\u00e9" * 100).encode()] * 10)
+    for label, dirname in (("UTF-8", "d\u00e9".encode()), ("not UTF-8", b"d\xe9"),
+                           ("long UTF-8", long_name)):
+        utf8 = label != "not UTF-8"
+        name = "leak3 in a directory whose name is %s: valid dump, exact path, symbolized" % label
+        d = os.path.join(os.fsencode(tmp), b"paths", dirname)
+        os.makedirs(d, exist_ok=True)
+        exe = os.path.join(d, b"leak3")
+        shutil.copy2(os.path.join(BIN, "leak3"), exe)
+        got = die_under_budget("paths-" + label.replace(" ", "-"), [exe],
+                               {"MEMBUDGET_LIMIT": "64M", "MEMBUDGET_SAMPLE": "16K"})
+        if got is None:
+            continue
+        path = got[0]
+        with open(path, "rb") as f:
+            raw = f.read()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            fail(name, "the dump is not UTF-8: %s" % e)
+            continue
+        dump = json.loads(raw)
+        mods = [m for m in dump["modules"] if m["path"].endswith("/leak3")]
+        if len(mods) != 1:
+            fail(name, "modules ending in /leak3: %s" % [m["path"] for m in mods])
+            continue
+        m = mods[0]
+        if utf8:
+            if m["path"] != os.fsdecode(exe) or "path_bytes" in m:
+                fail(name, "path %r (path_bytes %r), expected %r" % (
+                    m["path"], m.get("path_bytes"), os.fsdecode(exe)))
+                continue
+        else:
+            want = exe.decode("utf-8", errors="replace")
+            if m["path"] != want or bytes.fromhex(m.get("path_bytes", "")) != exe:
+                fail(name, "path %r, path_bytes %r, expected %r and %s" % (
+                    m["path"], m.get("path_bytes"), want, exe.hex()))
+                continue
+            # Every other string of the dump is UTF-8: no _bytes member.
+            others = [k for mod in dump["modules"] if mod is not m for k in mod if k.endswith("_bytes")]
+            if others:
+                fail(name, "_bytes members beside UTF-8 paths: %s" % others)
+                continue
+        try:
+            r = report_json(path)  # jansson: refuses a document that is not UTF-8
+        except (RuntimeError, ValueError) as e:
+            fail(name, "the reader: %s" % e)
+            continue
+        top = sorted(site_function(s) or "?" for s in r["sites"][:3])
+        symbolized = top == ["leak_10", "leak_30", "leak_60"]
+        if utf8:
+            if not symbolized:
+                fail(name, "top sites %s; module %s" % (top, [
+                    (x["path"], x.get("symbols")) for x in r["modules"] if x["path"].endswith("/leak3")]))
+                continue
+            ok(name)
+        elif symbolized:
+            ok(name)
+        else:
+            ok(name.replace(", symbolized", ""))
+            skip("leak3 in a directory whose name is not UTF-8: symbolized",
+                 "the reader does not open path_bytes yet (top sites %s)" % top)
+
+
 # ---- realloc and free ----------------------------------------------------------------
 
 def check_resample():
@@ -453,6 +607,8 @@ def main():
     check_hold("same")
     check_hold("other")
     check_resample()
+    check_huge_requests()
+    check_non_ascii_paths()
     check_svg(dump)
     shutil.rmtree(tmp, ignore_errors=True)
     print(results.summary())

@@ -957,24 +957,41 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
     {MB_OPT_LIMIT, "12Q",
-     "membudget: MEMBUDGET_LIMIT='12Q' is not valid (expected a size of at least 1M such as "
-     "512M, 1.5G or 2147483648, or a percentage of RAM such as 80%); using the default"},
+     "membudget: MEMBUDGET_LIMIT='12Q' is not valid (expected a size from 1M to 65536T such "
+     "as 512M, 1.5G or 2147483648, or a percentage of RAM such as 80%); using the default"},
     {MB_OPT_LIMIT, "abc", NULL},
     {MB_OPT_LIMIT, "-5", NULL},
     {MB_OPT_LIMIT, "0", NULL},
     {MB_OPT_LIMIT, "200%", NULL},
     {MB_OPT_LIMIT, "0%", NULL},
     {MB_OPT_LIMIT, "1e99", NULL},
-    {MB_OPT_LIMIT, "", "membudget: MEMBUDGET_LIMIT='' is not valid (expected a size of at least "
-                       "1M such as 512M, 1.5G or 2147483648, or a percentage of RAM such as "
-                       "80%); using the default"},
+    {MB_OPT_LIMIT, "", "membudget: MEMBUDGET_LIMIT='' is not valid (expected a size from 1M "
+                       "to 65536T such as 512M, 1.5G or 2147483648, or a percentage of RAM "
+                       "such as 80%); using the default"},
     {MB_OPT_LIMIT, "99999999999999999999T", NULL},
     {MB_OPT_LIMIT, "16777216T", NULL},
     {MB_OPT_LIMIT, "100K", NULL},
+    /* Sizes past 2^56, the largest address space a process has: a limit or
+     * RAM no machine can give would carry unreadable numbers into reports. */
+    {MB_OPT_LIMIT, "8388608T",
+     "membudget: MEMBUDGET_LIMIT='8388608T' is not valid (expected a size from 1M to 65536T "
+     "such as 512M, 1.5G or 2147483648, or a percentage of RAM such as 80%); using the default"},
+    {MB_OPT_LIMIT, "65536.5T", NULL},
+    {MB_OPT_LIMIT, "72057594037927937", NULL},
+    {MB_OPT_LIMIT, "9223372036854775808", NULL},
+    {MB_OPT_RAM, "65537T",
+     "membudget: MEMBUDGET_RAM='65537T' is not valid (expected a size up to 65536T such as 8G, "
+     "1536M or 8589934592); using the default"},
+    {MB_OPT_RAM, "18446744073709551615", NULL},
+    {MB_OPT_CONSERVATIVE, "100000T", NULL},
+    {MB_OPT_STRICT, "9223372036854775807", NULL},
+    {MB_OPT_SAMPLE, "65536.001T",
+     "membudget: MEMBUDGET_SAMPLE='65536.001T' is not valid (expected a size up to 65536T such "
+     "as 512K or 1M, or 0 to turn sampling off); using the default"},
     {MB_OPT_LIMIT, "1.5", NULL},
     {MB_OPT_LIMIT, "1G\n2G",
-     "membudget: MEMBUDGET_LIMIT='1G\\x0a2G' is not valid (expected a size of at least 1M such "
-     "as 512M, 1.5G or 2147483648, or a percentage of RAM such as 80%); using the default"},
+     "membudget: MEMBUDGET_LIMIT='1G\\x0a2G' is not valid (expected a size from 1M to 65536T "
+     "such as 512M, 1.5G or 2147483648, or a percentage of RAM such as 80%); using the default"},
     {MB_OPT_ACTION, "kill",
      "membudget: MEMBUDGET_ACTION='kill' is not valid (expected abort, fail or warn); using the "
      "default"},
@@ -997,9 +1014,9 @@ static const struct bad_case bad_cases[] = {
     {MB_OPT_RAM, "lots", NULL},
     {MB_OPT_RAM, "-8G", NULL},
     {MB_OPT_CONSERVATIVE, "0",
-     "membudget: MEMBUDGET_CONSERVATIVE='0' is not valid (expected a size such as 2G, or a "
-     "fraction of the base threshold such as 0.8 or 80% (above 0, at most 1)); using the "
-     "default"},
+     "membudget: MEMBUDGET_CONSERVATIVE='0' is not valid (expected a size up to 65536T such as "
+     "2G, or a fraction of the base threshold such as 0.8 or 80% (above 0, at most 1)); using "
+     "the default"},
     {MB_OPT_CONSERVATIVE, "1.5", NULL},
     {MB_OPT_CONSERVATIVE, "0%", NULL},
     {MB_OPT_CONSERVATIVE, "101%", NULL},
@@ -1075,6 +1092,26 @@ static void test_bad_values(void) {
     expect_true(strstr(cap.text, "xxx...' is not valid") != NULL, "%s", cap.text);
     expect_true(cap.len < 400, "%zu", cap.len);
     expect_true(cfg.report_path[0] == '\0');
+}
+
+/* The bound itself is accepted for every size variable, in bytes or units. */
+static void test_size_bound(void) {
+    static const enum mb_option_id ids[] = {MB_OPT_LIMIT, MB_OPT_RAM, MB_OPT_CONSERVATIVE,
+                                            MB_OPT_STRICT, MB_OPT_SAMPLE};
+    static const char *const texts[] = {"65536T", "72057594037927936", "65536.0 T"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        const struct mb_option_desc *d = mb_option_desc(ids[i]);
+        expect_true(d->max == MB_SIZE_SETTING_MAX, "%s: max %" PRIu64, d->name, d->max);
+        for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
+            struct mb_config cfg;
+            mb_config_defaults(&cfg);
+            struct capture cap;
+            struct mb_sink sink = capture_sink(&cap);
+            bool ok = mb_config_set(&cfg, ids[i], texts[t], &sink);
+            expect_true(ok && cap.lines == 0, "%s='%s' rejected: %s", d->name, texts[t], cap.text);
+        }
+    }
+    expect_true(MB_SIZE_SETTING_MAX == (uint64_t)65536 * MB_TIB);
 }
 
 /* The default writer: one write(2) of the line and its newline on fd 2. */
@@ -1449,6 +1486,33 @@ static void test_budget_charges(void) {
     budget_set_threshold(UINT64_MAX, NULL);
     expect_true(budget_try_charge(1 << 20), "without a handler nothing is refused");
     budget_uncharge(1 << 20);
+
+    /* Only a charge that stands moves the peak: a refused request for more
+     * than any machine has (malloc(PTRDIFF_MAX), a probe for MemoryError)
+     * leaves it where the granted charges left it. */
+    uint64_t peak = budget_peak();
+    budget_set_threshold(base + 1000, test_handler);
+    handler_allows = false;
+    expect_true(!budget_charge((size_t)PTRDIFF_MAX), "the handler refused the huge charge");
+    expect_true(!budget_try_charge((size_t)PTRDIFF_MAX), "a huge try-charge is refused");
+    expect_true(budget_peak() == peak, "a refused charge moved the peak from %llu to %llu",
+                (unsigned long long)peak, (unsigned long long)budget_peak());
+    expect_true(budget_counter() == base, "refused charges are undone (%llu)",
+                (unsigned long long)budget_counter());
+    /* One the handler lets stand raises it, as one below the threshold does. */
+    handler_allows = true;
+    uint64_t over = peak - base + 5000;
+    expect_true(budget_charge(over), "a charge over the threshold the handler let stand");
+    expect_true(budget_peak() == base + over, "the peak %llu after a granted charge, want %llu",
+                (unsigned long long)budget_peak(), (unsigned long long)(base + over));
+    budget_uncharge(over);
+    budget_set_threshold(UINT64_MAX, NULL);
+    expect_true(budget_charge(over + 1), "below the threshold");
+    expect_true(budget_peak() == base + over + 1, "the peak %llu after a charge below the "
+                "threshold", (unsigned long long)budget_peak());
+    budget_uncharge(over + 1);
+    expect_true(budget_try_charge(1 << 20), "nothing refused");
+    budget_uncharge(1 << 20);
     expect_true(budget_counter() == base, "back to the start");
 }
 
@@ -1469,6 +1533,7 @@ int main(void) {
     RUN(test_parse_size);
     RUN(test_parse_fraction_percent_duration);
     RUN(test_bad_values);
+    RUN(test_size_bound);
     RUN(test_default_sink_writes_stderr);
     RUN(test_good_environment);
     RUN(test_budget_charges);
