@@ -2,10 +2,15 @@
  * load bias the dump recorded, then answers "which function and which line" for
  * every frame.  A module whose file is missing, or whose build-id differs from
  * the one recorded (the file was rebuilt or upgraded since), is not used: its
- * frames keep their module+offset form rather than take wrong names. */
+ * frames keep their module+offset form rather than take wrong names.  The
+ * paths come from the dump, written by a process that may belong to someone
+ * else: only regular files are opened, without blocking or following a link,
+ * and libdwfl reads them through the descriptor checked here. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <elfutils/libdwelf.h>
@@ -14,21 +19,83 @@
 
 #include "tools/report_model.h"
 
-static char *debuginfo_path;
+/* Separate debug files are looked for under /usr/lib/debug only (by build-id,
+ * or by the debug link's name in the module's directory mirrored there), never
+ * beside the module: that directory, like the module's path, comes from the
+ * dump, and libdwfl opens what it finds there itself, blocking. */
+static char *debuginfo_path = "/usr/lib/debug";
+
+/* The standard search, kept to the system's debug directory: a debug link
+ * (a name read from the module file) that is not a plain file name is not
+ * followed, so that it cannot lead out of that directory. */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, GElf_Addr base,
+                          const char *file_name, const char *debuglink_file,
+                          GElf_Word debuglink_crc, char **debuginfo_file_name) {
+    if (debuglink_file != NULL && debuglink_file[0] != '/' &&
+        (strchr(debuglink_file, '/') != NULL || strcmp(debuglink_file, "..") == 0)) {
+        errno = 0;
+        return -1;
+    }
+    return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                        debuglink_crc, debuginfo_file_name);
+}
+
+/* Modules are reported with a file descriptor (open_module), so libdwfl never
+ * looks for the main file itself. */
+static int find_elf_none(Dwfl_Module *mod, void **userdata, const char *modname,
+                         Dwarf_Addr base, char **file_name, Elf **elfp) {
+    (void)mod, (void)userdata, (void)modname, (void)base, (void)file_name, (void)elfp;
+    errno = 0;
+    return -1;
+}
 
 static const Dwfl_Callbacks callbacks = {
-    .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_elf = find_elf_none,
+    .find_debuginfo = find_debuginfo,
     .section_address = dwfl_offline_section_address,
     .debuginfo_path = &debuginfo_path,
 };
 
-/* The file's GNU build-id in hex, into out; "" when it has none.  False when
- * the file is not a readable ELF object. */
-static bool file_build_id(const char *path, char *out, size_t cap) {
+/* Opens a module file for reading only when it is a regular file no larger
+ * than RP_MODULE_MAX_BYTES: never a FIFO (which would block), a device (whose
+ * open may act), a symbolic link in the last component, or a directory.  The
+ * kind is checked before opening (lstat) and again on what was opened
+ * (fstat), so a file swapped in between is refused too.  Returns the
+ * descriptor, or -1 with the module's state set. */
+static int open_module(struct rp_module *m) {
+    const char *path = m->open_path != NULL ? m->open_path : m->path;
+    struct stat before, st;
+    if (lstat(path, &before) != 0) {
+        m->state = RP_MODULE_MISSING;
+        return -1;
+    }
+    if (!S_ISREG(before.st_mode)) {
+        m->state = RP_MODULE_IRREGULAR;
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        m->state = errno == ELOOP ? RP_MODULE_IRREGULAR : RP_MODULE_MISSING;
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != before.st_dev ||
+        st.st_ino != before.st_ino) {
+        m->state = RP_MODULE_IRREGULAR;
+        close(fd);
+        return -1;
+    }
+    if ((uint64_t)st.st_size > RP_MODULE_MAX_BYTES) {
+        m->state = RP_MODULE_TOO_LARGE;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The GNU build-id in hex of the ELF file open at fd, into out; "" when it
+ * has none.  False when it is not an ELF object. */
+static bool file_build_id(int fd, char *out, size_t cap) {
     out[0] = '\0';
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
     Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     bool ok = elf != NULL && elf_kind(elf) == ELF_K_ELF;
     if (ok) {
@@ -43,8 +110,12 @@ static bool file_build_id(const char *path, char *out, size_t cap) {
         }
     }
     if (elf != NULL) elf_end(elf);
-    close(fd);
     return ok;
+}
+
+/* A symbol or file name from a module file, of a bounded length. */
+static char *name_copy(const char *s) {
+    return strndup(s, RP_PATH_MAX);
 }
 
 void rp_symbolize(struct rp_report *r) {
@@ -52,20 +123,35 @@ void rp_symbolize(struct rp_report *r) {
     Dwfl *dwfl = dwfl_begin(&callbacks);
     if (dwfl == NULL) return;
     dwfl_report_begin(dwfl);
+    size_t files = 0;
     for (size_t i = 0; i < r->module_count; i++) {
         struct rp_module *m = &r->modules[i];
         char id[256];
-        if (m->path[0] != '/' || !file_build_id(m->path, id, sizeof id)) {
+        if (m->path[0] != '/') {
             m->state = RP_MODULE_MISSING;
+            continue;
+        }
+        if (files == RP_MODULE_FILES_MAX) continue; /* stays "not read" */
+        files++;
+        int fd = open_module(m);
+        if (fd < 0) continue;
+        if (!file_build_id(fd, id, sizeof id)) {
+            m->state = RP_MODULE_MISSING;
+            close(fd);
             continue;
         }
         if (m->build_id[0] != '\0' && strcmp(id, m->build_id) != 0) {
             m->state = RP_MODULE_MISMATCH;
+            close(fd);
             continue;
         }
-        /* ET_DYN placed at its bias; ET_EXEC where it was linked. */
-        if (dwfl_report_elf(dwfl, m->name, m->path, -1, m->base, true) == NULL) {
+        /* ET_DYN placed at its bias; ET_EXEC where it was linked.  libdwfl
+         * reads the file through fd, the one checked, and closes it at
+         * dwfl_end (not when it refuses the module). */
+        const char *path = m->open_path != NULL ? m->open_path : m->path;
+        if (dwfl_report_elf(dwfl, m->name, path, fd, m->base, true) == NULL) {
             m->state = RP_MODULE_MISSING;
+            close(fd);
             continue;
         }
         m->state = RP_MODULE_READ;
@@ -85,7 +171,7 @@ void rp_symbolize(struct rp_report *r) {
             GElf_Sym sym;
             const char *name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
             if (name != NULL) {
-                frame->function = strdup(name);
+                frame->function = name_copy(name);
                 frame->function_offset = offset + 1;
             }
             Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
@@ -93,7 +179,7 @@ void rp_symbolize(struct rp_report *r) {
             const char *file =
                 line != NULL ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
             if (file != NULL && lineno > 0) {
-                frame->file = strdup(file);
+                frame->file = name_copy(file);
                 frame->line = lineno;
             }
         }
