@@ -505,15 +505,11 @@ static void load_sites(struct rp_report *r) {
     free(by_start);
 }
 
-static bool load_report(struct rp_report *r, const char *path) {
+bool rp_load(struct rp_report *r, char *text, size_t len, const char *path) {
     json_error_t error;
     r->path = path;
-    size_t len;
-    char *text = read_dump(path, &len);
-    if (text == NULL) return false;
     guard_numbers(text, len);
     r->root = json_loadb(text, len, JSON_ALLOW_NUL, &error);
-    free(text);
     if (r->root == NULL) {
         if (error.line > 0)
             fprintf(stderr, "%s: %s: line %d: %s\n", prog, T(path), error.line, T(error.text));
@@ -524,6 +520,8 @@ static bool load_report(struct rp_report *r, const char *path) {
     if (!json_is_object(r->root) || !json_is_integer(json_object_get(r->root, "membudget_dump"))) {
         fprintf(stderr, "%s: %s: not a membudget report (no \"membudget_dump\" field)\n", prog,
                 T(path));
+        json_decref(r->root);
+        r->root = NULL;
         return false;
     }
     char where[256] = "";
@@ -548,6 +546,33 @@ static bool load_report(struct rp_report *r, const char *path) {
     load_modules(r);
     load_sites(r);
     return true;
+}
+
+static bool load_report(struct rp_report *r, const char *path) {
+    size_t len;
+    char *text = read_dump(path, &len);
+    if (text == NULL) return false;
+    bool ok = rp_load(r, text, len, path);
+    free(text);
+    return ok;
+}
+
+void rp_free(struct rp_report *r) {
+    for (size_t i = 0; i < r->site_count; i++) {
+        for (size_t f = 0; f < r->sites[i].frame_count; f++) {
+            free(r->sites[i].frames[f].function);
+            free(r->sites[i].frames[f].file);
+        }
+        free(r->sites[i].frames);
+    }
+    free(r->sites);
+    for (size_t i = 0; i < r->module_count; i++) free((char *)r->modules[i].open_path);
+    free(r->modules);
+    for (size_t i = 0; i < r->note_count && i < RP_NOTES_MAX; i++) free(r->notes[i]);
+    free(r->ticks);
+    free(r->events);
+    json_decref(r->root);
+    *r = (struct rp_report){0};
 }
 
 /* ---- frames as text --------------------------------------------------------------- */
@@ -724,7 +749,7 @@ static void print_symbols(const struct rp_report *r) {
     printf("\n");
 }
 
-static void print_text(const struct rp_report *r, size_t max_sites, size_t max_frames) {
+void rp_print_text(const struct rp_report *r, size_t max_sites, size_t max_frames) {
     print_header(r);
     print_limit(r);
     print_footprint(r);
@@ -767,7 +792,7 @@ static void folded_name(const struct rp_frame *f, char *buf, size_t cap) {
         if (*c == ';') *c = ':';
 }
 
-static void print_folded(const struct rp_report *r) {
+void rp_print_folded(const struct rp_report *r) {
     size_t n = r->site_count, count = 0;
     struct folded *all = xcalloc(n, sizeof *all);
     for (size_t i = 0; i < n; i++) {
@@ -886,7 +911,7 @@ static json_t *frame_json(const struct rp_frame *f) {
     return o;
 }
 
-static void print_json(const struct rp_report *r) {
+void rp_print_json(const struct rp_report *r) {
     json_t *out = json_object();
     json_object_set_new(out, "membudget_report", json_integer(1));
     json_object_set_new(out, "dump_format",
@@ -1039,34 +1064,25 @@ int report_main(int argc, char **argv) {
     struct rp_report r = {0};
     if (!load_report(&r, argv[optind])) return 1;
     if (symbols) rp_symbolize(&r);
-    if (svg != NULL && !rp_write_svg(&r, svg)) return 1;
+    if (svg != NULL && !rp_write_svg(&r, svg)) {
+        rp_free(&r);
+        return 1;
+    }
     if (folded) {
         /* The lines are for a flame graph: what the reader set aside goes to stderr. */
         for (size_t i = 0; i < r.note_count && i < RP_NOTES_MAX; i++)
             fprintf(stderr, "%s: %s: note: %s\n", prog, T(r.path), T(r.notes[i]));
-        print_folded(&r);
+        rp_print_folded(&r);
+    } else if (json) {
+        rp_print_json(&r);
+    } else {
+        rp_print_text(&r, max_sites, max_frames);
     }
-    else if (json)
-        print_json(&r);
-    else
-        print_text(&r, max_sites, max_frames);
+    int status = 0;
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "%s: cannot write the output\n", prog);
-        return 1;
+        status = 1;
     }
-    for (size_t i = 0; i < r.site_count; i++) {
-        for (size_t f = 0; f < r.sites[i].frame_count; f++) {
-            free(r.sites[i].frames[f].function);
-            free(r.sites[i].frames[f].file);
-        }
-        free(r.sites[i].frames);
-    }
-    free(r.sites);
-    for (size_t i = 0; i < r.module_count; i++) free((char *)r.modules[i].open_path);
-    free(r.modules);
-    for (size_t i = 0; i < r.note_count && i < RP_NOTES_MAX; i++) free(r.notes[i]);
-    free(r.ticks);
-    free(r.events);
-    json_decref(r.root);
-    return 0;
+    rp_free(&r);
+    return status;
 }

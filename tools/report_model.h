@@ -14,9 +14,10 @@
 #include <jansson.h>
 
 #define RP_NOTES_MAX 8
-/* The largest dump read: a real one with every site of the table (16,384
- * stacks of 32 frames) takes about 14 MiB. */
-#define RP_DUMP_MAX_BYTES ((size_t)64 << 20)
+/* The largest dump read (docs/dump.md): a real one with every site of the
+ * table (16,384 stacks of 32 frames) takes about 12 MiB; memory and time are
+ * proportional to the size read (about 15 bytes of memory per byte). */
+#define RP_DUMP_MAX_BYTES ((size_t)32 << 20)
 /* Frames read per site (the writer keeps 32) and the longest module path (the
  * kernel's PATH_MAX). */
 #define RP_FRAMES_MAX 256
@@ -102,6 +103,16 @@ struct rp_report {
 uint64_t rp_u64(const json_t *obj, const char *key);
 const char *rp_str(const json_t *obj, const char *key);
 uint64_t rp_address(const json_t *value);
+
+/* report.c: the dump in text (len bytes; rewritten in place: see
+ * guard_numbers) read into r; false, with one line on stderr naming path, when
+ * it is not a report.  The outputs, to stdout.  rp_free releases what rp_load
+ * and rp_symbolize took. */
+bool rp_load(struct rp_report *r, char *text, size_t len, const char *path);
+void rp_print_text(const struct rp_report *r, size_t max_sites, size_t max_frames);
+void rp_print_folded(const struct rp_report *r);
+void rp_print_json(const struct rp_report *r);
+void rp_free(struct rp_report *r);
 
 /* report_symbols.c: resolves every frame's function and line from the module
  * files the dump names; modules get their state. */
