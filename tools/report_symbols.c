@@ -92,10 +92,49 @@ static int open_module(struct rp_module *m) {
     return fd;
 }
 
+/* Whether libdw, reading this file's DWARF, could open a file the dump's
+ * writer chose: a .gnu_debugaltlink section (dwz) names the alternate debug
+ * file, which libdw opens itself, blocking and following links, when it meets
+ * a reference into it: first by build-id under /usr/lib/debug, then at the
+ * name given (relative to the module's directory).  Only the system's debug
+ * directory is trusted. */
+static bool altlink_outside_system(Elf *elf) {
+    size_t strndx;
+    if (elf_getshdrstrndx(elf, &strndx) != 0) return true;
+    for (Elf_Scn *scn = NULL; (scn = elf_nextscn(elf, scn)) != NULL;) {
+        GElf_Shdr shdr;
+        const char *name;
+        if (gelf_getshdr(scn, &shdr) == NULL ||
+            (name = elf_strptr(elf, strndx, shdr.sh_name)) == NULL ||
+            strcmp(name, ".gnu_debugaltlink") != 0)
+            continue;
+        Elf_Data *data = elf_getdata(scn, NULL);
+        if (data == NULL || data->d_buf == NULL || data->d_size == 0) return true;
+        const char *alt = data->d_buf;
+        const char *nul = memchr(alt, '\0', data->d_size);
+        if (nul == NULL) return true;
+        const unsigned char *id = (const unsigned char *)nul + 1;
+        size_t id_len = data->d_size - (size_t)(nul + 1 - alt);
+        if (id_len >= 3 && id_len <= 64) {
+            char path[sizeof "/usr/lib/debug/.build-id/" + 2 * 64 + sizeof ".debug"];
+            int n = snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%02x/", id[0]);
+            for (size_t i = 1; i < id_len; i++)
+                n += snprintf(path + n, sizeof path - (size_t)n, "%02x", id[i]);
+            snprintf(path + n, sizeof path - (size_t)n, ".debug");
+            struct stat st;
+            if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) return false;
+        }
+        return strncmp(alt, "/usr/lib/debug/", 15) != 0 || strstr(alt, "/../") != NULL;
+    }
+    return false;
+}
+
 /* The GNU build-id in hex of the ELF file open at fd, into out; "" when it
- * has none.  False when it is not an ELF object. */
-static bool file_build_id(int fd, char *out, size_t cap) {
+ * has none; *lines false when its line information must not be read
+ * (altlink_outside_system).  False when it is not an ELF object. */
+static bool file_build_id(int fd, char *out, size_t cap, bool *lines) {
     out[0] = '\0';
+    *lines = false;
     Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     bool ok = elf != NULL && elf_kind(elf) == ELF_K_ELF;
     if (ok) {
@@ -108,6 +147,7 @@ static bool file_build_id(int fd, char *out, size_t cap) {
             out[2 * i + 1] = digits[c & 15];
             out[2 * i + 2] = '\0';
         }
+        *lines = !altlink_outside_system(elf);
     }
     if (elf != NULL) elf_end(elf);
     return ok;
@@ -124,6 +164,11 @@ void rp_symbolize(struct rp_report *r) {
     if (dwfl == NULL) return;
     dwfl_report_begin(dwfl);
     size_t files = 0;
+    bool *lines = calloc(r->module_count ? r->module_count : 1, sizeof *lines);
+    if (lines == NULL) {
+        dwfl_end(dwfl);
+        return;
+    }
     for (size_t i = 0; i < r->module_count; i++) {
         struct rp_module *m = &r->modules[i];
         char id[256];
@@ -135,7 +180,7 @@ void rp_symbolize(struct rp_report *r) {
         files++;
         int fd = open_module(m);
         if (fd < 0) continue;
-        if (!file_build_id(fd, id, sizeof id)) {
+        if (!file_build_id(fd, id, sizeof id, &lines[i])) {
             m->state = RP_MODULE_MISSING;
             close(fd);
             continue;
@@ -174,6 +219,7 @@ void rp_symbolize(struct rp_report *r) {
                 frame->function = name_copy(name);
                 frame->function_offset = offset + 1;
             }
+            if (!lines[m - r->modules]) continue; /* the symbol's name only */
             Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
             int lineno = 0;
             const char *file =
@@ -184,5 +230,6 @@ void rp_symbolize(struct rp_report *r) {
             }
         }
     }
+    free(lines);
     dwfl_end(dwfl);
 }
