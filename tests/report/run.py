@@ -24,7 +24,8 @@ Cases:
              /dev/zero, a link to a FIFO, non-UTF-8 bytes (path_bytes); the dump
              itself a FIFO or larger than the limit; numbers past 2^63 and
              1.6e19; markup and escape sequences in the dump's strings and in a
-             module's symbol names; --folded over 200,000 sites
+             module's symbol names; a module whose DWARF names a FIFO as its
+             alternate debug file; --folded over 200,000 sites
 Prints "ok NAME" or "FAIL NAME: why" per case, then "N passed, N failed[, N skipped]".
 Set REPORT_REGOLD=1 to rewrite the expected golden outputs from the tool."""
 import json
@@ -671,6 +672,62 @@ def check_symbol_names():
     ok(name)
 
 
+def check_altlink():
+    name = ("hostile: a module whose DWARF refers to an alternate debug file (dwz) that is a "
+            "FIFO is named from its symbols, without reading its lines")
+    d = os.path.join(tmp, "altlink")
+    os.makedirs(d, exist_ok=True)
+    src, asm, obj, linked, exe = (os.path.join(d, n) for n in
+                                  ("alt.c", "alt.s", "alt.o", "alt-linked", "alt"))
+    fifo = os.path.join(d, "alt.debug")
+    os.mkfifo(fifo)
+    with open(src, "w") as f:
+        f.write(EVIL_C)
+    rc, out, err = run(["cc", "-O1", "-g", "-gdwarf-4", "-dA", "-fno-pie", "-S", src, "-o", asm])
+    if rc != 0:
+        return fail(name, "cc -S: exit %s" % rc, err)
+    # The compilation unit's directory becomes a string of the alternate file
+    # (DW_FORM_GNU_strp_alt, the same 4-byte offset): reading the unit's lines
+    # makes libdw open the file .gnu_debugaltlink names.
+    with open(asm) as f:
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines[:-1]):
+        if "(DW_AT_comp_dir)" in line and "(DW_FORM_strp)" in lines[i + 1]:
+            lines[i + 1] = "\t.uleb128 0x1f21"
+            break
+    else:
+        return fail(name, "no DW_AT_comp_dir of form DW_FORM_strp in the assembly")
+    with open(asm, "w") as f:
+        f.write("\n".join(lines))
+    section = os.path.join(d, "altlink.bin")
+    with open(section, "wb") as f:
+        f.write(fifo.encode() + b"\0" + bytes(range(1, 21)))
+    steps = [["cc", "-c", asm, "-o", obj], ["cc", "-no-pie", "-Wl,--build-id", obj, "-o", linked],
+             ["objcopy", "--add-section", ".gnu_debugaltlink=" + section, linked, exe], ["nm", exe]]
+    for cmd in steps:
+        rc, out, err = run(cmd)
+        if rc != 0:
+            return fail(name, "%s: exit %s" % (cmd[0], rc), err)
+    address = next((int(l.split()[0], 16) for l in out.splitlines() if l.endswith(" T evil")), None)
+    if address is None:
+        return fail(name, "no symbol evil in the program", out)
+    dump = golden_dump()
+    dump["modules"] = [{"path": exe, "base": "0x0", "start": "0x400000", "end": "0x500000",
+                        "build_id": ""}]
+    dump["sites"] = [{"est_bytes": 4096, "frames": ["0x%x" % (address + 2)]}]
+    path = write_dump("altlink.json", dump)
+    rc, out, err = run([TOOL, "--json", path], timeout=HOSTILE_TIMEOUT)
+    if rc is None:
+        return fail(name, "report hung")
+    try:
+        frame = json.loads(out)["sites"][0]["frames"][0]
+    except (ValueError, KeyError, IndexError):
+        return fail(name, "--json: exit %s" % rc, out + err)
+    if frame.get("function") != "evil" or "file" in frame:
+        return fail(name, "frame %s" % frame)
+    ok(name)
+
+
 FOLDED_SITES = 200000
 
 
@@ -715,6 +772,7 @@ def check_hostile():
     check_svg_scale()
     check_markup()
     check_symbol_names()
+    check_altlink()
     check_folded_scale()
 
 
