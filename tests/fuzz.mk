@@ -1,4 +1,4 @@
-# Fuzzing (tests/fuzz/): two libFuzzer targets built with clang
+# Fuzzing (tests/fuzz/): three libFuzzer targets built with clang
 # -fsanitize=fuzzer,address,undefined.
 #   fuzz_alloc   the allocator's sources linked in (-DMBTEST_LINKED -DMB_NO_EXPORTS,
 #                as tests/unit.mk's linked mode) with the debug build's internal
@@ -9,15 +9,20 @@
 #   fuzz_config  every MEMBUDGET_* parser of policy/config.c against the grammar it
 #                documents, round trips, mb_config_set, and the thresholds of
 #                policy/limits.c computed from what the parsers accept
-# check-fuzz runs both at once, FUZZ_SECONDS each (two cores), after replaying the
-# checked-in regression inputs (tests/fuzz/regress/<target>/); writes
-# $(RESULTS)/fuzz-alloc.txt and $(RESULTS)/fuzz-config.txt.
+#   fuzz_report  the report tool's dump reader (tools/report*.c) and every output
+#                (text, --folded, --json, --svg), with frames named from the
+#                input's bytes: outputs escaped, re-parsable, bounded by the input
+# check-fuzz runs the first two at once, FUZZ_SECONDS each (two cores), then
+# fuzz_report for FUZZ_REPORT_SECONDS, each after replaying the checked-in
+# regression inputs (tests/fuzz/regress/<target>/); writes
+# $(RESULTS)/fuzz-alloc.txt, fuzz-config.txt and fuzz-report.txt.
 # fuzz-stress (part of `make stress`) runs each until FUZZ_STRESS_OPS operations
 # (fuzz_alloc) or executions (fuzz_config), FUZZ_STRESS_SECONDS per session.
 # The working corpora stay in build/fuzz/<target>/corpus between runs.
 
 FUZZ_DIR      := $(BUILD_ROOT)/fuzz
 FUZZ_SECONDS  ?= 40
+FUZZ_REPORT_SECONDS ?= 30
 FUZZ_STRESS_OPS ?= 10000000
 FUZZ_STRESS_SECONDS ?= 120
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -28,7 +33,7 @@ FUZZ_NOBUILTIN := $(addprefix -fno-builtin-,malloc calloc realloc free aligned_a
 FUZZ_CFLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Iinclude -I. -Itests \
 	-Wall -Wextra -Werror -Wshadow $(FUZZ_NOBUILTIN) -pthread -fsanitize=fuzzer $(FUZZ_SAN)
 FUZZ_LIB_OBJS := $(MB_LIB_SRCS:%.c=$(FUZZ_DIR)/lib/%.o)
-FUZZ_BINS     := $(FUZZ_DIR)/fuzz_alloc $(FUZZ_DIR)/fuzz_config
+FUZZ_BINS     := $(FUZZ_DIR)/fuzz_alloc $(FUZZ_DIR)/fuzz_config $(FUZZ_DIR)/fuzz_report
 FUZZ_RUN      := bash tests/fuzz/run_fuzz.sh
 
 $(FUZZ_DIR)/lib/%.o: %.c $(MB_LIB_HDRS) tests/fuzz.mk
@@ -52,6 +57,13 @@ $(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c policy/config.c policy/limits.
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) $< policy/config.c policy/limits.c -o $@
 
+# The report tool's sources as membudget-report builds them, without its main.
+FUZZ_REPORT_SRCS := tools/textout.c tools/report.c tools/report_symbols.c tools/report_svg.c
+
+$(FUZZ_DIR)/fuzz_report: tests/fuzz/fuzz_report.c $(FUZZ_REPORT_SRCS) $(REPORT_HDRS) tests/fuzz.mk
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_REPORT_SRCS) -o $@ $(REPORT_LDLIBS)
+
 CHECKS += check-fuzz
 .PHONY: check-fuzz fuzz-stress fuzz-build
 
@@ -64,7 +76,10 @@ check-fuzz: $(FUZZ_BINS)
 	$(FUZZ_RUN) -t $(FUZZ_SECONDS) $(RESULTS)/fuzz-config.txt fuzz-config $(FUZZ_DIR)/fuzz_config \
 		fuzz_config $(FUZZ_DIR)/fuzz_config.work >/dev/null & c=$$!; \
 	wait $$a; ra=$$?; wait $$c; rc=$$?; \
-	cat $(RESULTS)/fuzz-alloc.txt $(RESULTS)/fuzz-config.txt; [ $$ra -eq 0 ] && [ $$rc -eq 0 ]
+	$(FUZZ_RUN) -t $(FUZZ_REPORT_SECONDS) $(RESULTS)/fuzz-report.txt fuzz-report $(FUZZ_DIR)/fuzz_report \
+		fuzz_report $(FUZZ_DIR)/fuzz_report.work >/dev/null; rr=$$?; \
+	cat $(RESULTS)/fuzz-alloc.txt $(RESULTS)/fuzz-config.txt $(RESULTS)/fuzz-report.txt; \
+	[ $$ra -eq 0 ] && [ $$rc -eq 0 ] && [ $$rr -eq 0 ]
 
 fuzz-stress: $(FUZZ_BINS)
 	@mkdir -p $(RESULTS)

@@ -6,13 +6,21 @@
  * same dump gives the same bytes (the golden tests rely on it). */
 #include "tools/report.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "policy/utf8.h"
 #include "tools/report_model.h"
+#include "tools/textout.h"
 
 #define DEFAULT_SITES 10
 #define DEFAULT_FRAMES 3
@@ -49,10 +57,26 @@ static void *xcalloc(size_t n, size_t size) {
     return p;
 }
 
+static void *xrealloc(void *p, size_t size) {
+    p = realloc(p, size ? size : 1);
+    if (p == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        exit(1);
+    }
+    return p;
+}
+
+static uint64_t add_saturated(uint64_t a, uint64_t b) {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* The loader (check_numbers) leaves only integers and reals from 0 to
+ * 2^63 - 1. */
 uint64_t rp_u64(const json_t *obj, const char *key) {
     const json_t *v = json_object_get(obj, key);
-    if (json_is_integer(v)) return (uint64_t)json_integer_value(v);
-    if (json_is_real(v) && json_real_value(v) > 0) return (uint64_t)json_real_value(v);
+    if (json_is_integer(v) && json_integer_value(v) > 0) return (uint64_t)json_integer_value(v);
+    if (json_is_real(v) && json_real_value(v) > 0 && json_real_value(v) < 0x1p63)
+        return (uint64_t)json_real_value(v);
     return 0;
 }
 
@@ -81,7 +105,7 @@ const char *rp_bytes(char *buf, size_t cap, uint64_t bytes) {
     while (u + 1 < sizeof units / sizeof units[0] && bytes >= ((uint64_t)1 << (10 * (u + 1)))) u++;
     uint64_t unit = (uint64_t)1 << (10 * u);
     uint64_t whole = bytes >> (10 * u), rest = bytes & (unit - 1);
-    uint64_t tenths = (rest * 10 + unit / 2) >> (10 * u);
+    uint64_t tenths = (rest * 10 + unit / 2) >> (10 * u); /* rest < 2^60: no overflow */
     if (tenths == 10) {
         whole++;
         tenths = 0;
@@ -101,6 +125,18 @@ static const char *B(uint64_t bytes) {
     return rp_bytes(buf, sizeof ring[0], bytes);
 }
 
+/* Text from the dump or a module file, as the terminal may show it
+ * (tools/textout.h): a ring of buffers, like B. */
+static const char *T(const char *s) {
+    static char *ring[16];
+    static unsigned next;
+    char **slot = &ring[next++ % 16];
+    size_t cap = 4 * strlen(s) + 1; /* each byte at most \xNN */
+    *slot = xrealloc(*slot, cap);
+    tx_term_buf(*slot, cap, s, SIZE_MAX);
+    return *slot;
+}
+
 static const char *seconds(uint64_t ns) {
     static char ring[8][32];
     static unsigned next;
@@ -108,6 +144,202 @@ static const char *seconds(uint64_t ns) {
     snprintf(buf, sizeof ring[0], "%" PRIu64 ".%03" PRIu64 " s", ns / 1000000000u,
              ns / 1000000u % 1000u);
     return buf;
+}
+
+/* ---- reading the file ----------------------------------------------------------- */
+
+static void note(struct rp_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct rp_report *r, const char *fmt, ...) {
+    if (r->note_count++ >= RP_NOTES_MAX) return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    r->notes[r->note_count - 1] = strdup(buf);
+    if (r->notes[r->note_count - 1] == NULL) r->note_count--;
+}
+
+static void refuse(const char *path, const char *why) {
+    fprintf(stderr, "%s: %s: %s\n", prog, T(path), why);
+}
+
+/* The whole file, NUL-terminated, when it is a regular file of at most
+ * RP_DUMP_MAX_BYTES: a dump names another user's process, and its path may be
+ * a FIFO (opening or reading it would block), a device (endless) or a link. */
+static char *read_dump(const char *path, size_t *len) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        refuse(path, errno == ELOOP ? "a symbolic link: not followed" : strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        refuse(path, "not a regular file");
+        close(fd);
+        return NULL;
+    }
+    char too_big[96];
+    snprintf(too_big, sizeof too_big, "larger than %s, the most a report can be",
+             B(RP_DUMP_MAX_BYTES));
+    if ((uint64_t)st.st_size > RP_DUMP_MAX_BYTES) {
+        refuse(path, too_big);
+        close(fd);
+        return NULL;
+    }
+    /* The file may grow while it is read: never more than the limit. */
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    char *buf = xcalloc(cap + 1, 1);
+    for (;;) {
+        if (n == cap) {
+            if (cap > RP_DUMP_MAX_BYTES) break;
+            cap = cap * 2 > RP_DUMP_MAX_BYTES + 1 ? RP_DUMP_MAX_BYTES + 1 : cap * 2;
+            buf = xrealloc(buf, cap + 1);
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            refuse(path, strerror(errno));
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        if (got == 0) break;
+        n += (size_t)got;
+    }
+    close(fd);
+    if (n > RP_DUMP_MAX_BYTES) {
+        refuse(path, too_big);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* jansson refuses a whole document for one integer outside 64-bit signed
+ * ("too big integer") or one real beyond a double: such a number is
+ * rewritten in place, as a real of (about) the same value and no more
+ * characters, so that the document is read and check_numbers sets the field
+ * aside with a note.  Strings are skipped; anything else is left for jansson. */
+static void guard_numbers(char *buf, size_t len) {
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9')) continue;
+        size_t start = i, end = i;
+        bool integer = true;
+        while (end < len && (strchr("0123456789+-.eE", buf[end]) != NULL && buf[end] != '\0')) {
+            if (buf[end] == '.' || buf[end] == 'e' || buf[end] == 'E') integer = false;
+            end++;
+        }
+        i = end - 1;
+        bool negative = buf[start] == '-';
+        size_t digits_at = start + negative, digits = end - digits_at;
+        char *token = buf + start;
+        size_t token_len = end - start;
+        if (integer) {
+            bool all_digits = digits > 0;
+            for (size_t k = digits_at; k < end; k++)
+                if (buf[k] < '0' || buf[k] > '9') all_digits = false;
+            if (!all_digits || digits < 19) continue;
+            const char *limit = negative ? "9223372036854775808" : "9223372036854775807";
+            if (digits == 19 && memcmp(buf + digits_at, limit, 19) <= 0) continue;
+            /* 17 digits and an exponent fit in the 19 or more it had. */
+            char real[32];
+            int n = digits > 300 ? snprintf(real, sizeof real, "%s1e300", negative ? "-" : "")
+                                 : snprintf(real, sizeof real, "%s%.17se%zu", negative ? "-" : "",
+                                            buf + digits_at, digits - 17);
+            memset(token, ' ', token_len);
+            memcpy(token, real, (size_t)n);
+            continue;
+        }
+        char small[64], *copy = token_len < sizeof small ? small : malloc(token_len + 1);
+        if (copy == NULL) continue;
+        memcpy(copy, token, token_len);
+        copy[token_len] = '\0';
+        char *stop;
+        errno = 0;
+        double v = strtod(copy, &stop);
+        bool overflow = errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL) && *stop == '\0';
+        if (copy != small) free(copy);
+        /* An overflowing real has at least five characters ("1e309"). */
+        if (overflow && token_len >= (size_t)(5 + negative)) {
+            memset(token, ' ', token_len);
+            memcpy(token, negative ? "-1e300" : "1e300", 5 + negative);
+        }
+    }
+}
+
+/* Every number of the dump is a count of bytes, objects or nanoseconds, or a
+ * small code: 0 to 2^63 - 1.  One outside (negative, or beyond) is set aside
+ * as absent (null) with a note naming it, instead of wrapping into a huge or
+ * negative figure that every later sum and scale would carry. */
+static void check_numbers(struct rp_report *r, json_t *v, char *where, size_t len, size_t cap);
+
+static bool bad_number(const json_t *v) {
+    if (json_is_integer(v)) return json_integer_value(v) < 0;
+    if (json_is_real(v)) return !(json_real_value(v) >= 0 && json_real_value(v) < 0x1p63);
+    return false;
+}
+
+static void note_number(struct rp_report *r, const json_t *v, const char *where) {
+    if (json_is_integer(v))
+        note(r, "%s: %" JSON_INTEGER_FORMAT " is out of range (0 to 2^63-1): read as absent",
+             where, json_integer_value(v));
+    else
+        note(r, "%s: %.17g is out of range (0 to 2^63-1): read as absent", where,
+             json_real_value(v));
+}
+
+static void check_member(struct rp_report *r, json_t *v, char *where, size_t len, size_t cap,
+                         const char *fmt, const char *key, size_t index) {
+    int n = key != NULL ? snprintf(where + len, cap - len, fmt, key)
+                        : snprintf(where + len, cap - len, fmt, index);
+    size_t next = n < 0 ? len : len + (size_t)n >= cap ? cap - 1 : len + (size_t)n;
+    check_numbers(r, v, where, next, cap);
+    where[len] = '\0';
+}
+
+static void check_numbers(struct rp_report *r, json_t *v, char *where, size_t len, size_t cap) {
+    if (json_is_object(v)) {
+        for (void *it = json_object_iter(v); it != NULL; it = json_object_iter_next(v, it)) {
+            json_t *member = json_object_iter_value(it);
+            const char *key = json_object_iter_key(it);
+            if (bad_number(member)) {
+                snprintf(where + len, cap - len, "%s%s", len ? "." : "", key);
+                note_number(r, member, where);
+                where[len] = '\0';
+                json_object_iter_set_new(v, it, json_null());
+            } else {
+                check_member(r, member, where, len, cap, len ? ".%s" : "%s", key, 0);
+            }
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *member = json_array_get(v, i);
+            if (bad_number(member)) {
+                snprintf(where + len, cap - len, "[%zu]", i);
+                note_number(r, member, where);
+                where[len] = '\0';
+                json_array_set_new(v, i, json_null());
+            } else {
+                check_member(r, member, where, len, cap, "[%zu]", NULL, i);
+            }
+        }
+    }
 }
 
 /* ---- loading -------------------------------------------------------------------- */
@@ -146,44 +378,108 @@ static void load_ticks(struct rp_report *r) {
     }
 }
 
+/* The path to open: "path_bytes" (the exact bytes, in hex, of a path that is
+ * not UTF-8; "path" then only shows it) when there is one, else "path".  NULL
+ * when neither can name a file: malformed hex, a NUL inside, too long. */
+static const char *module_open_path(struct rp_report *r, const json_t *m, size_t index,
+                                    bool *owned) {
+    *owned = false;
+    const json_t *path = json_object_get(m, "path");
+    const json_t *hex = json_object_get(m, "path_bytes");
+    if (hex != NULL) {
+        const char *h = json_string_value(hex);
+        size_t n = h != NULL ? json_string_length(hex) : 0;
+        char *out = h != NULL && strlen(h) == n && n / 2 < RP_PATH_MAX ? malloc(n / 2 + 1) : NULL;
+        if (out == NULL || !tx_unhex(h, out, n / 2 + 1)) {
+            free(out);
+            note(r, "modules[%zu].path_bytes: not the hex of a path: the module is not read",
+                 index);
+            return NULL;
+        }
+        *owned = true;
+        return out;
+    }
+    const char *s = json_string_value(path);
+    if (s == NULL) return "";
+    if (strlen(s) != json_string_length(path) || strlen(s) >= RP_PATH_MAX) {
+        note(r, "modules[%zu].path: not a path (a NUL inside, or longer than %d bytes): "
+                "the module is not read", index, RP_PATH_MAX - 1);
+        return NULL;
+    }
+    return s;
+}
+
 static void load_modules(struct rp_report *r) {
     json_t *modules = json_object_get(r->root, "modules");
-    r->module_count = json_array_size(modules);
-    r->modules = xcalloc(r->module_count, sizeof *r->modules);
-    for (size_t i = 0; i < r->module_count; i++) {
+    size_t count = json_array_size(modules);
+    r->modules = xcalloc(count, sizeof *r->modules);
+    for (size_t i = 0; i < count; i++) {
         json_t *m = json_array_get(modules, i);
-        struct rp_module *mod = &r->modules[i];
+        struct rp_module *mod = &r->modules[r->module_count];
+        bool owned;
+        const char *open_path = module_open_path(r, m, i, &owned);
+        if (open_path == NULL) continue;
         mod->path = rp_str(m, "path");
+        if (strlen(mod->path) >= RP_PATH_MAX) mod->path = "(path too long)";
+        mod->open_path = owned ? open_path : NULL;
         const char *slash = strrchr(mod->path, '/');
         mod->name = slash != NULL ? slash + 1 : mod->path;
         mod->base = rp_address(json_object_get(m, "base"));
         mod->start = rp_address(json_object_get(m, "start"));
         mod->end = rp_address(json_object_get(m, "end"));
         mod->build_id = rp_str(m, "build_id");
+        r->module_count++;
     }
 }
 
-static const struct rp_module *module_of(const struct rp_report *r, uint64_t address) {
-    for (size_t i = 0; i < r->module_count; i++)
-        if (address >= r->modules[i].start && address < r->modules[i].end) return &r->modules[i];
-    return NULL;
+/* Modules by start address, for module_of: the one whose range holds the
+ * address (with overlapping ranges, which only a hand-made dump has, the one
+ * that starts last at or before it). */
+static int module_start_compare(const void *a, const void *b) {
+    const struct rp_module *x = *(const struct rp_module *const *)a,
+                           *y = *(const struct rp_module *const *)b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static const struct rp_module *module_of(const struct rp_module *const *by_start, size_t n,
+                                         uint64_t address) {
+    size_t lo = 0, hi = n; /* the first module starting after address: lo */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (by_start[mid]->start <= address)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0) return NULL;
+    const struct rp_module *m = by_start[lo - 1];
+    return address < m->end ? m : NULL;
 }
 
 /* Sites as the dump lists them (most estimated bytes first), sorted again so a
- * hand-edited or merged dump reads the same way. */
+ * hand-edited or merged dump reads the same way; equal estimates keep their
+ * order. */
 static int site_compare(const void *a, const void *b) {
     const struct rp_site *x = a, *y = b;
     if (x->est_bytes != y->est_bytes) return x->est_bytes < y->est_bytes ? 1 : -1;
-    return 0;
+    return x->order < y->order ? -1 : x->order > y->order;
 }
 
 static void load_sites(struct rp_report *r) {
+    const struct rp_module **by_start = xcalloc(r->module_count, sizeof *by_start);
+    size_t placed = 0;
+    for (size_t i = 0; i < r->module_count; i++)
+        if (r->modules[i].start < r->modules[i].end) by_start[placed++] = &r->modules[i];
+    qsort(by_start, placed, sizeof *by_start, module_start_compare);
+
     json_t *sites = json_object_get(r->root, "sites");
     r->site_count = json_array_size(sites);
     r->sites = xcalloc(r->site_count, sizeof *r->sites);
     for (size_t i = 0; i < r->site_count; i++) {
         json_t *s = json_array_get(sites, i);
         struct rp_site *site = &r->sites[i];
+        site->order = i;
         site->est_bytes = rp_u64(s, "est_bytes");
         site->est_objects = rp_u64(s, "est_objects");
         site->live_samples = rp_u64(s, "live_samples");
@@ -192,33 +488,44 @@ static void load_sites(struct rp_report *r) {
         site->unrecorded = json_is_true(json_object_get(s, "unrecorded"));
         json_t *frames = json_object_get(s, "frames");
         site->frame_count = json_array_size(frames);
+        if (site->frame_count > RP_FRAMES_MAX) {
+            note(r, "sites[%zu].frames: %zu frames, the innermost %d read", i, site->frame_count,
+                 RP_FRAMES_MAX);
+            site->frame_count = RP_FRAMES_MAX;
+        }
         site->frames = xcalloc(site->frame_count, sizeof *site->frames);
         for (size_t f = 0; f < site->frame_count; f++) {
             struct rp_frame *frame = &site->frames[f];
             frame->address = rp_address(json_array_get(frames, f));
-            frame->module = module_of(r, frame->address);
+            frame->module = module_of(by_start, placed, frame->address);
         }
-        r->sites_est_bytes += site->est_bytes;
+        r->sites_est_bytes = add_saturated(r->sites_est_bytes, site->est_bytes);
     }
     qsort(r->sites, r->site_count, sizeof *r->sites, site_compare);
+    free(by_start);
 }
 
-static bool load_report(struct rp_report *r, const char *path) {
+bool rp_load(struct rp_report *r, char *text, size_t len, const char *path) {
     json_error_t error;
     r->path = path;
-    r->root = json_load_file(path, 0, &error);
+    guard_numbers(text, len);
+    r->root = json_loadb(text, len, JSON_ALLOW_NUL, &error);
     if (r->root == NULL) {
         if (error.line > 0)
-            fprintf(stderr, "%s: %s: line %d: %s\n", prog, path, error.line, error.text);
+            fprintf(stderr, "%s: %s: line %d: %s\n", prog, T(path), error.line, T(error.text));
         else
-            fprintf(stderr, "%s: %s: %s\n", prog, path, error.text);
+            fprintf(stderr, "%s: %s: %s\n", prog, T(path), T(error.text));
         return false;
     }
     if (!json_is_object(r->root) || !json_is_integer(json_object_get(r->root, "membudget_dump"))) {
         fprintf(stderr, "%s: %s: not a membudget report (no \"membudget_dump\" field)\n", prog,
-                path);
+                T(path));
+        json_decref(r->root);
+        r->root = NULL;
         return false;
     }
+    char where[256] = "";
+    check_numbers(r, r->root, where, 0, sizeof where);
     r->reason = rp_str(r->root, "reason");
     r->comm = rp_str(r->root, "comm");
     r->version = rp_str(r->root, "version");
@@ -239,6 +546,33 @@ static bool load_report(struct rp_report *r, const char *path) {
     load_modules(r);
     load_sites(r);
     return true;
+}
+
+static bool load_report(struct rp_report *r, const char *path) {
+    size_t len;
+    char *text = read_dump(path, &len);
+    if (text == NULL) return false;
+    bool ok = rp_load(r, text, len, path);
+    free(text);
+    return ok;
+}
+
+void rp_free(struct rp_report *r) {
+    for (size_t i = 0; i < r->site_count; i++) {
+        for (size_t f = 0; f < r->sites[i].frame_count; f++) {
+            free(r->sites[i].frames[f].function);
+            free(r->sites[i].frames[f].file);
+        }
+        free(r->sites[i].frames);
+    }
+    free(r->sites);
+    for (size_t i = 0; i < r->module_count; i++) free((char *)r->modules[i].open_path);
+    free(r->modules);
+    for (size_t i = 0; i < r->note_count && i < RP_NOTES_MAX; i++) free(r->notes[i]);
+    free(r->ticks);
+    free(r->events);
+    json_decref(r->root);
+    *r = (struct rp_report){0};
 }
 
 /* ---- frames as text --------------------------------------------------------------- */
@@ -276,11 +610,11 @@ static void print_header(const struct rp_report *r) {
     const char *source = rp_str(r->limit, "kill_source");
     if (strcmp(r->reason, "request") == 0) {
         printf("membudget: pid %" PRIu64 " (%s) report: footprint %s, limit %s (%s)\n", r->pid,
-               r->comm, B(r->footprint_bytes), B(r->kill_bytes), source);
+               T(r->comm), B(r->footprint_bytes), B(r->kill_bytes), T(source));
     } else {
         printf("membudget: pid %" PRIu64
                " (%s) exceeded its memory budget: footprint %s >= limit %s (%s)\n",
-               r->pid, r->comm, B(r->footprint_bytes), B(r->kill_bytes), source);
+               r->pid, T(r->comm), B(r->footprint_bytes), B(r->kill_bytes), T(source));
     }
     char when[64] = "";
     time_t t = (time_t)(r->time_unix_ns / 1000000000u);
@@ -288,23 +622,28 @@ static void print_header(const struct rp_report *r) {
     if (r->time_unix_ns != 0 && gmtime_r(&t, &tm) != NULL)
         strftime(when, sizeof when, " at %Y-%m-%d %H:%M:%S UTC", &tm);
     printf("  %s after %s%s; membudget %s\n", reason_words(r->reason), seconds(r->uptime_ns), when,
-           r->version);
+           T(r->version));
+    for (size_t i = 0; i < r->note_count && i < RP_NOTES_MAX; i++)
+        printf("  note: %s\n", T(r->notes[i]));
+    if (r->note_count > RP_NOTES_MAX)
+        printf("  note: %zu more not shown\n", r->note_count - RP_NOTES_MAX);
 }
 
 static void print_limit(const struct rp_report *r) {
     const json_t *l = r->limit;
-    printf("\nLimit %s: %s\n", B(r->kill_bytes), rp_str(l, "kill_source"));
-    printf("  conservative %s: %s\n", B(r->conservative_bytes), rp_str(l, "conservative_source"));
-    printf("  strict       %s: %s\n", B(r->strict_bytes), rp_str(l, "strict_source"));
-    printf("  strict-sync  %s: %s\n", B(r->strict_sync_bytes), rp_str(l, "strict_sync_source"));
-    printf("  ramSize      %s: %s\n", B(rp_u64(l, "ram_bytes")), rp_str(l, "ram_source"));
+    printf("\nLimit %s: %s\n", B(r->kill_bytes), T(rp_str(l, "kill_source")));
+    printf("  conservative %s: %s\n", B(r->conservative_bytes),
+           T(rp_str(l, "conservative_source")));
+    printf("  strict       %s: %s\n", B(r->strict_bytes), T(rp_str(l, "strict_source")));
+    printf("  strict-sync  %s: %s\n", B(r->strict_sync_bytes), T(rp_str(l, "strict_sync_source")));
+    printf("  ramSize      %s: %s\n", B(rp_u64(l, "ram_bytes")), T(rp_str(l, "ram_source")));
 }
 
 static void print_footprint(const struct rp_report *r) {
     const json_t *f = r->footprint;
     const json_t *os = json_object_get(f, "os");
     printf("\nFootprint %s = counter %s + baseline %s (%s)\n", B(r->footprint_bytes),
-           B(rp_u64(f, "counter_bytes")), B(rp_u64(f, "baseline_bytes")), rp_str(f, "source"));
+           B(rp_u64(f, "counter_bytes")), B(rp_u64(f, "baseline_bytes")), T(rp_str(f, "source")));
     printf("  small pages %s (%s in live blocks), large spans %s (%s cached),\n",
            B(rp_u64(f, "small_bytes")), B(rp_u64(f, "small_live_bytes")),
            B(rp_u64(f, "large_bytes")), B(rp_u64(f, "large_cached_bytes")));
@@ -318,7 +657,7 @@ static void print_footprint(const struct rp_report *r) {
 
 static void print_policy(const struct rp_report *r) {
     uint64_t total = rp_u64(r->policy, "events_total");
-    printf("\nPolicy %s; %" PRIu64 " event%s\n", rp_str(r->policy, "current"), total,
+    printf("\nPolicy %s; %" PRIu64 " event%s\n", T(rp_str(r->policy, "current")), total,
            total == 1 ? "" : "s");
     size_t first = r->event_count > TEXT_EVENTS_MAX ? r->event_count - TEXT_EVENTS_MAX : 0;
     uint64_t hidden = total > r->event_count ? total - r->event_count : 0;
@@ -328,9 +667,9 @@ static void print_policy(const struct rp_report *r) {
         const struct rp_event *e = &r->events[i];
         printf("  %10s  ", seconds(e->time_ns));
         if (strcmp(e->kind, "policy") == 0)
-            printf("%s -> %s", e->from, e->to);
+            printf("%s -> %s", T(e->from), T(e->to));
         else
-            printf("%s", e->kind);
+            printf("%s", T(e->kind));
         printf(" at %s", B(e->footprint_bytes));
         if (e->threshold_bytes) printf(" (threshold %s)", B(e->threshold_bytes));
         printf(", released %s\n", B(e->released_bytes));
@@ -373,7 +712,7 @@ static void print_sites(const struct rp_report *r, size_t max_sites, size_t max_
             char name[512], where[1024];
             frame_name(&s->frames[f], name, sizeof name);
             frame_where(&s->frames[f], where, sizeof where);
-            printf("       %s%s%s\n", name, where[0] ? "  " : "", where);
+            printf("       %s%s%s\n", T(name), where[0] ? "  " : "", T(where));
         }
         if (frames < s->frame_count) printf("       ... %zu more\n", s->frame_count - frames);
     }
@@ -381,41 +720,36 @@ static void print_sites(const struct rp_report *r, size_t max_sites, size_t max_
 }
 
 static void print_symbols(const struct rp_report *r) {
-    size_t read = 0, missing = 0, mismatch = 0, unread = 0, files = 0;
+    /* The modules not read, by why, in this order. */
+    static const struct {
+        enum rp_module_state state;
+        const char *words;
+    } groups[] = {
+        {RP_MODULE_MISMATCH, "rebuilt since (build-id differs)"},
+        {RP_MODULE_MISSING, "not found"},
+        {RP_MODULE_IRREGULAR, "not a regular file, not opened"},
+        {RP_MODULE_TOO_LARGE, "larger than 4 GiB, not read"},
+    };
+    size_t count[RP_MODULE_TOO_LARGE + 1] = {0}, files = 0;
     for (size_t i = 0; i < r->module_count; i++) {
         if (r->modules[i].path[0] != '/') continue; /* the vDSO has no file */
         files++;
-        switch (r->modules[i].state) {
-        case RP_MODULE_READ:
-            read++;
-            break;
-        case RP_MODULE_MISSING:
-            missing++;
-            break;
-        case RP_MODULE_MISMATCH:
-            mismatch++;
-            break;
-        case RP_MODULE_UNREAD:
-            unread++;
-            break;
-        }
+        count[r->modules[i].state]++;
     }
-    if (files == 0 || unread == files) return;
-    printf("\nSymbols: %zu of %zu module files read", read, files);
-    for (int pass = 0; pass < 2; pass++) {
-        enum rp_module_state want = pass == 0 ? RP_MODULE_MISMATCH : RP_MODULE_MISSING;
-        size_t count = pass == 0 ? mismatch : missing;
-        if (count == 0) continue;
-        printf("; %s:", pass == 0 ? "rebuilt since (build-id differs)" : "not found");
+    if (files == 0 || count[RP_MODULE_UNREAD] == files) return;
+    printf("\nSymbols: %zu of %zu module files read", count[RP_MODULE_READ], files);
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        if (count[groups[g].state] == 0) continue;
+        printf("; %s:", groups[g].words);
         for (size_t i = 0; i < r->module_count; i++) {
             const struct rp_module *m = &r->modules[i];
-            if (m->state == want && m->path[0] == '/') printf(" %s", m->path);
+            if (m->state == groups[g].state && m->path[0] == '/') printf(" %s", T(m->path));
         }
     }
     printf("\n");
 }
 
-static void print_text(const struct rp_report *r, size_t max_sites, size_t max_frames) {
+void rp_print_text(const struct rp_report *r, size_t max_sites, size_t max_frames) {
     print_header(r);
     print_limit(r);
     print_footprint(r);
@@ -427,12 +761,40 @@ static void print_text(const struct rp_report *r, size_t max_sites, size_t max_f
 /* ---- folded stacks ---------------------------------------------------------------- */
 
 /* One line per distinct stack, outermost frame first; sites that fold to the
- * same names (two calls in one function) are added together. */
-static void print_folded(const struct rp_report *r) {
-    size_t n = r->site_count;
-    char **lines = xcalloc(n, sizeof *lines);
-    uint64_t *bytes = xcalloc(n, sizeof *bytes);
-    size_t count = 0;
+ * same names (two calls in one function) are added together.  The lines are
+ * sorted to find the equal ones (n log n), then printed in the order of their
+ * first site. */
+struct folded {
+    char *line;
+    uint64_t bytes;
+    size_t first; /* the first site that folds to it */
+};
+
+static int folded_by_line(const void *a, const void *b) {
+    const struct folded *x = a, *y = b;
+    int c = strcmp(x->line, y->line);
+    if (c != 0) return c;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+static int folded_by_first(const void *a, const void *b) {
+    const struct folded *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* A frame's name in a folded line: as on the terminal, ';' (the separator)
+ * as ':'. */
+static void folded_name(const struct rp_frame *f, char *buf, size_t cap) {
+    char name[512];
+    frame_name(f, name, sizeof name);
+    tx_term_buf(buf, cap, name, SIZE_MAX);
+    for (char *c = buf; *c; c++)
+        if (*c == ';') *c = ':';
+}
+
+void rp_print_folded(const struct rp_report *r) {
+    size_t n = r->site_count, count = 0;
+    struct folded *all = xcalloc(n, sizeof *all);
     for (size_t i = 0; i < n; i++) {
         const struct rp_site *s = &r->sites[i];
         if (s->est_bytes == 0) continue;
@@ -443,39 +805,35 @@ static void print_folded(const struct rp_report *r) {
             len = strlen(line);
         }
         for (size_t f = s->frame_count; f-- > 0;) {
-            char name[512];
-            frame_name(&s->frames[f], name, sizeof name);
-            for (char *c = name; *c; c++)
-                if (*c == ';' || *c == '\n') *c = ':';
-            size_t need = len + strlen(name) + 2;
+            char name[4 * 512];
+            folded_name(&s->frames[f], name, sizeof name);
+            size_t name_len = strlen(name), need = len + name_len + 2;
             if (need > cap) {
                 while (cap < need) cap *= 2;
-                line = realloc(line, cap);
-                if (line == NULL) {
-                    fprintf(stderr, "%s: out of memory\n", prog);
-                    exit(1);
-                }
+                line = xrealloc(line, cap);
             }
             if (len) line[len++] = ';';
-            strcpy(line + len, name);
-            len += strlen(name);
+            memcpy(line + len, name, name_len + 1);
+            len += name_len;
         }
-        size_t j = 0;
-        while (j < count && strcmp(lines[j], line) != 0) j++;
-        if (j < count) {
-            bytes[j] += s->est_bytes;
-            free(line);
-        } else {
-            lines[count] = line;
-            bytes[count++] = s->est_bytes;
-        }
+        all[count++] = (struct folded){line, s->est_bytes, i};
     }
+    qsort(all, count, sizeof *all, folded_by_line);
+    size_t kept = 0;
     for (size_t j = 0; j < count; j++) {
-        printf("%s %" PRIu64 "\n", lines[j], bytes[j]);
-        free(lines[j]);
+        if (kept > 0 && strcmp(all[kept - 1].line, all[j].line) == 0) {
+            all[kept - 1].bytes = add_saturated(all[kept - 1].bytes, all[j].bytes);
+            free(all[j].line);
+        } else {
+            all[kept++] = all[j];
+        }
     }
-    free(lines);
-    free(bytes);
+    qsort(all, kept, sizeof *all, folded_by_first);
+    for (size_t j = 0; j < kept; j++) {
+        printf("%s %" PRIu64 "\n", all[j].line, all[j].bytes);
+        free(all[j].line);
+    }
+    free(all);
 }
 
 /* ---- normalized JSON ---------------------------------------------------------------- */
@@ -486,7 +844,33 @@ static json_t *hex_value(uint64_t v) {
     return json_string(buf);
 }
 
-static json_t *u64_value(uint64_t v) { return json_integer((json_int_t)v); }
+static json_t *u64_value(uint64_t v) {
+    return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
+/* A JSON string of text read from a module file, which need not be UTF-8 (jansson
+ * takes only UTF-8): bytes that are not as U+FFFD, as tools/textout.h does. */
+static json_t *json_text(const char *s) {
+    json_t *v = json_string(s);
+    if (v != NULL) return v;
+    size_t n = strlen(s), len = 0;
+    char *copy = xcalloc(3 * n + 1, 1);
+    for (size_t i = 0; i < n;) {
+        size_t seq = mb_utf8_seq((const unsigned char *)s + i, n - i, NULL);
+        if (seq == 0) {
+            memcpy(copy + len, "\xef\xbf\xbd", 3);
+            len += 3;
+            i++;
+        } else {
+            memcpy(copy + len, s + i, seq);
+            len += seq;
+            i += seq;
+        }
+    }
+    v = json_stringn(copy, len);
+    free(copy);
+    return v;
+}
 
 static const char *module_state_name(enum rp_module_state s) {
     switch (s) {
@@ -496,6 +880,10 @@ static const char *module_state_name(enum rp_module_state s) {
         return "not found";
     case RP_MODULE_MISMATCH:
         return "build-id differs";
+    case RP_MODULE_IRREGULAR:
+        return "not a regular file";
+    case RP_MODULE_TOO_LARGE:
+        return "too large";
     case RP_MODULE_UNREAD:
         break;
     }
@@ -507,23 +895,23 @@ static json_t *frame_json(const struct rp_frame *f) {
     char name[512];
     frame_name(f, name, sizeof name);
     json_object_set_new(o, "address", hex_value(f->address));
-    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "name", json_text(name));
     if (f->module != NULL) {
         json_object_set_new(o, "module", json_string(f->module->path));
         json_object_set_new(o, "offset", hex_value(f->address - f->module->base));
     }
     if (f->function != NULL) {
-        json_object_set_new(o, "function", json_string(f->function));
+        json_object_set_new(o, "function", json_text(f->function));
         json_object_set_new(o, "function_offset", u64_value(f->function_offset));
     }
     if (f->file != NULL) {
-        json_object_set_new(o, "file", json_string(f->file));
+        json_object_set_new(o, "file", json_text(f->file));
         json_object_set_new(o, "line", json_integer(f->line));
     }
     return o;
 }
 
-static void print_json(const struct rp_report *r) {
+void rp_print_json(const struct rp_report *r) {
     json_t *out = json_object();
     json_object_set_new(out, "membudget_report", json_integer(1));
     json_object_set_new(out, "dump_format",
@@ -534,6 +922,17 @@ static void print_json(const struct rp_report *r) {
     json_object_set_new(out, "comm", json_string(r->comm));
     json_object_set_new(out, "time_unix_ns", u64_value(r->time_unix_ns));
     json_object_set_new(out, "uptime_ns", u64_value(r->uptime_ns));
+    if (r->note_count > 0) {
+        json_t *notes = json_array();
+        for (size_t i = 0; i < r->note_count && i < RP_NOTES_MAX; i++)
+            json_array_append_new(notes, json_text(r->notes[i]));
+        if (r->note_count > RP_NOTES_MAX) {
+            char more[64];
+            snprintf(more, sizeof more, "%zu more not shown", r->note_count - RP_NOTES_MAX);
+            json_array_append_new(notes, json_string(more));
+        }
+        json_object_set_new(out, "notes", notes);
+    }
     json_object_set(out, "limit", r->limit);
     json_object_set(out, "footprint", r->footprint);
     json_object_set(out, "policy", r->policy);
@@ -665,28 +1064,25 @@ int report_main(int argc, char **argv) {
     struct rp_report r = {0};
     if (!load_report(&r, argv[optind])) return 1;
     if (symbols) rp_symbolize(&r);
-    if (svg != NULL && !rp_write_svg(&r, svg)) return 1;
-    if (folded)
-        print_folded(&r);
-    else if (json)
-        print_json(&r);
-    else
-        print_text(&r, max_sites, max_frames);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "%s: cannot write the output\n", prog);
+    if (svg != NULL && !rp_write_svg(&r, svg)) {
+        rp_free(&r);
         return 1;
     }
-    for (size_t i = 0; i < r.site_count; i++) {
-        for (size_t f = 0; f < r.sites[i].frame_count; f++) {
-            free(r.sites[i].frames[f].function);
-            free(r.sites[i].frames[f].file);
-        }
-        free(r.sites[i].frames);
+    if (folded) {
+        /* The lines are for a flame graph: what the reader set aside goes to stderr. */
+        for (size_t i = 0; i < r.note_count && i < RP_NOTES_MAX; i++)
+            fprintf(stderr, "%s: %s: note: %s\n", prog, T(r.path), T(r.notes[i]));
+        rp_print_folded(&r);
+    } else if (json) {
+        rp_print_json(&r);
+    } else {
+        rp_print_text(&r, max_sites, max_frames);
     }
-    free(r.sites);
-    free(r.modules);
-    free(r.ticks);
-    free(r.events);
-    json_decref(r.root);
-    return 0;
+    int status = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "%s: cannot write the output\n", prog);
+        status = 1;
+    }
+    rp_free(&r);
+    return status;
 }

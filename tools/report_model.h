@@ -13,16 +13,33 @@
 
 #include <jansson.h>
 
+#define RP_NOTES_MAX 8
+/* The largest dump read (docs/dump.md): a real one with every site of the
+ * table (16,384 stacks of 32 frames) takes about 12 MiB; memory and time are
+ * proportional to the size read (about 15 bytes of memory per byte). */
+#define RP_DUMP_MAX_BYTES ((size_t)32 << 20)
+/* Frames read per site (the writer keeps 32) and the longest module path (the
+ * kernel's PATH_MAX). */
+#define RP_FRAMES_MAX 256
+#define RP_PATH_MAX 4096
+/* Module files read for symbols: the largest, and how many. */
+#define RP_MODULE_MAX_BYTES ((uint64_t)4 << 30)
+#define RP_MODULE_FILES_MAX 4096
+
 enum rp_module_state {
     RP_MODULE_UNREAD = 0, /* symbols not asked for (--no-symbols) */
     RP_MODULE_READ,       /* its file was found and matches the build-id */
     RP_MODULE_MISSING,    /* no readable ELF file at the path */
-    RP_MODULE_MISMATCH    /* a file is there, with another build-id */
+    RP_MODULE_MISMATCH,   /* a file is there, with another build-id */
+    RP_MODULE_IRREGULAR,  /* not opened: not a regular file (a FIFO, a device, a
+                             symbolic link, a directory) */
+    RP_MODULE_TOO_LARGE   /* not read: larger than RP_MODULE_MAX_BYTES */
 };
 
 struct rp_module {
-    const char *path;
-    const char *name; /* the path's last component */
+    const char *path;      /* as displayed: UTF-8 */
+    const char *open_path; /* the exact bytes to open ("path_bytes"); NULL: path */
+    const char *name;      /* the path's last component */
     uint64_t base;    /* load bias */
     uint64_t start, end;
     const char *build_id; /* hex; "" when the dump has none */
@@ -39,6 +56,7 @@ struct rp_frame {
 };
 
 struct rp_site {
+    size_t order; /* its place in the dump: equal estimates keep it */
     uint64_t est_bytes, est_objects, live_samples, live_sampled_bytes, total_samples;
     bool unrecorded; /* samples whose stack could not be recorded */
     size_t frame_count;
@@ -72,13 +90,29 @@ struct rp_report {
     uint64_t sites_est_bytes; /* all sites together */
     struct rp_module *modules;
     size_t module_count;
+    /* What the reader set aside (a number out of range, a frame list cut):
+     * the first RP_NOTES_MAX, and how many there were. */
+    char *notes[RP_NOTES_MAX];
+    size_t note_count;
 };
 
+
 /* Members of a JSON object, with defaults when absent or of another type:
- * 0, "" and an empty object.  Addresses may be numbers or "0x..." strings. */
+ * 0, "" and an empty object.  Addresses may be numbers or "0x..." strings.
+ * Numbers are read once the loader has checked them (0 to 2^63 - 1). */
 uint64_t rp_u64(const json_t *obj, const char *key);
 const char *rp_str(const json_t *obj, const char *key);
 uint64_t rp_address(const json_t *value);
+
+/* report.c: the dump in text (len bytes; rewritten in place: see
+ * guard_numbers) read into r; false, with one line on stderr naming path, when
+ * it is not a report.  The outputs, to stdout.  rp_free releases what rp_load
+ * and rp_symbolize took. */
+bool rp_load(struct rp_report *r, char *text, size_t len, const char *path);
+void rp_print_text(const struct rp_report *r, size_t max_sites, size_t max_frames);
+void rp_print_folded(const struct rp_report *r);
+void rp_print_json(const struct rp_report *r);
+void rp_free(struct rp_report *r);
 
 /* report_symbols.c: resolves every frame's function and line from the module
  * files the dump names; modules get their state. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tools/report_model.h"
+#include "tools/textout.h"
 
 #define WIDTH 960
 #define HEIGHT 440
@@ -41,35 +42,26 @@ static double sy(const struct scale *s, uint64_t bytes) {
     return TOP + (double)PLOT_H * (1.0 - (double)bytes / (double)s->y_max);
 }
 
-static void xml_text(FILE *out, const char *s) {
-    for (; *s; s++) {
-        switch (*s) {
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        default:
-            if ((unsigned char)*s >= 0x20) fputc(*s, out);
-        }
-    }
-}
-
-/* A round step for about `target` intervals over `range`: 1, 2 or 5 x 10^k. */
+/* A round step for about `target` intervals over `range` (target >= 2): 1, 2
+ * or 5 x 10^k, at least range / (2.5 x target); raw <= 2^63, so no product
+ * below overflows. */
 static uint64_t nice_step(uint64_t range, unsigned target) {
     uint64_t raw = range / target, step = 1;
     if (raw == 0) return 1;
-    while (step * 10 <= raw) step *= 10;
-    if (step * 5 <= raw) return step * 5;
-    if (step * 2 <= raw) return step * 2;
+    while (step <= raw / 10) step *= 10;
+    if (step <= raw / 5) return step * 5;
+    if (step <= raw / 2) return step * 2;
     return step;
+}
+
+/* The grid lines of an axis: 0, step, 2 x step ... up to max, counted rather
+ * than added up (max + step may wrap), and never more than AXIS_LINES_MAX
+ * whatever the dump says. */
+#define AXIS_LINES_MAX 64
+static uint64_t axis_lines(uint64_t max, uint64_t *step) {
+    if (*step == 0) *step = 1;
+    if (max / *step >= AXIS_LINES_MAX) *step = max / (AXIS_LINES_MAX - 1) + 1;
+    return max / *step + 1;
 }
 
 /* Sizes step in powers of two of KiB/MiB/GiB times 1, 2 or 5: labels stay round. */
@@ -133,7 +125,7 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
     }
     uint64_t top = r->kill_bytes > r->strict_sync_bytes ? r->kill_bytes : r->strict_sync_bytes;
     if (top > s.y_max) s.y_max = top;
-    s.y_max += s.y_max / 12;
+    s.y_max = s.y_max > UINT64_MAX - s.y_max / 12 ? UINT64_MAX : s.y_max + s.y_max / 12;
 
     char b[32];
     fprintf(out,
@@ -144,10 +136,11 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
     fprintf(out, "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", WIDTH, HEIGHT);
     fprintf(out, "<text x=\"%d\" y=\"26\" font-size=\"16\" font-weight=\"bold\">pid %" PRIu64 " (",
             LEFT, r->pid);
-    xml_text(out, r->comm);
-    fprintf(out, "): footprint %s, limit %s, %s</text>\n",
-            rp_bytes(b, sizeof b, r->footprint_bytes), rp_bytes((char[32]){0}, 32, r->kill_bytes),
-            r->reason);
+    tx_xml(out, r->comm);
+    fprintf(out, "): footprint %s, limit %s, ", rp_bytes(b, sizeof b, r->footprint_bytes),
+            rp_bytes((char[32]){0}, 32, r->kill_bytes));
+    tx_xml(out, r->reason);
+    fprintf(out, "</text>\n");
     fprintf(out,
             "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fafafa\" "
             "stroke=\"#888888\"/>\n",
@@ -155,7 +148,9 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
 
     /* Axes: round steps in bytes and seconds. */
     uint64_t ystep = nice_bytes_step(s.y_max, 5);
-    for (uint64_t v = 0; v <= s.y_max; v += ystep) {
+    uint64_t ylines = axis_lines(s.y_max, &ystep);
+    for (uint64_t k = 0; k < ylines; k++) {
+        uint64_t v = k * ystep;
         double y = sy(&s, v);
         fprintf(out, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n",
                 LEFT, y, LEFT + PLOT_W, y);
@@ -163,7 +158,9 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
                 LEFT - 6, y + 4, rp_bytes(b, sizeof b, v));
     }
     uint64_t tstep = nice_step(s.t_max, 8);
-    for (uint64_t t = 0; t <= s.t_max; t += tstep) {
+    uint64_t tlines = axis_lines(s.t_max, &tstep);
+    for (uint64_t k = 0; k < tlines; k++) {
+        uint64_t t = k * tstep;
         double x = sx(&s, t);
         fprintf(out, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e4e4e4\"/>\n", x,
                 TOP, x, TOP + PLOT_H);
@@ -201,7 +198,7 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
                 "<text x=\"%.1f\" y=\"%d\" font-size=\"10\" fill=\"%s\" transform=\"rotate(-90 "
                 "%.1f %d)\">",
                 label_x, TOP + PLOT_H - 4, color, label_x, TOP + PLOT_H - 4);
-        xml_text(out, policy ? e->to : e->kind);
+        tx_xml(out, policy ? e->to : e->kind);
         fprintf(out, "</text>\n");
     }
 

@@ -20,6 +20,12 @@ Cases:
              locks of the allocator and the sampler (debug library)
   resample   realloc in place replaces a sample, a moved span and a free end it
   svg        the timeline opens in headless Chromium and is not blank
+  hostile    dumps made hostile from the golden ones: module paths naming a FIFO,
+             /dev/zero, a link to a FIFO, non-UTF-8 bytes (path_bytes); the dump
+             itself a FIFO or larger than the limit; numbers past 2^63 and
+             1.6e19; markup and escape sequences in the dump's strings and in a
+             module's symbol names; a module whose DWARF names a FIFO as its
+             alternate debug file; --folded over 200,000 sites
 Prints "ok NAME" or "FAIL NAME: why" per case, then "N passed, N failed[, N skipped]".
 Set REPORT_REGOLD=1 to rewrite the expected golden outputs from the tool."""
 import json
@@ -599,6 +605,331 @@ def check_svg(dump):
     ok(name + " (%dx%d, %.0f%% drawn, %d colours)" % (width, height, share * 100, len(colors)))
 
 
+# ---- hostile dumps -------------------------------------------------------------------
+
+HOSTILE_TIMEOUT = 60  # only turns a hang into a failure: these take well under a second
+
+
+def golden_dump():
+    with open(os.path.join(GOLDEN, "kill.json")) as f:
+        return json.load(f)
+
+
+def write_dump(name, d):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        json.dump(d, f, separators=(",", ":"))
+    return path
+
+
+def module_dump(name, path, path_bytes=None):
+    """The golden dump, its first module (which frames point into) at path."""
+    d = golden_dump()
+    d["modules"][0]["path"] = path
+    d["modules"][0]["build_id"] = ""
+    if path_bytes is not None:
+        d["modules"][0]["path_bytes"] = path_bytes.hex()
+    return write_dump(name, d)
+
+
+def check_module_paths():
+    fifo = os.path.join(tmp, "fifo")
+    os.mkfifo(fifo)
+    link = os.path.join(tmp, "link-to-fifo")
+    os.symlink(fifo, link)
+    # A FIFO whose name is not UTF-8: only path_bytes names it exactly.
+    odd = os.path.join(tmp.encode(), b"fifo-\xff\xfe")
+    os.mkfifo(odd)
+    cases = [("a FIFO", fifo, None), ("/dev/zero", "/dev/zero", None),
+             ("a symbolic link to a FIFO", link, None),
+             ("a FIFO named by path_bytes", odd.decode(errors="replace"), odd)]
+    for what, path, exact in cases:
+        name = "hostile: a module path naming %s is not opened, and said so" % what
+        dump = module_dump("module-%d.json" % cases.index((what, path, exact)), path, exact)
+        rc, out, err = run([TOOL, dump], timeout=HOSTILE_TIMEOUT)
+        if rc is None:
+            fail(name, "report hung: " + err)
+            continue
+        line = next((l for l in out.splitlines() if l.startswith("Symbols:")), "")
+        shown = path if exact is None else odd.decode(errors="replace")
+        if rc != 0 or "not a regular file, not opened: " + shown not in line:
+            fail(name, "exit %s, symbols line %r" % (rc, line), err)
+            continue
+        rc, out, err = run([TOOL, "--json", dump], timeout=HOSTILE_TIMEOUT)
+        try:
+            state = json.loads(out)["modules"][0]["symbols"]
+        except (ValueError, KeyError, IndexError):
+            state = None
+        if rc != 0 or state != "not a regular file":
+            fail(name, "--json: exit %s, symbols %r" % (rc, state), err)
+            continue
+        ok(name)
+
+    name = "hostile: a dump that is a FIFO is refused with one line"
+    rc, out, err = run([TOOL, fifo], timeout=HOSTILE_TIMEOUT)
+    if rc != 1 or out or err.count("\n") != 1 or "not a regular file" not in err:
+        fail(name, "exit %s, stderr %r" % (rc, err))
+    else:
+        ok(name)
+
+
+def check_oversized():
+    name = "hostile: a dump over 32 MiB is refused with one line, unread"
+    d = golden_dump()
+    path = os.path.join(tmp, "oversized.json")
+    with open(path, "w") as f:
+        text = json.dumps(d)
+        f.write(text[:-1] + " " * ((32 << 20) + 1 - len(text)) + "}")
+    rc, out, err = run([TOOL, path], timeout=HOSTILE_TIMEOUT)
+    os.unlink(path)
+    if rc != 1 or out or err.count("\n") != 1 or "larger than 32 MiB" not in err:
+        return fail(name, "exit %s, stdout %d bytes, stderr %r" % (rc, len(out), err[:300]))
+    ok(name)
+
+
+def check_numbers():
+    name = "hostile: a number past 2^63 loses that field, not the report"
+    text = json.dumps(golden_dump())
+    peak = '"counter_peak_bytes": %d' % golden_dump()["footprint"]["counter_peak_bytes"]
+    if peak not in text:
+        return fail(name, "the golden dump has no counter_peak_bytes")
+    path = os.path.join(tmp, "huge-int.json")
+    with open(path, "w") as f:
+        f.write(text.replace(peak, '"counter_peak_bytes": 9223372036855189504'))
+    rc, out, err = run([TOOL, path], timeout=HOSTILE_TIMEOUT)
+    if rc != 0 or not out.startswith("membudget: pid 4242 (leaky) exceeded its memory budget"):
+        return fail(name, "exit %s" % rc, err)
+    if "note: footprint.counter_peak_bytes: 9.2233720368551895e+18 is out of range" not in out \
+            or "peak counter 0 B" not in out or "#1   36.4 MiB" not in out:
+        return fail(name, "no note, or the rest of the report is not there", out)
+    rc, out, err = run([TOOL, "--json", path], timeout=HOSTILE_TIMEOUT)
+    try:
+        r = json.loads(out)
+    except ValueError:
+        return fail(name, "--json: exit %s, not JSON" % rc, err)
+    if r["footprint"]["counter_peak_bytes"] is not None or \
+            len(r["sites"]) != len(golden_dump()["sites"]) or \
+            not any("counter_peak_bytes" in n for n in r.get("notes", [])):
+        return fail(name, "--json: peak %r, %d sites, notes %r"
+                    % (r["footprint"]["counter_peak_bytes"], len(r["sites"]), r.get("notes")))
+    ok(name)
+
+
+def svg_of(dump, name):
+    svg = os.path.join(tmp, name + ".svg")
+    rc, out, err = run([TOOL, "--svg", svg, dump], timeout=HOSTILE_TIMEOUT)
+    size = os.path.getsize(svg) if os.path.exists(svg) else 0
+    root = None
+    if rc == 0 and size < (1 << 20):
+        try:
+            root = ET.parse(svg).getroot()
+        except ET.ParseError:
+            pass
+    if os.path.exists(svg):
+        os.unlink(svg)
+    return rc, out, err, size, root
+
+
+def check_svg_scale():
+    d = golden_dump()
+    d["footprint"]["bytes"] = 1.6e19
+    huge = write_dump("footprint-1.6e19.json", d)
+    d = golden_dump()
+    top = (1 << 63) - 1
+    d["footprint"]["bytes"] = d["limit"]["kill_bytes"] = d["limit"]["strict_sync_bytes"] = top
+    d["uptime_ns"] = d["timeline"]["ticks"][0]["time_ns"] = top
+    edge = write_dump("int64-max.json", d)
+    for what, dump in (("a footprint of 1.6e19", huge), ("sizes and times of 2^63-1", edge)):
+        name = "hostile: --svg with %s ends, with a picture of bounded size" % what
+        rc, out, err, size, root = svg_of(dump, "scale")
+        if rc is None:
+            fail(name, "report --svg hung (%d bytes written)" % size)
+        elif rc != 0 or root is None or size > 64 * 1024:
+            fail(name, "exit %s, %d bytes, well-formed %s" % (rc, size, root is not None), err)
+        else:
+            ok(name + " (%d bytes)" % size)
+
+
+def check_markup():
+    name = "hostile: markup and escape sequences in the dump are escaped in the SVG and the text"
+    d = golden_dump()
+    d["reason"] = "<script>alert(1)</script>"
+    d["comm"] = "<script>x</script>\x1b[31m\x9b2J"
+    d["limit"]["kill_source"] = "\x1b]0;pwned\x07"
+    d["policy"]["events"][0]["to"] = "</text><script>y</script>"
+    dump = write_dump("markup.json", d)
+    rc, out, err, size, root = svg_of(dump, "markup")
+    if rc != 0 or root is None:
+        return fail(name, "--svg: exit %s, %d bytes, not well-formed XML" % (rc, size), err)
+    elements = {el.tag.split("}")[-1] for el in root.iter()}
+    texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    if "script" in elements or "<script>alert(1)</script>" not in texts:
+        return fail(name, "--svg: elements %s" % sorted(elements), texts[:300])
+    rc, out, err = run([TOOL, dump], timeout=HOSTILE_TIMEOUT)
+    first = out.splitlines()[0] if out else ""
+    want = ("membudget: pid 4242 (<script>x</script>\\x1b[31m\\xc2\\x9b2J) exceeded its memory "
+            "budget: footprint 64.1 MiB >= limit 64 MiB (\\x1b]0;pwned\\x07)")
+    controls = [c for c in out if (ord(c) < 32 and c != "\n") or 0x7f <= ord(c) <= 0x9f]
+    if rc != 0 or first != want or controls:
+        return fail(name, "text: exit %s, %d control characters" % (rc, len(controls)),
+                    "got:      %s\nexpected: %s" % (first, want))
+    if "</text><script>y</script>" not in out:
+        return fail(name, "the event's policy is not in the text", out)
+    ok(name)
+
+
+EVIL_C = """
+__attribute__((noinline)) void *evil(void) { static char x; __asm__ volatile("" ::: "memory"); return &x; }
+int main(void) { return evil() == 0; }
+"""
+
+
+def check_symbol_names():
+    name = "hostile: escape sequences in a module's symbol names are escaped (text, --folded, --json)"
+    d = os.path.join(tmp, "evil")
+    os.makedirs(d, exist_ok=True)
+    src, obj, renamed, exe = (os.path.join(d, n) for n in ("evil.c", "evil.o", "evil2.o", "evil"))
+    with open(src, "w") as f:
+        f.write(EVIL_C)
+    symbol = "ev\x1b[2Jil;x"
+    steps = [["cc", "-O1", "-fno-pie", "-c", src, "-o", obj],
+             ["objcopy", "--redefine-sym", "evil=" + symbol, obj, renamed],
+             ["cc", "-no-pie", "-Wl,--build-id", renamed, "-o", exe], ["nm", exe]]
+    for cmd in steps:
+        rc, out, err = run(cmd)
+        if rc != 0:
+            return fail(name, "%s: exit %s" % (cmd[0], rc), err)
+    address = next((int(l.split()[0], 16) for l in out.splitlines() if l.endswith(" " + symbol)), None)
+    if address is None:
+        return fail(name, "no renamed symbol in the program", out)
+    dump = golden_dump()
+    dump["modules"] = [{"path": exe, "base": "0x0", "start": "0x400000", "end": "0x500000",
+                        "build_id": ""}]
+    dump["sites"] = [{"est_bytes": 4096, "est_objects": 1, "live_samples": 1,
+                      "live_sampled_bytes": 4096, "total_samples": 1,
+                      "frames": ["0x%x" % (address + 2)]}]
+    path = write_dump("evil.json", dump)
+    shown = "ev\\x1b[2Jil;x"
+    rc, out, err = run([TOOL, path], timeout=HOSTILE_TIMEOUT)
+    if rc != 0 or ("       " + shown) not in out or "\x1b" in out:
+        return fail(name, "text: exit %s" % rc, out + err)
+    rc, out, err = run([TOOL, "--folded", path], timeout=HOSTILE_TIMEOUT)
+    if rc != 0 or out != "ev\\x1b[2Jil:x 4096\n":
+        return fail(name, "--folded: exit %s, %r" % (rc, out), err)
+    rc, out, err = run([TOOL, "--json", path], timeout=HOSTILE_TIMEOUT)
+    try:
+        frame = json.loads(out)["sites"][0]["frames"][0]
+    except (ValueError, KeyError, IndexError):
+        return fail(name, "--json: exit %s" % rc, out + err)
+    if frame.get("function") != symbol or "\x1b" in out:
+        return fail(name, "--json: function %r" % frame.get("function"))
+    ok(name)
+
+
+def check_altlink():
+    name = ("hostile: a module whose DWARF refers to an alternate debug file (dwz) that is a "
+            "FIFO is named from its symbols, without reading its lines")
+    d = os.path.join(tmp, "altlink")
+    os.makedirs(d, exist_ok=True)
+    src, asm, obj, linked, exe = (os.path.join(d, n) for n in
+                                  ("alt.c", "alt.s", "alt.o", "alt-linked", "alt"))
+    fifo = os.path.join(d, "alt.debug")
+    os.mkfifo(fifo)
+    with open(src, "w") as f:
+        f.write(EVIL_C)
+    rc, out, err = run(["cc", "-O1", "-g", "-gdwarf-4", "-dA", "-fno-pie", "-S", src, "-o", asm])
+    if rc != 0:
+        return fail(name, "cc -S: exit %s" % rc, err)
+    # The compilation unit's directory becomes a string of the alternate file
+    # (DW_FORM_GNU_strp_alt, the same 4-byte offset): reading the unit's lines
+    # makes libdw open the file .gnu_debugaltlink names.
+    with open(asm) as f:
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines[:-1]):
+        if "(DW_AT_comp_dir)" in line and "(DW_FORM_strp)" in lines[i + 1]:
+            lines[i + 1] = "\t.uleb128 0x1f21"
+            break
+    else:
+        return fail(name, "no DW_AT_comp_dir of form DW_FORM_strp in the assembly")
+    with open(asm, "w") as f:
+        f.write("\n".join(lines))
+    section = os.path.join(d, "altlink.bin")
+    with open(section, "wb") as f:
+        f.write(fifo.encode() + b"\0" + bytes(range(1, 21)))
+    steps = [["cc", "-c", asm, "-o", obj], ["cc", "-no-pie", "-Wl,--build-id", obj, "-o", linked],
+             ["objcopy", "--add-section", ".gnu_debugaltlink=" + section, linked, exe], ["nm", exe]]
+    for cmd in steps:
+        rc, out, err = run(cmd)
+        if rc != 0:
+            return fail(name, "%s: exit %s" % (cmd[0], rc), err)
+    address = next((int(l.split()[0], 16) for l in out.splitlines() if l.endswith(" T evil")), None)
+    if address is None:
+        return fail(name, "no symbol evil in the program", out)
+    dump = golden_dump()
+    dump["modules"] = [{"path": exe, "base": "0x0", "start": "0x400000", "end": "0x500000",
+                        "build_id": ""}]
+    dump["sites"] = [{"est_bytes": 4096, "frames": ["0x%x" % (address + 2)]}]
+    path = write_dump("altlink.json", dump)
+    rc, out, err = run([TOOL, "--json", path], timeout=HOSTILE_TIMEOUT)
+    if rc is None:
+        return fail(name, "report hung")
+    try:
+        frame = json.loads(out)["sites"][0]["frames"][0]
+    except (ValueError, KeyError, IndexError):
+        return fail(name, "--json: exit %s" % rc, out + err)
+    if frame.get("function") != "evil" or "file" in frame:
+        return fail(name, "frame %s" % frame)
+    ok(name)
+
+
+FOLDED_SITES = 200000
+
+
+def check_folded_scale():
+    """Sites i and i + n/2 fold to the same line, which sums their bytes; each line
+    shares 8 outer frames with every other (a long common prefix), so comparing
+    every pair of lines takes minutes where sorting them takes a second."""
+    name = "hostile: --folded over %d sites merges equal stacks, in the order of first sight" % FOLDED_SITES
+    half = FOLDED_SITES // 2
+    d = golden_dump()
+    module = "/nonexistent/lib" + "x" * 40 + ".so"
+    base = 0x10000
+    d["modules"] = [{"path": module, "base": "0x%x" % base, "start": "0x%x" % base,
+                     "end": "0x%x" % (base + (1 << 32)), "build_id": ""}]
+    outer = [base + 0x100000 + k for k in range(8)]
+    sites = []
+    for i in range(FOLDED_SITES):
+        j = i % half
+        sites.append({"est_bytes": (10 ** 9 - j) if i < half else 1 + j,
+                      "frames": [base + 16 * j + 1] + outer})
+    d["sites"] = sites
+    path = write_dump("sites-%d.json" % FOLDED_SITES, d)
+    rc, out, err = run([TOOL, "--folded", "--no-symbols", path], timeout=HOSTILE_TIMEOUT)
+    if rc is None:
+        return fail(name, "did not finish in %d s" % HOSTILE_TIMEOUT)
+    lines = out.splitlines()
+    if rc != 0 or len(lines) != half:
+        return fail(name, "exit %s, %d lines (expected %d)" % (rc, len(lines), half), err)
+    leaf = os.path.basename(module)
+    prefix = ";".join("%s+0x%x" % (leaf, a - base) for a in reversed(outer))
+    for j in (0, 1, half // 2, half - 1):
+        want = "%s;%s+0x%x %d" % (prefix, leaf, 16 * j + 1, (10 ** 9 - j) + (1 + j))
+        if lines[j] != want:
+            return fail(name, "line %d" % (j + 1), "got:      %s\nexpected: %s" % (lines[j], want))
+    ok(name)
+
+
+def check_hostile():
+    check_module_paths()
+    check_oversized()
+    check_numbers()
+    check_svg_scale()
+    check_markup()
+    check_symbol_names()
+    check_altlink()
+    check_folded_scale()
+
+
 def main():
     check_golden()
     check_bad_input()
@@ -610,6 +941,7 @@ def main():
     check_huge_requests()
     check_non_ascii_paths()
     check_svg(dump)
+    check_hostile()
     shutil.rmtree(tmp, ignore_errors=True)
     print(results.summary())
     return 1 if results.failed else 0
