@@ -114,6 +114,7 @@ void chunk_page_free(struct page *page) {
     mb_check(page->state == PAGE_IN_USE, "page freed twice to the pool");
     page->state = PAGE_FREE;
     page->block_size = 0;
+    page->block_magic = 0;
     page->free_since_ns = now;
     chunk->free_mask |= bit;
     if (atomic_load_explicit(&page->commit_bytes, memory_order_relaxed) != 0)
