@@ -87,7 +87,7 @@ static bool marked_block_is_free(struct page *page, const void *p) {
 
 void small_misuse(struct page *page, const void *p, enum alloc_op op) {
     struct chunk *chunk = (struct chunk *)((uintptr_t)page & ~(uintptr_t)CHUNK_MASK);
-    uint64_t offset = (uintptr_t)p & (((uintptr_t)1 << chunk->page_shift) - 1);
+    uint64_t offset = (uintptr_t)p & chunk->page_mask;
     uint32_t block_size = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
     char buf[256];
     struct fmt f = FMT_ON(buf);

@@ -141,6 +141,9 @@ struct chunk {
     uint8_t kind;       /* enum chunk_kind */
     uint8_t page_shift; /* *_PAGE_SHIFT of its kind */
     uint16_t page_count;
+    /* (1 << page_shift) - 1: an address's offset in its page is one AND away
+     * (the free path's block-start test) */
+    uintptr_t page_mask;
     uint64_t free_mask;      /* pages not assigned to a heap (bit 0 never set) */
     uint64_t committed_mask; /* free pages with commit_bytes > 0 */
     struct chunk *next_free; /* on the pool's list of chunks with free pages */
@@ -300,7 +303,7 @@ void large_misuse_report(const void *p, enum alloc_op op, bool freed, uintptr_t 
  * 16 bytes; both lines are touched by a free anyway. */
 static inline bool small_looks_live(const struct chunk *chunk, const struct page *page,
                                     const void *p) {
-    uint64_t offset = (uintptr_t)p & (((uintptr_t)1 << chunk->page_shift) - 1);
+    uint64_t offset = (uintptr_t)p & chunk->page_mask;
     uint64_t magic = page->block_magic;
     return offset * magic < magic && ((const struct block *)p)->free_mark != block_free_mark(p);
 }
