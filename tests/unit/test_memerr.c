@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -326,17 +327,20 @@ static void large_double_free_unmapped(void) {
     T_FREE(opaque(l));
 }
 
-/* The old address of a span that realloc moved. */
+/* The old address of a span that realloc moved: a page mapped right after
+ * the span (or whatever already lies there) stops it from growing in place. */
 static void large_free_after_moving_realloc(void) {
     char *l = T_MALLOC(TU_MIB);
-    char *block = T_MALLOC(TU_MIB); /* likely right after l: l cannot grow in place */
+    size_t usable = T_USABLE_SIZE(l);
+    void *guard = mmap(l + usable, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                       -1, 0);
+    if (guard == MAP_FAILED && errno != EEXIST) _exit(95);
     l[0] = 1;
     char *m = T_REALLOC(l, 40 * TU_MIB);
-    if (m == l) _exit(0); /* grew in place after all: nothing to test */
+    if (m == NULL || m == l) _exit(96);
     announce(l);
     T_FREE(opaque(l));
     T_FREE(m);
-    T_FREE(block);
 }
 
 static void test_large_spans(void) {
