@@ -31,7 +31,7 @@ CFLAGS_LIB := $(BASE_CFLAGS) $(MODE_CFLAGS) $(EXTRA_CFLAGS)
 MB_LIB_SRCS := \
 	policy/budget.c policy/config.c policy/limits.c \
 	alloc/os.c alloc/fmt.c alloc/meta.c alloc/sizeclass.c alloc/chunk.c \
-	alloc/heap.c alloc/large.c alloc/alloc.c alloc/stats.c \
+	alloc/heap.c alloc/large.c alloc/check.c alloc/alloc.c alloc/stats.c \
 	policy/monitor.c policy/pressure.c policy/sample.c policy/modules.c \
 	policy/dump.c \
 	policy/statspage.c alloc/jemalloc.c \

@@ -21,6 +21,7 @@ void alloc_init(void) {
     if (atomic_load_explicit(&init_state, memory_order_acquire) == 2) return;
     int expected = 0;
     if (atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+        alloc_checks_init(); /* before the first block is handed out */
         sizeclass_init();
         heap_init_globals();
         atomic_store_explicit(&last_scavenge_ns, os_now_ns(), memory_order_relaxed);
@@ -63,6 +64,23 @@ void *alloc_aligned(size_t size, size_t align) {
     return large_alloc(size, align, false);
 }
 
+void free_small_slow(struct chunk *chunk, struct page *page, void *p) {
+#ifdef MB_DEBUG
+    alloc_enter(ALLOC_OP_FREE);
+#endif
+    small_check(chunk, page, p, ALLOC_OP_FREE);
+#ifdef MB_DEBUG
+    page_check_free(page, p); /* the deeper checks: capacity, the owner's lists */
+#endif
+    if (unlikely(__atomic_load_n(&page->sampled, __ATOMIC_RELAXED)) &&
+        atomic_load_explicit(sampled_filter_slot(p), memory_order_relaxed) != 0)
+        alloc_sampled_free_small(page, p);
+    free_small_push(page, p);
+#ifdef MB_DEBUG
+    alloc_leave();
+#endif
+}
+
 void alloc_free(void *p) {
     struct chunk *chunk = chunk_of(p);
     if (likely(chunk != NULL)) {
@@ -71,6 +89,7 @@ void alloc_free(void *p) {
     }
     if (p == NULL) return;
     if (large_free(p)) return;
+    large_check_unknown(p, ALLOC_OP_FREE);
 #ifdef MB_DEBUG
     static const char msg[] = "membudget: free() of a pointer the allocator does not own; ignored\n";
     os_write_all(2, msg, sizeof msg - 1);
@@ -79,9 +98,15 @@ void alloc_free(void *p) {
 
 size_t alloc_usable_size(const void *p) {
     struct chunk *chunk = chunk_of(p);
-    if (chunk != NULL) return __atomic_load_n(&page_of(chunk, p)->block_size, __ATOMIC_RELAXED);
+    if (chunk != NULL) {
+        struct page *page = page_of(chunk, p);
+        small_check(chunk, page, p, ALLOC_OP_USABLE_SIZE);
+        return __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
+    }
     if (p == NULL) return 0;
-    return large_usable_size(p);
+    size_t size = large_usable_size(p);
+    if (size == 0) large_check_unknown(p, ALLOC_OP_USABLE_SIZE);
+    return size;
 }
 
 int alloc_owns(const void *p) {
@@ -93,7 +118,9 @@ void *alloc_realloc(void *p, size_t size, bool *foreign) {
     struct chunk *chunk = chunk_of(p);
     size_t old_usable;
     if (chunk != NULL) {
-        old_usable = page_of(chunk, p)->block_size;
+        struct page *page = page_of(chunk, p);
+        small_check(chunk, page, p, ALLOC_OP_REALLOC);
+        old_usable = page->block_size;
         /* Stay in place unless the block would be mostly empty. */
         if (size <= old_usable && (size >= old_usable / 2 || old_usable <= 128)) return p;
     } else {
@@ -103,6 +130,7 @@ void *alloc_realloc(void *p, size_t size, bool *foreign) {
         }
         old_usable = large_usable_size(p);
         if (old_usable == 0) {
+            large_check_unknown(p, ALLOC_OP_REALLOC);
             *foreign = true;
             return NULL;
         }

@@ -67,6 +67,7 @@ static struct chunk *chunk_create(enum chunk_kind kind) {
     chunk->kind = (uint8_t)kind;
     chunk->page_shift = (uint8_t)__builtin_ctzll(page_bytes_of_kind(kind));
     chunk->page_count = (uint16_t)(CHUNK_SIZE >> chunk->page_shift);
+    chunk->page_mask = ((uintptr_t)1 << chunk->page_shift) - 1;
     chunk->free_mask = (chunk->page_count == 64 ? ~(uint64_t)0 : ((uint64_t)1 << chunk->page_count) - 1) &
                        ~(uint64_t)1;
     for (unsigned i = 0; i < chunk->page_count; i++) chunk->pages[i].index = (uint8_t)i;
@@ -114,6 +115,7 @@ void chunk_page_free(struct page *page) {
     mb_check(page->state == PAGE_IN_USE, "page freed twice to the pool");
     page->state = PAGE_FREE;
     page->block_size = 0;
+    page->block_magic = 0;
     page->free_since_ns = now;
     chunk->free_mask |= bit;
     if (atomic_load_explicit(&page->commit_bytes, memory_order_relaxed) != 0)

@@ -100,6 +100,7 @@ static void page_init(struct page *page, struct heap *heap, unsigned class_index
     page->reserved = (uint32_t)(page_bytes / block_size);
     __atomic_store_n(&page->class_index, (uint8_t)class_index, __ATOMIC_RELAXED);
     __atomic_store_n(&page->block_size, block_size, __ATOMIC_RELAXED);
+    page->block_magic = UINT64_MAX / block_size + 1;
     page->on_full = 0;
     __atomic_store_n(&page->sampled, 0, __ATOMIC_RELAXED);
     page->next = page->prev = page->revisit_next = NULL;
@@ -254,6 +255,7 @@ static struct heap *heap_acquire(void);
 static inline void *page_pop(struct page *page) {
     struct block *block = page->free;
     page->free = block->next;
+    block->free_mark = 0;
     atomic_store_explicit(&page->used,
                           atomic_load_explicit(&page->used, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -262,8 +264,10 @@ static inline void *page_pop(struct page *page) {
 
 void *heap_alloc_slow(struct heap *heap, size_t size, unsigned class_index) {
     if (unlikely(heap == &heap_empty)) {
+        int inside = alloc_pause(); /* pthread_setspecific may allocate */
         alloc_init();
         heap = heap_acquire();
+        alloc_resume(inside);
         if (heap == NULL) return NULL;
         /* Before initialization the class table maps every size to class 0. */
         if (size != SIZE_MAX) class_index = sizeclass_of(size);
@@ -303,8 +307,11 @@ retry:;
     }
     if (page == NULL) {
         heap_update_direct(heap, class_index);
+        /* Consistent: the tick and a new chunk's charge may call out. */
+        int inside = alloc_pause();
         alloc_maybe_scavenge();
         page = chunk_page_alloc(chunk_kind_of_block(class_block_size[class_index]));
+        alloc_resume(inside);
         if (page == NULL) return NULL;
         page_init(page, heap, class_index);
         queue_push_front(q, page);
@@ -325,7 +332,10 @@ charge:
     /* The heap is consistent here: the charge may run pressure callbacks that
      * free into it or allocate from it.  Then look again from the start. */
     heap_update_direct(heap, class_index);
-    if (!budget_charge(shortfall)) return NULL;
+    int inside = alloc_pause();
+    bool charged = budget_charge(shortfall);
+    alloc_resume(inside);
+    if (!charged) return NULL;
     atomic_store_explicit(&heap->commit_credit,
                           atomic_load_explicit(&heap->commit_credit, memory_order_relaxed) + shortfall,
                           memory_order_relaxed);
@@ -348,7 +358,9 @@ void page_empty_local(struct heap *heap, struct page *page) {
      * must not bounce a page through the pool. */
     if (page_is_alone(heap, page)) return;
     page_retire(heap, page);
+    int inside = alloc_pause();
     alloc_maybe_scavenge();
+    alloc_resume(inside);
 }
 
 void page_free_remote(struct page *page, struct block *block) {
@@ -462,7 +474,14 @@ void heap_request_flush(void) { atomic_fetch_add_explicit(&flush_epoch, 1, memor
 
 void heap_release_local(void) {
     struct heap *heap = tls_heap;
-    if (heap != &heap_empty) heap_collect(heap, false);
+    if (heap == &heap_empty) return;
+#ifdef MB_DEBUG
+    alloc_enter(ALLOC_OP_TRIM);
+#endif
+    heap_collect(heap, false);
+#ifdef MB_DEBUG
+    alloc_leave();
+#endif
 }
 
 uint64_t heap_count(bool wait) {

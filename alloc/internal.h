@@ -60,9 +60,22 @@ static inline unsigned sizeclass_of(size_t size) {
 unsigned sizeclass_for_aligned(size_t size, size_t align);
 
 /* ---- pages ------------------------------------------------------------- */
+/* A free block.  Both words live in the block's first 16 bytes (blocks are at
+ * least 16 bytes and 16-byte aligned), so they share one cache line, the line
+ * a free writes anyway. */
 struct block {
     struct block *next;
+    /* block_free_mark(block) while the block is on a free list, cleared when it
+     * is handed out: a free that finds the mark is a double free (check.c). */
+    uintptr_t free_mark;
 };
+
+/* Keys the free mark; random per process, its top bit set, so a mark is never
+ * a user-space pointer (a block pointing at itself, as an empty circular list
+ * does, cannot look free) and other data matches it by accident with a chance
+ * of about 2^-63.  Set once by alloc_init, before the first block exists. */
+extern uintptr_t alloc_free_key __attribute__((visibility("hidden")));
+static inline uintptr_t block_free_mark(const void *p) { return (uintptr_t)p ^ alloc_free_key; }
 
 struct heap;
 
@@ -82,14 +95,20 @@ struct page {
     /* Remote frees push here with one CAS; tags in the low bits (TF_*). */
     _Atomic uintptr_t thread_free;
     _Atomic(struct heap *) heap;
+    /* Tells a block's start from any other address in the page without a
+     * division (Lemire, Kaser and Kurz's divisibility test): for an offset
+     * below 2^32, offset % block_size == 0 exactly when
+     * offset * block_magic < block_magic (mod 2^64).  UINT64_MAX / block_size + 1
+     * while the page is in use; 0 while it is free, so that every offset fails.
+     * Written with block_size. */
+    uint64_t block_magic;
     /* Blocks handed out and not yet back on `free`/`local_free`: includes blocks
      * sitting in thread_free.  used == 0 means every block is free.  Written by
      * the owner only; read racily by statistics (hence relaxed atomic). */
     _Atomic uint32_t used;
     uint32_t block_size; /* 0 while the page is free */
     uint32_t capacity;   /* blocks carved so far (lazy extension) */
-    uint32_t reserved;   /* blocks that fit in the page */
-    uint8_t class_index;
+    uint8_t class_index; /* kept when the page is freed: the class it last held */
     uint8_t on_full; /* on the heap's full list rather than its class queue */
     uint8_t state;   /* enum page_state; changed under the pool lock or by the owner */
     uint8_t index;   /* position in the chunk */
@@ -104,6 +123,7 @@ struct page {
      * owner in COMMIT_UNITs, zeroed by the scavenger while the page is free. */
     _Atomic uint32_t commit_bytes;
     /* Cold: */
+    uint32_t reserved;         /* blocks that fit in the page */
     struct page *next, *prev;  /* the heap's class queue or full list */
     struct page *revisit_next; /* the heap's revisit stack */
     uint64_t free_since_ns;    /* when it went back to the pool */
@@ -121,6 +141,9 @@ struct chunk {
     uint8_t kind;       /* enum chunk_kind */
     uint8_t page_shift; /* *_PAGE_SHIFT of its kind */
     uint16_t page_count;
+    /* (1 << page_shift) - 1: an address's offset in its page is one AND away
+     * (the free path's block-start test) */
+    uintptr_t page_mask;
     uint64_t free_mask;      /* pages not assigned to a heap (bit 0 never set) */
     uint64_t committed_mask; /* free pages with commit_bytes > 0 */
     struct chunk *next_free; /* on the pool's list of chunks with free pages */
@@ -256,32 +279,106 @@ void alloc_sampled_free(void *p);
  * when p was sampled, counts its filter slot down. */
 void alloc_sampled_free_filtered(void *p);
 
-/* The fast paths, inlined into the API layer. */
+/* ---- misuse checks (check.c) ---------------------------------------------
+ * Always on: a pointer given to free, realloc or malloc_usable_size must be the
+ * start of a block that is in use.  A free of anything else would corrupt a
+ * free list silently, so the process stops with one line on stderr naming the
+ * call, the address, the size class and "double free" or "invalid pointer"
+ * (written with write(2): no allocation, no stdio), then abort(). */
+enum alloc_op { ALLOC_OP_MALLOC, ALLOC_OP_FREE, ALLOC_OP_REALLOC, ALLOC_OP_USABLE_SIZE, ALLOC_OP_TRIM };
+
+void alloc_checks_init(void);
+/* p, in an in-use page of ours, failed the fast test of small_check: aborts
+ * with the line, or returns when p is a live block after all (its second word
+ * held the free mark by accident: the owner looked for it on the page's lists
+ * and did not find it). */
+void small_misuse(struct page *page, const void *p, enum alloc_op op) __attribute__((cold));
+/* Aborts with the line for p, a pointer into the large span at span_start,
+ * live, or freed (cached, or unmapped recently) when `freed`. */
+void large_misuse_report(const void *p, enum alloc_op op, bool freed, uintptr_t span_start,
+                         size_t span_bytes) __attribute__((noreturn, cold));
+
+/* Is p the start of a block of the page, and not marked free?  The offset test
+ * reads only the page descriptor's hot line, the mark only the block's first
+ * 16 bytes; both lines are touched by a free anyway. */
+static inline bool small_looks_live(const struct chunk *chunk, const struct page *page,
+                                    const void *p) {
+    uint64_t offset = (uintptr_t)p & chunk->page_mask;
+    uint64_t magic = page->block_magic;
+    return offset * magic < magic && ((const struct block *)p)->free_mark != block_free_mark(p);
+}
+
+static inline void small_check(const struct chunk *chunk, struct page *page, const void *p,
+                               enum alloc_op op) {
+    if (unlikely(!small_looks_live(chunk, page, p))) small_misuse(page, p, op);
+}
+
+/* ---- malloc re-entered on one thread (debug builds) -------------------------
+ * malloc is not async-signal-safe: a signal handler that allocates while the
+ * thread it interrupted is inside malloc or free finds that thread's free lists
+ * half updated.  The debug build marks the fast paths and the slow path of the
+ * calling thread's heap (not the calls it makes out of a consistent state: the
+ * budget, its pressure callbacks, the tick hook, pthread_setspecific) and
+ * aborts with one line when an allocation or a free starts inside them. */
+#ifdef MB_DEBUG
+/* The call the thread is inside (enum alloc_op + 1), or 0. */
+extern __thread int alloc_inside __attribute__((tls_model("initial-exec")));
+void alloc_reentered(enum alloc_op op) __attribute__((noreturn, cold));
+/* A test-only point: a program that defines this function has it called by the
+ * debug build from inside every malloc, after the thread is marked inside, so
+ * that a test can raise a signal there at a known moment. */
+void membudget_debug_inside_malloc(void) __attribute__((weak, visibility("default")));
+static inline void alloc_enter(enum alloc_op op) {
+    if (unlikely(alloc_inside != 0)) alloc_reentered(op);
+    alloc_inside = (int)op + 1;
+}
+static inline void alloc_leave(void) { alloc_inside = 0; }
+/* Around a call out of the allocator from a consistent state: returns what
+ * alloc_resume must restore. */
+static inline int alloc_pause(void) {
+    int inside = alloc_inside;
+    alloc_inside = 0;
+    return inside;
+}
+static inline void alloc_resume(int inside) { alloc_inside = inside; }
+#else
+static inline int alloc_pause(void) { return 0; }
+static inline void alloc_resume(int inside) { (void)inside; }
+#endif
+
+/* ---- the fast paths, inlined into the API layer ---------------------------- */
 static inline void *alloc_class(size_t size, unsigned class_index) {
+#ifdef MB_DEBUG
+    alloc_enter(ALLOC_OP_MALLOC);
+    if (membudget_debug_inside_malloc) membudget_debug_inside_malloc();
+#endif
     struct heap *heap = tls_heap;
     struct page *page = heap->direct[class_index];
     struct block *block = page->free;
     if (likely(block != NULL)) {
         page->free = block->next;
+        block->free_mark = 0;
         atomic_store_explicit(&page->used,
                               atomic_load_explicit(&page->used, memory_order_relaxed) + 1,
                               memory_order_relaxed);
+#ifdef MB_DEBUG
+        alloc_leave();
+#endif
         return block;
     }
-    return heap_alloc_slow(heap, size, class_index);
+    void *p = heap_alloc_slow(heap, size, class_index);
+#ifdef MB_DEBUG
+    alloc_leave();
+#endif
+    return p;
 }
 
 static inline void *alloc_small(size_t size) { return alloc_class(size, sizeclass_of(size)); }
 
-static inline void free_small(struct chunk *chunk, void *p) {
-    struct page *page = page_of(chunk, p);
-    struct block *block = p;
-#ifdef MB_DEBUG
-    page_check_free(page, p);
-#endif
-    if (unlikely(__atomic_load_n(&page->sampled, __ATOMIC_RELAXED)) &&
-        atomic_load_explicit(sampled_filter_slot(p), memory_order_relaxed) != 0)
-        alloc_sampled_free_small(page, p);
+/* Puts a checked block on a free list: the owner's local list, or the page's
+ * thread_free list when another thread owns the page. */
+static inline void free_small_push(struct page *page, struct block *block) {
+    block->free_mark = block_free_mark(block);
     struct heap *heap = tls_heap;
     if (likely(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap)) {
         block->next = page->local_free;
@@ -294,10 +391,31 @@ static inline void free_small(struct chunk *chunk, void *p) {
     }
 }
 
+/* The free of a block that failed the fast test, or sits on a page holding
+ * sampled blocks, and every free of the debug build (alloc.c). */
+void free_small_slow(struct chunk *chunk, struct page *page, void *p);
+
+static inline void free_small(struct chunk *chunk, void *p) {
+    struct page *page = page_of(chunk, p);
+#ifndef MB_DEBUG
+    if (likely(small_looks_live(chunk, page, p) && !__atomic_load_n(&page->sampled, __ATOMIC_RELAXED))) {
+        free_small_push(page, p);
+        return;
+    }
+#endif
+    free_small_slow(chunk, page, p);
+}
+
 /* ---- large spans (large.c) --------------------------------------------- */
 void *large_alloc(size_t size, size_t align, bool zero);
-/* Frees a large span; returns false when p is not one of ours. */
+/* Frees a large span; returns false when p is not the start of a live one. */
 bool large_free(void *p);
+/* p is neither in a chunk nor the start of a live span: aborts with the line
+ * when it points into a span of ours (an interior pointer), into a freed span
+ * still cached, or at a span unmapped recently whose pages nobody mapped since
+ * (a double free).  Returns when p is not ours: memory from before we took
+ * over, or from another allocator, which the caller leaves alone. */
+void large_check_unknown(const void *p, enum alloc_op op);
 void large_mark_sampled(void *p);
 /* The usable size of a large span, or 0 when p is not one of ours. */
 size_t large_usable_size(const void *p);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "alloc/internal.h"
 #include "policy/budget.h"
@@ -31,6 +32,23 @@ static size_t bucket_count, span_count, span_bytes;
 static struct span *cache[LARGE_CACHE_SLOTS];
 static size_t cache_count, cache_bytes;
 static uint64_t released_bytes;
+/* The last LARGE_UNMAPPED_SLOTS ranges unmapped (a ring, guarded by
+ * large_lock): a free of an address in one of them is a double free as long
+ * as nobody mapped its page since, which large_check_unknown asks the kernel. */
+#define LARGE_UNMAPPED_SLOTS 64
+static struct {
+    uintptr_t addr;
+    size_t size;
+} unmapped[LARGE_UNMAPPED_SLOTS];
+static unsigned unmapped_next;
+
+static void unmapped_note(uintptr_t addr, size_t size) {
+    mb_lock(&large_lock);
+    unmapped[unmapped_next].addr = addr;
+    unmapped[unmapped_next].size = size;
+    unmapped_next = (unmapped_next + 1) % LARGE_UNMAPPED_SLOTS;
+    mb_unlock(&large_lock);
+}
 
 static inline size_t bucket_of(uintptr_t addr, size_t count) {
     return (size_t)(((addr >> 12) * 0x9e3779b97f4a7c15ull) >> 32) & (count - 1);
@@ -124,6 +142,7 @@ static struct span *cache_take_locked(size_t need) {
 }
 
 static void span_destroy(struct span *span) {
+    unmapped_note(span->addr, span->size);
     os_unmap((void *)span->addr, span->size);
     budget_uncharge(span->size);
     meta_free(span, sizeof *span);
@@ -151,6 +170,7 @@ static void cache_put_piece(uintptr_t addr, size_t size, uint64_t now) {
         mb_unlock(&large_lock);
         meta_free(piece, sizeof *piece);
     }
+    unmapped_note(addr, size);
     os_unmap((void *)addr, size);
     budget_uncharge(size);
 }
@@ -198,6 +218,7 @@ void *large_alloc(size_t size, size_t align, bool zero) {
                 span = NULL;
             } else {
                 size_t old_size = span->size;
+                if ((uintptr_t)r != span->addr) unmapped_note(span->addr, old_size);
                 span->addr = (uintptr_t)r;
                 span->size = need;
                 alloc_note_range((void *)r, need);
@@ -385,6 +406,7 @@ void *large_resize(void *p, size_t new_size) {
         goto restore;
     }
     if (need < old) budget_uncharge(old - need);
+    if ((uintptr_t)r != (uintptr_t)p) unmapped_note((uintptr_t)p, old);
     span->addr = (uintptr_t)r;
     span->size = need;
     alloc_note_range((void *)r, need);
@@ -423,6 +445,46 @@ size_t large_release_cache(uint64_t now_ns, uint64_t min_age_ns) {
         released += victim->size;
         span_destroy(victim);
     }
+}
+
+/* Is the page holding p mapped?  mincore fails with ENOMEM on a hole. */
+static bool page_mapped(uintptr_t p) {
+    unsigned char resident;
+    long r = os_syscall6(SYS_mincore, (long)(p & ~(OS_PAGE_SIZE - 1)), (long)OS_PAGE_SIZE,
+                         (long)&resident, 0, 0, 0);
+    return r != -12 /* ENOMEM */;
+}
+
+void large_check_unknown(const void *p, enum alloc_op op) {
+    uintptr_t a = (uintptr_t)p;
+    uintptr_t lo = atomic_load_explicit(&native_lo, memory_order_relaxed);
+    if (a - lo >= atomic_load_explicit(&native_hi, memory_order_relaxed) - lo) return;
+    uintptr_t start = 0;
+    size_t size = 0;
+    bool live = false, cached = false, unmapped_hit = false;
+    mb_lock(&large_lock);
+    for (size_t i = 0; i < bucket_count && !live; i++) {
+        for (struct span *s = buckets[i]; s != NULL; s = s->next) {
+            if (a - s->addr < s->size) {
+                start = s->addr, size = s->size, live = true;
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < cache_count && !live && !cached; i++) {
+        if (a - cache[i]->addr < cache[i]->size)
+            start = cache[i]->addr, size = cache[i]->size, cached = true;
+    }
+    /* The newest first: an address unmapped twice was last one of these. */
+    for (unsigned k = 1; k <= LARGE_UNMAPPED_SLOTS && !live && !cached && !unmapped_hit; k++) {
+        unsigned i = (unmapped_next + LARGE_UNMAPPED_SLOTS - k) % LARGE_UNMAPPED_SLOTS;
+        if (unmapped[i].size != 0 && a - unmapped[i].addr < unmapped[i].size)
+            start = unmapped[i].addr, size = unmapped[i].size, unmapped_hit = true;
+    }
+    mb_unlock(&large_lock);
+    if (live || cached) large_misuse_report(p, op, cached, start, size);
+    /* Mapped again since, by someone else: not ours any more. */
+    if (unmapped_hit && !page_mapped(a)) large_misuse_report(p, op, true, start, size);
 }
 
 void large_stats(struct large_stats *out, bool wait) {

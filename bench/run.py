@@ -456,6 +456,10 @@ def main():
     ap.add_argument("--baseline", default="mimalloc", help="allocator the ratios are against")
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"),
                     help="Markdown report (default bench/RESULTS.md)")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
+                    help="one more allocator column: the shared object PATH preloaded "
+                    "(e.g. an earlier build of our library, to compare two versions "
+                    "in one interleaved run); repeatable")
     args = ap.parse_args()
     rounds = 1 if args.quick else args.rounds
     if rounds < 1:
@@ -480,9 +484,18 @@ def main():
             log("bench: %s skipped: %s" % (name, why))
             continue
         allocs.append(name)
+    preload = {name: so for name, so, _ in ALLOCATORS}
+    extra = {}
+    for spec in args.also:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or name in preload or name in extra:
+            ap.error("--also wants NAME=PATH with a new NAME: %s" % spec)
+        if not Path(path).exists():
+            ap.error("--also %s: no such file" % spec)
+        extra[name] = Path(path).resolve()
+        allocs.append(name)
     if not allocs:
         sys.exit("bench: no allocator to run")
-    preload = {name: so for name, so, _ in ALLOCATORS}
     ensure_built(workloads)
 
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -494,14 +507,22 @@ def main():
     tmp_root = tempfile.mkdtemp(prefix="mbbench-")
     # Preload a private copy of our own library: a rebuild during the run must not
     # mix two versions in one table (or catch a half-written file).
-    ours = [a for a in allocs if a.startswith("membudget")]
+    ours = [a for a in allocs if a.startswith("membudget") and a not in extra]
     if ours:
         snapshot = BUILD / "preload" / "libmembudget.so"
         snapshot.parent.mkdir(exist_ok=True)
         shutil.copy2(preload[ours[0]], snapshot)
         for a in ours:
             preload[a] = snapshot
+    for name, path in extra.items():
+        copy = BUILD / "preload" / ("also-%s.so" % name.replace("/", "_"))
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copy2(path, copy)
+        preload[name] = copy
     machine = machine_info(allocs, preload[ours[0]] if ours else None)
+    for name, path in extra.items():
+        machine["packages"].append("%s %s, sha256 %s" % (
+            name, path, hashlib.sha256(path.read_bytes()).hexdigest()[:12]))
     runs, refs, problems = {}, {}, []
     rounds_done = 0
     try:

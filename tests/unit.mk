@@ -1,5 +1,7 @@
 # Unit and threaded tests of the malloc ABI (tests/unit/test_api.c,
-# tests/threads/*.c).  One source per program, built three ways, run four times:
+# tests/threads/*.c), and of the misuses the allocator stops
+# (tests/unit/test_memerr.c, preload mode only: double and invalid frees abort
+# the children it forks).  One source per program, built three ways, run four times:
 #   check-unit        gcc -Werror binaries run with LD_PRELOAD=$(REL_LIB)
 #   check-unit-debug  the same binaries with LD_PRELOAD=$(DEBUG_LIB) (internal checks)
 #   check-unit-asan   clang ASan+UBSan, the allocator linked in (-DMBTEST_LINKED):
@@ -12,6 +14,7 @@
 
 UT_DIR    := $(BUILD_ROOT)/tests
 UT_UNIT   := test_api
+UT_MEMERR := test_memerr
 UT_THREAD := test_threads test_thread_exit test_fork
 UT_HDRS   := tests/harness.h tests/mbtest.h tests/testutil.h include/membudget.h tests/unit.mk
 UT_RUN    := bash tests/run_suite.sh
@@ -29,7 +32,7 @@ UT_TSAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=thread
 UT_LINKED_DEFS := -DMBTEST_LINKED -DMB_NO_EXPORTS
 
 # ---- preload mode: plain binaries, the library comes from LD_PRELOAD --------
-UT_PRELOAD_BINS := $(addprefix $(UT_DIR)/preload/,$(UT_UNIT) $(UT_THREAD))
+UT_PRELOAD_BINS := $(addprefix $(UT_DIR)/preload/,$(UT_UNIT) $(UT_THREAD) $(UT_MEMERR))
 
 $(addprefix $(UT_DIR)/preload/,$(UT_UNIT)): $(UT_DIR)/preload/%: tests/unit/%.c $(UT_HDRS)
 	@mkdir -p $(dir $@)
@@ -38,6 +41,13 @@ $(addprefix $(UT_DIR)/preload/,$(UT_UNIT)): $(UT_DIR)/preload/%: tests/unit/%.c 
 $(addprefix $(UT_DIR)/preload/,$(UT_THREAD)): $(UT_DIR)/preload/%: tests/threads/%.c $(UT_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(UT_CFLAGS) -O2 -fPIE -pie $< -o $@ -ldl
+
+# The debug library calls membudget_debug_inside_malloc from inside malloc when
+# the program defines it: the test exports its definition.
+$(UT_DIR)/preload/$(UT_MEMERR): tests/unit/$(UT_MEMERR).c $(UT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(UT_CFLAGS) -O2 -fPIE -pie $< -o $@ -ldl \
+		-Wl,--export-dynamic-symbol=membudget_debug_inside_malloc
 
 # ---- linked mode: the library's sources compiled into each test binary -------
 # The library's own -Werror is enforced by its release and debug builds; here
@@ -87,7 +97,7 @@ check-unit: $(UT_PRELOAD_BINS) $(REL_LIB)
 	@$(UT_RUN) -e LD_PRELOAD=$(abspath $(REL_LIB)) $(RESULTS)/unit.txt unit $(UT_PRELOAD_BINS)
 
 check-unit-debug: $(UT_PRELOAD_BINS) $(DEBUG_LIB)
-	@$(UT_RUN) -e LD_PRELOAD=$(abspath $(DEBUG_LIB)) \
+	@$(UT_RUN) -e LD_PRELOAD=$(abspath $(DEBUG_LIB)) -e MBTEST_DEBUG_LIB=1 \
 		$(RESULTS)/unit-debug.txt unit-debug $(UT_PRELOAD_BINS)
 
 check-unit-asan: $(UT_asan_BINS)

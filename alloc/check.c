@@ -1,0 +1,170 @@
+/* The always-on checks of the pointers the program gives back (free, realloc,
+ * malloc_usable_size), and the one line that reports a misuse before abort().
+ * The fast test lives in internal.h (small_looks_live); this file decides what
+ * a pointer that failed it is.  Nothing here allocates or uses stdio: it runs
+ * inside free, possibly with the heap's lists already damaged. */
+#include <stdlib.h>
+#include <sys/syscall.h>
+
+#include "alloc/fmt.h"
+#include "alloc/internal.h"
+
+uintptr_t alloc_free_key = (uintptr_t)0x9a3c5e7f1b2d4c6bull;
+
+void alloc_checks_init(void) {
+    uint64_t random = 0;
+    long r = os_syscall6(SYS_getrandom, (long)&random, sizeof random, 1 /* GRND_NONBLOCK */, 0,
+                         0, 0);
+    if (r != (long)sizeof random) {
+        /* No entropy yet: the clock and the address-space layout. */
+        uint64_t x = os_now_ns() ^ (uintptr_t)&random ^ ((uintptr_t)&alloc_free_key << 16);
+        x = (x ^ (x >> 33)) * 0xff51afd7ed558ccdull;
+        random = x ^ (x >> 33);
+    }
+    alloc_free_key ^= random;
+    alloc_free_key |= (uintptr_t)1 << 63;
+}
+
+static const char *const op_names[] = {
+    [ALLOC_OP_MALLOC] = "malloc()",
+    [ALLOC_OP_FREE] = "free()",
+    [ALLOC_OP_REALLOC] = "realloc()",
+    [ALLOC_OP_USABLE_SIZE] = "malloc_usable_size()",
+    [ALLOC_OP_TRIM] = "malloc_trim()",
+};
+
+static void fmt_hex(struct fmt *f, uintptr_t v) {
+    char digits[2 * sizeof v];
+    int n = 0;
+    do digits[n++] = "0123456789abcdef"[v & 15];
+    while ((v >>= 4) != 0);
+    fmt_str(f, "0x");
+    while (n > 0) fmt_char(f, digits[--n]);
+}
+
+/* "membudget: double free of 0x... in free(): " or
+ * "membudget: invalid pointer 0x... in free(): "; the caller adds the detail. */
+static void report_start(struct fmt *f, const void *p, enum alloc_op op, bool double_free) {
+    fmt_str(f, double_free ? "membudget: double free of " : "membudget: invalid pointer ");
+    fmt_hex(f, (uintptr_t)p);
+    fmt_str(f, " in ");
+    fmt_str(f, op_names[op]);
+    fmt_str(f, ": ");
+}
+
+static void __attribute__((noreturn)) report_end(struct fmt *f) {
+    fmt_char(f, '\n');
+    fmt_write(f, 2);
+    abort();
+}
+
+/* Is p on the list starting at b?  The walk stays inside the page and stops
+ * after more links than the page has blocks: the list may be damaged. */
+static bool list_holds(const struct block *b, const void *p, uintptr_t lo, uintptr_t hi,
+                       uint32_t limit) {
+    for (uint32_t n = 0; b != NULL && n <= limit; b = b->next, n++) {
+        if (b == p) return true;
+        if ((uintptr_t)b < lo || (uintptr_t)b >= hi || ((uintptr_t)b & (MIN_ALIGN - 1)) != 0)
+            return false;
+    }
+    return false;
+}
+
+/* A block start of an in-use page whose second word is the free mark: is it
+ * really free?  The owner can tell for sure, since only it changes the page's
+ * lists (remote frees only push onto thread_free); another thread trusts the
+ * mark, which other data matches with a chance of about 2^-63. */
+static bool marked_block_is_free(struct page *page, const void *p) {
+    if (atomic_load_explicit(&page->heap, memory_order_relaxed) != tls_heap) return true;
+    uintptr_t lo = (uintptr_t)page_start(page);
+    uintptr_t hi = lo + (size_t)page->reserved * page->block_size;
+    uint32_t limit = page->reserved;
+    uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_acquire);
+    return list_holds(page->free, p, lo, hi, limit) ||
+           list_holds(page->local_free, p, lo, hi, limit) ||
+           list_holds((const struct block *)(tf & ~TF_TAGS), p, lo, hi, limit);
+}
+
+void small_misuse(struct page *page, const void *p, enum alloc_op op) {
+    struct chunk *chunk = (struct chunk *)((uintptr_t)page & ~(uintptr_t)CHUNK_MASK);
+    uint64_t offset = (uintptr_t)p & chunk->page_mask;
+    uint32_t block_size = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
+    char buf[256];
+    struct fmt f = FMT_ON(buf);
+    if (block_size == 0) {
+        /* No block of the page is in use: p was freed already (its page then
+         * emptied and went back to the pool), or it never was a block. */
+        uint32_t last = class_block_size[__atomic_load_n(&page->class_index, __ATOMIC_RELAXED)];
+        bool freed = page->index != 0 && offset % last == 0 &&
+                     ((const struct block *)p)->free_mark == block_free_mark(p);
+        report_start(&f, p, op, freed && op != ALLOC_OP_USABLE_SIZE);
+        if (freed) {
+            fmt_str(&f, "a block of size class ");
+            fmt_u64(&f, last);
+            fmt_str(&f, " bytes, in a page with no block in use");
+        } else {
+            fmt_str(&f, page->index == 0 ? "inside a chunk header" : "inside a page with no block in use");
+            fmt_str(&f, " (size class 0)");
+        }
+        report_end(&f);
+    }
+    if (offset % block_size != 0) {
+        report_start(&f, p, op, false);
+        fmt_u64(&f, offset % block_size);
+        fmt_str(&f, " bytes into a block of size class ");
+        fmt_u64(&f, block_size);
+        fmt_str(&f, " bytes");
+        report_end(&f);
+    }
+    if (offset / block_size >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED)) {
+        report_start(&f, p, op, false);
+        fmt_str(&f, "a block of size class ");
+        fmt_u64(&f, block_size);
+        fmt_str(&f, " bytes never handed out");
+        report_end(&f);
+    }
+    /* A block start, marked free. */
+    if (!marked_block_is_free(page, p)) return;
+    report_start(&f, p, op, op != ALLOC_OP_USABLE_SIZE);
+    fmt_str(&f, op == ALLOC_OP_USABLE_SIZE ? "a free block of size class " : "a block of size class ");
+    fmt_u64(&f, block_size);
+    fmt_str(&f, op == ALLOC_OP_USABLE_SIZE ? " bytes" : " bytes, already free");
+    report_end(&f);
+}
+
+void large_misuse_report(const void *p, enum alloc_op op, bool freed, uintptr_t span_start,
+                         size_t span_bytes) {
+    char buf[256];
+    struct fmt f = FMT_ON(buf);
+    uintptr_t offset = (uintptr_t)p - span_start;
+    /* A freed range may have been merged with its cached neighbours: any page
+     * start in it may have been a span's first byte. */
+    bool double_free = freed && ((uintptr_t)p & (OS_PAGE_SIZE - 1)) == 0;
+    report_start(&f, p, op, double_free && op != ALLOC_OP_USABLE_SIZE);
+    if (double_free) {
+        fmt_str(&f, "a large span, already freed (size ");
+        fmt_u64(&f, span_bytes);
+        fmt_str(&f, " bytes)");
+    } else {
+        fmt_u64(&f, offset);
+        fmt_str(&f, freed ? " bytes into a freed large span of " : " bytes into a large span of ");
+        fmt_u64(&f, span_bytes);
+        fmt_str(&f, " bytes");
+    }
+    report_end(&f);
+}
+
+#ifdef MB_DEBUG
+__thread int alloc_inside __attribute__((tls_model("initial-exec")));
+
+void alloc_reentered(enum alloc_op op) {
+    char buf[256];
+    struct fmt f = FMT_ON(buf);
+    fmt_str(&f, "membudget: ");
+    fmt_str(&f, op_names[op]);
+    fmt_str(&f, " entered while this thread is inside ");
+    fmt_str(&f, op_names[alloc_inside - 1]);
+    fmt_str(&f, " (a signal handler that allocates?): the malloc family is not async-signal-safe");
+    report_end(&f);
+}
+#endif
