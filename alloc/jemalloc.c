@@ -653,12 +653,18 @@ void jm_tick(void) {
     alloc_maybe_scavenge(); /* the monitor tick, and what native memory became free */
 }
 
-size_t jm_release(int level, bool local) {
+size_t jm_release(int level) {
     uint64_t before = atomic_load_explicit(&released_total, memory_order_relaxed);
     hook_new_arenas(); /* so that purges go through our decommit */
     if (level >= MEMBUDGET_LEVEL_STRICT) {
         atomic_fetch_add_explicit(&flush_epoch, 1, memory_order_relaxed);
-        if (local) flush_thread_cache();
+        /* Before the purge, so that what the cache held is purged too.  At the
+         * kill threshold this thread runs the release callbacks, and what they
+         * free lands in its cache (every small block, and large ones up to
+         * tcache_max): left there, shrink-or-die would measure the footprint
+         * with the callbacks' memory still committed and die of it. */
+        seen_epoch = atomic_load_explicit(&flush_epoch, memory_order_relaxed);
+        flush_thread_cache();
     }
     char name[32] = "arena.4096.decay";
     if (level >= MEMBUDGET_LEVEL_STRICT) memcpy(name + 11, "purge", 6);
