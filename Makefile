@@ -112,12 +112,13 @@ format:
 -include tools/*.mk
 
 # $(call with_jemalloc,NAME,COMMAND): a suite run again on the jemalloc backend
-# (MB_TEST_BACKEND=jemalloc), its lines in $(RESULTS)/NAME.txt; a build without
-# the backend records one skip.
+# (MB_TEST_BACKEND=jemalloc), its lines in $(RESULTS)/NAME.txt, and a failing
+# one there if it stops before its closing line (scripts/record_suite.sh); a
+# build without the backend records one skip.
 define with_jemalloc
 	@mkdir -p $(RESULTS)
 	@if [ -n "$(MB_LIB_JE)" ]; then \
-		MB_TEST_BACKEND=jemalloc bash -o pipefail -c '$(2) 2>&1 | tee $(RESULTS)/$(1).txt'; \
+		MB_TEST_BACKEND=jemalloc bash scripts/record_suite.sh $(RESULTS) $(1) $(2); \
 	else \
 		printf 'skip %s: this build has no jemalloc backend (install libjemalloc-dev)\n0 passed, 0 failed, 1 skipped\n' \
 			$(1) | tee $(RESULTS)/$(1).txt; \
@@ -134,8 +135,8 @@ check: deps
 	$(MAKE) --no-print-directory MB_DEPS_DONE=1 lib
 	$(MAKE) --no-print-directory MB_DEPS_DONE=1 debug
 	@status=0; for c in $(CHECKS); do \
-		$(MAKE) --no-print-directory MB_DEPS_DONE=1 $$c || { status=1; \
-			echo "make $$c failed" > $(RESULTS)/make-$$c.txt; }; \
+		bash scripts/check_target.sh $(RESULTS) $$c \
+			$(MAKE) --no-print-directory MB_DEPS_DONE=1 $$c || status=1; \
 	done; bash scripts/summary.sh $(RESULTS); s=$$?; [ $$status -eq 0 ] && [ $$s -eq 0 ]
 
 # make check three times in a fresh clone with every core kept busy

@@ -144,7 +144,7 @@ void *alloc_realloc(void *p, size_t size, bool *foreign) {
 }
 
 size_t alloc_release_shared(int level) {
-    if (jm_active) return jm_release(level, false);
+    if (jm_active) return jm_release(level);
     bool strict = level >= 2;
     if (strict) heap_request_flush();
     heap_collect_abandoned();
@@ -155,7 +155,7 @@ size_t alloc_release_shared(int level) {
 }
 
 size_t alloc_release(int level) {
-    if (jm_active) return jm_release(level, true);
+    if (jm_active) return jm_release(level);
     if (level >= 2) heap_release_local();
     return alloc_release_shared(level);
 }

@@ -410,18 +410,29 @@ static int ctl_by_mib(int which, size_t index, void *oldp, size_t *oldlen, void 
 /* ---- arenas and their hooks ------------------------------------------------------
  * jemalloc creates arenas as threads need them (and its huge arena at the first
  * very large allocation), with the default hooks; setting ours on an arena not
- * yet created would create it.  So: arena 0 at start-up, then every arena that
- * jemalloc's arena-creation hook counted, at the creating thread's next tick
- * (a new thread's first allocation ticks, and so does every allocation over
- * JM_TICK_BYTES, which the huge arena's first one is). */
+ * yet created would create it.  So: arena 0 at start-up, then every other
+ * arena from jemalloc's arena-creation hook, before the allocation that
+ * created it is served from it.  Hooked later (at the creating thread's next
+ * tick, as it once was), an arena served its first extents through the
+ * default hooks; with MALLOC_CONF retain:false those are committed mappings,
+ * which this file takes for metadata (not charged), then decommitted through
+ * ours, which uncharged what was never charged: the counter wrapped below
+ * zero.  The tick still scans for an arena the creation hook could not hook. */
 extern void (*je_test_hooks_arena_new_hook)(void);
 static _Atomic uint64_t hooked[MALLCTL_ARENAS_ALL / 64];
 static _Atomic unsigned hooked_count;
 static _Atomic unsigned created_count; /* arenas made after arena 0 */
 
-/* Runs inside jemalloc, under its arenas lock: counts, nothing else. */
+static void scan_arenas(void);
+
+/* Runs inside jemalloc in the thread that created the arena, under its arenas
+ * lock, once the arena is in jemalloc's table: counts it and hooks it.  The
+ * scan takes jemalloc's ctl lock, which this backend never holds while it
+ * waits for the arenas lock (its mallctl calls create no arena: hook_arena
+ * sets hooks only on arenas already there), so the order cannot deadlock. */
 static void on_arena_created(void) {
     atomic_fetch_add_explicit(&created_count, 1, memory_order_relaxed);
+    scan_arenas();
 }
 
 static bool arenas_unhooked(void) {
@@ -653,12 +664,18 @@ void jm_tick(void) {
     alloc_maybe_scavenge(); /* the monitor tick, and what native memory became free */
 }
 
-size_t jm_release(int level, bool local) {
+size_t jm_release(int level) {
     uint64_t before = atomic_load_explicit(&released_total, memory_order_relaxed);
     hook_new_arenas(); /* so that purges go through our decommit */
     if (level >= MEMBUDGET_LEVEL_STRICT) {
         atomic_fetch_add_explicit(&flush_epoch, 1, memory_order_relaxed);
-        if (local) flush_thread_cache();
+        /* Before the purge, so that what the cache held is purged too.  At the
+         * kill threshold this thread runs the release callbacks, and what they
+         * free lands in its cache (every small block, and large ones up to
+         * tcache_max): left there, shrink-or-die would measure the footprint
+         * with the callbacks' memory still committed and die of it. */
+        seen_epoch = atomic_load_explicit(&flush_epoch, memory_order_relaxed);
+        flush_thread_cache();
     }
     char name[32] = "arena.4096.decay";
     if (level >= MEMBUDGET_LEVEL_STRICT) memcpy(name + 11, "purge", 6);

@@ -124,10 +124,12 @@ void jm_tick(void);
 void jm_atfork_child(void);
 
 /* Releases (membudget_release, the pressure levels): level 1 runs jemalloc's
- * time-based decay; 2 and up purge every arena and have every thread flush its
- * cache at its next tick; `local` flushes the calling thread's cache now.
- * Returns the bytes decommitted meanwhile. */
-size_t jm_release(int level, bool local);
+ * time-based decay; 2 and up flush the calling thread's cache now, have every
+ * other thread flush its cache at its next tick, and purge every arena.  The
+ * calling thread may always flush its own cache: on this backend the pressure
+ * code never runs inside jemalloc (a hook only refuses a charge; jm_call
+ * settles it outside).  Returns the bytes decommitted meanwhile. */
+size_t jm_release(int level);
 
 /* The figures of membudget_stats from mallctl ("epoch" refreshed). */
 void jm_stats(struct membudget_stats *out);

@@ -38,10 +38,13 @@ class Results:
 
 
 def environment(extra=None, preload=None):
-    """os.environ without MEMBUDGET_* and LD_PRELOAD, then `preload` preloaded
+    """os.environ without MEMBUDGET_*, LD_PRELOAD and MALLOC_CONF, then `preload` preloaded
     on the backend MB_TEST_BACKEND names, then `extra` (which wins)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMBUDGET_")}
     env.pop("LD_PRELOAD", None)
+    # jemalloc's own settings change what the jemalloc backend does (its
+    # arenas, caches and decay): a case that needs one sets it itself.
+    env.pop("MALLOC_CONF", None)
     if preload:
         env["LD_PRELOAD"] = preload
         env["MEMBUDGET_BACKEND"] = BACKEND

@@ -495,8 +495,12 @@ def check_resample():
                     return fail(name, "report %d: %s estimates %d bytes for %d sampled"
                                 % (i, fn, s["est_bytes"], s["live_sampled_bytes"]))
         if live != expected:
-            return fail(name, "report %d: live %s, expected %s" % (i, live, expected))
+            return fail(name, "report %d: live %s, expected %s" % (i, live, expected),
+                        "stdout %r; %s" % (out.strip(), allocator_figures(raw_dump(d, i))))
     ok(name)
+
+    if suite.BACKEND == "jemalloc":
+        check_resample_unretained()
 
     name = "MEMBUDGET_SAMPLE=0: no sites, the report says sampling was off"
     d = os.path.join(tmp, "nosample")
@@ -510,6 +514,48 @@ def check_resample():
     rc, text, _ = report(os.path.join(d, "1.json"))
     if r["sites"] or r["sampling"]["rate_bytes"] != 0 or "sampling was off" not in text:
         return fail(name, "%d sites, rate %s" % (len(r["sites"]), r["sampling"]["rate_bytes"]), text)
+    ok(name)
+
+
+def raw_dump(d, i):
+    with open(os.path.join(d, "%d.json" % i)) as f:
+        return json.load(f)
+
+
+def allocator_figures(r):
+    """The jemalloc figures of a dump that explain its accounting, as one line."""
+    a, f = r.get("allocator", {}), r.get("footprint", {})
+    return ("counter %d, jemalloc arenas %s (hooked %s), allocated %s, mapped %s, charged %s, "
+            "metadata mapped %s resident %s" % (
+                f.get("counter_bytes", 0), a.get("arenas"), a.get("arenas_hooked"),
+                a.get("allocated_bytes"), a.get("mapped_bytes"), a.get("charged_bytes"),
+                a.get("metadata_mapped_bytes"), a.get("metadata_resident_bytes")))
+
+
+def check_resample_unretained():
+    """The 64 MiB realloc of resample is served by jemalloc's huge arena,
+    which that allocation creates.  With MALLOC_CONF retain:false jemalloc maps
+    an arena's extents committed at once: the arena must have our hooks before
+    its first extent, or the block is taken for metadata (not charged) and
+    its decommit later uncharges what was never charged."""
+    name = "jemalloc, retain:false: the block that creates an arena is charged, and uncharged once"
+    d = os.path.join(tmp, "resample-unretained")
+    os.makedirs(d, exist_ok=True)
+    rc, out, err = run([os.path.join(BIN, "resample"), d],
+                       clean_env({"MEMBUDGET_SAMPLE": "1", "MALLOC_CONF": "retain:false"}, LIB))
+    if rc != 0:
+        return fail(name, "exit %s: %s" % (rc, out), err)
+    dumps = [raw_dump(d, i) for i in (1, 2, 3)]
+    for i, r in enumerate(dumps, 1):
+        a, counter = r["allocator"], r["footprint"]["counter_bytes"]
+        if counter >= 1 << 63 or a["charged_bytes"] >= 1 << 63:
+            return fail(name, "report %d: the counter wrapped below zero" % i, allocator_figures(r))
+        if abs(a["charged_bytes"] + a["metadata_mapped_bytes"] - a["mapped_bytes"]) > 4096:
+            return fail(name, "report %d: charged + metadata differ from jemalloc's mapped" % i,
+                        allocator_figures(r))
+    # Report 2 holds the live 64 MiB block: committed, so charged.
+    if dumps[1]["allocator"]["charged_bytes"] < 64 << 20:
+        return fail(name, "report 2: the live 64 MiB block is not charged", allocator_figures(dumps[1]))
     ok(name)
 
 
