@@ -105,7 +105,7 @@ const char *rp_bytes(char *buf, size_t cap, uint64_t bytes) {
     while (u + 1 < sizeof units / sizeof units[0] && bytes >= ((uint64_t)1 << (10 * (u + 1)))) u++;
     uint64_t unit = (uint64_t)1 << (10 * u);
     uint64_t whole = bytes >> (10 * u), rest = bytes & (unit - 1);
-    uint64_t tenths = (rest * 10 + unit / 2) >> (10 * u); /* rest < 2^60: no overflow */
+    uint64_t tenths = (rest * 10 + unit / 2) >> (10 * u);
     if (tenths == 10) {
         whole++;
         tenths = 0;
@@ -220,9 +220,10 @@ static char *read_dump(const char *path, size_t *len) {
 
 /* jansson refuses a whole document for one integer outside 64-bit signed
  * ("too big integer") or one real beyond a double: such a number is
- * rewritten in place, as a real of (about) the same value and no more
- * characters, so that the document is read and check_numbers sets the field
- * aside with a note.  Strings are skipped; anything else is left for jansson. */
+ * rewritten in place, in no more characters, as a real of about the same
+ * value (1e300 past a double), so that the document is read and
+ * check_numbers sets the field aside with a note.  Strings are skipped;
+ * anything else is left for jansson to judge. */
 static void guard_numbers(char *buf, size_t len) {
     bool in_string = false;
     for (size_t i = 0; i < len; i++) {
