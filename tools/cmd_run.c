@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "policy/config.h"
@@ -145,7 +146,6 @@ static char *preload_value(const char *lib) {
 struct report_place {
     char pattern[PATH_MAX + 64]; /* MEMBUDGET_REPORT for the child, absolute */
     char private_dir[PATH_MAX];  /* "" unless we made the directory */
-    bool fixed_existed;          /* no %p in the pattern, and the file existed before */
 };
 
 static bool make_absolute(const char *path, char *out, size_t cap) {
@@ -172,23 +172,8 @@ static void expand_pattern(const char *pattern, pid_t pid, char *out, size_t cap
     out[len] = '\0';
 }
 
-static bool has_pid_escape(const char *pattern) {
-    for (const char *p = pattern; *p != '\0'; p++) {
-        if (p[0] != '%') continue;
-        if (p[1] == 'p') return true;
-        if (p[1] == '%') p++;
-    }
-    return false;
-}
-
-static bool regular_file(const char *path) {
-    struct stat st;
-    return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 static int setup_reports(const char *given, struct report_place *place) {
     place->private_dir[0] = '\0';
-    place->fixed_existed = false;
     const char *env = getenv("MEMBUDGET_REPORT");
     const char *pattern = given != NULL ? given : (env != NULL && env[0] != '\0' ? env : NULL);
     if (pattern == NULL) {
@@ -208,19 +193,60 @@ static int setup_reports(const char *given, struct report_place *place) {
         cli_error("run", "report path '%s' is too long", pattern);
         return -1;
     }
-    if (!has_pid_escape(place->pattern)) {
-        char path[PATH_MAX + 64];
-        expand_pattern(place->pattern, 0, path, sizeof path);
-        place->fixed_existed = access(path, F_OK) == 0;
-    }
     return 0;
 }
 
-/* The report written for pid, if any. */
-static bool report_of(const struct report_place *place, pid_t pid, char *out, size_t cap) {
+/* Whether path is a regular file of ours, written since `since`, whose
+ * dump names pid: the configured name may have been taken (the library then
+ * writes beside it, policy/dump.c), or may hold an older process's dump. */
+static bool dump_of_pid(const char *path, pid_t pid, time_t since) {
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st;
+    char head[512];
+    ssize_t n = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+        st.st_mtime >= since)
+        n = read(fd, head, sizeof head - 1);
+    close(fd);
+    if (n <= 0) return false;
+    head[n] = '\0';
+    const char *p = strstr(head, "\"pid\": ");
+    return p != NULL && strtoll(p + 7, NULL, 10) == (long long)pid;
+}
+
+/* The report written for pid, if any: at the configured name, or at one of
+ * the names the library tries when that one is taken (".XXXXXXXX" of
+ * [0-9a-z] before ".json"). */
+static bool report_of(const struct report_place *place, pid_t pid, time_t since, char *out,
+                      size_t cap) {
     expand_pattern(place->pattern, pid, out, cap);
-    if (!has_pid_escape(place->pattern) && place->fixed_existed) return false;
-    return regular_file(out);
+    if (dump_of_pid(out, pid, since)) return true;
+    char dir[PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) return false;
+    *slash = '\0';
+    const char *base = slash + 1;
+    size_t blen = strlen(base), stem = blen;
+    if (blen >= 5 && strcmp(base + blen - 5, ".json") == 0) stem = blen - 5;
+    DIR *d = opendir(dir[0] != '\0' ? dir : "/");
+    if (d == NULL) return false;
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d)) != NULL;) {
+        size_t n = strlen(e->d_name);
+        if (n != blen + 9 || strncmp(e->d_name, base, stem) != 0 || e->d_name[stem] != '.' ||
+            strcmp(e->d_name + stem + 9, base + stem) != 0)
+            continue;
+        bool name_ok = true;
+        for (size_t i = stem + 1; i < stem + 9; i++)
+            name_ok &= (e->d_name[i] >= '0' && e->d_name[i] <= '9') ||
+                       (e->d_name[i] >= 'a' && e->d_name[i] <= 'z');
+        if (!name_ok || (size_t)snprintf(out, cap, "%s/%s", dir, e->d_name) >= cap) continue;
+        found = dump_of_pid(out, pid, since);
+    }
+    closedir(d);
+    return found;
 }
 
 /* Removes the private directory when nothing was written to it. */
@@ -368,6 +394,7 @@ static int run_command(char **cmd, const struct run_preload *pre, const struct r
         sigaddset(&forward_set, forwarded[i]);
     sigprocmask(SIG_BLOCK, &forward_set, &old_mask);
     fflush(NULL);
+    time_t started = time(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         cli_error("run", "fork: %s", strerror(errno));
@@ -436,7 +463,7 @@ static int run_command(char **cmd, const struct run_preload *pre, const struct r
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         char report[PATH_MAX + 64];
-        if (sig == SIGABRT && report_of(place, pid, report, sizeof report))
+        if (sig == SIGABRT && report_of(place, pid, started, report, sizeof report))
             print_summary(report, pid);
         code = 128 + sig;
     } else {

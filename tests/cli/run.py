@@ -407,6 +407,25 @@ def run_budget_death():
     check("run: a child over its budget dies alone",
           r.returncode == 0 and "child status 134" in r.stdout and len(reports) == 1,
           "exit %d, reports %s" % (r.returncode, reports), r.stdout + r.stderr)
+    # The report's name is taken (a file someone left there, or an older
+    # process's dump): the library writes beside it, and run still finds the
+    # process's own report for its summary.
+    if report_tool:
+        for kind in ("file", "older dump"):
+            taken = os.path.join(tmp, "taken-%s.json" % kind.replace(" ", "-"))
+            with open(taken, "w") as f:
+                f.write("not a dump\n" if kind == "file" else '{\n  "pid": 1,\n  "reason": "kill"\n}\n')
+            before = open(taken).read()
+            r = tool("run", "--limit", "32M", "--report", taken, "--", LIVE, "1024", "0", "0",
+                     env=clean_env({"TMPDIR": tmp}))
+            m = re.search(r"exceeded its memory budget: .*; report: (\S+\.json)", r.stderr)
+            written = m.group(1) if m else None
+            extra = [l for l in r.stderr.splitlines() if "exceeded its memory budget" not in l]
+            check("run: a report name already taken (%s): summary from the name written" % kind,
+                  r.returncode == 134 and written not in (None, taken) and
+                  os.path.exists(written) and open(taken).read() == before and len(extra) >= 3,
+                  "exit %d, report %s, %d summary lines" % (r.returncode, written, len(extra)),
+                  r.stderr)
 
 
 # ---- run never runs a command without the library in silence ------------------------
