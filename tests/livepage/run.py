@@ -521,10 +521,10 @@ def library_directory():
                      if f == str(pid) or f == "membudget.%d" % pid]
         finally:
             status, err = finish(p)
-        lines = [l for l in err.splitlines() if l.startswith("membudget:")]
+        lines = [l for l in err.splitlines() if "live statistics" in l]
         check("directory: %s in the way: no page, the process runs on, one line" % name,
               pid is not None and alive and status == 0 and not pages and
-              len(lines) == 1 and page_dir(0) in lines[0],
+              len(lines) == 1 and "unavailable" in lines[0] and page_dir(0) in lines[0],
               "alive %s, exit %s, pages %s" % (alive, status, pages), err)
         reset_shm()
 
