@@ -265,19 +265,24 @@ static long open_dir(void) {
     }
     long fd = os_open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
     if (fd < 0) {
-        failure_why = "not a directory: ";
+        failure_why = fd == -ENOTDIR || fd == -ELOOP ? "not a directory: " : "cannot open ";
         return fd;
     }
     struct stat st;
     rc = os_syscall6(SYS_fstat, fd, (long)&st, 0, 0, 0, 0);
     long euid = os_syscall6(SYS_geteuid, 0, 0, 0, 0, 0, 0);
-    if (rc < 0 || !S_ISDIR(st.st_mode) || (long)st.st_uid != euid || (st.st_mode & 022) != 0) {
-        failure_why = (long)st.st_uid != euid ? "owned by another user: "
-                                              : "writable by other users: ";
-        os_close((int)fd);
-        return rc < 0 ? rc : -EPERM;
-    }
-    return fd;
+    if (rc < 0)
+        failure_why = "cannot examine ";
+    else if (!S_ISDIR(st.st_mode))
+        failure_why = "not a directory: ";
+    else if ((long)st.st_uid != euid)
+        failure_why = "owned by another user: ";
+    else if ((st.st_mode & 022) != 0)
+        failure_why = "writable by other users: ";
+    else
+        return fd;
+    os_close((int)fd);
+    return rc < 0 ? rc : -EPERM;
 }
 
 /* Creates, maps and fills the page of the calling process.  0 or -errno. */
