@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include "alloc/internal.h"
@@ -49,10 +50,21 @@ static struct {
 } top = {.site = MB_SAMPLE_NO_SITE};
 static char maps_chunk[MAPS_CHUNK_BYTES];
 
-static void page_path(char *out, size_t cap, pid_t pid) {
+/* The per-user directory of the process's effective uid (statspage.h), and
+ * the page's path in it. */
+static void dir_path(char *out, size_t cap) {
     struct mb_buf b;
     mb_buf_init(&b, out, cap);
-    mb_buf_str(&b, MB_STATSPAGE_DIR "/" MB_STATSPAGE_PREFIX);
+    mb_buf_str(&b, MB_STATSPAGE_ROOT "/" MB_STATSPAGE_USER_PREFIX);
+    mb_buf_u64(&b, (uint64_t)os_syscall6(SYS_geteuid, 0, 0, 0, 0, 0, 0));
+}
+
+static void page_path(char *out, size_t cap, pid_t pid) {
+    dir_path(out, cap);
+    struct mb_buf b;
+    size_t len = strlen(out);
+    mb_buf_init(&b, out + len, cap - len);
+    mb_buf_char(&b, '/');
     mb_buf_u64(&b, (uint64_t)pid);
 }
 
@@ -236,21 +248,66 @@ static void fill(struct mb_statspage *p) {
     atomic_store_explicit(&p->seq, seq + 2, memory_order_release);
 }
 
+/* Why the page could not be created, for the one line of report_failure. */
+static const char *failure_why;
+
+/* Opens the per-user directory, made 0700 if missing: a directory (no link
+ * followed, never blocking) owned by our effective uid that no one else may
+ * write, else -1 with failure_why set.  A directory someone else made or
+ * opened to others is left as it is: we do not publish. */
+static long open_dir(void) {
+    char path[64];
+    dir_path(path, sizeof path);
+    long rc = os_syscall6(SYS_mkdirat, AT_FDCWD, (long)path, 0700, 0, 0, 0);
+    if (rc < 0 && rc != -EEXIST) {
+        failure_why = "cannot make ";
+        return rc;
+    }
+    long fd = os_open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+    if (fd < 0) {
+        failure_why = fd == -ENOTDIR || fd == -ELOOP ? "not a directory: " : "cannot open ";
+        return fd;
+    }
+    struct stat st;
+    rc = os_syscall6(SYS_fstat, fd, (long)&st, 0, 0, 0, 0);
+    long euid = os_syscall6(SYS_geteuid, 0, 0, 0, 0, 0, 0);
+    if (rc < 0)
+        failure_why = "cannot examine ";
+    else if (!S_ISDIR(st.st_mode))
+        failure_why = "not a directory: ";
+    else if ((long)st.st_uid != euid)
+        failure_why = "owned by another user: ";
+    else if ((st.st_mode & 022) != 0)
+        failure_why = "writable by other users: ";
+    else
+        return fd;
+    os_close((int)fd);
+    return rc < 0 ? rc : -EPERM;
+}
+
 /* Creates, maps and fills the page of the calling process.  0 or -errno. */
 static int create(void) {
     pid_t pid = os_getpid();
-    char path[64];
+    char path[64], name[24];
     page_path(path, sizeof path, pid);
+    struct mb_buf b;
+    mb_buf_init(&b, name, sizeof name);
+    mb_buf_u64(&b, (uint64_t)pid);
+    long dir = open_dir();
+    if (dir < 0) return (int)dir;
     const int flags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-    long fd = os_open(path, flags, 0600);
+    long fd = os_syscall6(SYS_openat, dir, (long)name, flags, 0600, 0, 0);
     if (fd == -EEXIST) {
         /* Left by an earlier program this process exec'd from, or by a dead
-         * process of the same pid.  In the sticky /dev/shm only the file's
-         * owner can remove it: another user's file stays, and so do we out. */
-        unlink_path(path);
-        fd = os_open(path, flags, 0600);
+         * process of the same pid: in our own directory, ours to remove. */
+        os_syscall6(SYS_unlinkat, dir, (long)name, 0, 0, 0, 0);
+        fd = os_syscall6(SYS_openat, dir, (long)name, flags, 0600, 0, 0);
     }
-    if (fd < 0) return (int)fd;
+    os_close((int)dir);
+    if (fd < 0) {
+        failure_why = "cannot create a page in ";
+        return (int)fd;
+    }
     long rc = os_syscall6(SYS_ftruncate, fd, MB_STATSPAGE_FILE_BYTES, 0, 0, 0, 0);
     long addr = rc < 0 ? rc
                        : os_mmap(NULL, MB_STATSPAGE_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -288,12 +345,13 @@ void mb_statspage_start(bool verbose) {
 }
 
 static void report_failure(int err) {
-    char line[160];
+    char line[200], dir[64];
     struct mb_buf b;
+    dir_path(dir, sizeof dir);
     mb_buf_init(&b, line, sizeof line);
-    mb_buf_str(&b, "membudget: live statistics unavailable: cannot create " MB_STATSPAGE_DIR
-                   "/" MB_STATSPAGE_PREFIX);
-    mb_buf_u64(&b, (uint64_t)os_getpid());
+    mb_buf_str(&b, "membudget: live statistics unavailable: ");
+    mb_buf_str(&b, failure_why != NULL ? failure_why : "cannot create a page in ");
+    mb_buf_str(&b, dir);
     mb_buf_str(&b, " (errno ");
     mb_buf_u64(&b, (uint64_t)err);
     mb_buf_char(&b, ')');

@@ -1,9 +1,17 @@
 /* The live-statistics page (DESIGN §5, §9): a small fixed binary record that a
- * process running with the library publishes as /dev/shm/membudget.<pid> for
- * `membudget stat` and `membudget top`.  The file is created
- * O_CREAT|O_EXCL|O_NOFOLLOW with mode 0600, so only its owner (and root) can
- * read it; it is mapped shared once and then rewritten in memory at monitor
- * ticks under a sequence counter, so a tick costs no system call.
+ * process running with the library publishes as /dev/shm/membudget-<uid>/<pid>
+ * for `membudget stat` and `membudget top`.
+ *
+ * The per-user directory (uid: the process's effective uid) is made mode 0700
+ * and used only when it is a real directory (no link followed) owned by that
+ * uid that no one else may write: another user cannot put a file where a
+ * reader looks for this user's pages, so a reader that finds one knows who
+ * wrote it.  When the directory is anything else (another user's, a FIFO, a
+ * link, open to others) the process does not publish, says so in one line
+ * with MEMBUDGET_VERBOSE, and runs on.  The page is created in it
+ * O_CREAT|O_EXCL|O_NOFOLLOW with mode 0600; it is mapped shared once and then
+ * rewritten in memory at monitor ticks under a sequence counter, so a tick
+ * costs no system call.
  *
  * The page is created at the first monitor tick once the process (or the fork
  * child) has run for MB_STATSPAGE_MIN_AGE_NS, not at start-up: short-lived
@@ -24,8 +32,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MB_STATSPAGE_DIR "/dev/shm"
-#define MB_STATSPAGE_PREFIX "membudget." /* followed by the decimal pid */
+#define MB_STATSPAGE_ROOT "/dev/shm"
+#define MB_STATSPAGE_USER_PREFIX "membudget-" /* + the decimal uid: a user's directory */
+/* In it, each page's name is the decimal pid. */
 #define MB_STATSPAGE_MAGIC 0x3170626du   /* "mbp1" in memory on little-endian */
 #define MB_STATSPAGE_VERSION 1u
 #define MB_STATSPAGE_FILE_BYTES 4096u        /* the file's length: one page */
@@ -123,8 +132,8 @@ _Static_assert(sizeof(struct mb_statspage) <= MB_STATSPAGE_FILE_BYTES,
 _Static_assert(MB_STATSPAGE_SIZE_V1 == 448, "the first layout is frozen");
 
 /* Turns publishing on; from the constructor, after the policy has started.
- * verbose: when the page cannot be created (no /dev/shm, another user's file
- * in the way, ...), say so in one line on stderr; either way live statistics
+ * verbose: when the page cannot be created (no /dev/shm, the directory not
+ * this user's, ...), say so in one line on stderr; either way live statistics
  * are then unavailable for this process and nothing else changes. */
 void mb_statspage_start(bool verbose);
 

@@ -12,10 +12,14 @@
 #   fuzz_report  the report tool's dump reader (tools/report*.c) and every output
 #                (text, --folded, --json, --svg), with frames named from the
 #                input's bytes: outputs escaped, re-parsable, bounded by the input
-# check-fuzz runs the first two at once, FUZZ_SECONDS each (two cores), then
-# fuzz_report for FUZZ_REPORT_SECONDS, each after replaying the checked-in
-# regression inputs (tests/fuzz/regress/<target>/); writes
-# $(RESULTS)/fuzz-alloc.txt, fuzz-config.txt and fuzz-report.txt.
+#   fuzz_livepage  the live-page reader of tools/livestats.c (with the symbolizer's
+#                module checks) on page files as another user may write them:
+#                what it accepts is within the layout, the pread copy agrees
+#                with the checks, every string's terminal form is control-free
+# check-fuzz runs two lines at once (two cores), each target after replaying its
+# checked-in regression inputs (tests/fuzz/regress/<target>/): fuzz_alloc then
+# fuzz_report (FUZZ_REPORT_SECONDS), beside fuzz_config then fuzz_livepage
+# (FUZZ_SECONDS each); writes $(RESULTS)/fuzz-<name>.txt for each.
 # fuzz-stress (part of `make stress`) runs each until FUZZ_STRESS_OPS operations
 # (fuzz_alloc) or executions (fuzz_config), FUZZ_STRESS_SECONDS per session.
 # The working corpora stay in build/fuzz/<target>/corpus between runs.
@@ -33,7 +37,8 @@ FUZZ_NOBUILTIN := $(addprefix -fno-builtin-,malloc calloc realloc free aligned_a
 FUZZ_CFLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Iinclude -I. -Itests \
 	-Wall -Wextra -Werror -Wshadow $(FUZZ_NOBUILTIN) -pthread -fsanitize=fuzzer $(FUZZ_SAN)
 FUZZ_LIB_OBJS := $(MB_LIB_SRCS:%.c=$(FUZZ_DIR)/lib/%.o)
-FUZZ_BINS     := $(FUZZ_DIR)/fuzz_alloc $(FUZZ_DIR)/fuzz_config $(FUZZ_DIR)/fuzz_report
+FUZZ_BINS     := $(FUZZ_DIR)/fuzz_alloc $(FUZZ_DIR)/fuzz_config $(FUZZ_DIR)/fuzz_report \
+	$(FUZZ_DIR)/fuzz_livepage
 FUZZ_RUN      := bash tests/fuzz/run_fuzz.sh
 
 $(FUZZ_DIR)/lib/%.o: %.c $(MB_LIB_HDRS) tests/fuzz.mk
@@ -64,6 +69,24 @@ $(FUZZ_DIR)/fuzz_report: tests/fuzz/fuzz_report.c $(FUZZ_REPORT_SRCS) $(REPORT_H
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_REPORT_SRCS) -o $@ $(REPORT_LDLIBS)
 
+# The reader as the command links it, with the symbolizer (libdw) when the
+# command has it (tools/tools.mk).
+FUZZ_LIVE_SRCS := tools/livestats.c tools/textout.c
+FUZZ_LIVE_FLAGS :=
+FUZZ_LIVE_LIBS :=
+ifneq ($(wildcard /usr/include/elfutils/libdwfl.h),)
+ifneq ($(wildcard /usr/include/jansson.h),)
+FUZZ_LIVE_SRCS += tools/report_symbols.c
+FUZZ_LIVE_FLAGS += -DMB_TOOL_SYMBOLS
+FUZZ_LIVE_LIBS += -ldw -lelf
+endif
+endif
+
+$(FUZZ_DIR)/fuzz_livepage: tests/fuzz/fuzz_livepage.c $(FUZZ_LIVE_SRCS) tools/livestats.h \
+		tools/textout.h policy/statspage.h policy/utf8.h tests/fuzz.mk
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_LIVE_FLAGS) $< $(FUZZ_LIVE_SRCS) -o $@ $(FUZZ_LIVE_LIBS)
+
 CHECKS += check-fuzz
 .PHONY: check-fuzz fuzz-stress fuzz-build
 
@@ -71,15 +94,19 @@ fuzz-build: $(FUZZ_BINS)
 
 check-fuzz: $(FUZZ_BINS)
 	@mkdir -p $(RESULTS)
-	@$(FUZZ_RUN) -t $(FUZZ_SECONDS) $(RESULTS)/fuzz-alloc.txt fuzz-alloc $(FUZZ_DIR)/fuzz_alloc \
-		fuzz_alloc $(FUZZ_DIR)/fuzz_alloc.work >/dev/null & a=$$!; \
-	$(FUZZ_RUN) -t $(FUZZ_SECONDS) $(RESULTS)/fuzz-config.txt fuzz-config $(FUZZ_DIR)/fuzz_config \
-		fuzz_config $(FUZZ_DIR)/fuzz_config.work >/dev/null & c=$$!; \
-	wait $$a; ra=$$?; wait $$c; rc=$$?; \
+	@{ $(FUZZ_RUN) -t $(FUZZ_SECONDS) $(RESULTS)/fuzz-alloc.txt fuzz-alloc $(FUZZ_DIR)/fuzz_alloc \
+		fuzz_alloc $(FUZZ_DIR)/fuzz_alloc.work >/dev/null; ra=$$?; \
 	$(FUZZ_RUN) -t $(FUZZ_REPORT_SECONDS) $(RESULTS)/fuzz-report.txt fuzz-report $(FUZZ_DIR)/fuzz_report \
-		fuzz_report $(FUZZ_DIR)/fuzz_report.work >/dev/null; rr=$$?; \
-	cat $(RESULTS)/fuzz-alloc.txt $(RESULTS)/fuzz-config.txt $(RESULTS)/fuzz-report.txt; \
-	[ $$ra -eq 0 ] && [ $$rc -eq 0 ] && [ $$rr -eq 0 ]
+		fuzz_report $(FUZZ_DIR)/fuzz_report.work >/dev/null && exit $$ra; } & a=$$!; \
+	{ $(FUZZ_RUN) -t $(FUZZ_SECONDS) $(RESULTS)/fuzz-config.txt fuzz-config $(FUZZ_DIR)/fuzz_config \
+		fuzz_config $(FUZZ_DIR)/fuzz_config.work >/dev/null; rc=$$?; \
+	$(FUZZ_RUN) -t $(FUZZ_SECONDS) $(RESULTS)/fuzz-livepage.txt fuzz-livepage \
+		$(FUZZ_DIR)/fuzz_livepage fuzz_livepage $(FUZZ_DIR)/fuzz_livepage.work >/dev/null && \
+		exit $$rc; } & c=$$!; \
+	wait $$a; ra=$$?; wait $$c; rc=$$?; \
+	cat $(RESULTS)/fuzz-alloc.txt $(RESULTS)/fuzz-config.txt $(RESULTS)/fuzz-report.txt \
+		$(RESULTS)/fuzz-livepage.txt; \
+	[ $$ra -eq 0 ] && [ $$rc -eq 0 ]
 
 fuzz-stress: $(FUZZ_BINS)
 	@mkdir -p $(RESULTS)

@@ -15,6 +15,8 @@
 
 #include "tools/cli.h"
 #include "tools/livestats.h"
+#include "tools/textout.h"
+#include "policy/utf8.h"
 
 static const char stat_usage[] =
     "usage: membudget stat PID [--prometheus | --json]\n"
@@ -23,9 +25,12 @@ static const char stat_usage[] =
     "footprint (counter + baseline), % of the limit, peak, limit and where it came\n"
     "from, policy thresholds, policy, the sampled top site, and how fresh the\n"
     "figures are.  They come from the page the process rewrites at each monitor\n"
-    "tick (MEMBUDGET_INTERVAL, 100ms) in /dev/shm/membudget.PID, readable by its\n"
-    "owner only; a process publishes it from its first tick after half a second\n"
-    "of life.\n"
+    "tick (MEMBUDGET_INTERVAL, 100ms) in /dev/shm/membudget-UID/PID, in a directory\n"
+    "of its owner's that only the owner can read; a process publishes it from its\n"
+    "first tick after half a second of life.  A page that is not a regular file\n"
+    "owned by the process's owner is refused.  Text from the page is escaped:\n"
+    "control characters as \\xNN here, per JSON and the exposition format with\n"
+    "--json and --prometheus.\n"
     "\n"
     "The top site is the allocation stack whose sampled allocations stand for the\n"
     "most live bytes (an estimate: one allocation in every MEMBUDGET_SAMPLE bytes\n"
@@ -57,7 +62,8 @@ static const char top_usage[] =
     "live bytes of the sampled allocation stack holding the most, and its three\n"
     "innermost frames; \"not sampled\" with MEMBUDGET_SAMPLE=0, \"-\" for a process\n"
     "whose library predates it), cut at the terminal's width.  Pages of processes\n"
-    "that are gone are removed as they are found.\n";
+    "that are gone are removed as they are found; a page that is not a regular file\n"
+    "owned by its process's owner is refused (counted below the table).\n";
 
 enum { OPT_PROMETHEUS = 256, OPT_JSON, OPT_ONCE };
 
@@ -100,6 +106,9 @@ static void read_cmdline(pid_t pid, char *out, size_t cap) {
     out[n] = '\0';
 }
 
+/* Text from a page or /proc, for the terminal (tools/textout.h). */
+static void term(const char *s) { tx_term(stdout, s); }
+
 static void print_top_site(const struct live_process *lp) {
     struct live_top_site t;
     live_top_site(lp, &t);
@@ -119,17 +128,23 @@ static void print_top_site(const struct live_process *lp) {
     case LIVE_TOP_OK:
         break;
     }
-    printf("%-11s %s: %s (%" PRIu64 " bytes) estimated live in %" PRIu64 " %s of 1 per %s\n",
-           "top site", t.frame_count > 0 ? t.frames[0].name : "[no frames]",
+    printf("%-11s ", "top site");
+    term(t.frame_count > 0 ? t.frames[0].name : "[no frames]");
+    printf(": %s (%" PRIu64 " bytes) estimated live in %" PRIu64 " %s of 1 per %s\n",
            cli_bytes(a, sizeof a, t.est_bytes), t.est_bytes, t.live_samples,
            t.live_samples == 1 ? "sample" : "samples", cli_bytes(b, sizeof b, t.rate_bytes));
     for (size_t f = 0; f < t.frame_count; f++) {
         const struct live_top_frame *fr = &t.frames[f];
-        printf("%-11s #%zu %s", "", f, fr->name);
-        if (fr->file[0] != '\0')
-            printf(" at %s:%d", fr->file, fr->line);
-        else if (fr->symbolized && fr->module[0] != '\0')
-            printf(" in %s", fr->module);
+        printf("%-11s #%zu ", "", f);
+        term(fr->name);
+        if (fr->file[0] != '\0') {
+            printf(" at ");
+            term(fr->file);
+            printf(":%d", fr->line);
+        } else if (fr->symbolized && fr->module[0] != '\0') {
+            printf(" in ");
+            term(fr->module);
+        }
         putchar('\n');
     }
     if (t.depth > t.frame_count)
@@ -141,43 +156,70 @@ static void print_stat(const struct live_process *lp) {
     const struct mb_statspage *p = &lp->page;
     char a[32], b[32], c[32], cmdline[256];
     read_cmdline(lp->pid, cmdline, sizeof cmdline);
-    printf("%-11s %ld (%s)%s%s\n", "pid", (long)lp->pid, p->comm, cmdline[0] ? ": " : "", cmdline);
+    printf("%-11s %ld (", "pid", (long)lp->pid);
+    term(p->comm);
+    printf(")%s", cmdline[0] ? ": " : "");
+    term(cmdline);
+    putchar('\n');
     printf("%-11s %s (%" PRIu64 " bytes), %.1f%% of the limit\n", "footprint",
            cli_bytes(a, sizeof a, p->footprint_bytes), p->footprint_bytes, percent_of_limit(p));
     printf("%-11s %s (%" PRIu64 " bytes): the allocator and charged anonymous mappings\n",
            "counter", cli_bytes(a, sizeof a, p->counter_bytes), p->counter_bytes);
-    printf("%-11s %s (%" PRIu64 " bytes): the rest of the OS view, %s %s\n", "baseline",
-           cli_bytes(a, sizeof a, p->baseline_bytes), p->baseline_bytes, p->footprint_source,
-           cli_bytes(b, sizeof b, p->os_bytes));
+    printf("%-11s %s (%" PRIu64 " bytes): the rest of the OS view, ", "baseline",
+           cli_bytes(a, sizeof a, p->baseline_bytes), p->baseline_bytes);
+    term(p->footprint_source);
+    printf(" %s\n", cli_bytes(b, sizeof b, p->os_bytes));
     printf("%-11s footprint %s at a tick, counter %s\n", "peak",
            cli_bytes(a, sizeof a, p->footprint_peak_bytes),
            cli_bytes(b, sizeof b, p->counter_peak_bytes));
-    printf("%-11s %s (%" PRIu64 " bytes): %s; action %s\n", "limit",
-           cli_bytes(a, sizeof a, p->limit_bytes), p->limit_bytes, p->limit_source, p->action);
+    printf("%-11s %s (%" PRIu64 " bytes): ", "limit", cli_bytes(a, sizeof a, p->limit_bytes),
+           p->limit_bytes);
+    term(p->limit_source);
+    printf("; action ");
+    term(p->action);
+    putchar('\n');
     printf("%-11s conservative %s, strict %s, strict-synchronous %s\n", "thresholds",
            cli_bytes(a, sizeof a, p->conservative_bytes), cli_bytes(b, sizeof b, p->strict_bytes),
            cli_bytes(c, sizeof c, p->strict_sync_bytes));
-    printf("%-11s %s (%" PRIu64 " %s recorded)\n", "policy", p->policy_name, p->events_total,
+    printf("%-11s ", "policy");
+    term(p->policy_name);
+    printf(" (%" PRIu64 " %s recorded)\n", p->events_total,
            p->events_total == 1 ? "event" : "events");
-    printf("%-11s %s, %u %s\n", "state", p->state, p->pages, p->pages == 1 ? "page" : "pages");
+    printf("%-11s ", "state");
+    term(p->state);
+    printf(", %u %s\n", p->pages, p->pages == 1 ? "page" : "pages");
     print_top_site(lp);
     printf("%-11s %.1f s ago (update %" PRIu64 ", %.1f s after start)\n", "updated", age_seconds(p),
            p->ticks, (double)p->uptime_ns / 1e9);
 }
 
-/* A label value: backslash, double quote and newline escaped. */
+/* A label value of the text exposition format: UTF-8 with backslash, double
+ * quote and line feed escaped (\\ \" \n, the only escapes it has).  Bytes
+ * that are not UTF-8 and the other control characters, which the format
+ * would carry raw to whoever reads it, become U+FFFD.  Cut on a character
+ * boundary to fit cap. */
 static void prom_label(char *out, size_t cap, const char *s) {
-    size_t len = 0;
-    for (; *s != '\0' && len + 3 < cap; s++) {
-        if (*s == '\\' || *s == '"') {
-            out[len++] = '\\';
-            out[len++] = *s;
-        } else if (*s == '\n') {
-            out[len++] = '\\';
-            out[len++] = 'n';
-        } else {
-            out[len++] = *s;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), len = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t c = 0;
+        size_t seq = mb_utf8_seq(p + i, n - i, &c);
+        const char *piece = (const char *)p + i;
+        size_t piece_len = seq;
+        if (c == '\\' || c == '"') {
+            piece = c == '"' ? "\\\"" : "\\\\";
+            piece_len = 2;
+        } else if (c == '\n' && seq == 1) {
+            piece = "\\n";
+            piece_len = 2;
+        } else if (seq == 0 || c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f)) {
+            piece = "\xef\xbf\xbd";
+            piece_len = 3;
         }
+        if (len + piece_len >= cap) break;
+        memcpy(out + len, piece, piece_len);
+        len += piece_len;
+        i += seq == 0 ? 1 : seq;
     }
     out[len] = '\0';
 }
@@ -255,7 +297,7 @@ static void print_prometheus(const struct live_process *lp) {
 
 static void json_key_string(const char *key, const char *value, bool last) {
     printf("  \"%s\": ", key);
-    cli_json_string(value);
+    tx_json(stdout, value);
     printf(last ? "\n" : ",\n");
 }
 
@@ -267,7 +309,7 @@ static void print_json_top_site(const struct live_process *lp) {
     struct live_top_site t;
     live_top_site(lp, &t);
     printf("  \"top_site\": {\"state\": \"%s\", \"text\": ", live_top_state_name(t.state));
-    cli_json_string(t.label);
+    tx_json(stdout, t.label);
     if (t.state != LIVE_TOP_UNKNOWN)
         printf(", \"sample_rate_bytes\": %" PRIu64 ",\n    \"scans\": %" PRIu64
                ", \"scan_ns\": %" PRIu64 ", \"resolve_ns\": %" PRIu64,
@@ -281,19 +323,23 @@ static void print_json_top_site(const struct live_process *lp) {
             const struct live_top_frame *fr = &t.frames[f];
             printf("%s\n      {\"address\": \"0x%" PRIx64 "\", \"name\": ", f ? "," : "",
                    fr->address);
-            cli_json_string(fr->name);
+            tx_json(stdout, fr->name);
             if (fr->symbolized) {
                 printf(", \"function\": ");
-                cli_json_string(fr->name);
+                tx_json(stdout, fr->name);
             }
             if (fr->file[0] != '\0') {
                 printf(", \"file\": ");
-                cli_json_string(fr->file);
+                tx_json(stdout, fr->file);
                 printf(", \"line\": %d", fr->line);
             }
             if (fr->module[0] != '\0') {
                 printf(", \"module\": ");
-                cli_json_string(fr->module);
+                tx_json(stdout, fr->module);
+                if (!tx_is_utf8(fr->module)) { /* the exact bytes of a path */
+                    printf(", \"module_bytes\": ");
+                    tx_hex(stdout, fr->module);
+                }
                 printf(", \"module_offset\": \"0x%" PRIx64 "\"", fr->module_offset);
             }
             putchar('}');
@@ -337,9 +383,14 @@ static void print_json(const struct live_process *lp) {
     printf("}\n");
 }
 
-static int stat_failure(pid_t pid, enum live_status status, int err) {
-    char path[128];
-    live_page_path(path, sizeof path, pid);
+static int stat_failure(pid_t pid, enum live_status status, const struct live_error *e) {
+    char path[128], why[sizeof e->why];
+    uid_t uid;
+    if (live_process_owner(pid, &uid))
+        live_page_path(path, sizeof path, uid, pid);
+    else
+        snprintf(path, sizeof path, "its page");
+    tx_term_buf(why, sizeof why, e->why, sizeof why); /* our words, with paths */
     bool exists = kill(pid, 0) == 0 || errno == EPERM;
     switch (status) {
     case LIVE_NONE:
@@ -348,19 +399,22 @@ static int stat_failure(pid_t pid, enum live_status status, int err) {
         else
             cli_error("stat",
                       "pid %ld has no live statistics (not running with libmembudget.so, or "
-                      "not yet at its first monitor tick after half a second): no %s",
-                      (long)pid, path);
+                      "not yet at its first monitor tick after half a second): %s",
+                      (long)pid, why);
         break;
     case LIVE_DENIED:
         cli_error("stat", "the live statistics of pid %ld belong to another user (%s: %s)",
-                  (long)pid, path, strerror(err));
+                  (long)pid, path, strerror(e->err));
         break;
     case LIVE_STALE:
         cli_error("stat", "no process %ld (its stale page %s was removed)", (long)pid, path);
         break;
+    case LIVE_REFUSED:
+        cli_error("stat", "refused the live statistics of pid %ld: %s", (long)pid, why);
+        break;
     case LIVE_BAD:
     case LIVE_OK:
-        cli_error("stat", "cannot read %s: %s", path, strerror(err));
+        cli_error("stat", "cannot read %s: %s", path, why);
         break;
     }
     return CLI_EXIT_FAILURE;
@@ -394,9 +448,9 @@ int cmd_stat(int argc, char **argv) {
                         accepted);
     pid_t pid = parse_pid("stat", argv[optind]);
     struct live_process lp;
-    int err;
-    enum live_status status = live_read(pid, &lp, &err);
-    if (status != LIVE_OK) return stat_failure(pid, status, err);
+    struct live_error e;
+    enum live_status status = live_read(pid, &lp, &e);
+    if (status != LIVE_OK) return stat_failure(pid, status, &e);
     if (prometheus)
         print_prometheus(&lp);
     else if (json)
@@ -536,24 +590,37 @@ static size_t output_width(void) {
     return 0;
 }
 
-/* The TOP SITE cell: "36.0M grow_site_a < grow < main", cut to `room`
- * characters with "..." (room 0: no limit). */
+/* The TOP SITE cell: "36.0M grow_site_a < grow < main" in its terminal form
+ * (tools/textout.h), cut to `room` columns with "..." (room 0: no limit). */
 static void site_cell(char *out, size_t cap, const struct live_process *lp, size_t room) {
     const struct mb_statspage *p = &lp->page;
     const char *label = top_site_label(lp);
-    char est[16];
+    char est[16], raw[480];
     if (p->size >= MB_STATSPAGE_SIZE_TOP_SITE && p->sample_rate_bytes != 0 && p->top_site != 0)
-        snprintf(out, cap, "%s %s", cli_bytes_short(est, sizeof est, p->top_est_bytes), label);
+        snprintf(raw, sizeof raw, "%s %s", cli_bytes_short(est, sizeof est, p->top_est_bytes),
+                 label);
     else
-        snprintf(out, cap, "%s", label);
-    size_t len = strlen(out);
-    if (room == 0 || len <= room) return;
+        snprintf(raw, sizeof raw, "%s", label);
+    size_t all = tx_term_buf(out, cap, raw, SIZE_MAX);
+    if (room == 0 || all <= room) return;
     if (room > 3) {
-        memcpy(out + room - 3, "...", 3);
-        out[room] = '\0';
+        tx_term_buf(out, cap - 3, raw, room - 3);
+        strcat(out, "...");
     } else {
-        out[room] = '\0';
+        tx_term_buf(out, cap, raw, room);
     }
+}
+
+/* s in its terminal form in exactly `columns` columns: cut, or padded with
+ * spaces. */
+static void term_column(char *out, size_t cap, const char *s, size_t columns) {
+    size_t taken = tx_term_buf(out, cap, s, columns);
+    size_t len = strlen(out);
+    while (taken < columns && len + 1 < cap) {
+        out[len++] = ' ';
+        taken++;
+    }
+    out[len] = '\0';
 }
 
 /* The fixed columns of a row, before TOP SITE. */
@@ -580,23 +647,32 @@ static void print_frame(const struct live_scan *scan, double delay, bool once) {
     for (size_t i = 0; i < scan->count; i++) {
         const struct live_process *lp = &scan->procs[i];
         const struct mb_statspage *p = &lp->page;
-        char fp[16], lim[16], peak[16], counter[16], base[16], age[16], site[480] = "";
+        char fp[16], lim[16], peak[16], counter[16], base[16], age[16], site[1600] = "";
+        char comm[64], policy[64];
+        term_column(comm, sizeof comm, p->comm, 11);
+        term_column(policy, sizeof policy, p->policy_name, 12);
         format_age(age, sizeof age, age_seconds(p));
         if (site_column) {
             site[0] = ' ';
             site_cell(site + 1, sizeof site - 1, lp, room);
         }
-        printf("%7ld %-11.11s %6s %6s %5.1f %6s %6s %6s %-12s %5s%s\n", (long)lp->pid, p->comm,
+        printf("%7ld %s %6s %6s %5.1f %6s %6s %6s %s %5s%s\n", (long)lp->pid, comm,
                cli_bytes_short(fp, sizeof fp, p->footprint_bytes),
                cli_bytes_short(lim, sizeof lim, p->limit_bytes), percent_of_limit(p),
                cli_bytes_short(peak, sizeof peak, p->footprint_peak_bytes),
                cli_bytes_short(counter, sizeof counter, p->counter_bytes),
-               cli_bytes_short(base, sizeof base, p->baseline_bytes), p->policy_name, age, site);
+               cli_bytes_short(base, sizeof base, p->baseline_bytes), policy, age, site);
     }
     if (scan->count == 0) printf("(no process of this user is running with libmembudget.so)\n");
     if (scan->denied != 0)
-        printf("(%zu %s of other users not shown: their pages are owner-only)\n", scan->denied,
-               scan->denied == 1 ? "process" : "processes");
+        printf("(the pages of %zu other %s not shown: their directories are owner-only)\n",
+               scan->denied, scan->denied == 1 ? "user" : "users");
+    if (scan->refused != 0) {
+        char why[sizeof scan->refused_why];
+        tx_term_buf(why, sizeof why, scan->refused_why, sizeof why);
+        printf("(%zu %s refused: %s%s)\n", scan->refused,
+               scan->refused == 1 ? "page" : "pages", why, scan->refused > 1 ? ", ..." : "");
+    }
     forget_site_names(scan);
 }
 
@@ -644,7 +720,7 @@ int cmd_top(int argc, char **argv) {
     for (uint64_t frame = 0; iterations == 0 || frame < iterations; frame++) {
         struct live_scan scan;
         if (live_scan(&scan) != 0) {
-            cli_error("top", "cannot read %s: %s", MB_STATSPAGE_DIR, strerror(errno));
+            cli_error("top", "cannot read %s: %s", MB_STATSPAGE_ROOT, strerror(errno));
             return CLI_EXIT_FAILURE;
         }
         if (clear)

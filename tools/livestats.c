@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,8 +23,48 @@
 #include "tools/report_model.h"
 #endif
 
-void live_page_path(char *out, size_t cap, pid_t pid) {
-    snprintf(out, cap, "%s/%s%ld", MB_STATSPAGE_DIR, MB_STATSPAGE_PREFIX, (long)pid);
+void live_dir_path(char *out, size_t cap, uid_t uid) {
+    snprintf(out, cap, "%s/%s%lu", MB_STATSPAGE_ROOT, MB_STATSPAGE_USER_PREFIX,
+             (unsigned long)uid);
+}
+
+void live_page_path(char *out, size_t cap, uid_t uid, pid_t pid) {
+    snprintf(out, cap, "%s/%s%lu/%ld", MB_STATSPAGE_ROOT, MB_STATSPAGE_USER_PREFIX,
+             (unsigned long)uid, (long)pid);
+}
+
+static enum live_status say(struct live_error *e, enum live_status s, int err, const char *fmt,
+                            ...) __attribute__((format(printf, 4, 5)));
+static enum live_status say(struct live_error *e, enum live_status s, int err, const char *fmt,
+                            ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->why, sizeof e->why, fmt, ap);
+    va_end(ap);
+    e->err = err;
+    return s;
+}
+
+bool live_process_owner(pid_t pid, uid_t *uid) {
+    char path[64], text[2048];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) {
+        errno = EIO;
+        return false;
+    }
+    text[n] = '\0';
+    const char *line = strstr(text, "\nUid:");
+    unsigned long real, effective;
+    if (line == NULL || sscanf(line + 5, "%lu %lu", &real, &effective) != 2) {
+        errno = EIO;
+        return false;
+    }
+    *uid = (uid_t)effective;
+    return true;
 }
 
 /* The state (field 3) and start time (field 22) of /proc/<pid>/stat; false
@@ -52,27 +93,34 @@ static bool proc_stat_of(pid_t pid, char *state, uint64_t *start_ticks) {
     return true;
 }
 
-/* Whether /proc/<pid>/maps names the page: a live process with the library
- * keeps its page mapped.  -1 when maps cannot be read. */
-static int maps_page(pid_t pid, const char *page_path) {
+/* Calls fn with the path of each file mapping of /proc/<pid>/maps (the rest
+ * of the line from its first '/', newline removed) until fn returns true.
+ * -1 when maps cannot be read, else whether fn returned true. */
+static int maps_paths(pid_t pid, bool (*fn)(void *ctx, const char *path), void *ctx) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
     FILE *f = fopen(path, "re");
     if (f == NULL) return -1;
     char *line = NULL;
     size_t cap = 0;
+    ssize_t n;
     int found = 0;
     bool any = false;
-    while (!found && getline(&line, &cap, f) > 0) {
+    while (!found && (n = getline(&line, &cap, f)) > 0) {
         any = true;
+        if (line[n - 1] == '\n') line[n - 1] = '\0';
         char *name = strchr(line, '/');
-        if (name == NULL) continue;
-        size_t n = strlen(page_path);
-        found = strncmp(name, page_path, n) == 0 && (name[n] == '\n' || name[n] == ' ');
+        if (name != NULL && fn(ctx, name)) found = 1;
     }
     free(line);
     fclose(f);
     return any ? found : -1; /* an empty read: a zombie, or no access */
+}
+
+static bool names_page(void *ctx, const char *path) {
+    const char *page = ctx;
+    size_t n = strlen(page);
+    return strncmp(path, page, n) == 0 && (path[n] == '\0' || path[n] == ' ');
 }
 
 /* Whether the process of a page is gone.  start_ticks 0: unknown (a page still
@@ -87,129 +135,226 @@ static bool process_gone(pid_t pid, uint64_t start_ticks, const char *page_path)
     }
     /* The same process, now running a program without the library (it exec'd
      * with a cleaned environment): it no longer maps its page. */
-    return start_ticks != 0 && maps_page(pid, page_path) == 0;
+    return start_ticks != 0 && maps_paths(pid, names_page, (void *)page_path) == 0;
 }
 
-/* Removes path if it is still the file open as fd (not a new page that a new
- * process of the same pid made meanwhile). */
-static bool remove_if_same(const char *path, int fd) {
+/* Removes name in dir if it is still the file open as fd (not a new page that
+ * a new process of the same pid made meanwhile). */
+static bool remove_if_same(int dir, const char *name, int fd) {
     struct stat a, b;
-    if (fstat(fd, &a) != 0 || lstat(path, &b) != 0) return false;
+    if (fstat(fd, &a) != 0 || fstatat(dir, name, &b, AT_SYMLINK_NOFOLLOW) != 0) return false;
     if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) return false;
-    return unlink(path) == 0;
+    return unlinkat(dir, name, 0) == 0;
 }
 
-/* Copies the record under its sequence counter. */
-static bool copy_consistent(const struct mb_statspage *shared, size_t avail,
-                            struct mb_statspage *out) {
-    size_t size = shared->size;
-    if (size > sizeof *out) size = sizeof *out;
-    if (size > avail) size = avail;
+/* A string field: NUL-terminated within its bytes. */
+static bool terminated(const char *field, size_t size) { return memchr(field, '\0', size) != NULL; }
+
+#define STRING_OK(p, field) terminated((p)->field, sizeof (p)->field)
+
+enum live_status live_check(const void *bytes, size_t len, pid_t pid, struct mb_statspage *out,
+                            struct live_error *e) {
+    const size_t header = offsetof(struct mb_statspage, seq) + sizeof(uint64_t);
+    struct mb_statspage *p = out;
+    memset(p, 0, sizeof *p);
+    if (len < header) return say(e, LIVE_BAD, EPROTO, "%zu bytes, fewer than a page's header", len);
+    memcpy(p, bytes, header);
+    if (p->magic == 0) return say(e, LIVE_NONE, EPROTO, "still being created");
+    if (p->magic != MB_STATSPAGE_MAGIC) return say(e, LIVE_BAD, EPROTO, "not a live-statistics page");
+    if (p->version != MB_STATSPAGE_VERSION)
+        return say(e, LIVE_BAD, EPROTO, "page version %" PRIu32 ", not %u", p->version,
+                   MB_STATSPAGE_VERSION);
+    if (p->pid != (uint32_t)pid)
+        return say(e, LIVE_BAD, EPROTO, "the page names pid %" PRIu32, p->pid);
+    /* The first layout, or at least the one with the top site: fields are
+     * only appended, and a size between would be half a field set. */
+    uint32_t size = p->size;
+    if (size > len || size > MB_STATSPAGE_FILE_BYTES ||
+        (size != MB_STATSPAGE_SIZE_V1 && size < MB_STATSPAGE_SIZE_TOP_SITE))
+        return say(e, LIVE_BAD, EPROTO, "record size %" PRIu32 " in a file of %zu bytes", size,
+                   len);
+    size_t copy = size < sizeof *p ? size : sizeof *p;
+    memset(p, 0, sizeof *p);
+    memcpy(p, bytes, copy);
+    p->size = (uint32_t)copy;
+    if (atomic_load_explicit(&p->seq, memory_order_relaxed) & 1)
+        return say(e, LIVE_BAD, EBUSY, "copied in the middle of an update");
+    if (!STRING_OK(p, comm) || !STRING_OK(p, policy_name) || !STRING_OK(p, action) ||
+        !STRING_OK(p, state) || !STRING_OK(p, footprint_source) || !STRING_OK(p, limit_source))
+        return say(e, LIVE_BAD, EPROTO, "a name without its terminating NUL");
+    if (copy < MB_STATSPAGE_SIZE_TOP_SITE) return LIVE_OK;
+    if (p->top_frame_count > MB_STATSPAGE_TOP_FRAMES || p->top_module_count > MB_STATSPAGE_TOP_MODULES)
+        return say(e, LIVE_BAD, EPROTO, "top site: %" PRIu32 " frames, %" PRIu32 " modules",
+                   p->top_frame_count, p->top_module_count);
+    if (p->top_frame_count > p->top_depth)
+        return say(e, LIVE_BAD, EPROTO, "top site: %" PRIu32 " frames of a depth of %" PRIu32,
+                   p->top_frame_count, p->top_depth);
+    for (uint32_t f = 0; f < p->top_frame_count; f++) {
+        uint32_t m = p->top_frames[f].module;
+        if (m != MB_STATSPAGE_NO_MODULE && m >= p->top_module_count)
+            return say(e, LIVE_BAD, EPROTO, "top site: frame %" PRIu32 " in module %" PRIu32
+                       " of %" PRIu32, f, m, p->top_module_count);
+    }
+    for (uint32_t m = 0; m < MB_STATSPAGE_TOP_MODULES; m++) {
+        if (m >= p->top_module_count) {
+            memset(p->top_modules[m], 0, sizeof p->top_modules[m]); /* unused: never read */
+            continue;
+        }
+        if (!terminated(p->top_modules[m], sizeof p->top_modules[m]) || p->top_modules[m][0] != '/')
+            return say(e, LIVE_BAD, EPROTO, "top site: module %" PRIu32 " is not an absolute path",
+                       m);
+    }
+    for (uint32_t f = p->top_frame_count; f < MB_STATSPAGE_TOP_FRAMES; f++)
+        memset(&p->top_frames[f], 0, sizeof p->top_frames[f]);
+    return LIVE_OK;
+}
+
+enum live_status live_read_fd(int fd, pid_t pid, struct mb_statspage *out, struct live_error *e) {
+    static unsigned char bytes[MB_STATSPAGE_FILE_BYTES];
+    const off_t seq_at = offsetof(struct mb_statspage, seq);
     for (int attempt = 0; attempt < 200; attempt++) {
-        uint64_t before = atomic_load_explicit(&shared->seq, memory_order_acquire);
+        uint64_t before, after;
+        if (pread(fd, &before, sizeof before, seq_at) != (ssize_t)sizeof before) {
+            /* Shorter than its header: judged on what there is. */
+            ssize_t n = pread(fd, bytes, sizeof bytes, 0);
+            return live_check(bytes, n > 0 ? (size_t)n : 0, pid, out, e);
+        }
         if (before & 1) {
             struct timespec ts = {0, 100000}; /* an update takes microseconds */
             nanosleep(&ts, NULL);
             continue;
         }
-        memset(out, 0, sizeof *out);
-        memcpy(out, shared, size);
         atomic_thread_fence(memory_order_acquire);
-        uint64_t after = atomic_load_explicit(&shared->seq, memory_order_relaxed);
-        if (before == after) {
-            out->size = (uint32_t)size;
-            return true;
-        }
+        ssize_t n = pread(fd, bytes, sizeof bytes, 0);
+        if (n < 0) return say(e, LIVE_BAD, errno, "read: %s", strerror(errno));
+        atomic_thread_fence(memory_order_acquire);
+        if (pread(fd, &after, sizeof after, seq_at) != (ssize_t)sizeof after || after != before)
+            continue; /* changed, or cut short, under the read */
+        return live_check(bytes, (size_t)n, pid, out, e);
     }
-    return false;
+    return say(e, LIVE_BAD, EBUSY, "no consistent copy: its writer stays in the middle of an update");
 }
 
-static void terminate_strings(struct mb_statspage *p) {
-    p->comm[sizeof p->comm - 1] = '\0';
-    p->policy_name[sizeof p->policy_name - 1] = '\0';
-    p->action[sizeof p->action - 1] = '\0';
-    p->state[sizeof p->state - 1] = '\0';
-    p->footprint_source[sizeof p->footprint_source - 1] = '\0';
-    p->limit_source[sizeof p->limit_source - 1] = '\0';
-    for (size_t m = 0; m < MB_STATSPAGE_TOP_MODULES; m++)
-        p->top_modules[m][MB_STATSPAGE_MODULE_PATH - 1] = '\0';
-}
-
-enum live_status live_read(pid_t pid, struct live_process *out, int *err) {
-    char path[128];
-    live_page_path(path, sizeof path, pid);
-    *err = 0;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        *err = errno;
-        if (errno == ENOENT) return LIVE_NONE;
-        if (errno == EACCES || errno == EPERM) return LIVE_DENIED;
-        return LIVE_BAD;
+/* Opens the per-user directory of uid: a real directory that uid owns and no
+ * one else may write. */
+static enum live_status open_user_dir(uid_t uid, int *dir, struct live_error *e) {
+    char path[96];
+    live_dir_path(path, sizeof path, uid);
+    *dir = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (*dir < 0) {
+        int err = errno;
+        if (err == ENOENT) return say(e, LIVE_NONE, err, "no %s", path);
+        if (err == EACCES || err == EPERM) return say(e, LIVE_DENIED, err, "%s", strerror(err));
+        if (err == ELOOP || err == ENOTDIR)
+            return say(e, LIVE_REFUSED, err, "%s is not a directory", path);
+        return say(e, LIVE_BAD, err, "%s: %s", path, strerror(err));
     }
     struct stat st;
-    const size_t header = offsetof(struct mb_statspage, seq) + sizeof(uint64_t);
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < header) {
-        /* A page being created is empty for a moment: judge it by its pid. */
-        enum live_status s = LIVE_BAD;
-        if (process_gone(pid, 0, path)) {
-            remove_if_same(path, fd);
-            s = LIVE_STALE;
-        }
-        close(fd);
-        *err = EPROTO;
-        return s;
+    enum live_status s = LIVE_OK;
+    if (fstat(*dir, &st) != 0)
+        s = say(e, LIVE_BAD, errno, "%s: %s", path, strerror(errno));
+    else if (st.st_uid != uid)
+        s = say(e, LIVE_REFUSED, EPERM, "%s belongs to uid %lu, not to uid %lu, the process's owner",
+                path, (unsigned long)st.st_uid, (unsigned long)uid);
+    else if ((st.st_mode & 022) != 0)
+        s = say(e, LIVE_REFUSED, EPERM, "%s may be written by other users (mode %04o)", path,
+                (unsigned)(st.st_mode & 07777));
+    if (s != LIVE_OK) {
+        close(*dir);
+        *dir = -1;
     }
-    size_t avail =
-        (size_t)st.st_size < MB_STATSPAGE_FILE_BYTES ? (size_t)st.st_size : MB_STATSPAGE_FILE_BYTES;
-    void *map = mmap(NULL, avail, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        *err = errno;
-        close(fd);
-        return LIVE_BAD;
+    return s;
+}
+
+/* Reads the page of pid, a process of uid, in the directory open as dir. */
+static enum live_status read_in(int dir, uid_t uid, pid_t pid, struct live_process *out,
+                                struct live_error *e) {
+    char name[24], path[128];
+    snprintf(name, sizeof name, "%ld", (long)pid);
+    live_page_path(path, sizeof path, uid, pid);
+    int fd = openat(dir, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        if (err == ENOENT) return say(e, LIVE_NONE, err, "no %s", path);
+        if (err == EACCES || err == EPERM) return say(e, LIVE_DENIED, err, "%s: %s", path, strerror(err));
+        if (err == ELOOP) return say(e, LIVE_REFUSED, err, "%s is a symbolic link", path);
+        return say(e, LIVE_BAD, err, "%s: %s", path, strerror(err));
     }
-    const struct mb_statspage *shared = map;
-    uint32_t magic = __atomic_load_n(&shared->magic, __ATOMIC_ACQUIRE);
+    struct stat st;
     enum live_status status = LIVE_OK;
-    if (magic != MB_STATSPAGE_MAGIC || shared->version != MB_STATSPAGE_VERSION ||
-        shared->pid != (uint32_t)pid) {
-        status = magic == 0 ? LIVE_NONE : LIVE_BAD; /* 0: still being created */
-        *err = EPROTO;
-    } else if (!copy_consistent(shared, avail, &out->page)) {
-        status = LIVE_BAD; /* a writer stuck mid-update: it died there */
-        *err = EBUSY;
+    if (fstat(fd, &st) != 0)
+        status = say(e, LIVE_BAD, errno, "%s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        status = say(e, LIVE_REFUSED, EPROTO, "%s is not a regular file", path);
+    else if (st.st_uid != uid)
+        status = say(e, LIVE_REFUSED, EPERM, "%s belongs to uid %lu, not to uid %lu, the owner of pid %ld",
+                     path, (unsigned long)st.st_uid, (unsigned long)uid, (long)pid);
+    else if (st.st_nlink != 1)
+        status = say(e, LIVE_REFUSED, EPROTO, "%s has %lu links", path, (unsigned long)st.st_nlink);
+    if (status != LIVE_OK) {
+        close(fd); /* a file to be refused is not judged stale either: left alone */
+        return status;
     }
-    uint64_t start = status == LIVE_OK ? out->page.start_ticks : shared->start_ticks;
-    munmap(map, avail);
-    if (process_gone(pid, start, path)) {
-        remove_if_same(path, fd);
-        status = LIVE_STALE;
+    status = live_read_fd(fd, pid, &out->page, e);
+    if (status == LIVE_BAD || status == LIVE_NONE) {
+        /* A page being created is empty for a moment: judge it by its pid,
+         * and by its start time when its header is a page's. */
+        uint64_t start = out->page.magic == MB_STATSPAGE_MAGIC ? out->page.start_ticks : 0;
+        if (process_gone(pid, start, path)) {
+            remove_if_same(dir, name, fd);
+            status = say(e, LIVE_STALE, 0, "the process is gone");
+        }
+    } else if (status == LIVE_OK && process_gone(pid, out->page.start_ticks, path)) {
+        remove_if_same(dir, name, fd);
+        status = say(e, LIVE_STALE, 0, "the process is gone");
     }
     close(fd);
     if (status == LIVE_OK) {
         out->pid = pid;
-        terminate_strings(&out->page);
+        out->uid = uid;
     }
     return status;
 }
 
-bool live_clean_if_stale(pid_t pid) {
-    struct live_process p;
-    int err;
-    return live_read(pid, &p, &err) == LIVE_STALE;
+enum live_status live_read(pid_t pid, struct live_process *out, struct live_error *e) {
+    e->err = 0;
+    e->why[0] = '\0';
+    uid_t uid;
+    if (!live_process_owner(pid, &uid)) {
+        int err = errno;
+        /* No process: a page it left can only be judged stale; only ours
+         * (our own directory) are looked for. */
+        if (err != ENOENT)
+            return say(e, LIVE_REFUSED, err,
+                       "the owner of pid %ld cannot be told (/proc/%ld/status: %s)", (long)pid,
+                       (long)pid, strerror(err));
+        uid = geteuid();
+    }
+    int dir;
+    enum live_status s = open_user_dir(uid, &dir, e);
+    if (s != LIVE_OK) return s;
+    s = read_in(dir, uid, pid, out, e);
+    close(dir);
+    return s;
 }
 
-/* The pid of a page's file name, or 0 for any other name. */
-static pid_t page_name_pid(const char *name) {
-    size_t n = strlen(MB_STATSPAGE_PREFIX);
-    if (strncmp(name, MB_STATSPAGE_PREFIX, n) != 0) return 0;
-    const char *p = name + n;
-    if (*p < '1' || *p > '9') return 0;
-    long v = 0;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        v = v * 10 + (*p - '0');
-        if (v > 0x7fffffffL) return 0;
+bool live_clean_if_stale(pid_t pid) {
+    struct live_process p;
+    struct live_error e;
+    return live_read(pid, &p, &e) == LIVE_STALE;
+}
+
+/* The decimal number that is all of name (no sign, no leading zero), within
+ * max; 0 for any other name. */
+static unsigned long decimal_name(const char *name, unsigned long max) {
+    if (*name < '1' || *name > '9') return 0;
+    unsigned long v = 0;
+    for (const char *p = name; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9') return 0;
+        v = v * 10 + (unsigned long)(*p - '0');
+        if (v > max) return 0;
     }
-    return *p == '\0' ? (pid_t)v : 0;
+    return v;
 }
 
 static int by_footprint(const void *a, const void *b) {
@@ -219,24 +364,47 @@ static int by_footprint(const void *a, const void *b) {
     return x->pid < y->pid ? -1 : x->pid > y->pid;
 }
 
-int live_scan(struct live_scan *out) {
-    memset(out, 0, sizeof *out);
-    DIR *dir = opendir(MB_STATSPAGE_DIR);
-    if (dir == NULL) return -1;
-    size_t cap = 0;
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        pid_t pid = page_name_pid(e->d_name);
+static void refuse(struct live_scan *out, const struct live_error *e) {
+    if (out->refused++ == 0) snprintf(out->refused_why, sizeof out->refused_why, "%s", e->why);
+}
+
+/* The pages of one user's directory (name: "membudget-<uid>"). */
+static int scan_user(struct live_scan *out, uid_t uid, size_t *cap) {
+    struct live_error e;
+    int dir;
+    enum live_status s = open_user_dir(uid, &dir, &e);
+    if (s == LIVE_DENIED) out->denied++;
+    if (s == LIVE_REFUSED) refuse(out, &e);
+    if (s != LIVE_OK) return 0;
+    int listing = dup(dir);
+    DIR *d = listing >= 0 ? fdopendir(listing) : NULL;
+    if (d == NULL) {
+        if (listing >= 0) close(listing);
+        close(dir);
+        return 0;
+    }
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        pid_t pid = (pid_t)decimal_name(ent->d_name, 0x7fffffffUL);
         if (pid == 0) continue;
+        uid_t owner;
+        if (!live_process_owner(pid, &owner)) owner = uid; /* gone: judged stale below */
+        if (owner != uid) {
+            say(&e, LIVE_REFUSED, EPERM, "the page of pid %ld is in the directory of uid %lu, "
+                "but the process belongs to uid %lu", (long)pid, (unsigned long)uid,
+                (unsigned long)owner);
+            refuse(out, &e);
+            continue;
+        }
         struct live_process p;
-        int err;
-        switch (live_read(pid, &p, &err)) {
+        switch (read_in(dir, uid, pid, &p, &e)) {
         case LIVE_OK:
-            if (out->count == cap) {
-                cap = cap ? cap * 2 : 16;
-                struct live_process *grown = realloc(out->procs, cap * sizeof *grown);
+            if (out->count == *cap) {
+                *cap = *cap ? *cap * 2 : 16;
+                struct live_process *grown = realloc(out->procs, *cap * sizeof *grown);
                 if (grown == NULL) {
-                    closedir(dir);
+                    closedir(d);
+                    close(dir);
                     return -1;
                 }
                 out->procs = grown;
@@ -249,12 +417,36 @@ int live_scan(struct live_scan *out) {
         case LIVE_STALE:
             out->cleaned++;
             break;
+        case LIVE_REFUSED:
+            refuse(out, &e);
+            break;
         case LIVE_NONE:
         case LIVE_BAD:
             break;
         }
     }
-    closedir(dir);
+    closedir(d);
+    close(dir);
+    return 0;
+}
+
+int live_scan(struct live_scan *out) {
+    memset(out, 0, sizeof *out);
+    DIR *root = opendir(MB_STATSPAGE_ROOT);
+    if (root == NULL) return -1;
+    size_t cap = 0, prefix = strlen(MB_STATSPAGE_USER_PREFIX);
+    struct dirent *ent;
+    while ((ent = readdir(root)) != NULL) {
+        if (strncmp(ent->d_name, MB_STATSPAGE_USER_PREFIX, prefix) != 0) continue;
+        const char *digits = ent->d_name + prefix;
+        uid_t uid = (uid_t)decimal_name(digits, 0xfffffffeUL);
+        if (uid == 0 && strcmp(digits, "0") != 0) continue;
+        if (scan_user(out, uid, &cap) != 0) {
+            closedir(root);
+            return -1;
+        }
+    }
+    closedir(root);
     if (out->count > 1) qsort(out->procs, out->count, sizeof *out->procs, by_footprint);
     return 0;
 }
@@ -283,11 +475,27 @@ static const char *base_name(const char *path) {
 }
 
 #ifdef MB_TOOL_SYMBOLS
-/* The virtual address in the ELF file at path of its file offset; false when
- * the file is not readable or no loadable segment holds the offset. */
-static bool file_offset_vaddr(const char *path, uint64_t offset, uint64_t *vaddr) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+/* Whether path names a file that pid maps: the path of one of its file
+ * mappings, exactly. */
+static bool maps_names(void *ctx, const char *path) { return strcmp(path, ctx) == 0; }
+
+/* The module path of a page, opened for reading when it can be trusted as
+ * far as a path can: the process maps a file of that path, and it opens
+ * without following a link or blocking as a regular file.  -1 otherwise. */
+static int open_module(pid_t pid, const char *path) {
+    if (path[0] != '/' || maps_paths(pid, maps_names, (void *)path) != 1) return -1;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* The virtual address in the ELF file open as fd of its file offset; false
+ * when it is not ELF or no loadable segment holds the offset. */
+static bool file_offset_vaddr(int fd, uint64_t offset, uint64_t *vaddr) {
     bool found = false;
     Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
     size_t n = 0;
@@ -295,39 +503,40 @@ static bool file_offset_vaddr(const char *path, uint64_t offset, uint64_t *vaddr
         for (size_t i = 0; i < n && !found; i++) {
             GElf_Phdr ph;
             if (gelf_getphdr(elf, (int)i, &ph) == NULL || ph.p_type != PT_LOAD) continue;
-            if (offset >= ph.p_offset && offset < ph.p_offset + ph.p_filesz) {
+            if (offset >= ph.p_offset && offset - ph.p_offset < ph.p_filesz) {
                 *vaddr = ph.p_vaddr + (offset - ph.p_offset);
                 found = true;
             }
         }
     }
     if (elf != NULL) elf_end(elf);
-    close(fd);
     return found;
 }
 
-/* Names the frames through report_symbols.c: each readable module is placed at
- * the load bias its first frame gives (address minus virtual address). */
-static void symbolize(const struct mb_statspage *p, struct live_top_site *out) {
+/* Names the frames through report_symbols.c: each module that open_module
+ * accepts is placed at the load bias its first frame gives (address minus
+ * virtual address); only those are handed over. */
+static void symbolize(pid_t pid, const struct mb_statspage *p, struct live_top_site *out) {
     elf_version(EV_CURRENT);
     struct rp_module modules[MB_STATSPAGE_TOP_MODULES];
     struct rp_frame frames[MB_STATSPAGE_TOP_FRAMES];
     bool placed[MB_STATSPAGE_TOP_MODULES] = {false};
     memset(modules, 0, sizeof modules);
     memset(frames, 0, sizeof frames);
-    size_t module_count = p->top_module_count;
-    if (module_count > MB_STATSPAGE_TOP_MODULES) module_count = MB_STATSPAGE_TOP_MODULES;
+    int fds[MB_STATSPAGE_TOP_MODULES];
+    size_t module_count = p->top_module_count; /* live_check: within the array */
     for (size_t m = 0; m < module_count; m++) {
         modules[m].path = p->top_modules[m];
         modules[m].name = base_name(p->top_modules[m]);
         modules[m].build_id = ""; /* not recorded: the process runs it now */
+        fds[m] = open_module(pid, p->top_modules[m]);
     }
     for (size_t f = 0; f < out->frame_count; f++) {
         const struct mb_statspage_frame *pf = &p->top_frames[f];
         frames[f].address = pf->address;
-        if (pf->module >= module_count) continue;
+        if (pf->module >= module_count || fds[pf->module] < 0) continue;
         uint64_t vaddr;
-        if (!file_offset_vaddr(modules[pf->module].path, pf->file_offset, &vaddr)) continue;
+        if (!file_offset_vaddr(fds[pf->module], pf->file_offset, &vaddr)) continue;
         out->frames[f].module_offset = vaddr;
         if (!placed[pf->module]) {
             modules[pf->module].base = pf->address - vaddr;
@@ -335,6 +544,8 @@ static void symbolize(const struct mb_statspage *p, struct live_top_site *out) {
         }
         frames[f].module = &modules[pf->module];
     }
+    for (size_t m = 0; m < module_count; m++)
+        if (fds[m] >= 0) close(fds[m]);
     /* Only the modules with a frame placed are handed over. */
     struct rp_module used[MB_STATSPAGE_TOP_MODULES];
     size_t used_count = 0;
@@ -364,7 +575,8 @@ static void symbolize(const struct mb_statspage *p, struct live_top_site *out) {
     }
 }
 #else
-static void symbolize(const struct mb_statspage *p, struct live_top_site *out) {
+static void symbolize(pid_t pid, const struct mb_statspage *p, struct live_top_site *out) {
+    (void)pid;
     (void)p;
     (void)out; /* built without libdw: module+offset only */
 }
@@ -410,7 +622,7 @@ void live_top_site(const struct live_process *lp, struct live_top_site *out) {
             lf->module_offset = pf->file_offset;
         }
     }
-    symbolize(p, out);
+    symbolize(lp->pid, p, out);
     size_t len = 0;
     for (size_t f = 0; f < out->frame_count; f++) {
         struct live_top_frame *lf = &out->frames[f];

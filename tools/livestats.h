@@ -1,7 +1,9 @@
 /* Reading the live-statistics pages (policy/statspage.h) of processes running
  * with the library, for `membudget stat`, `membudget top` and `membudget run`.
- * A page is copied under its sequence counter, so a reader never sees half an
- * update; pages of processes that are gone (the process exited without exit(),
+ * Everything in a page is another process's word (DESIGN §11): a page is
+ * owner-checked, copied with pread under its sequence counter (a reader never
+ * sees half an update, and a file cut short under it costs no signal), and
+ * checked against the layout before anything in it is used; pages of processes that are gone (the process exited without exit(),
  * or its pid now names another process, or it exec'd a program without the
  * library) are removed as they are found. */
 #ifndef MEMBUDGET_TOOLS_LIVESTATS_H
@@ -16,27 +18,55 @@
 
 struct live_process {
     pid_t pid;
-    struct mb_statspage page; /* a consistent copy; fields past page.size are zero */
+    uid_t uid;                /* the owner of the process and of its page */
+    struct mb_statspage page; /* a checked copy; fields past page.size are zero */
 };
 
 enum live_status {
     LIVE_OK = 0,
-    LIVE_NONE,   /* no page: not running with the library, or no tick yet */
-    LIVE_DENIED, /* a page exists but belongs to another user */
-    LIVE_STALE,  /* the page's process is gone; the page was removed if we could */
-    LIVE_BAD     /* not a page this version can read */
+    LIVE_NONE,    /* no page: not running with the library, or no tick yet */
+    LIVE_DENIED,  /* a page may exist, in another user's directory */
+    LIVE_STALE,   /* the page's process is gone; the page was removed if we could */
+    LIVE_BAD,     /* not a page this version can read, or not a consistent one */
+    LIVE_REFUSED  /* not to be trusted: not a regular file, or not the owner's */
 };
 
-/* Reads the page of pid.  *err receives errno for LIVE_DENIED and LIVE_BAD. */
-enum live_status live_read(pid_t pid, struct live_process *out, int *err);
+/* Why a page was not read: errno where there is one, and one line (no
+ * newline) saying what was wrong, for LIVE_BAD and LIVE_REFUSED. */
+struct live_error {
+    int err;
+    char why[240];
+};
 
-/* Every readable live page in the directory, sorted by footprint, largest
- * first.  procs is allocated; free it with live_scan_free. */
+/* Reads the page of pid: the process's owner (its effective uid) must own
+ * the directory, which no one else may write, and the page, a regular file
+ * with one link; it is opened O_NONBLOCK|O_NOFOLLOW, copied with pread under
+ * its sequence counter (never mapped) and checked by live_check. */
+enum live_status live_read(pid_t pid, struct live_process *out, struct live_error *e);
+
+/* The checks of a page's bytes (len of them, as read from its file), for a
+ * process pid: magic, version, pid, a size within the file and the layout,
+ * every string NUL-terminated within its field, every count and index of the
+ * top site within its array and the frames within the recorded depth, every
+ * module path absolute.  On LIVE_OK *out holds the copy, zero past its size. */
+enum live_status live_check(const void *bytes, size_t len, pid_t pid, struct mb_statspage *out,
+                            struct live_error *e);
+
+/* The consistent copy of the page open as fd: its bytes read with pread,
+ * kept when the sequence counter was even and unchanged around the read;
+ * then live_check.  A page that shrinks or changes under the read is only
+ * read again (at most a few hundred times, then LIVE_BAD). */
+enum live_status live_read_fd(int fd, pid_t pid, struct mb_statspage *out, struct live_error *e);
+
+/* Every readable live page, sorted by footprint, largest first.  procs is
+ * allocated; free it with live_scan_free. */
 struct live_scan {
     struct live_process *procs;
     size_t count;
-    size_t denied;  /* pages of other users, not readable */
-    size_t cleaned; /* stale pages removed */
+    size_t denied;        /* directories of other users, not readable */
+    size_t refused;       /* pages refused (live_read's LIVE_REFUSED) */
+    char refused_why[240]; /* the first refusal's reason */
+    size_t cleaned;       /* stale pages removed */
 };
 int live_scan(struct live_scan *out); /* 0, or -1 with errno (no directory) */
 void live_scan_free(struct live_scan *scan);
@@ -44,14 +74,22 @@ void live_scan_free(struct live_scan *scan);
 /* Removes the page of pid if its process is gone; true when it did. */
 bool live_clean_if_stale(pid_t pid);
 
-/* The page's path for pid. */
-void live_page_path(char *out, size_t cap, pid_t pid);
+/* The per-user directory of uid, and the page's path in it for pid. */
+void live_dir_path(char *out, size_t cap, uid_t uid);
+void live_page_path(char *out, size_t cap, uid_t uid, pid_t pid);
+
+/* The effective uid of pid, from /proc/<pid>/status; false when it cannot
+ * be read (errno: ENOENT when there is no such process). */
+bool live_process_owner(pid_t pid, uid_t *uid);
 
 /* ---- the sampled top site ---------------------------------------------------
  * Symbolized here, in the reader, never in the watched process: each frame's
  * file and file offset (recorded in the page) give the file's load bias, and
  * tools/report_symbols.c (libdw) names the function and the line, exactly as
- * `membudget report` does for a dump.  Without libdw at build time, or when a
+ * `membudget report` does for a dump.  A module path comes from the page: it
+ * is handed to the symbolizer only when the process maps a file of that path
+ * (/proc/<pid>/maps) and the path opens, without following a link or
+ * blocking, as a regular file.  Without libdw at build time, or when a
  * file cannot be read, a frame is named module+offset. */
 enum live_top_state {
     LIVE_TOP_UNKNOWN = 0, /* the page's writer predates the top site: "-" */

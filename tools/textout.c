@@ -117,7 +117,7 @@ void tx_json(FILE *out, const char *s) {
             fputs("\\n", out);
         } else if (c == '\t') {
             fputs("\\t", out);
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (is_control(c)) {
             fprintf(out, "\\u%04x", (unsigned)c);
         } else {
             fwrite(p + i, 1, len, out);

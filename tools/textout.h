@@ -8,7 +8,7 @@
  *             in the output always stands for one byte)
  *   XML       & < > " ' as entities; control bytes XML cannot carry and bytes
  *             that are not UTF-8 as U+FFFD
- *   JSON      " \ and control bytes escaped (\n, \t, \u00NN); bytes that are
+ *   JSON      " \ and control characters (C0, DEL, C1) escaped (\n, \t, \u00NN); bytes that are
  *             not UTF-8 as U+FFFD.  Where the exact bytes matter (a path to
  *             open), the writer adds them as hex beside the string (the
  *             "path_bytes" of docs/dump.md): tx_hex and tx_unhex. */

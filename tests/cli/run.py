@@ -66,7 +66,16 @@ def tool(*args, env=None, timeout=TIMEOUT, prefix=()):
 
 
 def page_path(pid):
-    return "%s/membudget.%d" % (SHM, pid)
+    """The page of pid, one of our processes: in our per-user directory."""
+    return "%s/membudget-%d/%d" % (SHM, os.geteuid(), pid)
+
+
+def page_dir_ready():
+    """Our per-user directory, made as the library makes it, for pages
+    written here."""
+    path = "%s/membudget-%d" % (SHM, os.geteuid())
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
 
 
 def page_ready(pid):
@@ -867,6 +876,7 @@ def stale_pages():
     import struct
     header = struct.pack("<IIIIQQ16sQ", 0x3170626d, 1, 64 + 8, sleeper.pid, start_ticks,
                          time.time_ns(), b"sleep", 2)
+    page_dir_ready()
     fake = page_path(sleeper.pid)
     fd = os.open(fake, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, header.ljust(4096, b"\0"))
@@ -1045,6 +1055,7 @@ def top_site_old_page():
     import mmap
     import struct
     pid = os.getpid()
+    page_dir_ready()
     path = page_path(pid)
     if os.path.exists(path):
         os.unlink(path)

@@ -47,6 +47,7 @@ int main(void) {
     expect("xml: control and invalid bytes as U+FFFD", run(tx_xml, "a\x1b" "b\xff"),
            "a\xef\xbf\xbd" "b\xef\xbf\xbd");
     expect("json: quotes, controls", run(tx_json, "\"\\\n\x01"), "\"\\\"\\\\\\n\\u0001\"");
+    expect("json: C1 control U+009B escaped", run(tx_json, "a\xc2\x9b" "b"), "\"a\\u009bb\"");
     expect("json: UTF-8 kept, not \\u00c3\\u00a9", run(tx_json, "/tmp/d\xc3\xa9/x"),
            "\"/tmp/d\xc3\xa9/x\"");
     expect("json: invalid byte as U+FFFD", run(tx_json, "a\xe9z"), "\"a\\ufffdz\"");
