@@ -412,9 +412,9 @@ static int ctl_by_mib(int which, size_t index, void *oldp, size_t *oldlen, void 
  * very large allocation), with the default hooks; setting ours on an arena not
  * yet created would create it.  So: arena 0 at start-up, then every other
  * arena from jemalloc's arena-creation hook, before the allocation that
- * created it is served from it.  Hooked later (at the creating thread's next
- * tick, as it once was), an arena served its first extents through the
- * default hooks; with MALLOC_CONF retain:false those are committed mappings,
+ * created it is served from it.  An arena hooked only at a later tick would
+ * serve its first extents through the default hooks; with MALLOC_CONF
+ * retain:false those are committed mappings,
  * which this file takes for metadata (not charged), then decommitted through
  * ours, which uncharged what was never charged: the counter wrapped below
  * zero.  The tick still scans for an arena the creation hook could not hook. */
