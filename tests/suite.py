@@ -30,6 +30,14 @@ class Results:
         for line in str(detail).splitlines()[:self.excerpt_lines]:
             print("    | " + line)
 
+    def check(self, name, cond, why, detail=""):
+        """ok(name) when cond holds, else fail(name, why, detail); returns cond."""
+        if cond:
+            self.ok(name)
+        else:
+            self.fail(name, why, detail)
+        return cond
+
     def summary(self):
         line = "%d passed, %d failed" % (self.passed, self.failed)
         if self.skipped:

@@ -48,12 +48,7 @@ os.chmod(tmp, 0o755)
 children = []  # processes to stop at the end, whatever happens
 
 
-def check(name, cond, why, detail=""):
-    if cond:
-        ok(name)
-    else:
-        fail(name, why, detail)
-    return cond
+check = results.check
 
 
 def clean_env(extra=None):

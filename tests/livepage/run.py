@@ -57,12 +57,7 @@ ok, skip, fail = results.ok, results.skip, results.fail
 children = []
 
 
-def check(name, cond, why, detail=""):
-    if cond:
-        ok(name)
-    else:
-        fail(name, why, detail)
-    return cond
+check = results.check
 
 
 def tool(*args, timeout=TIMEOUT):
