@@ -2,8 +2,9 @@
  * memory limit and MEMBUDGET_RAM; the kill threshold from MEMBUDGET_LIMIT or
  * WebKit's jetsam model; the policy thresholds below it.  Every number carries
  * the text of where it came from, for `membudget limits` and the death dump.
- * Runs inside the first malloc: files are read with open/read into stack
- * buffers, through a root prefix so tests can use fake /proc and /sys trees. */
+ * Runs inside the first malloc.  What the OS says comes from the platform
+ * (os_limits_probe, alloc/os.h), which reads under a root prefix so tests can
+ * use fake /proc and /sys trees. */
 #ifndef MEMBUDGET_POLICY_LIMITS_H
 #define MEMBUDGET_POLICY_LIMITS_H
 
@@ -69,11 +70,12 @@ struct mb_limits {
     char strict_sync_source[MB_SOURCE_MAX];
 };
 
-/* Reads physical RAM (MemTotal of <root>/proc/meminfo, else sysinfo(2) when root
- * is "/"), the cgroup limit (<root>/proc/self/cgroup, <root>/proc/self/mountinfo,
- * then the limit files under <root><mount point>) and MEMBUDGET_RAM from cfg,
- * and sets ram_bytes.  root NULL or "" means "/".  Never fails: what cannot be
- * read is said so in the source text. */
+/* Reads physical RAM and the container's limit through the platform
+ * (os_limits_probe; on Linux MemTotal of <root>/proc/meminfo, else sysinfo(2)
+ * when root is "/", and the cgroup limit from <root>/proc/self/cgroup,
+ * <root>/proc/self/mountinfo, then the limit files under <root><mount point>)
+ * and MEMBUDGET_RAM from cfg, and sets ram_bytes.  root NULL or "" means "/".
+ * Never fails: what cannot be read is said so in the source text. */
 void mb_limits_probe(struct mb_limits *lim, const char *root, const struct mb_config *cfg);
 
 /* The inputs of the thresholds that can change while the process runs
