@@ -26,12 +26,14 @@ endif
 #                      needs, for the programs that link it alone (the
 #                      command, tests/limits, fuzz)
 #   MB_OS_SRCS         all of them, with the loaded modules: the library's
+#   MB_OS_CFLAGS       the exported names' list (MB_INTERPOSE_H, preload/api.c)
 #   MB_OS_LIB_LDFLAGS  how the library is linked and what it exports
 MB_OS ?= $(if $(findstring linux,$(shell $(CC) -dumpmachine 2>/dev/null)),linux,unknown)
 ifeq ($(MB_OS),linux)
 MB_OS_BASE_SRCS := alloc/os.c alloc/os_linux.c
 MB_OS_LIMITS_SRCS := $(MB_OS_BASE_SRCS) policy/limits_linux.c
 MB_OS_SRCS  := $(MB_OS_LIMITS_SRCS) policy/modules_linux.c
+MB_OS_CFLAGS := -DMB_INTERPOSE_H='"preload/interpose_linux.h"'
 MB_OS_LIB_LDFLAGS := -Wl,--version-script=preload/exports.map -Wl,-z,now -Wl,-z,relro \
 	-Wl,-soname,libmembudget.so
 else
@@ -41,7 +43,7 @@ endif
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -fPIC -fvisibility=hidden \
 	-ftls-model=initial-exec -fno-plt -fno-semantic-interposition \
-	-Iinclude -I. $(WARN)
+	-Iinclude -I. $(WARN) $(MB_OS_CFLAGS)
 CFLAGS_LIB := $(BASE_CFLAGS) $(MODE_CFLAGS) $(EXTRA_CFLAGS)
 
 .DEFAULT_GOAL := all
