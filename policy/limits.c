@@ -240,8 +240,8 @@ unsigned mb_limits_compute(struct mb_limits *lim, const struct mb_config *cfg,
 
     /* Base threshold: the explicit limit, else WebKit's min(3 GB, ramSize). */
     mb_buf_init(&b, lim->base_source, sizeof lim->base_source);
-    const struct mb_amount def_cons = {.kind = MB_AMOUNT_FRACTION, .ppb = 800000000u};
-    const struct mb_amount def_strict = {.kind = MB_AMOUNT_FRACTION, .ppb = 900000000u};
+    const struct mb_amount def_cons = MB_DEFAULT_FRACTION(MB_CONSERVATIVE_DEFAULT);
+    const struct mb_amount def_strict = MB_DEFAULT_FRACTION(MB_STRICT_DEFAULT);
     if (explicit_limit) {
         lim->base_bytes = lim->kill_bytes;
         mb_buf_str(&b, "the kill threshold (the limit is explicit)");
