@@ -4,10 +4,12 @@
  * thresholdForPolicy's fractions of the base threshold.  Runs inside the first
  * malloc: no allocation, no stdio.  What the OS says (RAM, the container's
  * limit) comes from the platform (os_limits_probe, alloc/os.h); the rest is
- * arithmetic and the text of where each number came from. */
+ * arithmetic (mb_thresholds_compute) and the text of where each number came
+ * from. */
 #include "policy/limits.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "alloc/os.h"
 
@@ -183,119 +185,172 @@ static void report_order(const struct mb_sink *sink, const struct mb_config *cfg
     mb_sink_line(sink, b.data, b.len);
 }
 
-unsigned mb_limits_compute(struct mb_limits *lim, const struct mb_config *cfg,
-                           const struct mb_limits_params *p, const struct mb_sink *sink) {
-    unsigned reported = 0;
-    uint64_t ram = lim->ram_bytes != 0 ? lim->ram_bytes : MB_RAM_GUESS_BYTES;
-    lim->model = cfg->model;
-    lim->state = p->state;
-    lim->pages = p->pages != 0 ? p->pages : 1;
-    lim->word_bits = p->word_bits == 32 ? 32 : 64;
-    struct mb_buf b;
-
-    /* Kill threshold: an explicit limit, else the model. */
-    bool explicit_limit = p->api_limit_bytes != 0 || cfg->limit.kind != MB_AMOUNT_NONE;
-    lim->kill_from_ram = false;
-    mb_buf_init(&b, lim->kill_source, sizeof lim->kill_source);
+/* The kill threshold and whether it came from ramSize. */
+static void compute_kill(struct mb_thresholds *t, const struct mb_config *cfg,
+                         const struct mb_limits_params *p) {
+    uint64_t ram = t->ram_bytes;
+    t->kill_from_ram = t->kill_raised = false;
     if (p->api_limit_bytes != 0) {
-        lim->kill_bytes = p->api_limit_bytes;
-        mb_buf_str(&b, "membudget_set_limit(");
-        mb_buf_u64(&b, p->api_limit_bytes);
-        mb_buf_char(&b, ')');
+        t->kill_rule = MB_KILL_API;
+        t->kill_bytes = p->api_limit_bytes;
     } else if (cfg->limit.kind == MB_AMOUNT_BYTES) {
-        lim->kill_bytes = cfg->limit.bytes;
-        mb_buf_str(&b, "MEMBUDGET_LIMIT=");
-        mb_buf_str(&b, cfg->raw[MB_OPT_LIMIT]);
+        t->kill_rule = MB_KILL_SIZE;
+        t->kill_bytes = cfg->limit.bytes;
     } else if (cfg->limit.kind == MB_AMOUNT_FRACTION) {
-        lim->kill_bytes = mb_apply_ppb(ram, cfg->limit.ppb);
-        lim->kill_from_ram = true;
-        mb_buf_str(&b, "MEMBUDGET_LIMIT=");
-        mb_buf_str(&b, cfg->raw[MB_OPT_LIMIT]);
-        mb_buf_str(&b, " of ramSize ");
-        mb_buf_bytes(&b, ram);
+        t->kill_rule = MB_KILL_PERCENT;
+        t->kill_bytes = mb_apply_ppb(ram, cfg->limit.ppb);
+        t->kill_from_ram = true;
         /* Sizes have a floor of 1 MiB; a percentage of ramSize >= 128 MiB only
          * goes below it under 0.8%. */
-        if (lim->kill_bytes < MB_MIB) {
-            lim->kill_bytes = MB_MIB;
-            mb_buf_str(&b, ", raised to the 1 MiB minimum");
+        if (t->kill_bytes < MB_MIB) {
+            t->kill_bytes = MB_MIB;
+            t->kill_raised = true;
         }
     } else {
-        lim->kill_bytes =
-            mb_model_kill_threshold(cfg->model, p->state, lim->pages, lim->word_bits, ram);
-        lim->kill_from_ram = lim->kill_bytes == mb_ram_cap(ram);
-        model_source(lim->kill_source, sizeof lim->kill_source, cfg->model, p->state, lim->pages,
-                     lim->word_bits, ram);
+        t->kill_rule = MB_KILL_MODEL;
+        t->kill_bytes = mb_model_kill_threshold(cfg->model, p->state, t->pages, t->word_bits, ram);
+        t->kill_from_ram = t->kill_bytes == mb_ram_cap(ram);
     }
+    t->explicit_limit = t->kill_rule != MB_KILL_MODEL;
+    t->inactive_kill_bytes =
+        t->explicit_limit
+            ? t->kill_bytes
+            : mb_model_kill_threshold(cfg->model, MB_STATE_INACTIVE, t->pages, t->word_bits, ram);
+}
 
-    mb_buf_init(&b, lim->inactive_kill_source, sizeof lim->inactive_kill_source);
-    if (explicit_limit) {
-        lim->inactive_kill_bytes = lim->kill_bytes;
-        mb_buf_str(&b, "the kill threshold (the limit is explicit)");
-    } else {
-        lim->inactive_kill_bytes = mb_model_kill_threshold(cfg->model, MB_STATE_INACTIVE,
-                                                           lim->pages, lim->word_bits, ram);
-        model_source(lim->inactive_kill_source, sizeof lim->inactive_kill_source, cfg->model,
-                     MB_STATE_INACTIVE, lim->pages, lim->word_bits, ram);
-    }
-
-    /* Base threshold: the explicit limit, else WebKit's min(3 GB, ramSize). */
-    mb_buf_init(&b, lim->base_source, sizeof lim->base_source);
+/* The conservative and strict thresholds: the overrides if they keep
+ * conservative < strict <= kill, else the defaults. */
+static void compute_policy(struct mb_thresholds *t, const struct mb_config *cfg) {
     const struct mb_amount def_cons = MB_DEFAULT_FRACTION(MB_CONSERVATIVE_DEFAULT);
     const struct mb_amount def_strict = MB_DEFAULT_FRACTION(MB_STRICT_DEFAULT);
-    if (explicit_limit) {
-        lim->base_bytes = lim->kill_bytes;
-        mb_buf_str(&b, "the kill threshold (the limit is explicit)");
-    } else {
-        lim->base_bytes = ram < MB_BASE_THRESHOLD_DEFAULT ? ram : MB_BASE_THRESHOLD_DEFAULT;
-        mb_buf_str(&b, "min(3 GiB, ramSize ");
-        mb_buf_bytes(&b, ram);
-        mb_buf_char(&b, ')');
-        /* The 2 GB inactive variants of the model kill below 0.9 x 3 GB: lower
-         * the base to the kill threshold so the default Strict level is still
-         * reached before the kill, keeping conservative < strict <= kill. */
-        if (amount_bytes(&def_strict, lim->base_bytes) > lim->kill_bytes) {
-            lim->base_bytes = lim->kill_bytes;
-            mb_buf_str(&b, ", lowered to the kill threshold so that strict <= kill");
-        }
-    }
-
-    bool cons_set = mb_config_is_set(cfg, MB_OPT_CONSERVATIVE);
-    bool strict_set = mb_config_is_set(cfg, MB_OPT_STRICT);
-    const struct mb_amount *cons_amount = cons_set ? &cfg->conservative : &def_cons;
-    const struct mb_amount *strict_amount = strict_set ? &cfg->strict : &def_strict;
-    uint64_t cons = amount_bytes(cons_amount, lim->base_bytes);
-    uint64_t strict = amount_bytes(strict_amount, lim->base_bytes);
-    if (!(cons < strict && strict <= lim->kill_bytes)) {
-        if (cons_set || strict_set) {
-            report_order(sink, cfg, cons, strict, lim->kill_bytes);
-            reported++;
-        }
-        cons_set = strict_set = false;
-        cons_amount = &def_cons;
-        strict_amount = &def_strict;
-        cons = amount_bytes(cons_amount, lim->base_bytes);
-        strict = amount_bytes(strict_amount, lim->base_bytes);
+    t->cons_set = mb_config_is_set(cfg, MB_OPT_CONSERVATIVE);
+    t->strict_set = mb_config_is_set(cfg, MB_OPT_STRICT);
+    uint64_t cons = amount_bytes(t->cons_set ? &cfg->conservative : &def_cons, t->base_bytes);
+    uint64_t strict = amount_bytes(t->strict_set ? &cfg->strict : &def_strict, t->base_bytes);
+    t->order_rejected = false;
+    if (!(cons < strict && strict <= t->kill_bytes)) {
+        t->order_rejected = t->cons_set || t->strict_set;
+        t->rejected_cons = cons;
+        t->rejected_strict = strict;
+        t->cons_set = t->strict_set = false;
+        cons = amount_bytes(&def_cons, t->base_bytes);
+        strict = amount_bytes(&def_strict, t->base_bytes);
     }
     /* With the defaults the order holds by construction (base >= 1 MiB, and
      * 0.9 x base <= kill above); this only guards the invariant. */
-    if (strict > lim->kill_bytes) strict = lim->kill_bytes;
+    if (strict > t->kill_bytes) strict = t->kill_bytes;
     if (strict == 0) strict = 1; /* only for a membudget_set_limit() of bytes */
     if (cons >= strict) cons = strict - 1;
-    lim->conservative_bytes = cons;
-    lim->strict_bytes = strict;
-    threshold_source(lim->conservative_source, sizeof lim->conservative_source, cfg,
-                     MB_OPT_CONSERVATIVE, cons_amount, !cons_set);
-    threshold_source(lim->strict_source, sizeof lim->strict_source, cfg, MB_OPT_STRICT,
-                     strict_amount, !strict_set);
+    t->conservative_bytes = cons;
+    t->strict_bytes = strict;
+    t->strict_sync_raised = strict > t->base_bytes;
+    t->strict_sync_bytes = t->strict_sync_raised ? strict : t->base_bytes;
+}
 
-    mb_buf_init(&b, lim->strict_sync_source, sizeof lim->strict_sync_source);
-    lim->strict_sync_bytes = lim->base_bytes;
-    mb_buf_str(&b, "1.0 x base threshold");
-    if (strict > lim->base_bytes) {
-        lim->strict_sync_bytes = strict;
-        mb_buf_str(&b, ", raised to the strict threshold");
+void mb_thresholds_compute(struct mb_thresholds *t, uint64_t ram_bytes, const struct mb_config *cfg,
+                           const struct mb_limits_params *p) {
+    memset(t, 0, sizeof *t);
+    t->ram_bytes = ram_bytes != 0 ? ram_bytes : MB_RAM_GUESS_BYTES;
+    t->pages = p->pages != 0 ? p->pages : 1;
+    t->word_bits = p->word_bits == 32 ? 32 : 64;
+    compute_kill(t, cfg, p);
+    /* Base threshold: the explicit limit, else WebKit's min(3 GB, ramSize). */
+    t->base_lowered = false;
+    if (t->explicit_limit) {
+        t->base_bytes = t->kill_bytes;
+    } else {
+        t->base_bytes =
+            t->ram_bytes < MB_BASE_THRESHOLD_DEFAULT ? t->ram_bytes : MB_BASE_THRESHOLD_DEFAULT;
+        /* The 2 GB inactive variants of the model kill below 0.9 x 3 GB: lower
+         * the base to the kill threshold so the default Strict level is still
+         * reached before the kill, keeping conservative < strict <= kill. */
+        const struct mb_amount def_strict = MB_DEFAULT_FRACTION(MB_STRICT_DEFAULT);
+        if (amount_bytes(&def_strict, t->base_bytes) > t->kill_bytes) {
+            t->base_bytes = t->kill_bytes;
+            t->base_lowered = true;
+        }
     }
-    return reported;
+    compute_policy(t, cfg);
+}
+
+/* Where the kill and inactive-kill thresholds came from. */
+static void describe_kill(struct mb_limits *lim, const struct mb_config *cfg,
+                          const struct mb_limits_params *p, const struct mb_thresholds *t) {
+    struct mb_buf b;
+    mb_buf_init(&b, lim->kill_source, sizeof lim->kill_source);
+    switch (t->kill_rule) {
+    case MB_KILL_API:
+        mb_buf_str(&b, "membudget_set_limit(");
+        mb_buf_u64(&b, p->api_limit_bytes);
+        mb_buf_char(&b, ')');
+        break;
+    case MB_KILL_SIZE:
+    case MB_KILL_PERCENT:
+        mb_buf_str(&b, "MEMBUDGET_LIMIT=");
+        mb_buf_str(&b, cfg->raw[MB_OPT_LIMIT]);
+        if (t->kill_rule == MB_KILL_SIZE) break;
+        mb_buf_str(&b, " of ramSize ");
+        mb_buf_bytes(&b, t->ram_bytes);
+        if (t->kill_raised) mb_buf_str(&b, ", raised to the 1 MiB minimum");
+        break;
+    case MB_KILL_MODEL:
+        model_source(lim->kill_source, sizeof lim->kill_source, cfg->model, p->state, t->pages,
+                     t->word_bits, t->ram_bytes);
+        break;
+    }
+    mb_buf_init(&b, lim->inactive_kill_source, sizeof lim->inactive_kill_source);
+    if (t->explicit_limit)
+        mb_buf_str(&b, "the kill threshold (the limit is explicit)");
+    else
+        model_source(lim->inactive_kill_source, sizeof lim->inactive_kill_source, cfg->model,
+                     MB_STATE_INACTIVE, t->pages, t->word_bits, t->ram_bytes);
+}
+
+/* Where the base and the policy thresholds came from. */
+static void describe_policy(struct mb_limits *lim, const struct mb_config *cfg,
+                            const struct mb_thresholds *t) {
+    const struct mb_amount def_cons = MB_DEFAULT_FRACTION(MB_CONSERVATIVE_DEFAULT);
+    const struct mb_amount def_strict = MB_DEFAULT_FRACTION(MB_STRICT_DEFAULT);
+    struct mb_buf b;
+    mb_buf_init(&b, lim->base_source, sizeof lim->base_source);
+    if (t->explicit_limit) {
+        mb_buf_str(&b, "the kill threshold (the limit is explicit)");
+    } else {
+        mb_buf_str(&b, "min(3 GiB, ramSize ");
+        mb_buf_bytes(&b, t->ram_bytes);
+        mb_buf_char(&b, ')');
+        if (t->base_lowered)
+            mb_buf_str(&b, ", lowered to the kill threshold so that strict <= kill");
+    }
+    threshold_source(lim->conservative_source, sizeof lim->conservative_source, cfg,
+                     MB_OPT_CONSERVATIVE, t->cons_set ? &cfg->conservative : &def_cons,
+                     !t->cons_set);
+    threshold_source(lim->strict_source, sizeof lim->strict_source, cfg, MB_OPT_STRICT,
+                     t->strict_set ? &cfg->strict : &def_strict, !t->strict_set);
+    mb_buf_init(&b, lim->strict_sync_source, sizeof lim->strict_sync_source);
+    mb_buf_str(&b, "1.0 x base threshold");
+    if (t->strict_sync_raised) mb_buf_str(&b, ", raised to the strict threshold");
+}
+
+unsigned mb_limits_compute(struct mb_limits *lim, const struct mb_config *cfg,
+                           const struct mb_limits_params *p, const struct mb_sink *sink) {
+    struct mb_thresholds t;
+    mb_thresholds_compute(&t, lim->ram_bytes, cfg, p);
+    if (t.order_rejected) report_order(sink, cfg, t.rejected_cons, t.rejected_strict, t.kill_bytes);
+    lim->model = cfg->model;
+    lim->state = p->state;
+    lim->pages = t.pages;
+    lim->word_bits = t.word_bits;
+    lim->kill_bytes = t.kill_bytes;
+    lim->kill_from_ram = t.kill_from_ram;
+    lim->inactive_kill_bytes = t.inactive_kill_bytes;
+    lim->base_bytes = t.base_bytes;
+    lim->conservative_bytes = t.conservative_bytes;
+    lim->strict_bytes = t.strict_bytes;
+    lim->strict_sync_bytes = t.strict_sync_bytes;
+    describe_kill(lim, cfg, p, &t);
+    describe_policy(lim, cfg, &t);
+    return t.order_rejected ? 1 : 0;
 }
 
 unsigned mb_limits_init(struct mb_limits *lim, const char *root, const struct mb_config *cfg,

@@ -97,6 +97,35 @@ void mb_limits_params_from_config(struct mb_limits_params *p, const struct mb_co
 unsigned mb_limits_compute(struct mb_limits *lim, const struct mb_config *cfg,
                            const struct mb_limits_params *p, const struct mb_sink *sink);
 
+/* The arithmetic of mb_limits_compute, without any text: a pure function of
+ * ramSize (0: MB_RAM_GUESS_BYTES), cfg and p.  What it decided (which rule
+ * gave the kill threshold, whether the overrides were rejected) is kept for
+ * the description of each number. */
+enum mb_kill_rule {
+    MB_KILL_API,     /* membudget_set_limit() */
+    MB_KILL_SIZE,    /* MEMBUDGET_LIMIT as a size */
+    MB_KILL_PERCENT, /* MEMBUDGET_LIMIT as a percentage of ramSize */
+    MB_KILL_MODEL,   /* the jetsam model, capped at 0.9 x ramSize */
+};
+struct mb_thresholds {
+    uint64_t ram_bytes;
+    unsigned pages;     /* >= 1 */
+    unsigned word_bits; /* 32 or 64 */
+    enum mb_kill_rule kill_rule;
+    bool explicit_limit;                     /* any rule but the model */
+    bool kill_raised;                        /* a percentage below 1 MiB, raised to it */
+    bool kill_from_ram;                      /* as struct mb_limits */
+    bool base_lowered;                       /* min(3 GiB, ramSize) lowered to the kill threshold */
+    bool cons_set, strict_set;               /* the overrides in effect */
+    bool order_rejected;                     /* overrides broke the order: the defaults are used */
+    uint64_t rejected_cons, rejected_strict; /* what they gave, when rejected */
+    bool strict_sync_raised;                 /* strict above the base */
+    uint64_t kill_bytes, inactive_kill_bytes, base_bytes;
+    uint64_t conservative_bytes, strict_bytes, strict_sync_bytes;
+};
+void mb_thresholds_compute(struct mb_thresholds *t, uint64_t ram_bytes, const struct mb_config *cfg,
+                           const struct mb_limits_params *p);
+
 /* mb_limits_probe, then mb_limits_compute with mb_limits_params_from_config. */
 unsigned mb_limits_init(struct mb_limits *lim, const char *root, const struct mb_config *cfg,
                         const struct mb_sink *sink);
