@@ -475,7 +475,7 @@ void large_check_unknown(const void *p, enum alloc_op op) {
     mb_unlock(&large_lock);
     if (live || cached) large_misuse_report(p, op, cached, start, size);
     /* Mapped again since, by someone else: not ours any more. */
-    if (unmapped_hit && !os_page_mapped((const void *)a)) large_misuse_report(p, op, true, start, size);
+    if (unmapped_hit && !os_page_mapped(p)) large_misuse_report(p, op, true, start, size);
 }
 
 void large_stats(struct large_stats *out, bool wait) {
