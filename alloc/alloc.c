@@ -301,25 +301,25 @@ void alloc_check_counter(uint64_t charged_elsewhere) {
     uint64_t counter = budget_counter();
     if (sum != counter) {
         char buf[512];
-        struct fmt f = FMT_ON(buf);
-        fmt_str(&f, "membudget: counter ");
-        fmt_u64(&f, counter);
-        fmt_str(&f, " but committed: headers ");
-        fmt_u64(&f, cs.header_bytes);
-        fmt_str(&f, " pages ");
-        fmt_u64(&f, cs.committed_bytes);
-        fmt_str(&f, " spans ");
-        fmt_u64(&f, ls.span_bytes);
-        fmt_str(&f, " cached ");
-        fmt_u64(&f, ls.cached_bytes);
-        fmt_str(&f, " meta ");
-        fmt_u64(&f, meta_bytes(true));
-        fmt_str(&f, " credit ");
-        fmt_u64(&f, heap_credit_bytes());
-        fmt_str(&f, " elsewhere ");
-        fmt_u64(&f, charged_elsewhere);
-        fmt_char(&f, '\n');
-        fmt_write(&f, 2);
+        struct mb_buf f = mb_buf_on(buf, sizeof buf);
+        mb_buf_str(&f, "membudget: counter ");
+        mb_buf_u64(&f, counter);
+        mb_buf_str(&f, " but committed: headers ");
+        mb_buf_u64(&f, cs.header_bytes);
+        mb_buf_str(&f, " pages ");
+        mb_buf_u64(&f, cs.committed_bytes);
+        mb_buf_str(&f, " spans ");
+        mb_buf_u64(&f, ls.span_bytes);
+        mb_buf_str(&f, " cached ");
+        mb_buf_u64(&f, ls.cached_bytes);
+        mb_buf_str(&f, " meta ");
+        mb_buf_u64(&f, meta_bytes(true));
+        mb_buf_str(&f, " credit ");
+        mb_buf_u64(&f, heap_credit_bytes());
+        mb_buf_str(&f, " elsewhere ");
+        mb_buf_u64(&f, charged_elsewhere);
+        mb_buf_char(&f, '\n');
+        os_write_all(2, f.data, f.len);
     }
     mb_check(sum == counter, "budget counter differs from the committed total");
 #else

@@ -70,7 +70,7 @@ static void print_table(const struct mb_limits *lim, const struct mb_config *cfg
     for (size_t i = 0; i < n; i++) {
         char human[32], bytes[24];
         if (rows[i].known) {
-            cli_bytes(human, sizeof human, rows[i].bytes);
+            mb_bytes_text(human, sizeof human, rows[i].bytes);
             snprintf(bytes, sizeof bytes, "%" PRIu64, rows[i].bytes);
         } else {
             snprintf(human, sizeof human, "%s", rows[i].bytes == 0 && i == 1 ? "none" : "unknown");

@@ -123,7 +123,7 @@ static void print_top_site(const struct live_process *lp) {
         return;
     case LIVE_TOP_NONE:
         printf("%-11s none yet (no live sample; 1 per %s on average)\n", "top site",
-               cli_bytes(a, sizeof a, t.rate_bytes));
+               mb_bytes_text(a, sizeof a, t.rate_bytes));
         return;
     case LIVE_TOP_OK:
         break;
@@ -131,8 +131,8 @@ static void print_top_site(const struct live_process *lp) {
     printf("%-11s ", "top site");
     term(t.frame_count > 0 ? t.frames[0].name : "[no frames]");
     printf(": %s (%" PRIu64 " bytes) estimated live in %" PRIu64 " %s of 1 per %s\n",
-           cli_bytes(a, sizeof a, t.est_bytes), t.est_bytes, t.live_samples,
-           t.live_samples == 1 ? "sample" : "samples", cli_bytes(b, sizeof b, t.rate_bytes));
+           mb_bytes_text(a, sizeof a, t.est_bytes), t.est_bytes, t.live_samples,
+           t.live_samples == 1 ? "sample" : "samples", mb_bytes_text(b, sizeof b, t.rate_bytes));
     for (size_t f = 0; f < t.frame_count; f++) {
         const struct live_top_frame *fr = &t.frames[f];
         printf("%-11s #%zu ", "", f);
@@ -162,25 +162,25 @@ static void print_stat(const struct live_process *lp) {
     term(cmdline);
     putchar('\n');
     printf("%-11s %s (%" PRIu64 " bytes), %.1f%% of the limit\n", "footprint",
-           cli_bytes(a, sizeof a, p->footprint_bytes), p->footprint_bytes, percent_of_limit(p));
+           mb_bytes_text(a, sizeof a, p->footprint_bytes), p->footprint_bytes, percent_of_limit(p));
     printf("%-11s %s (%" PRIu64 " bytes): the allocator and charged anonymous mappings\n",
-           "counter", cli_bytes(a, sizeof a, p->counter_bytes), p->counter_bytes);
+           "counter", mb_bytes_text(a, sizeof a, p->counter_bytes), p->counter_bytes);
     printf("%-11s %s (%" PRIu64 " bytes): the rest of the OS view, ", "baseline",
-           cli_bytes(a, sizeof a, p->baseline_bytes), p->baseline_bytes);
+           mb_bytes_text(a, sizeof a, p->baseline_bytes), p->baseline_bytes);
     term(p->footprint_source);
-    printf(" %s\n", cli_bytes(b, sizeof b, p->os_bytes));
+    printf(" %s\n", mb_bytes_text(b, sizeof b, p->os_bytes));
     printf("%-11s footprint %s at a tick, counter %s\n", "peak",
-           cli_bytes(a, sizeof a, p->footprint_peak_bytes),
-           cli_bytes(b, sizeof b, p->counter_peak_bytes));
-    printf("%-11s %s (%" PRIu64 " bytes): ", "limit", cli_bytes(a, sizeof a, p->limit_bytes),
+           mb_bytes_text(a, sizeof a, p->footprint_peak_bytes),
+           mb_bytes_text(b, sizeof b, p->counter_peak_bytes));
+    printf("%-11s %s (%" PRIu64 " bytes): ", "limit", mb_bytes_text(a, sizeof a, p->limit_bytes),
            p->limit_bytes);
     term(p->limit_source);
     printf("; action ");
     term(p->action);
     putchar('\n');
     printf("%-11s conservative %s, strict %s, strict-synchronous %s\n", "thresholds",
-           cli_bytes(a, sizeof a, p->conservative_bytes), cli_bytes(b, sizeof b, p->strict_bytes),
-           cli_bytes(c, sizeof c, p->strict_sync_bytes));
+           mb_bytes_text(a, sizeof a, p->conservative_bytes), mb_bytes_text(b, sizeof b, p->strict_bytes),
+           mb_bytes_text(c, sizeof c, p->strict_sync_bytes));
     printf("%-11s ", "policy");
     term(p->policy_name);
     printf(" (%" PRIu64 " %s recorded)\n", p->events_total,
@@ -590,14 +590,14 @@ static size_t output_width(void) {
     return 0;
 }
 
-/* The TOP SITE cell: "36.0M grow_site_a < grow < main" in its terminal form
+/* The TOP SITE cell: "36M grow_site_a < grow < main" in its terminal form
  * (tools/textout.h), cut to `room` columns with "..." (room 0: no limit). */
 static void site_cell(char *out, size_t cap, const struct live_process *lp, size_t room) {
     const struct mb_statspage *p = &lp->page;
     const char *label = top_site_label(lp);
     char est[16], raw[480];
     if (p->size >= MB_STATSPAGE_SIZE_TOP_SITE && p->sample_rate_bytes != 0 && p->top_site != 0)
-        snprintf(raw, sizeof raw, "%s %s", cli_bytes_short(est, sizeof est, p->top_est_bytes),
+        snprintf(raw, sizeof raw, "%s %s", mb_bytes_short_text(est, sizeof est, p->top_est_bytes),
                  label);
     else
         snprintf(raw, sizeof raw, "%s", label);
@@ -657,11 +657,11 @@ static void print_frame(const struct live_scan *scan, double delay, bool once) {
             site_cell(site + 1, sizeof site - 1, lp, room);
         }
         printf("%7ld %s %6s %6s %5.1f %6s %6s %6s %s %5s%s\n", (long)lp->pid, comm,
-               cli_bytes_short(fp, sizeof fp, p->footprint_bytes),
-               cli_bytes_short(lim, sizeof lim, p->limit_bytes), percent_of_limit(p),
-               cli_bytes_short(peak, sizeof peak, p->footprint_peak_bytes),
-               cli_bytes_short(counter, sizeof counter, p->counter_bytes),
-               cli_bytes_short(base, sizeof base, p->baseline_bytes), policy, age, site);
+               mb_bytes_short_text(fp, sizeof fp, p->footprint_bytes),
+               mb_bytes_short_text(lim, sizeof lim, p->limit_bytes), percent_of_limit(p),
+               mb_bytes_short_text(peak, sizeof peak, p->footprint_peak_bytes),
+               mb_bytes_short_text(counter, sizeof counter, p->counter_bytes),
+               mb_bytes_short_text(base, sizeof base, p->baseline_bytes), policy, age, site);
     }
     if (scan->count == 0) printf("(no process of this user is running with libmembudget.so)\n");
     if (scan->denied != 0)

@@ -99,30 +99,12 @@ static json_t *object_or_empty(json_t *root, const char *key) {
     return v;
 }
 
-const char *rp_bytes(char *buf, size_t cap, uint64_t bytes) {
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-    unsigned u = 0;
-    while (u + 1 < sizeof units / sizeof units[0] && bytes >= ((uint64_t)1 << (10 * (u + 1)))) u++;
-    uint64_t unit = (uint64_t)1 << (10 * u);
-    uint64_t whole = bytes >> (10 * u), rest = bytes & (unit - 1);
-    uint64_t tenths = (rest * 10 + unit / 2) >> (10 * u);
-    if (tenths == 10) {
-        whole++;
-        tenths = 0;
-    }
-    if (tenths != 0)
-        snprintf(buf, cap, "%" PRIu64 ".%" PRIu64 " %s", whole, tenths, units[u]);
-    else
-        snprintf(buf, cap, "%" PRIu64 " %s", whole, units[u]);
-    return buf;
-}
-
 /* Several sizes in one printf: each call gets its own buffer of a ring. */
 static const char *B(uint64_t bytes) {
     static char ring[16][32];
     static unsigned next;
     char *buf = ring[next++ % 16];
-    return rp_bytes(buf, sizeof ring[0], bytes);
+    return mb_bytes_text(buf, sizeof ring[0], bytes);
 }
 
 /* Text from the dump or a module file, as the terminal may show it

@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+#include "alloc/fmt.h" /* mb_bytes_text: sizes as the library writes them */
+
 #define RP_NOTES_MAX 8
 /* The largest dump read (docs/dump.md): a real one with every site of the
  * table (16,384 stacks of 32 frames) takes about 12 MiB; memory and time are
@@ -121,8 +123,5 @@ void rp_symbolize(struct rp_report *r);
 /* report_svg.c: the footprint timeline with the thresholds and the policy
  * changes; false when the file cannot be written. */
 bool rp_write_svg(const struct rp_report *r, const char *path);
-
-/* "51.2 MiB": one decimal, ".0" dropped, as the library writes sizes. */
-const char *rp_bytes(char *buf, size_t cap, uint64_t bytes);
 
 #endif

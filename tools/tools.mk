@@ -3,6 +3,7 @@
 #                DEBUG=1, which then finds the debug library beside it), the man
 #                pages build/man/membudget.1 and .3, and build/membudget.pc
 # The command links policy/config.c and policy/limits.c for `membudget limits`
+# (with alloc/fmt.c, the text buffer every layer writes with)
 # and reads live statistics through the format of policy/statspage.h; it never
 # links the allocator.  It also links the report tool's symbolizer
 # (tools/report_symbols.c, libdw) to name the sampled top site of `stat`/`top`.  membudget(1) lists every MEMBUDGET_* variable from the
@@ -24,10 +25,10 @@ TOOL_GENDIR  := $(BUILD_ROOT)/tools/gen
 TOOL_DIRS_H  := $(TOOL_GENDIR)/install_dirs.h
 TOOL_SRCS    := tools/membudget.c tools/cli.c tools/textout.c tools/cmd_run.c tools/run_start.c \
 	tools/cmd_limits.c tools/cmd_live.c tools/cmd_report.c tools/livestats.c policy/config.c \
-	policy/limits.c
+	policy/limits.c alloc/fmt.c
 TOOL_HDRS    := tools/cli.h tools/textout.h policy/utf8.h tools/livestats.h tools/run_start.h \
 	preload/handshake.h policy/statspage.h policy/config.h \
-	policy/limits.h include/membudget.h
+	policy/limits.h include/membudget.h alloc/fmt.h
 TOOL_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -Iinclude -I. -I$(TOOL_GENDIR) $(WARN) \
 	$(MODE_CFLAGS) $(EXTRA_CFLAGS)
 TOOL_LDLIBS  := -lm
@@ -73,9 +74,10 @@ $(TOOL_OBJDIR)/tools/cli.o: $(TOOL_DIRS_H)
 $(TOOL): $(TOOL_OBJS)
 	$(CC) -o $@ $(TOOL_OBJS) $(TOOL_LDLIBS)
 
-$(MANGEN): tools/mangen.c policy/config.c policy/config.h include/membudget.h tools/tools.mk
+$(MANGEN): tools/mangen.c policy/config.c policy/config.h alloc/fmt.c alloc/fmt.h include/membudget.h \
+		tools/tools.mk
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O1 -Iinclude -I. $(WARN) tools/mangen.c policy/config.c -o $@
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -Iinclude -I. $(WARN) tools/mangen.c policy/config.c alloc/fmt.c -o $@
 
 $(TOOL_MAN1): docs/membudget.1.in $(MANGEN)
 	@mkdir -p $(dir $@)
