@@ -92,19 +92,23 @@ int mb_dump_path(char *out, size_t cap, unsigned n) {
 struct writer {
     int fd;
     struct mb_buf b;
+    /* 0, or the -errno of the first write that failed: the file holds less
+     * than the document (later flushes are dropped). */
+    long error;
     bool comma; /* a value precedes: the next member needs a comma */
     int depth;
 };
 
 static void w_flush(struct writer *w) {
-    os_write_all(w->fd, w->b.data, w->b.len);
+    if (w->error == 0) w->error = os_write_all(w->fd, w->b.data, w->b.len);
     w->b.len = 0;
     w->b.data[0] = '\0';
 }
 
 /* Every write goes through w_mem, which flushes first when the bytes do not
  * fit: mb_buf drops what overflows, and one dropped byte breaks the document,
- * so no helper writes to the buffer on its own. */
+ * so no helper writes to the buffer on its own.  Numbers and hex are formatted
+ * into a small mb_buf of their own and then written here. */
 static void w_mem(struct writer *w, const char *s, size_t n) {
     while (n > 0) {
         if (w->b.len + 1 >= w->b.cap) w_flush(w);
@@ -119,8 +123,6 @@ static void w_mem(struct writer *w, const char *s, size_t n) {
 static void w_char(struct writer *w, char c) { w_mem(w, &c, 1); }
 
 static void w_raw(struct writer *w, const char *s) { w_mem(w, s, strlen(s)); }
-
-static const char hex_digits[] = "0123456789abcdef";
 
 /* A JSON string.  Well-formed UTF-8 is written as it is, so a module in
  * /tmp/dé/ reads back as that path; quotes, backslashes and control
@@ -150,7 +152,7 @@ static bool w_string(struct writer *w, const char *s) {
         } else if (c == '\t') {
             w_raw(w, "\\t");
         } else if (c < 0x20 || c == 0x7f) {
-            char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15]};
+            char esc[6] = {'\\', 'u', '0', '0', mb_hex_digits[c >> 4], mb_hex_digits[c & 15]};
             w_mem(w, esc, 6);
         } else {
             w_mem(w, (const char *)p + i, len);
@@ -161,13 +163,16 @@ static bool w_string(struct writer *w, const char *s) {
     return exact;
 }
 
-/* s's exact bytes as lowercase hex, quoted: the "<key>_bytes" member beside a
- * string that is not UTF-8 (docs/dump.md). */
-static void w_bytes(struct writer *w, const char *s) {
+/* n bytes as lowercase hex, quoted: a build-id, or the exact bytes of a
+ * string that is not UTF-8 (the "<key>_bytes" member, docs/dump.md). */
+static void w_hex_bytes(struct writer *w, const void *p, size_t n) {
+    const unsigned char *s = p;
+    char text[2 * 16 + 1];
     w_char(w, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        char pair[2] = {hex_digits[*p >> 4], hex_digits[*p & 15]};
-        w_mem(w, pair, 2);
+    for (size_t i = 0; i < n; i += 16) {
+        struct mb_buf t = mb_buf_on(text, sizeof text);
+        mb_buf_hex_bytes(&t, s + i, n - i < 16 ? n - i : 16);
+        w_mem(w, t.data, t.len);
     }
     w_char(w, '"');
 }
@@ -212,9 +217,18 @@ static void w_close(struct writer *w, const char *bracket) {
 
 static void w_number(struct writer *w, uint64_t v) {
     char text[24];
-    struct mb_buf t;
-    mb_buf_init(&t, text, sizeof text);
+    struct mb_buf t = mb_buf_on(text, sizeof text);
     mb_buf_u64(&t, v < DUMP_INT_MAX ? v : DUMP_INT_MAX);
+    w_mem(w, t.data, t.len);
+}
+
+/* An address as a string, "0x7f3a5c820000". */
+static void w_hex(struct writer *w, uint64_t v) {
+    char text[24];
+    struct mb_buf t = mb_buf_on(text, sizeof text);
+    mb_buf_char(&t, '"');
+    mb_buf_hex(&t, v);
+    mb_buf_char(&t, '"');
     w_mem(w, t.data, t.len);
 }
 
@@ -392,15 +406,6 @@ static void write_allocator(struct writer *w) {
     w_close(w, "}");
 }
 
-static void w_hex(struct writer *w, uint64_t v) {
-    char text[20];
-    int n = 0;
-    do text[n++] = hex_digits[v & 15]; while ((v >>= 4) != 0);
-    w_raw(w, "\"0x");
-    while (n > 0) w_char(w, text[--n]);
-    w_char(w, '"');
-}
-
 /* A member inside a one-line object: `"key": ` after a comma unless first. */
 static void w_inline_key(struct writer *w, const char *key, bool first) {
     if (!first) w_raw(w, ", ");
@@ -538,7 +543,7 @@ static void write_module(void *ctx, const struct mb_module *m) {
         /* A reader opens this file: the exact name, when the string cannot
          * carry it. */
         w_inline_key(w, "path_bytes", false);
-        w_bytes(w, m->path);
+        w_hex_bytes(w, m->path, strlen(m->path));
     }
     w_inline_key(w, "base", false);
     w_hex(w, m->bias);
@@ -547,12 +552,8 @@ static void write_module(void *ctx, const struct mb_module *m) {
     w_inline_key(w, "end", false);
     w_hex(w, m->end);
     w_inline_key(w, "build_id", false);
-    w_char(w, '"');
-    for (unsigned i = 0; i < m->build_id_len; i++) {
-        char pair[2] = {hex_digits[m->build_id[i] >> 4], hex_digits[m->build_id[i] & 15]};
-        w_mem(w, pair, 2);
-    }
-    w_raw(w, "\"}");
+    w_hex_bytes(w, m->build_id, m->build_id_len);
+    w_raw(w, "}");
 }
 
 static void write_modules(struct writer *w) {
@@ -561,9 +562,10 @@ static void write_modules(struct writer *w) {
     w_close(w, "]");
 }
 
-/* With dump_busy held. */
-static void write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
-    struct writer w = {.fd = fd, .comma = false, .depth = 0};
+/* With dump_busy held.  Returns 0, or the -errno of a write that failed (the
+ * file then holds the document cut short). */
+static long write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
+    struct writer w = {.fd = fd, .error = 0, .comma = false, .depth = 0};
     mb_buf_init(&w.b, dump_buffer, sizeof dump_buffer);
     const struct mb_config *cfg = mb_pressure_config();
     char comm[64];
@@ -590,6 +592,7 @@ static void write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
     w_newline(&w);
     w_raw(&w, "}\n");
     w_flush(&w);
+    return w.error;
 }
 
 static int create_report(const char *path) {
@@ -662,10 +665,10 @@ int mb_dump_write_path(const char *path, enum mb_dump_reason reason, uint64_t fo
     int fd = create_report(path);
     if (fd < 0) return fd;
     dump_lock();
-    write_dump(fd, reason, footprint);
+    long rc = write_dump(fd, reason, footprint);
     dump_unlock();
     os_close(fd);
-    return 0;
+    return (int)rc;
 }
 
 static const char *errno_text(int err) {
@@ -769,12 +772,11 @@ void mb_dump_report(enum mb_dump_reason reason, uint64_t footprint) {
         mb_buf_str(&b, "; summary follows)");
     }
     mb_sink_line(NULL, b.data, b.len);
-    if (fd >= 0) {
-        write_dump(fd, reason, footprint);
-        os_close(fd);
-    } else {
-        summary_line(footprint);
-    }
+    /* A report cut short (a full disk) loses its figures: the summary keeps
+     * them on stderr. */
+    long written = fd >= 0 ? write_dump(fd, reason, footprint) : fd;
+    if (fd >= 0) os_close(fd);
+    if (written != 0) summary_line(footprint);
     dump_unlock();
 }
 
