@@ -21,6 +21,7 @@
 #include "policy/monitor.h"
 #include "policy/pressure.h"
 #include "policy/sample.h"
+#include "policy/stats_list.h"
 #include "policy/utf8.h"
 
 #define DUMP_FORMAT_VERSION 1
@@ -254,33 +255,34 @@ static const char *reason_name(enum mb_dump_reason reason) {
     return (unsigned)reason < 4 ? names[reason] : "?";
 }
 
+/* struct membudget_stats is written out in include/membudget.h (it is the
+ * ABI); the list's api rows are its fields, each a uint64_t, and nothing else
+ * is. */
+#define API_FIELD(name, page, api, ...)                                              \
+    MB_IF_##api(_Static_assert(sizeof(((struct membudget_stats *)0)->name) == 8, \
+                               #name " is a uint64_t of struct membudget_stats");)
+MB_STATS(API_FIELD, MB_STATS_NONE, MB_STATS_NONE)
+_Static_assert(sizeof(struct membudget_stats) == 8 * MB_STATS_API_COUNT,
+               "every field of struct membudget_stats is an api row of policy/stats_list.h");
+
 static void fill_stats(struct membudget_stats *st) {
     memset(st, 0, sizeof *st);
     /* Bounded locking: the dump must finish whoever holds an allocator lock. */
     if (stats_fn != NULL) stats_fn(st, false);
     else alloc_stats(st, false);
+    st->baseline_bytes = mb_monitor_baseline();
 }
+
+/* The dump's sections from the list (policy/stats_list.h): the thresholds
+ * with their sources, and the figures of struct membudget_stats. */
+#define DUMP_THRESHOLD(stem, label, zero, page, help) \
+    w_u64(w, #stem "_bytes", lim->stem##_bytes);      \
+    w_str(w, #stem "_source", lim->stem##_source);
+#define DUMP_FIGURE(name, page, api, dump, ...) MB_IF_##dump(w_u64(w, #name, st.name);)
 
 static void write_limit(struct writer *w, const struct mb_limits *lim, const struct mb_config *cfg) {
     w_open(w, "limit", "{");
-    w_u64(w, "kill_bytes", lim->kill_bytes);
-    w_str(w, "kill_source", lim->kill_source);
-    w_u64(w, "inactive_kill_bytes", lim->inactive_kill_bytes);
-    w_str(w, "inactive_kill_source", lim->inactive_kill_source);
-    w_u64(w, "base_bytes", lim->base_bytes);
-    w_str(w, "base_source", lim->base_source);
-    w_u64(w, "conservative_bytes", lim->conservative_bytes);
-    w_str(w, "conservative_source", lim->conservative_source);
-    w_u64(w, "strict_bytes", lim->strict_bytes);
-    w_str(w, "strict_source", lim->strict_source);
-    w_u64(w, "strict_sync_bytes", lim->strict_sync_bytes);
-    w_str(w, "strict_sync_source", lim->strict_sync_source);
-    w_u64(w, "ram_bytes", lim->ram_bytes);
-    w_str(w, "ram_source", lim->ram_source);
-    w_u64(w, "phys_bytes", lim->phys_bytes);
-    w_str(w, "phys_source", lim->phys_source);
-    w_u64(w, "cgroup_bytes", lim->cgroup_bytes);
-    w_str(w, "cgroup_source", lim->cgroup_source);
+    MB_STATS(MB_STATS_NONE, DUMP_THRESHOLD, MB_STATS_NONE)
     w_u64(w, "cgroup_version", (uint64_t)lim->cgroup_version);
     w_str(w, "cgroup_dir", lim->cgroup_dir);
     w_str(w, "model", mb_option_value_name(MB_OPT_MODEL, lim->model));
@@ -300,20 +302,7 @@ static void write_footprint(struct writer *w, uint64_t footprint) {
     w_open(w, "footprint", "{");
     w_u64(w, "bytes", footprint);
     w_str(w, "source", mb_monitor_source_name());
-    w_u64(w, "counter_bytes", st.counter_bytes);
-    w_u64(w, "counter_peak_bytes", st.counter_peak_bytes);
-    w_u64(w, "baseline_bytes", mb_monitor_baseline());
-    w_u64(w, "small_bytes", st.small_bytes);
-    w_u64(w, "small_live_bytes", st.small_live_bytes);
-    w_u64(w, "large_bytes", st.large_bytes);
-    w_u64(w, "large_cached_bytes", st.large_cached_bytes);
-    w_u64(w, "mmap_bytes", st.mmap_bytes);
-    w_u64(w, "meta_bytes", st.meta_bytes);
-    w_u64(w, "released_bytes", st.released_bytes);
-    w_u64(w, "pages_in_use", st.pages_in_use);
-    w_u64(w, "pages_free", st.pages_free);
-    w_u64(w, "threads", st.threads);
-    w_u64(w, "threads_live", st.threads_live);
+    MB_STATS(DUMP_FIGURE, MB_STATS_NONE, MB_STATS_NONE)
     w_open(w, "os", "{");
     w_bool(w, "valid", now.valid);
     w_u64(w, "rss_anon_bytes", now.rss_anon_bytes);

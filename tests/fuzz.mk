@@ -83,7 +83,7 @@ endif
 endif
 
 $(FUZZ_DIR)/fuzz_livepage: tests/fuzz/fuzz_livepage.c $(FUZZ_LIVE_SRCS) tools/livestats.h \
-		tools/textout.h policy/statspage.h policy/utf8.h tests/fuzz.mk
+		tools/textout.h policy/statspage.h policy/stats_list.h policy/utf8.h tests/fuzz.mk
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_LIVE_FLAGS) $< $(FUZZ_LIVE_SRCS) -o $@ $(FUZZ_LIVE_LIBS)
 

@@ -183,14 +183,14 @@ static void print_stat(const struct live_process *lp) {
            mb_bytes_text(c, sizeof c, p->strict_sync_bytes));
     printf("%-11s ", "policy");
     term(p->policy_name);
-    printf(" (%" PRIu64 " %s recorded)\n", p->events_total,
-           p->events_total == 1 ? "event" : "events");
+    printf(" (%" PRIu64 " %s recorded)\n", p->policy_events_total,
+           p->policy_events_total == 1 ? "event" : "events");
     printf("%-11s ", "state");
     term(p->state);
     printf(", %u %s\n", p->pages, p->pages == 1 ? "page" : "pages");
     print_top_site(lp);
     printf("%-11s %.1f s ago (update %" PRIu64 ", %.1f s after start)\n", "updated", age_seconds(p),
-           p->ticks, (double)p->uptime_ns / 1e9);
+           p->updates, (double)p->uptime_ns / 1e9);
 }
 
 /* A label value of the text exposition format: UTF-8 with backslash, double
@@ -232,46 +232,31 @@ static void prom_metric(const char *name, const char *type, const char *help, co
 
 static void print_prometheus(const struct live_process *lp) {
     const struct mb_statspage *p = &lp->page;
-    char comm[64], labels[160], info[1024], policy[64], action[32], state[32], source[400];
+    char comm[64], labels[160], info[1024], value[400];
     prom_label(comm, sizeof comm, p->comm);
     snprintf(labels, sizeof labels, "pid=\"%ld\",comm=\"%s\"", (long)lp->pid, comm);
-    prom_label(policy, sizeof policy, p->policy_name);
-    prom_label(action, sizeof action, p->action);
-    prom_label(state, sizeof state, p->state);
-    prom_label(source, sizeof source, p->limit_source);
-    snprintf(info, sizeof info, "%s,policy=\"%s\",action=\"%s\",state=\"%s\",limit_source=\"%s\"",
-             labels, policy, action, state, source);
+    size_t len = (size_t)snprintf(info, sizeof info, "%s", labels);
+    for (size_t i = 0; i < live_text_count; i++) {
+        const struct live_text *t = &live_texts[i];
+        if (!t->prom) continue;
+        prom_label(value, sizeof value, live_text_value(p, t));
+        int n = snprintf(info + len, sizeof info - len, ",%s=\"%s\"", t->key, value);
+        if (n > 0 && (size_t)n < sizeof info - len) len += (size_t)n;
+    }
     prom_metric("info", "gauge", "The process under a budget; its policy, action and state.", info,
                 1);
-    prom_metric("footprint_bytes", "gauge", "Footprint as the budget sees it: counter + baseline.",
-                labels, (double)p->footprint_bytes);
-    prom_metric("footprint_peak_bytes", "gauge", "Highest footprint seen at a monitor tick.",
-                labels, (double)p->footprint_peak_bytes);
-    prom_metric("counter_bytes", "gauge",
-                "Bytes committed by the allocator and charged anonymous mappings.", labels,
-                (double)p->counter_bytes);
-    prom_metric("counter_peak_bytes", "gauge", "Highest counter seen.", labels,
-                (double)p->counter_peak_bytes);
-    prom_metric("baseline_bytes", "gauge", "Anonymous memory the counter does not see.", labels,
-                (double)p->baseline_bytes);
-    prom_metric("os_bytes", "gauge", "The operating system's view the baseline comes from.", labels,
-                (double)p->os_bytes);
-    prom_metric("limit_bytes", "gauge", "The kill threshold.", labels, (double)p->limit_bytes);
+    for (size_t i = 0; i < live_figure_count; i++) {
+        const struct live_figure *f = &live_figures[i];
+        if (f->prom == NULL) continue;
+        char name[64];
+        size_t n = strlen(f->name);
+        bool total = strcmp(f->prom, "counter") == 0 &&
+                     !(n >= 6 && strcmp(f->name + n - 6, "_total") == 0);
+        snprintf(name, sizeof name, "%s%s", f->name, total ? "_total" : "");
+        prom_metric(name, f->prom, f->help, labels, (double)live_figure_value(p, f));
+    }
     prom_metric("limit_ratio", "gauge", "Footprint divided by the kill threshold.", labels,
                 p->limit_bytes ? (double)p->footprint_bytes / (double)p->limit_bytes : 0);
-    prom_metric("conservative_bytes", "gauge", "The Conservative policy threshold.", labels,
-                (double)p->conservative_bytes);
-    prom_metric("strict_bytes", "gauge", "The Strict policy threshold.", labels,
-                (double)p->strict_bytes);
-    prom_metric("strict_sync_bytes", "gauge", "The StrictSynchronous policy threshold.", labels,
-                (double)p->strict_sync_bytes);
-    prom_metric("policy", "gauge",
-                "Policy: 0 unrestricted, 1 conservative, 2 strict, 3 strict-synchronous.", labels,
-                p->policy);
-    prom_metric("policy_events_total", "counter", "Policy history events recorded.", labels,
-                (double)p->events_total);
-    prom_metric("updates_total", "counter", "Updates of the live figures (monitor ticks).", labels,
-                (double)p->ticks);
     prom_metric("last_update_timestamp_seconds", "gauge", "When the figures were last updated.",
                 labels, (double)p->updated_unix_ns / 1e9);
     struct live_top_site t;
@@ -358,27 +343,12 @@ static void print_json(const struct live_process *lp) {
     json_key_string("comm", p->comm, false);
     json_key_string("cmdline", cmdline, false);
     json_key_u64("page_size", p->size);
-    json_key_u64("footprint_bytes", p->footprint_bytes);
-    json_key_u64("footprint_peak_bytes", p->footprint_peak_bytes);
-    json_key_u64("counter_bytes", p->counter_bytes);
-    json_key_u64("counter_peak_bytes", p->counter_peak_bytes);
-    json_key_u64("baseline_bytes", p->baseline_bytes);
-    json_key_u64("os_bytes", p->os_bytes);
-    json_key_string("footprint_source", p->footprint_source, false);
-    json_key_u64("limit_bytes", p->limit_bytes);
-    json_key_string("limit_source", p->limit_source, false);
+    for (size_t i = 0; i < live_figure_count; i++)
+        if (live_figures[i].json)
+            json_key_u64(live_figures[i].name, live_figure_value(p, &live_figures[i]));
     printf("  \"limit_percent\": %.2f,\n", percent_of_limit(p));
-    json_key_u64("conservative_bytes", p->conservative_bytes);
-    json_key_u64("strict_bytes", p->strict_bytes);
-    json_key_u64("strict_sync_bytes", p->strict_sync_bytes);
-    json_key_string("policy", p->policy_name, false);
-    json_key_u64("policy_events_total", p->events_total);
-    json_key_string("action", p->action, false);
-    json_key_string("state", p->state, false);
-    json_key_u64("pages", p->pages);
-    json_key_u64("updates", p->ticks);
-    json_key_u64("uptime_ns", p->uptime_ns);
-    json_key_u64("updated_unix_ns", p->updated_unix_ns);
+    for (size_t i = 0; i < live_text_count; i++)
+        json_key_string(live_texts[i].key, live_text_value(p, &live_texts[i]), false);
     print_json_top_site(lp);
     printf("}\n");
 }

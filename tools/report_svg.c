@@ -114,7 +114,7 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
     for (size_t i = 0; i < r->event_count; i++)
         fp[n++] = (struct point){r->events[i].time_ns, r->events[i].footprint_bytes};
     fp[n++] = (struct point){r->uptime_ns, r->footprint_bytes};
-    counter[counter_n++] = (struct point){r->uptime_ns, rp_u64(r->footprint, "counter_bytes")};
+    counter[counter_n++] = (struct point){r->uptime_ns, r->counter_bytes};
     qsort(fp, n, sizeof *fp, point_compare);
     qsort(counter, counter_n, sizeof *counter, point_compare);
 

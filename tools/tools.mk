@@ -27,7 +27,7 @@ TOOL_SRCS    := tools/membudget.c tools/cli.c tools/textout.c tools/cmd_run.c to
 	tools/cmd_limits.c tools/cmd_live.c tools/cmd_report.c tools/livestats.c policy/config.c \
 	policy/limits.c alloc/fmt.c
 TOOL_HDRS    := tools/cli.h tools/textout.h policy/utf8.h tools/livestats.h tools/run_start.h \
-	preload/handshake.h policy/statspage.h policy/config.h \
+	preload/handshake.h policy/statspage.h policy/stats_list.h policy/config.h \
 	policy/limits.h include/membudget.h alloc/fmt.h
 TOOL_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -Iinclude -I. -I$(TOOL_GENDIR) $(WARN) \
 	$(MODE_CFLAGS) $(EXTRA_CFLAGS)
