@@ -10,14 +10,15 @@
  *     _Static_asserts there that tie struct membudget_stats
  *     (include/membudget.h, written out: it is the ABI) to the api rows;
  *   - the page's reader (tools/livestats.c: live_figures[] and the checks of
- *     the names), and from it `membudget stat --json` and `--prometheus`
- *     (tools/cmd_live.c);
+ *     the names), and from it `membudget stat --json` and `--prometheus` and
+ *     the figure columns of `membudget top` (tools/cmd_live.c);
  *   - the rows of `membudget limits`, text and --json (tools/cmd_limits.c);
  *   - the report tool's figures of a dump (tools/report_model.h, loaded in
  *     tools/report.c).
  *
- * What is not per field stays written out where it is: `stat`'s sentences
- * and `top`'s table (tools/cmd_live.c), the report's text (tools/report.c),
+ * What is not per field stays written out where it is: `stat`'s sentences,
+ * `top`'s %LIM and other columns (tools/cmd_live.c), the report's text and
+ * picture (tools/report.c, tools/report_svg.c),
  * where each figure's value comes from (policy/statspage.c, alloc/stats.c,
  * preload/public.c) and struct mb_limits (policy/limits.h).
  *
@@ -37,7 +38,7 @@
 #ifndef MEMBUDGET_POLICY_STATS_LIST_H
 #define MEMBUDGET_POLICY_STATS_LIST_H
 
-/* FIGURE(name, page, api, dump, json, prom, help): a number.
+/* FIGURE(name, page, api, dump, json, prom, top, title, help): a number.
  *   name  the field in each struct that carries it; the key of the dump,
  *         `stat --json` and the Prometheus metric (membudget_<name>; a
  *         counter gets "_total" unless its name ends so)
@@ -47,6 +48,8 @@
  *         membudget_stats (so api yes too)
  *   json  yes: a member of `stat --json` (a page field)
  *   prom  gauge, counter: a metric of `stat --prometheus` (a page field); no
+ *   top   its column in `membudget top`, 1 on (a page field; the columns
+ *         between are top's own: 3, %LIM); 0: none.  title: the column's head
  *   help  what it is (the Prometheus HELP text)
  *
  * THRESHOLD(stem, label, zero, page, help): a byte figure of struct mb_limits
@@ -62,40 +65,41 @@
  * membudget_info metric named key. */
 // clang-format off
 #define MB_STATS(FIGURE, THRESHOLD, TEXT) \
-    FIGURE(updated_unix_ns,      u64, no,  no,  yes, no,      "CLOCK_REALTIME of the last update of the page.") \
-    FIGURE(uptime_ns,            u64, no,  no,  yes, no,      "Time since the budget started (start-up or fork).") \
-    FIGURE(updates,              u64, no,  no,  yes, counter, "Updates of the live figures (monitor ticks).") \
-    FIGURE(footprint_bytes,      u64, yes, no,  yes, gauge,   "Footprint as the budget sees it: counter + baseline.") \
-    FIGURE(footprint_peak_bytes, u64, no,  no,  yes, gauge,   "Highest footprint seen at a monitor tick.") \
-    FIGURE(counter_bytes,        u64, yes, yes, yes, gauge,   "Bytes committed by the allocator and charged anonymous mappings.") \
-    FIGURE(counter_peak_bytes,   u64, yes, yes, yes, gauge,   "Highest counter seen.") \
-    FIGURE(baseline_bytes,       u64, yes, yes, yes, gauge,   "Anonymous memory the counter does not see.") \
-    FIGURE(small_bytes,          no,  yes, yes, no,  no,      "Committed small/medium pages, in use or cached.") \
-    FIGURE(small_live_bytes,     no,  yes, yes, no,  no,      "Bytes in small blocks handed out and not yet freed.") \
-    FIGURE(large_bytes,          no,  yes, yes, no,  no,      "Committed large spans, including the reuse cache.") \
-    FIGURE(large_cached_bytes,   no,  yes, yes, no,  no,      "Large spans kept for reuse.") \
-    FIGURE(mmap_bytes,           no,  yes, yes, no,  no,      "The application's charged anonymous mappings.") \
-    FIGURE(meta_bytes,           no,  yes, yes, no,  no,      "Allocator metadata.") \
-    FIGURE(released_bytes,       no,  yes, yes, no,  no,      "Bytes returned to the OS so far.") \
-    FIGURE(pages_in_use,         no,  yes, yes, no,  no,      "Small/medium pages holding blocks.") \
-    FIGURE(pages_free,           no,  yes, yes, no,  no,      "Committed pages waiting for reuse or release.") \
-    FIGURE(threads,              no,  yes, yes, no,  no,      "Thread heaps ever created.") \
-    FIGURE(threads_live,         no,  yes, yes, no,  no,      "Thread heaps owned by a running thread.") \
-    FIGURE(chunks,               no,  yes, no,  no,  no,      "Chunks reserved from the OS.") \
-    FIGURE(os_bytes,             u64, no,  no,  yes, gauge,   "The operating system's view the baseline comes from.") \
+    /*     name                  page api  dump json prom     top title     help */ \
+    FIGURE(updated_unix_ns,      u64, no,  no,  yes, no,      0, NULL,     "CLOCK_REALTIME of the last update of the page.") \
+    FIGURE(uptime_ns,            u64, no,  no,  yes, no,      0, NULL,     "Time since the budget started (start-up or fork).") \
+    FIGURE(updates,              u64, no,  no,  yes, counter, 0, NULL,     "Updates of the live figures (monitor ticks).") \
+    FIGURE(footprint_bytes,      u64, yes, no,  yes, gauge,   1, "FOOTPR", "Footprint as the budget sees it: counter + baseline.") \
+    FIGURE(footprint_peak_bytes, u64, no,  no,  yes, gauge,   4, "PEAK",   "Highest footprint seen at a monitor tick.") \
+    FIGURE(counter_bytes,        u64, yes, yes, yes, gauge,   5, "COUNTR", "Bytes committed by the allocator and charged anonymous mappings.") \
+    FIGURE(counter_peak_bytes,   u64, yes, yes, yes, gauge,   0, NULL,     "Highest counter seen.") \
+    FIGURE(baseline_bytes,       u64, yes, yes, yes, gauge,   6, "BASELN", "Anonymous memory the counter does not see.") \
+    FIGURE(small_bytes,          no,  yes, yes, no,  no,      0, NULL,     "Committed small/medium pages, in use or cached.") \
+    FIGURE(small_live_bytes,     no,  yes, yes, no,  no,      0, NULL,     "Bytes in small blocks handed out and not yet freed.") \
+    FIGURE(large_bytes,          no,  yes, yes, no,  no,      0, NULL,     "Committed large spans, including the reuse cache.") \
+    FIGURE(large_cached_bytes,   no,  yes, yes, no,  no,      0, NULL,     "Large spans kept for reuse.") \
+    FIGURE(mmap_bytes,           no,  yes, yes, no,  no,      0, NULL,     "The application's charged anonymous mappings.") \
+    FIGURE(meta_bytes,           no,  yes, yes, no,  no,      0, NULL,     "Allocator metadata.") \
+    FIGURE(released_bytes,       no,  yes, yes, no,  no,      0, NULL,     "Bytes returned to the OS so far.") \
+    FIGURE(pages_in_use,         no,  yes, yes, no,  no,      0, NULL,     "Small/medium pages holding blocks.") \
+    FIGURE(pages_free,           no,  yes, yes, no,  no,      0, NULL,     "Committed pages waiting for reuse or release.") \
+    FIGURE(threads,              no,  yes, yes, no,  no,      0, NULL,     "Thread heaps ever created.") \
+    FIGURE(threads_live,         no,  yes, yes, no,  no,      0, NULL,     "Thread heaps owned by a running thread.") \
+    FIGURE(chunks,               no,  yes, no,  no,  no,      0, NULL,     "Chunks reserved from the OS.") \
+    FIGURE(os_bytes,             u64, no,  no,  yes, gauge,   0, NULL,     "The operating system's view the baseline comes from.") \
     THRESHOLD(phys,              "physical RAM",            "unknown", no,  "Physical RAM.") \
     THRESHOLD(cgroup,            "cgroup limit",            "none",    no,  "The smallest cgroup limit found.") \
     THRESHOLD(ram,               "ramSize",                 NULL,      no,  "ramSize, the jetsam model's memory size.") \
     THRESHOLD(kill,              "kill threshold",          NULL,      no,  "The kill threshold.") \
-    FIGURE(limit_bytes,          u64, yes, no,  yes, gauge,   "The kill threshold.") \
+    FIGURE(limit_bytes,          u64, yes, no,  yes, gauge,   2, "LIMIT",  "The kill threshold.") \
     THRESHOLD(inactive_kill,     "inactive kill threshold", NULL,      no,  "The kill threshold of the process if inactive.") \
     THRESHOLD(base,              "base threshold",          NULL,      no,  "The base of the policy fractions.") \
     THRESHOLD(conservative,      "conservative",            NULL,      u64, "The Conservative policy threshold.") \
     THRESHOLD(strict,            "strict",                  NULL,      u64, "The Strict policy threshold.") \
     THRESHOLD(strict_sync,       "strict synchronous",      NULL,      u64, "The StrictSynchronous policy threshold.") \
-    FIGURE(policy_events_total,  u64, no,  no,  yes, counter, "Policy history events recorded.") \
-    FIGURE(policy,               u32, yes, no,  no,  gauge,   "Policy: 0 unrestricted, 1 conservative, 2 strict, 3 strict-synchronous.") \
-    FIGURE(pages,                u32, no,  no,  yes, no,      "The jetsam model's page count.") \
+    FIGURE(policy_events_total,  u64, no,  no,  yes, counter, 0, NULL,     "Policy history events recorded.") \
+    FIGURE(policy,               u32, yes, no,  no,  gauge,   0, NULL,     "Policy: 0 unrestricted, 1 conservative, 2 strict, 3 strict-synchronous.") \
+    FIGURE(pages,                u32, no,  no,  yes, no,      0, NULL,     "The jetsam model's page count.") \
     TEXT(policy_name,            24,  "policy",           yes) \
     TEXT(action,                 8,   "action",           yes) \
     TEXT(state,                  12,  "state",            yes) \

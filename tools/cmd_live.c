@@ -593,8 +593,48 @@ static void term_column(char *out, size_t cap, const char *s, size_t columns) {
     out[len] = '\0';
 }
 
-/* The fixed columns of a row, before TOP SITE. */
-#define TOP_FIXED_WIDTH 79
+/* top's figure columns: the page figures with a top position
+ * (policy/stats_list.h), in six columns each, and %LIM, top's own, in five at
+ * TOP_PERCENT_COLUMN. */
+#define TOP_COLUMNS 8
+#define TOP_PERCENT_COLUMN 3
+
+static void top_figures(const struct live_figure *by_column[TOP_COLUMNS]) {
+    for (size_t c = 0; c < TOP_COLUMNS; c++) by_column[c] = NULL;
+    for (size_t i = 0; i < live_figure_count; i++)
+        if (live_figures[i].top != 0 && live_figures[i].top < TOP_COLUMNS)
+            by_column[live_figures[i].top] = &live_figures[i];
+}
+
+/* The columns from FOOTPR to BASELN, each after a space: p's figures, or the
+ * heads when p is NULL. */
+static void print_figure_columns(const struct mb_statspage *p) {
+    const struct live_figure *by_column[TOP_COLUMNS];
+    top_figures(by_column);
+    for (unsigned c = 1; c < TOP_COLUMNS; c++) {
+        const struct live_figure *f = by_column[c];
+        char text[16];
+        if (f != NULL) {
+            printf(" %6s", p == NULL ? f->title
+                                     : mb_bytes_short_text(text, sizeof text,
+                                                           live_figure_value(p, f)));
+        } else if (c == TOP_PERCENT_COLUMN) {
+            if (p == NULL) printf(" %5s", "%LIM");
+            else printf(" %5.1f", percent_of_limit(p));
+        }
+    }
+}
+
+/* The fixed columns of a row, before TOP SITE: PID, COMMAND, the figures,
+ * POLICY and AGE. */
+static size_t top_fixed_width(void) {
+    const struct live_figure *by_column[TOP_COLUMNS];
+    top_figures(by_column);
+    size_t width = 7 + 1 + 11 + 1 + 12 + 1 + 5;
+    for (unsigned c = 1; c < TOP_COLUMNS; c++)
+        width += by_column[c] != NULL ? 7 : c == TOP_PERCENT_COLUMN ? 6 : 0;
+    return width;
+}
 
 static void print_frame(const struct live_scan *scan, double delay, bool once) {
     char when[16];
@@ -608,16 +648,18 @@ static void print_frame(const struct live_scan *scan, double delay, bool once) {
     /* TOP SITE takes what the terminal has left, if that is worth showing. */
     size_t width = output_width(), room = 0;
     bool site_column = true;
+    size_t fixed = top_fixed_width();
     if (width != 0) {
-        site_column = width >= TOP_FIXED_WIDTH + 1 + 8;
-        room = site_column ? width - TOP_FIXED_WIDTH - 1 : 0;
+        site_column = width >= fixed + 1 + 8;
+        room = site_column ? width - fixed - 1 : 0;
     }
-    printf("%7s %-11s %6s %6s %5s %6s %6s %6s %-12s %5s%s\n", "PID", "COMMAND", "FOOTPR", "LIMIT",
-           "%LIM", "PEAK", "COUNTR", "BASELN", "POLICY", "AGE", site_column ? " TOP SITE" : "");
+    printf("%7s %-11s", "PID", "COMMAND");
+    print_figure_columns(NULL);
+    printf(" %-12s %5s%s\n", "POLICY", "AGE", site_column ? " TOP SITE" : "");
     for (size_t i = 0; i < scan->count; i++) {
         const struct live_process *lp = &scan->procs[i];
         const struct mb_statspage *p = &lp->page;
-        char fp[16], lim[16], peak[16], counter[16], base[16], age[16], site[1600] = "";
+        char age[16], site[1600] = "";
         char comm[64], policy[64];
         term_column(comm, sizeof comm, p->comm, 11);
         term_column(policy, sizeof policy, p->policy_name, 12);
@@ -626,12 +668,9 @@ static void print_frame(const struct live_scan *scan, double delay, bool once) {
             site[0] = ' ';
             site_cell(site + 1, sizeof site - 1, lp, room);
         }
-        printf("%7ld %s %6s %6s %5.1f %6s %6s %6s %s %5s%s\n", (long)lp->pid, comm,
-               mb_bytes_short_text(fp, sizeof fp, p->footprint_bytes),
-               mb_bytes_short_text(lim, sizeof lim, p->limit_bytes), percent_of_limit(p),
-               mb_bytes_short_text(peak, sizeof peak, p->footprint_peak_bytes),
-               mb_bytes_short_text(counter, sizeof counter, p->counter_bytes),
-               mb_bytes_short_text(base, sizeof base, p->baseline_bytes), policy, age, site);
+        printf("%7ld %s", (long)lp->pid, comm);
+        print_figure_columns(p);
+        printf(" %s %5s%s\n", policy, age, site);
     }
     if (scan->count == 0) printf("(no process of this user is running with libmembudget.so)\n");
     if (scan->denied != 0)

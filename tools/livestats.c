@@ -149,13 +149,13 @@ static bool remove_if_same(int dir, const char *name, int fd) {
 
 /* ---- the page's figures and names (policy/stats_list.h) ---------------------- */
 
-#define FIGURE_ROW(name, page, api, dump, json, prom, help)                        \
+#define FIGURE_ROW(name, page, api, dump, json, prom, top, title, help)            \
     MB_IF_PAGE_##page({#name, offsetof(struct mb_statspage, name),                 \
                        sizeof(((struct mb_statspage *)0)->name), MB_BOOL_##json,   \
-                       MB_PROM_##prom, help}, )
+                       MB_PROM_##prom, top, title, help}, )
 #define THRESHOLD_ROW(stem, label, zero, page, help)                               \
     MB_IF_PAGE_##page({#stem "_bytes", offsetof(struct mb_statspage, stem##_bytes), \
-                       sizeof(uint64_t), true, "gauge", help}, )
+                       sizeof(uint64_t), true, "gauge", 0, NULL, help}, )
 #define TEXT_ROW(name, size, key, prom) \
     {#name, offsetof(struct mb_statspage, name), size, key, MB_BOOL_##prom},
 

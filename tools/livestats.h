@@ -47,6 +47,8 @@ struct live_figure {
     bool json;           /* a member of `stat --json` */
     const char *prom;    /* "gauge" or "counter" ("_total" added to the name unless
                             it ends so); NULL: not a metric */
+    unsigned top;        /* its column in `membudget top`, from 1; 0: none */
+    const char *title;   /* that column's head */
     const char *help;
 };
 struct live_text {
