@@ -4,7 +4,8 @@
  * passes MB_STATS_NONE for the others.  From this list come:
  *
  *   - the live page's figures and names (policy/statspage.h: struct
- *     mb_statspage, from `seq` to `limit_source`, in this order);
+ *     mb_statspage, from `seq` to `limit_source`, in this order, and those
+ *     appended after the top site's fields);
  *   - the threshold copies into the page (policy/statspage.c);
  *   - the dump's footprint and limit sections (policy/dump.c), and the
  *     _Static_asserts there that tie struct membudget_stats
@@ -30,10 +31,12 @@
  *   - a threshold: the stem_bytes/stem_source pair in struct mb_limits,
  *     computed in policy/limits.c, and a THRESHOLD row with page no (the
  *     dump's limit section, `membudget limits`, the report tool follow);
- *   - the page's rows (page u64/u32, TEXT) are its frozen first layout
- *     (MB_STATSPAGE_SIZE_V1): a figure new to the page cannot be a row here.
- *     It goes at the end of struct mb_statspage, as the top site's fields
- *     did, with its own size constant that the reader accepts (live_check).
+ *   - a figure new to the live page: a row with page appended (a uint64_t
+ *     after the top site's fields; a reader shows it only for pages whose
+ *     writer had it), and its value in policy/statspage.c's fill() (a
+ *     threshold's is copied there by itself).  The rows with page u64, u32
+ *     and the TEXT rows are the page's first layout (MB_STATSPAGE_SIZE_V1):
+ *     frozen, never reordered or changed.
  * Then docs/dump.md or docs/livepages.md. */
 #ifndef MEMBUDGET_POLICY_STATS_LIST_H
 #define MEMBUDGET_POLICY_STATS_LIST_H
@@ -42,7 +45,9 @@
  *   name  the field in each struct that carries it; the key of the dump,
  *         `stat --json` and the Prometheus metric (membudget_<name>; a
  *         counter gets "_total" unless its name ends so)
- *   page  u64, u32: a field of the page, in list order; no: not in the page
+ *   page  u64, u32: a field of the page's first layout, in list order;
+ *         appended: a uint64_t field at the end of the page, in list order;
+ *         no: not in the page
  *   api   yes: a uint64_t field of struct membudget_stats
  *   dump  yes: written in the dump's "footprint" object from struct
  *         membudget_stats (so api yes too)
@@ -57,8 +62,8 @@
  * object and `membudget limits --json` carry both under those keys.
  *   label `membudget limits`'s name for it
  *   zero  what 0 means ("unknown", "none"), or NULL: 0 is a number
- *   page  u64: stem_bytes is also a page field (in `stat --json` and a gauge
- *         of `stat --prometheus`); no
+ *   page  u64 (first layout), appended: stem_bytes is also a page field (in
+ *         `stat --json` and a gauge of `stat --prometheus`); no
  *
  * TEXT(name, size, key, prom): a NUL-terminated name in the page,
  * char name[size]; key: its `stat --json` member; prom: yes, a label of the
@@ -118,9 +123,15 @@
 /* page: the field of a page row, and code kept for page rows only. */
 #define MB_PAGE_FIELD_u64(name) uint64_t name;
 #define MB_PAGE_FIELD_u32(name) uint32_t name;
+#define MB_PAGE_FIELD_appended(name)
 #define MB_PAGE_FIELD_no(name)
+#define MB_PAGE_APPENDED_FIELD_u64(name)
+#define MB_PAGE_APPENDED_FIELD_u32(name)
+#define MB_PAGE_APPENDED_FIELD_appended(name) uint64_t name;
+#define MB_PAGE_APPENDED_FIELD_no(name)
 #define MB_IF_PAGE_u64(...) __VA_ARGS__
 #define MB_IF_PAGE_u32(...) __VA_ARGS__
+#define MB_IF_PAGE_appended(...) __VA_ARGS__
 #define MB_IF_PAGE_no(...)
 /* prom: the metric type's name, NULL for no. */
 #define MB_PROM_gauge "gauge"

@@ -63,6 +63,9 @@ struct mb_statspage_frame {
 #define MB_STATSPAGE_FIGURE(name, page, ...) MB_PAGE_FIELD_##page(name)
 #define MB_STATSPAGE_THRESHOLD(stem, label, zero, page, help) MB_PAGE_FIELD_##page(stem##_bytes)
 #define MB_STATSPAGE_TEXT(name, size, key, prom) char name[size];
+#define MB_STATSPAGE_FIGURE_APPENDED(name, page, ...) MB_PAGE_APPENDED_FIELD_##page(name)
+#define MB_STATSPAGE_THRESHOLD_APPENDED(stem, label, zero, page, help) \
+    MB_PAGE_APPENDED_FIELD_##page(stem##_bytes)
 
 struct mb_statspage {
     /* ---- written once, at creation ----
@@ -106,11 +109,16 @@ struct mb_statspage {
     uint32_t top_module_count;   /* entries of top_modules in use */
     struct mb_statspage_frame top_frames[MB_STATSPAGE_TOP_FRAMES]; /* innermost first */
     char top_modules[MB_STATSPAGE_TOP_MODULES][MB_STATSPAGE_MODULE_PATH]; /* file paths */
+
+    /* ---- appended: the list's rows with page appended, in its order (a
+     * reader shows one only when the writer's size covers it) ---- */
+    MB_STATS(MB_STATSPAGE_FIGURE_APPENDED, MB_STATSPAGE_THRESHOLD_APPENDED, MB_STATS_NONE)
 };
 
 /* A page whose size reaches this has the top-site fields; an older writer's
  * page reads with them zero, and readers show the site as unknown. */
-#define MB_STATSPAGE_SIZE_TOP_SITE sizeof(struct mb_statspage)
+#define MB_STATSPAGE_SIZE_TOP_SITE \
+    (offsetof(struct mb_statspage, top_modules) + sizeof(((struct mb_statspage *)0)->top_modules))
 /* The size of a page written before the top site was added. */
 #define MB_STATSPAGE_SIZE_V1 offsetof(struct mb_statspage, sample_rate_bytes)
 
@@ -118,6 +126,7 @@ _Static_assert(sizeof(struct mb_statspage) <= MB_STATSPAGE_FILE_BYTES,
                "the record fits in the file");
 /* Readers and tests (tests/cli/run.py) know the layout by these sizes. */
 _Static_assert(MB_STATSPAGE_SIZE_V1 == 448, "the first layout is frozen");
+_Static_assert(MB_STATSPAGE_SIZE_TOP_SITE == 1752, "the top site's layout is frozen");
 _Static_assert(offsetof(struct mb_statspage, updated_unix_ns) == 56 &&
                    offsetof(struct mb_statspage, strict_sync_bytes) == 152 &&
                    offsetof(struct mb_statspage, policy) == 168 &&

@@ -247,7 +247,7 @@ static void print_prometheus(const struct live_process *lp) {
                 1);
     for (size_t i = 0; i < live_figure_count; i++) {
         const struct live_figure *f = &live_figures[i];
-        if (f->prom == NULL) continue;
+        if (f->prom == NULL || !live_figure_present(p, f)) continue;
         char name[64];
         size_t n = strlen(f->name);
         bool total = strcmp(f->prom, "counter") == 0 &&
@@ -344,7 +344,7 @@ static void print_json(const struct live_process *lp) {
     json_key_string("cmdline", cmdline, false);
     json_key_u64("page_size", p->size);
     for (size_t i = 0; i < live_figure_count; i++)
-        if (live_figures[i].json)
+        if (live_figures[i].json && live_figure_present(p, &live_figures[i]))
             json_key_u64(live_figures[i].name, live_figure_value(p, &live_figures[i]));
     printf("  \"limit_percent\": %.2f,\n", percent_of_limit(p));
     for (size_t i = 0; i < live_text_count; i++)
@@ -615,9 +615,9 @@ static void print_figure_columns(const struct mb_statspage *p) {
         const struct live_figure *f = by_column[c];
         char text[16];
         if (f != NULL) {
-            printf(" %6s", p == NULL ? f->title
-                                     : mb_bytes_short_text(text, sizeof text,
-                                                           live_figure_value(p, f)));
+            printf(" %6s", p == NULL                    ? f->title
+                           : !live_figure_present(p, f) ? "-"
+                               : mb_bytes_short_text(text, sizeof text, live_figure_value(p, f)));
         } else if (c == TOP_PERCENT_COLUMN) {
             if (p == NULL) printf(" %5s", "%LIM");
             else printf(" %5.1f", percent_of_limit(p));

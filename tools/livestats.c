@@ -164,6 +164,10 @@ const size_t live_figure_count = sizeof live_figures / sizeof live_figures[0];
 const struct live_text live_texts[] = {MB_STATS(MB_STATS_NONE, MB_STATS_NONE, TEXT_ROW)};
 const size_t live_text_count = sizeof live_texts / sizeof live_texts[0];
 
+bool live_figure_present(const struct mb_statspage *p, const struct live_figure *f) {
+    return f->offset + f->size <= p->size;
+}
+
 uint64_t live_figure_value(const struct mb_statspage *p, const struct live_figure *f) {
     const char *at = (const char *)p + f->offset;
     if (f->size == sizeof(uint32_t)) {
@@ -200,7 +204,9 @@ enum live_status live_check(const void *bytes, size_t len, pid_t pid, struct mb_
     if (p->pid != (uint32_t)pid)
         return say(e, LIVE_BAD, EPROTO, "the page names pid %" PRIu32, p->pid);
     /* The first layout, or at least the one with the top site: fields are
-     * only appended, and a size between would be half a field set. */
+     * only appended (one appended later is shown only when the size covers
+     * it: live_figure_present), and a size between would be half a field
+     * set. */
     uint32_t size = p->size;
     if (size > len || size > MB_STATSPAGE_FILE_BYTES ||
         (size != MB_STATSPAGE_SIZE_V1 && size < MB_STATSPAGE_SIZE_TOP_SITE))

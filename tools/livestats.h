@@ -61,6 +61,8 @@ extern const struct live_figure live_figures[];
 extern const size_t live_figure_count;
 extern const struct live_text live_texts[];
 extern const size_t live_text_count;
+/* Whether p's writer had the figure (one appended after its time did not). */
+bool live_figure_present(const struct mb_statspage *p, const struct live_figure *f);
 uint64_t live_figure_value(const struct mb_statspage *p, const struct live_figure *f);
 const char *live_text_value(const struct mb_statspage *p, const struct live_text *t);
 
