@@ -274,17 +274,15 @@ void lock_rank_release(int rank) { held_ranks &= ~(1u << rank); }
 
 void alloc_check_failed(const char *what, const char *file, int line) {
     char buf[256];
-    size_t n = 0;
-    const char *parts[] = {"membudget: internal check failed: ", what, " (", file, ":"};
-    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
-        for (const char *c = parts[i]; *c && n < sizeof buf - 16; c++) buf[n++] = *c;
-    char digits[12];
-    int d = 0;
-    do digits[d++] = (char)('0' + line % 10); while ((line /= 10) > 0 && d < 11);
-    while (d > 0) buf[n++] = digits[--d];
-    buf[n++] = ')';
-    buf[n++] = '\n';
-    os_write_all(2, buf, n);
+    struct mb_buf f = mb_buf_on(buf, sizeof buf);
+    mb_buf_str(&f, "membudget: internal check failed: ");
+    mb_buf_str(&f, what);
+    mb_buf_str(&f, " (");
+    mb_buf_str(&f, file);
+    mb_buf_char(&f, ':');
+    mb_buf_u64(&f, (uint64_t)line);
+    mb_buf_str(&f, ")\n");
+    os_write_all(2, f.data, f.len);
     __builtin_trap();
 }
 #endif
