@@ -223,16 +223,6 @@ static void w_number(struct writer *w, uint64_t v) {
     w_mem(w, t.data, t.len);
 }
 
-/* An address as a string, "0x7f3a5c820000". */
-static void w_hex(struct writer *w, uint64_t v) {
-    char text[24];
-    struct mb_buf t = mb_buf_on(text, sizeof text);
-    mb_buf_char(&t, '"');
-    mb_buf_hex(&t, v);
-    mb_buf_char(&t, '"');
-    w_mem(w, t.data, t.len);
-}
-
 static void w_u64(struct writer *w, const char *key, uint64_t v) {
     w_key(w, key);
     w_number(w, v);
@@ -255,6 +245,14 @@ static const char *reason_name(enum mb_dump_reason reason) {
     return (unsigned)reason < 4 ? names[reason] : "?";
 }
 
+static void fill_stats(struct membudget_stats *st) {
+    memset(st, 0, sizeof *st);
+    /* Bounded locking: the dump must finish whoever holds an allocator lock. */
+    if (stats_fn != NULL) stats_fn(st, false);
+    else alloc_stats(st, false);
+    st->baseline_bytes = mb_monitor_baseline();
+}
+
 /* struct membudget_stats is written out in include/membudget.h (it is the
  * ABI); the list's api rows are its fields, each a uint64_t, and nothing else
  * is. */
@@ -264,14 +262,6 @@ static const char *reason_name(enum mb_dump_reason reason) {
 MB_STATS(API_FIELD, MB_STATS_NONE, MB_STATS_NONE)
 _Static_assert(sizeof(struct membudget_stats) == 8 * MB_STATS_API_COUNT,
                "every field of struct membudget_stats is an api row of policy/stats_list.h");
-
-static void fill_stats(struct membudget_stats *st) {
-    memset(st, 0, sizeof *st);
-    /* Bounded locking: the dump must finish whoever holds an allocator lock. */
-    if (stats_fn != NULL) stats_fn(st, false);
-    else alloc_stats(st, false);
-    st->baseline_bytes = mb_monitor_baseline();
-}
 
 /* The dump's sections from the list (policy/stats_list.h): the thresholds
  * with their sources, and the figures of struct membudget_stats. */
@@ -393,6 +383,15 @@ static void write_allocator(struct writer *w) {
         w_u64(w, "metadata_resident_bytes", t.metadata_resident);
     }
     w_close(w, "}");
+}
+
+static void w_hex(struct writer *w, uint64_t v) {
+    char text[24];
+    struct mb_buf t = mb_buf_on(text, sizeof text);
+    mb_buf_char(&t, '"');
+    mb_buf_hex(&t, v);
+    mb_buf_char(&t, '"');
+    w_mem(w, t.data, t.len);
 }
 
 /* A member inside a one-line object: `"key": ` after a comma unless first. */
