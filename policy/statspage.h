@@ -32,8 +32,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "policy/stats_list.h"
-
 #define MB_STATSPAGE_ROOT "/dev/shm"
 #define MB_STATSPAGE_USER_PREFIX "membudget-" /* + the decimal uid: a user's directory */
 /* In it, each page's name is the decimal pid. */
@@ -58,6 +56,8 @@ struct mb_statspage_frame {
     uint32_t module;      /* index into top_modules; MB_STATSPAGE_NO_MODULE: none */
     uint32_t reserved;
 };
+
+#include "policy/stats_list.h"
 
 /* The page rows of the list as fields (names: char name[size]). */
 #define MB_STATSPAGE_FIGURE(name, page, ...) MB_PAGE_FIELD_##page(name)

@@ -71,7 +71,7 @@ $(FUZZ_DIR)/fuzz_report: tests/fuzz/fuzz_report.c $(FUZZ_REPORT_SRCS) $(REPORT_H
 
 # The reader as the command links it, with the symbolizer (libdw) when the
 # command has it (tools/tools.mk).
-FUZZ_LIVE_SRCS := tools/livestats.c tools/textout.c alloc/fmt.c
+FUZZ_LIVE_SRCS := tools/livestats.c tools/textout.c
 FUZZ_LIVE_FLAGS :=
 FUZZ_LIVE_LIBS :=
 ifneq ($(wildcard /usr/include/elfutils/libdwfl.h),)
@@ -81,6 +81,8 @@ FUZZ_LIVE_FLAGS += -DMB_TOOL_SYMBOLS
 FUZZ_LIVE_LIBS += -ldw -lelf
 endif
 endif
+# textout writes hex with the text buffer's table (alloc/fmt.h).
+FUZZ_LIVE_SRCS += alloc/fmt.c
 
 $(FUZZ_DIR)/fuzz_livepage: tests/fuzz/fuzz_livepage.c $(FUZZ_LIVE_SRCS) tools/livestats.h \
 		tools/textout.h policy/statspage.h policy/stats_list.h policy/utf8.h tests/fuzz.mk

@@ -3,7 +3,6 @@
 #                DEBUG=1, which then finds the debug library beside it), the man
 #                pages build/man/membudget.1 and .3, and build/membudget.pc
 # The command links policy/config.c and policy/limits.c for `membudget limits`
-# (with alloc/fmt.c, the text buffer every layer writes with)
 # and reads live statistics through the format of policy/statspage.h; it never
 # links the allocator.  It also links the report tool's symbolizer
 # (tools/report_symbols.c, libdw) to name the sampled top site of `stat`/`top`.  membudget(1) lists every MEMBUDGET_* variable from the
@@ -25,13 +24,17 @@ TOOL_GENDIR  := $(BUILD_ROOT)/tools/gen
 TOOL_DIRS_H  := $(TOOL_GENDIR)/install_dirs.h
 TOOL_SRCS    := tools/membudget.c tools/cli.c tools/textout.c tools/cmd_run.c tools/run_start.c \
 	tools/cmd_limits.c tools/cmd_live.c tools/cmd_report.c tools/livestats.c policy/config.c \
-	policy/limits.c alloc/fmt.c
+	policy/limits.c
 TOOL_HDRS    := tools/cli.h tools/textout.h policy/utf8.h tools/livestats.h tools/run_start.h \
-	preload/handshake.h policy/statspage.h policy/stats_list.h policy/config.h \
-	policy/limits.h include/membudget.h alloc/fmt.h
+	preload/handshake.h policy/statspage.h policy/config.h \
+	policy/limits.h include/membudget.h
 TOOL_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -Iinclude -I. -I$(TOOL_GENDIR) $(WARN) \
 	$(MODE_CFLAGS) $(EXTRA_CFLAGS)
 TOOL_LDLIBS  := -lm
+# Text is written with the one buffer of every layer (alloc/fmt.h); the live
+# page's and the limits' figures come from the statistics list.
+TOOL_SRCS    += alloc/fmt.c
+TOOL_HDRS    += alloc/fmt.h policy/stats_list.h
 # `stat` and `top` name the sampled top site's functions in the reader, with the
 # report tool's symbolizer (tools/report_symbols.c: elfutils' libdw, whose model
 # header uses jansson's types).  Both are Debian dependencies (scripts/deps.sh);
