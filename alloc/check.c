@@ -94,7 +94,8 @@ void small_misuse(struct page *page, const void *p, enum alloc_op op) {
             mb_buf_u64(&f, last);
             mb_buf_str(&f, " bytes, in a page with no block in use");
         } else {
-            mb_buf_str(&f, page->index == 0 ? "inside a chunk header" : "inside a page with no block in use");
+            mb_buf_str(&f, page->index == 0 ? "inside a chunk header"
+                                            : "inside a page with no block in use");
             mb_buf_str(&f, " (size class 0)");
         }
         report_end(&f);
@@ -117,7 +118,8 @@ void small_misuse(struct page *page, const void *p, enum alloc_op op) {
     /* A block start, marked free. */
     if (!marked_block_is_free(page, p)) return;
     report_start(&f, p, op, op != ALLOC_OP_USABLE_SIZE);
-    mb_buf_str(&f, op == ALLOC_OP_USABLE_SIZE ? "a free block of size class " : "a block of size class ");
+    mb_buf_str(&f, op == ALLOC_OP_USABLE_SIZE ? "a free block of size class "
+                                              : "a block of size class ");
     mb_buf_u64(&f, block_size);
     mb_buf_str(&f, op == ALLOC_OP_USABLE_SIZE ? " bytes" : " bytes, already free");
     report_end(&f);
@@ -138,7 +140,8 @@ void large_misuse_report(const void *p, enum alloc_op op, bool freed, uintptr_t 
         mb_buf_str(&f, " bytes)");
     } else {
         mb_buf_u64(&f, offset);
-        mb_buf_str(&f, freed ? " bytes into a freed large span of " : " bytes into a large span of ");
+        mb_buf_str(&f,
+                   freed ? " bytes into a freed large span of " : " bytes into a large span of ");
         mb_buf_u64(&f, span_bytes);
         mb_buf_str(&f, " bytes");
     }
@@ -155,7 +158,8 @@ void alloc_reentered(enum alloc_op op) {
     mb_buf_str(&f, op_names[op]);
     mb_buf_str(&f, " entered while this thread is inside ");
     mb_buf_str(&f, op_names[alloc_inside - 1]);
-    mb_buf_str(&f, " (a signal handler that allocates?): the malloc family is not async-signal-safe");
+    mb_buf_str(&f,
+               " (a signal handler that allocates?): the malloc family is not async-signal-safe");
     report_end(&f);
 }
 #endif

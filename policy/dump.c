@@ -256,8 +256,8 @@ static void fill_stats(struct membudget_stats *st) {
 /* struct membudget_stats is written out in include/membudget.h (it is the
  * ABI); the list's api rows are its fields, each a uint64_t, and nothing else
  * is. */
-#define API_FIELD(name, page, api, ...)                                              \
-    MB_IF_##api(_Static_assert(sizeof(((struct membudget_stats *)0)->name) == 8, \
+#define API_FIELD(name, page, api, ...)                                                            \
+    MB_IF_##api(_Static_assert(sizeof(((struct membudget_stats *)0)->name) == 8,                   \
                                #name " is a uint64_t of struct membudget_stats");)
 MB_STATS(API_FIELD, MB_STATS_NONE, MB_STATS_NONE)
 _Static_assert(sizeof(struct membudget_stats) == 8 * MB_STATS_API_COUNT,
@@ -265,8 +265,8 @@ _Static_assert(sizeof(struct membudget_stats) == 8 * MB_STATS_API_COUNT,
 
 /* The dump's sections from the list (policy/stats_list.h): the thresholds
  * with their sources, and the figures of struct membudget_stats. */
-#define DUMP_THRESHOLD(stem, label, zero, page, help) \
-    w_u64(w, #stem "_bytes", lim->stem##_bytes);      \
+#define DUMP_THRESHOLD(stem, label, zero, page, help)                                              \
+    w_u64(w, #stem "_bytes", lim->stem##_bytes);                                                   \
     w_str(w, #stem "_source", lim->stem##_source);
 #define DUMP_FIGURE(name, page, api, dump, ...) MB_IF_##dump(w_u64(w, #name, st.name);)
 

@@ -206,7 +206,7 @@ static void top_fill(struct mb_statspage *p) {
 /* ---- the page -------------------------------------------------------------------- */
 
 /* The thresholds the page carries (policy/stats_list.h), as computed. */
-#define COPY_THRESHOLD(stem, label, zero, page, help) \
+#define COPY_THRESHOLD(stem, label, zero, page, help)                                              \
     MB_IF_PAGE_##page(p->stem##_bytes = lim->stem##_bytes;)
 
 /* One update of the changing part, under the sequence counter. */

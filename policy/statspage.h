@@ -64,7 +64,7 @@ struct mb_statspage_frame {
 #define MB_STATSPAGE_THRESHOLD(stem, label, zero, page, help) MB_PAGE_FIELD_##page(stem##_bytes)
 #define MB_STATSPAGE_TEXT(name, size, key, prom) char name[size];
 #define MB_STATSPAGE_FIGURE_APPENDED(name, page, ...) MB_PAGE_APPENDED_FIELD_##page(name)
-#define MB_STATSPAGE_THRESHOLD_APPENDED(stem, label, zero, page, help) \
+#define MB_STATSPAGE_THRESHOLD_APPENDED(stem, label, zero, page, help)                             \
     MB_PAGE_APPENDED_FIELD_##page(stem##_bytes)
 
 struct mb_statspage {
@@ -117,7 +117,7 @@ struct mb_statspage {
 
 /* A page whose size reaches this has the top-site fields; an older writer's
  * page reads with them zero, and readers show the site as unknown. */
-#define MB_STATSPAGE_SIZE_TOP_SITE \
+#define MB_STATSPAGE_SIZE_TOP_SITE                                                                 \
     (offsetof(struct mb_statspage, top_modules) + sizeof(((struct mb_statspage *)0)->top_modules))
 /* The size of a page written before the top site was added. */
 #define MB_STATSPAGE_SIZE_V1 offsetof(struct mb_statspage, sample_rate_bytes)

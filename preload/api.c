@@ -334,7 +334,8 @@ void mb_malloc_stats(void) {
                          st.large_bytes, st.mmap_bytes, st.threads};
     char buf[512];
     struct mb_buf f = mb_buf_on(buf, sizeof buf);
-    mb_buf_str(&f, jm_active ? "membudget allocator (jemalloc backend)\n" : "membudget allocator\n");
+    mb_buf_str(&f,
+               jm_active ? "membudget allocator (jemalloc backend)\n" : "membudget allocator\n");
     for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
         mb_buf_str(&f, names[i]);
         mb_buf_str(&f, ": ");

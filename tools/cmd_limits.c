@@ -42,7 +42,8 @@ struct row {
 };
 
 /* The thresholds of the list (policy/stats_list.h), in its order. */
-#define ROW(stem, label, zero, page, help) {label, #stem, lim->stem##_bytes, zero, lim->stem##_source},
+#define ROW(stem, label, zero, page, help)                                                         \
+    {label, #stem, lim->stem##_bytes, zero, lim->stem##_source},
 
 static size_t rows_of(const struct mb_limits *lim, struct row *rows) {
     const struct row all[] = {MB_STATS(MB_STATS_NONE, ROW, MB_STATS_NONE)};
@@ -85,8 +86,8 @@ static void print_json(const struct mb_limits *lim, const struct mb_config *cfg)
     size_t n = rows_of(lim, rows);
     printf("{\n");
     for (size_t i = 0; i < n; i++) {
-        printf("  \"%s_bytes\": %" PRIu64 ",\n  \"%s_source\": ", rows[i].key,
-               rows[i].bytes, rows[i].key);
+        printf("  \"%s_bytes\": %" PRIu64 ",\n  \"%s_source\": ", rows[i].key, rows[i].bytes,
+               rows[i].key);
         cli_json_string(rows[i].source);
         printf(",\n");
     }

@@ -179,7 +179,8 @@ static void print_stat(const struct live_process *lp) {
     term(p->action);
     putchar('\n');
     printf("%-11s conservative %s, strict %s, strict-synchronous %s\n", "thresholds",
-           mb_bytes_text(a, sizeof a, p->conservative_bytes), mb_bytes_text(b, sizeof b, p->strict_bytes),
+           mb_bytes_text(a, sizeof a, p->conservative_bytes),
+           mb_bytes_text(b, sizeof b, p->strict_bytes),
            mb_bytes_text(c, sizeof c, p->strict_sync_bytes));
     printf("%-11s ", "policy");
     term(p->policy_name);
@@ -250,8 +251,8 @@ static void print_prometheus(const struct live_process *lp) {
         if (f->prom == NULL || !live_figure_present(p, f)) continue;
         char name[64];
         size_t n = strlen(f->name);
-        bool total = strcmp(f->prom, "counter") == 0 &&
-                     !(n >= 6 && strcmp(f->name + n - 6, "_total") == 0);
+        bool total =
+            strcmp(f->prom, "counter") == 0 && !(n >= 6 && strcmp(f->name + n - 6, "_total") == 0);
         snprintf(name, sizeof name, "%s%s", f->name, total ? "_total" : "");
         prom_metric(name, f->prom, f->help, labels, (double)live_figure_value(p, f));
     }
@@ -615,12 +616,17 @@ static void print_figure_columns(const struct mb_statspage *p) {
         const struct live_figure *f = by_column[c];
         char text[16];
         if (f != NULL) {
-            printf(" %6s", p == NULL                    ? f->title
-                           : !live_figure_present(p, f) ? "-"
-                               : mb_bytes_short_text(text, sizeof text, live_figure_value(p, f)));
+            const char *cell = f->title;
+            if (p != NULL)
+                cell = live_figure_present(p, f)
+                           ? mb_bytes_short_text(text, sizeof text, live_figure_value(p, f))
+                           : "-";
+            printf(" %6s", cell);
         } else if (c == TOP_PERCENT_COLUMN) {
-            if (p == NULL) printf(" %5s", "%LIM");
-            else printf(" %5.1f", percent_of_limit(p));
+            if (p == NULL)
+                printf(" %5s", "%LIM");
+            else
+                printf(" %5.1f", percent_of_limit(p));
         }
     }
 }

@@ -149,14 +149,14 @@ static bool remove_if_same(int dir, const char *name, int fd) {
 
 /* ---- the page's figures and names (policy/stats_list.h) ---------------------- */
 
-#define FIGURE_ROW(name, page, api, dump, json, prom, top, title, help)            \
-    MB_IF_PAGE_##page({#name, offsetof(struct mb_statspage, name),                 \
-                       sizeof(((struct mb_statspage *)0)->name), MB_BOOL_##json,   \
-                       MB_PROM_##prom, top, title, help}, )
-#define THRESHOLD_ROW(stem, label, zero, page, help)                               \
-    MB_IF_PAGE_##page({#stem "_bytes", offsetof(struct mb_statspage, stem##_bytes), \
+#define FIGURE_ROW(name, page, api, dump, json, prom, top, title, help)                            \
+    MB_IF_PAGE_##page({#name, offsetof(struct mb_statspage, name),                                 \
+                       sizeof(((struct mb_statspage *)0)->name), MB_BOOL_##json, MB_PROM_##prom,   \
+                       top, title, help}, )
+#define THRESHOLD_ROW(stem, label, zero, page, help)                                               \
+    MB_IF_PAGE_##page({#stem "_bytes", offsetof(struct mb_statspage, stem##_bytes),                \
                        sizeof(uint64_t), true, "gauge", 0, NULL, help}, )
-#define TEXT_ROW(name, size, key, prom) \
+#define TEXT_ROW(name, size, key, prom)                                                            \
     {#name, offsetof(struct mb_statspage, name), size, key, MB_BOOL_##prom},
 
 const struct live_figure live_figures[] = {MB_STATS(FIGURE_ROW, THRESHOLD_ROW, MB_STATS_NONE)};
@@ -220,8 +220,7 @@ enum live_status live_check(const void *bytes, size_t len, pid_t pid, struct mb_
         return say(e, LIVE_BAD, EBUSY, "copied in the middle of an update");
     bool names_ok = STRING_OK(p, comm);
     for (size_t i = 0; i < live_text_count; i++)
-        names_ok = names_ok && terminated(live_text_value(p, &live_texts[i]),
-                                          live_texts[i].size);
+        names_ok = names_ok && terminated(live_text_value(p, &live_texts[i]), live_texts[i].size);
     if (!names_ok) return say(e, LIVE_BAD, EPROTO, "a name without its terminating NUL");
     if (copy < MB_STATSPAGE_SIZE_TOP_SITE) return LIVE_OK;
     if (p->top_frame_count > MB_STATSPAGE_TOP_FRAMES || p->top_module_count > MB_STATSPAGE_TOP_MODULES)

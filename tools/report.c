@@ -490,8 +490,8 @@ static void load_sites(struct rp_report *r) {
 
 /* The figures and thresholds of the list (policy/stats_list.h). */
 #define LOAD_FIGURE(name, page, api, dump, ...) MB_IF_##dump(r->name = rp_u64(r->footprint, #name);)
-#define LOAD_THRESHOLD(stem, label, zero, page, help)           \
-    r->stem##_bytes = rp_u64(r->limit, #stem "_bytes");         \
+#define LOAD_THRESHOLD(stem, label, zero, page, help)                                              \
+    r->stem##_bytes = rp_u64(r->limit, #stem "_bytes");                                            \
     r->stem##_source = rp_str(r->limit, #stem "_source");
 
 bool rp_load(struct rp_report *r, char *text, size_t len, const char *path) {
@@ -628,9 +628,8 @@ static void print_footprint(const struct rp_report *r) {
     const json_t *os = json_object_get(f, "os");
     printf("\nFootprint %s = counter %s + baseline %s (%s)\n", B(r->footprint_bytes),
            B(r->counter_bytes), B(r->baseline_bytes), T(rp_str(f, "source")));
-    printf("  small pages %s (%s in live blocks), large spans %s (%s cached),\n",
-           B(r->small_bytes), B(r->small_live_bytes), B(r->large_bytes),
-           B(r->large_cached_bytes));
+    printf("  small pages %s (%s in live blocks), large spans %s (%s cached),\n", B(r->small_bytes),
+           B(r->small_live_bytes), B(r->large_bytes), B(r->large_cached_bytes));
     printf("  application mmap %s, metadata %s; peak counter %s\n", B(r->mmap_bytes),
            B(r->meta_bytes), B(r->counter_peak_bytes));
     printf("  OS view: RssAnon %s + VmSwap %s", B(rp_u64(os, "rss_anon_bytes")),

@@ -77,8 +77,8 @@ struct rp_tick {
 };
 
 #define RP_FIGURE(name, page, api, dump, ...) MB_IF_##dump(uint64_t name;)
-#define RP_THRESHOLD(stem, label, zero, page, help) \
-    uint64_t stem##_bytes;                          \
+#define RP_THRESHOLD(stem, label, zero, page, help)                                                \
+    uint64_t stem##_bytes;                                                                         \
     const char *stem##_source;
 
 struct rp_report {

@@ -1283,14 +1283,17 @@ static void test_text_helpers(void) {
     static const struct {
         uint64_t bytes;
         const char *text;
-    } columns[] = {{512, "512B"}, {12 * MIB, "12M"}, {966367641, "921.6M"},
-                   {1023 * MIB + MIB / 2, "1024M"}, {1020 * MIB + MIB / 4, "1020M"},
+    } columns[] = {{512, "512B"},
+                   {12 * MIB, "12M"},
+                   {966367641, "921.6M"},
+                   {1023 * MIB + MIB / 2, "1024M"},
+                   {1020 * MIB + MIB / 4, "1020M"},
                    {UINT64_MAX, "16E"}};
     for (size_t i = 0; i < sizeof columns / sizeof columns[0]; i++) {
         char out[8];
-        expect_true(strcmp(mb_bytes_short_text(out, sizeof out, columns[i].bytes),
-                           columns[i].text) == 0,
-                    "%" PRIu64 ": '%s' != '%s'", columns[i].bytes, out, columns[i].text);
+        expect_true(
+            strcmp(mb_bytes_short_text(out, sizeof out, columns[i].bytes), columns[i].text) == 0,
+            "%" PRIu64 ": '%s' != '%s'", columns[i].bytes, out, columns[i].text);
     }
     {
         char hex[32];
