@@ -755,10 +755,10 @@ bool jm_totals(struct jm_totals *out) {
 /* A per-bin control: prefix, bin index, suffix ("arenas.bin.", j, ".size"). */
 static uint64_t ctl_bin(const char *prefix, unsigned j, const char *suffix) {
     char name[64];
-    struct fmt f = FMT_ON(name);
-    fmt_str(&f, prefix);
-    fmt_u64(&f, j);
-    fmt_str(&f, suffix);
+    struct mb_buf f = mb_buf_on(name, sizeof name);
+    mb_buf_str(&f, prefix);
+    mb_buf_u64(&f, j);
+    mb_buf_str(&f, suffix);
     return ctl_size(name);
 }
 
