@@ -84,7 +84,9 @@ long os_openat(int dirfd, const char *name, int flags, int mode);
 void os_close(int fd);
 /* read(2): the bytes read, 0 at the end, or -errno (-EINTR included). */
 long os_read(int fd, void *buf, size_t len);
-void os_write_all(int fd, const void *buf, size_t len);
+/* Writes all len bytes, again after a short write or EINTR: 0, or -errno
+ * (-EIO when the file takes no more). */
+long os_write_all(int fd, const void *buf, size_t len);
 long os_mkdir(const char *path, int mode);
 long os_unlinkat(int dirfd, const char *name);
 long os_fstat(int fd, struct stat *st);

@@ -103,15 +103,16 @@ bool os_random(void *buf, size_t n) {
     return os_syscall6(SYS_getrandom, (long)buf, (long)n, GRND_NONBLOCK, 0, 0, 0) == (long)n;
 }
 
-void os_write_all(int fd, const void *buf, size_t len) {
+long os_write_all(int fd, const void *buf, size_t len) {
     const char *p = buf;
     while (len > 0) {
         long n = os_syscall6(SYS_write, fd, (long)p, (long)len, 0, 0, 0);
         if (n == -EINTR) continue;
-        if (n <= 0) return;
+        if (n <= 0) return n < 0 ? n : -EIO;
         p += n;
         len -= (size_t)n;
     }
+    return 0;
 }
 
 long os_open(const char *path, int flags, int mode) {

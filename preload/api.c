@@ -332,15 +332,16 @@ void mb_malloc_stats(void) {
                          st.small_live_bytes + st.large_bytes - st.large_cached_bytes,
                          st.large_bytes, st.mmap_bytes, st.threads};
     char buf[512];
-    struct fmt f = FMT_ON(buf);
-    fmt_str(&f, jm_active ? "membudget allocator (jemalloc backend)\n" : "membudget allocator\n");
+    struct mb_buf f = mb_buf_on(buf, sizeof buf);
+    mb_buf_str(&f,
+               jm_active ? "membudget allocator (jemalloc backend)\n" : "membudget allocator\n");
     for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
-        fmt_str(&f, names[i]);
-        fmt_str(&f, ": ");
-        fmt_u64(&f, values[i]);
-        fmt_char(&f, '\n');
+        mb_buf_str(&f, names[i]);
+        mb_buf_str(&f, ": ");
+        mb_buf_u64(&f, values[i]);
+        mb_buf_char(&f, '\n');
     }
-    fmt_write(&f, 2);
+    os_write_all(2, f.data, f.len);
 }
 
 /* ---- the exported ABI: the platform's names for the mb_* entry points ------ */
