@@ -20,6 +20,14 @@ Cases:
              locks of the allocator and the sampler (debug library)
   resample   realloc in place replaces a sample, a moved span and a free end it
   svg        the timeline opens in headless Chromium and is not blank
+  cxxnames   C++ names demangled in the text, --folded and --json (which keeps
+             the mangled name); an inlined helper a frame of its own, marked;
+             a stack deeper than the writer keeps ends in a marked frame
+  diff       --diff OLD NEW over two membudget_dump() reports of a program
+             that leaks at one site between them: that site first, with the
+             growth, in the text, --folded (differential) and --json; bad
+             arguments
+  allocator  --json keeps the dump's allocator section
   hostile    dumps made hostile from the golden ones: module paths naming a FIFO,
              /dev/zero, a link to a FIFO, non-UTF-8 bytes (path_bytes); the dump
              itself a FIFO or larger than the limit; numbers past 2^63 and
@@ -517,6 +525,154 @@ def check_resample():
     ok(name)
 
 
+# ---- C++ names, inlined frames, cut stacks -------------------------------------------
+
+def check_cxx():
+    name = "cxxnames: C++ names demangled, mangled kept in --json"
+    d = os.path.join(tmp, "cxx")
+    os.makedirs(d, exist_ok=True)
+    rc, out, err = run([os.path.join(BIN, "cxxnames"), d], clean_env({"MEMBUDGET_SAMPLE": "1"}, LIB))
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    path = os.path.join(d, "cxx.json")
+    r = report_json(path)
+    grow = next((s for s in r["sites"]
+                 if any(f.get("function") == "shapes::Grid<int>::grow(unsigned long)"
+                        for f in s["frames"])), None)
+    if grow is None:
+        return fail(name, "no site with shapes::Grid<int>::grow(unsigned long)",
+                    "\n".join(str([f.get("function") for f in s["frames"][:4]]) for s in r["sites"][:4]))
+    frame = next(f for f in grow["frames"] if f.get("function", "").startswith("shapes::Grid"))
+    new = next((f for f in grow["frames"] if f.get("function", "").startswith("operator new")), None)
+    if frame.get("mangled") != "_ZN6shapes4GridIiE4growEm" or new is None or not new.get("mangled", "").startswith("_Zn"):
+        return fail(name, "frames %s" % grow["frames"][:4])
+    plain = [f for s in r["sites"] for f in s["frames"] if f.get("function") == "leak_plain"]
+    if not plain or "mangled" in plain[0]:
+        return fail(name, "leak_plain: %s" % plain[:1])
+    ok(name)
+
+    name = "cxxnames: an inlined call is a frame of its own, at its line, before its caller"
+    names = [(f.get("function"), f.get("inlined", False), f.get("line")) for f in grow["frames"]]
+    k = next((i for i, f in enumerate(grow["frames"]) if f.get("function") == "make_cells"), None)
+    src = open(os.path.join(HERE, "cxxnames.cc")).read().splitlines()
+    new_line = next(i + 1 for i, l in enumerate(src) if "new char[n]" in l and "p =" in l)
+    call_line = next(i + 1 for i, l in enumerate(src) if "sink = make_cells(n)" in l)
+    if (k is None or not grow["frames"][k].get("inlined") or grow["frames"][k].get("line") != new_line
+            or grow["frames"][k + 1].get("function") != "shapes::Grid<int>::grow(unsigned long)"
+            or grow["frames"][k + 1].get("inlined") or grow["frames"][k + 1].get("line") != call_line
+            or grow["frames"][k]["address"] != grow["frames"][k + 1]["address"]):
+        return fail(name, "frames %s (make_cells at %d, called at %d)" % (names[:5], new_line, call_line))
+    ok(name)
+
+    name = "cxxnames: text and --folded show the demangled names and the inlined frame"
+    rc, text, err = report("--frames", "4", path)
+    rc2, folded, err2 = report("--folded", path)
+    want_text = [r"^       make_cells \(inlined\)  .*cxxnames\.cc:%d$" % new_line,
+                 r"^       shapes::Grid<int>::grow\(unsigned long\)  .*cxxnames\.cc:%d$" % call_line,
+                 r"^       operator new\(unsigned long\)"]
+    missing = [w for w in want_text if not any(re.search(w, l) for l in text.splitlines())]
+    if rc != 0 or missing or "_ZN6shapes" in text:
+        return fail(name, "exit %s; missing %s" % (rc, missing), text)
+    if rc2 != 0 or not re.search(r"^\S*;main;shapes::Grid<int>::grow\(unsigned long\);make_cells;operator new", folded, re.M) \
+            or "_ZN" in folded:
+        return fail(name, "exit %s" % rc2, folded + err2)
+    ok(name)
+
+    name = "cxxnames: a stack deeper than the writer keeps ends in a marked frame"
+    max_frames = r["sampling"]["max_frames"]
+    deep = [s for s in r["sites"] if s["frames"] and s["frames"][1].get("function") == "shapes::deep(int, unsigned long)"]
+    short = [s for s in r["sites"] if s is not grow and s not in deep]
+    mark = "[stack cut at %d frames]" % max_frames
+    if (len(deep) != 1 or not deep[0].get("truncated") or len(deep[0]["frames"]) != max_frames
+            or any(s.get("truncated") for s in r["sites"] if s not in deep)):
+        return fail(name, "sites %s" % [(len(s["frames"]), s.get("truncated")) for s in r["sites"]])
+    deep_line = next((l for l in folded.splitlines() if "shapes::deep" in l), "")
+    if not deep_line.startswith(mark + ";shapes::deep(int, unsigned long);") or \
+            not any(l.startswith("_start;") for l in folded.splitlines()):
+        return fail(name, "folded line %r" % deep_line[:200])
+    rc, text, _ = report("--frames", "0", path)
+    if mark not in text or ", then the stack was cut" not in report(path)[1]:
+        return fail(name, "no mark in the text", text)
+    ok(name)
+    return short
+
+
+# ---- report --diff -------------------------------------------------------------------
+
+def check_diff():
+    name = "diff: the site that leaked between two reports comes first, with its growth"
+    d = os.path.join(tmp, "diff")
+    os.makedirs(d, exist_ok=True)
+    rc, out, err = run([os.path.join(BIN, "grow"), d], clean_env({"MEMBUDGET_SAMPLE": "64K"}, LIB))
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    old, new = os.path.join(d, "old.json"), os.path.join(d, "new.json")
+    rc, out, err = report("--diff", old, new, "--json")
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    j = json.loads(out)
+    sites = j["sites"]
+    top = [site_function(s) for s in sites]
+    leaked = 128 * (64 << 10)
+    first = sites[0] if sites else {}
+    if (j.get("membudget_diff") != 1 or top[:1] != ["leak_between"] or first["old_est_bytes"] != 0
+            or not 0.8 <= first["growth_bytes"] / leaked <= 1.2
+            or first["growth_bytes"] != first["new_est_bytes"] - first["old_est_bytes"]):
+        return fail(name, "sites %s" % [(site_function(s), s["growth_bytes"]) for s in sites])
+    steady = [s for s in sites if site_function(s) == "keep_steady"]
+    freed = [s for s in sites if site_function(s) == "freed_between"]
+    if (len(steady) != 1 or steady[0]["growth_bytes"] != 0 or steady[0]["old_est_bytes"] == 0
+            or len(freed) != 1 or freed[0]["new_est_bytes"] != 0 or top[-1] != "freed_between"):
+        return fail(name, "sites %s" % [(site_function(s), s["growth_bytes"]) for s in sites])
+    ok(name + " (+%d bytes estimated for %d leaked)" % (first["growth_bytes"], leaked))
+
+    name = "diff: text and differential folded stacks"
+    rc, text, err = report("--diff", old, new)
+    lines = text.splitlines()
+    k = next((i for i, l in enumerate(lines) if l.startswith("  #1 ")), None)
+    if rc != 0 or k is None or "+" not in lines[k] or not lines[k + 1].startswith("       leak_between  ") \
+            or "keep_steady" in text or "(1 site unchanged)" not in text:
+        return fail(name, "exit %s" % rc, text + err)
+    rc, folded, err = report("--diff", old, new, "--folded")
+    fl = folded.splitlines()
+    if rc != 0 or not fl or not re.match(r"^.*;main;leak_between 0 %d$" % first["new_est_bytes"], fl[0]) \
+            or not all(re.match(r"^\S.* \d+ \d+$", l) for l in fl):
+        return fail(name, "exit %s" % rc, folded + err)
+    ok(name)
+
+    name = "diff: a report against itself has no growth"
+    rc, out, err = report("--diff", new, new, "--json")
+    if rc != 0 or any(s["growth_bytes"] for s in json.loads(out)["sites"]):
+        return fail(name, "exit %s" % rc, out + err)
+    rc, text, err = report("--diff", new, new)
+    if "none changed" not in text:
+        return fail(name, "text", text)
+    ok(name)
+
+    name = "diff: bad arguments are one line and exit 2"
+    cases = [(["--diff", old], 2, "NEW missing"), (["--diff", old, new, new], 2, "one NEW report"),
+             (["--diff", old, new, "--svg", os.path.join(d, "x.svg")], 2, "not with --diff"),
+             (["--diff", old, new, "--json", "--folded"], 2, "choose one"),
+             (["--diff", os.path.join(d, "absent.json"), new], 1, "absent.json"),
+             (["--diff", old, "--diff", old, new], 2, "twice")]
+    for args, want_rc, want in cases:
+        rc, out, err = report(*args)
+        if rc != want_rc or want not in err or out:
+            return fail(name, "%s: exit %s" % (args, rc), err)
+    ok(name)
+
+
+def check_allocator_kept(path):
+    name = "allocator: --json keeps the dump's allocator section"
+    if path is None:
+        return skip(name, "no dump")
+    raw = json.load(open(path))
+    r = report_json(path)
+    if "allocator" not in raw or r.get("allocator") != raw["allocator"]:
+        return fail(name, "dump %s, report %s" % (raw.get("allocator"), r.get("allocator")))
+    ok(name + " (backend %s)" % raw["allocator"].get("backend"))
+
+
 def raw_dump(d, i):
     with open(os.path.join(d, "%d.json" % i)) as f:
         return json.load(f)
@@ -980,10 +1136,13 @@ def main():
     check_golden()
     check_bad_input()
     dump = check_leak3()
+    check_allocator_kept(dump)
     check_python()
     check_hold("same")
     check_hold("other")
     check_resample()
+    check_cxx()
+    check_diff()
     check_huge_requests()
     check_non_ascii_paths()
     check_svg(dump)
