@@ -28,7 +28,7 @@
 #define TEXT_EVENTS_MAX 8
 
 static const char usage_text[] =
-    "usage: membudget report DUMP [--svg FILE] [--folded | --json] [OPTIONS]\n"
+    "usage: membudget report DUMP [--svg FILE] [--html FILE] [--folded | --json] [OPTIONS]\n"
     "       membudget report --diff OLD NEW [--folded | --json] [OPTIONS]\n"
     "\n"
     "Summarizes a report written by a process that exceeded its memory budget (or\n"
@@ -38,6 +38,9 @@ static const char usage_text[] =
     "\n"
     "  --svg FILE     also write the footprint timeline, with the thresholds and the\n"
     "                 policy changes, as an SVG picture\n"
+    "  --html FILE    also write one self-contained page (no network): a zoomable,\n"
+    "                 searchable icicle graph of the live bytes by stack, the\n"
+    "                 timeline, the limit's derivation and the allocator section\n"
     "  --folded       print folded stacks (\"frame;frame;frame bytes\", outermost\n"
     "                 frame first) for flamegraph.pl or speedscope, instead of the text\n"
     "  --json         print the report normalized and symbolized, instead of the text\n"
@@ -1022,7 +1025,7 @@ static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, fmt, arg);
     fprintf(stderr,
             "\n%s: usage: membudget report DUMP [--svg FILE] [--folded | --json] "
-            "[--sites N] [--frames N] [--no-symbols]; or --diff OLD NEW\n",
+            "[--html FILE] [--sites N] [--frames N] [--no-symbols]; or --diff OLD NEW\n",
             prog);
     return 2;
 }
@@ -1043,6 +1046,7 @@ static int diff_main(const char *old_path, const char *new_path, bool symbols,
         rp_free(&old);
         return 1;
     }
+    old.expand_frames = new.expand_frames = true;
     if (symbols) {
         rp_symbolize(&old);
         rp_symbolize(&new);
@@ -1065,10 +1069,10 @@ int report_main(int argc, char **argv) {
         {"svg", required_argument, NULL, 's'},    {"folded", no_argument, NULL, 'f'},
         {"json", no_argument, NULL, 'j'},         {"sites", required_argument, NULL, 'n'},
         {"frames", required_argument, NULL, 'F'}, {"no-symbols", no_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},         {"diff", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},         {"diff", required_argument, NULL, 'd'},   {"html", required_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
-    const char *svg = NULL, *diff = NULL;
+    const char *svg = NULL, *diff = NULL, *html = NULL;
     bool folded = false, json = false, symbols = true;
     size_t max_sites = DEFAULT_SITES, max_frames = DEFAULT_FRAMES;
     opterr = 0;
@@ -1081,6 +1085,10 @@ int report_main(int argc, char **argv) {
             break;
         case 'f':
             folded = true;
+            break;
+        case 'H':
+            if (optarg[0] == '\0') return usage_error("%s", "--html needs a file name");
+            html = optarg;
             break;
         case 'd':
             if (diff != NULL) return usage_error("%s", "--diff given twice: one OLD report");
@@ -1116,8 +1124,9 @@ int report_main(int argc, char **argv) {
                                                 : "one report at a time");
     if (folded && json)
         return usage_error("%s", "--folded and --json each replace the text: choose one");
-    if (diff != NULL && svg != NULL)
-        return usage_error("%s", "--svg draws one report's timeline: not with --diff");
+    if (diff != NULL && (svg != NULL || html != NULL))
+        return usage_error("%s", svg != NULL ? "--svg draws one report's timeline: not with --diff"
+                                             : "--html shows one report: not with --diff");
     if (diff != NULL)
         return diff_main(diff, argv[optind], symbols,
                          folded ? RP_DIFF_FOLDED : json ? RP_DIFF_JSON : RP_DIFF_TEXT, max_sites,
@@ -1125,8 +1134,9 @@ int report_main(int argc, char **argv) {
 
     struct rp_report r = {0};
     if (!rp_load_file(&r, argv[optind])) return 1;
+    r.expand_frames = true;
     if (symbols) rp_symbolize(&r);
-    if (svg != NULL && !rp_write_svg(&r, svg)) {
+    if ((svg != NULL && !rp_write_svg(&r, svg)) || (html != NULL && !rp_write_html(&r, html))) {
         rp_free(&r);
         return 1;
     }

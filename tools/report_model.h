@@ -115,6 +115,11 @@ struct rp_report {
     size_t max_frames;        /* sampling.max_frames: frames the writer kept per stack */
     struct rp_module *modules;
     size_t module_count;
+    /* rp_symbolize expands inlined calls into frames of their own, replacing
+     * each site's frames with a malloc'd array, and keeps the mangled names.
+     * Without it (a caller's fixed frame arrays: tools/livestats.c) the frames
+     * stay in place, one per address, and only the demangled names are kept. */
+    bool expand_frames;
     /* What the reader set aside (a number out of range, a frame list cut):
      * the first RP_NOTES_MAX, and how many there were. */
     char *notes[RP_NOTES_MAX];
@@ -162,5 +167,13 @@ char *rp_demangle(const char *s);
 /* report_svg.c: the footprint timeline with the thresholds and the policy
  * changes; false when the file cannot be written. */
 bool rp_write_svg(const struct rp_report *r, const char *path);
+/* The same picture to out (inside an HTML page: no XML declaration). */
+bool rp_svg_to(const struct rp_report *r, FILE *out, bool xml_declaration);
+
+/* report_html.c: one self-contained page (no network): the flame graph of
+ * live bytes by stack, zoomable and searchable, the timeline, the limit's
+ * derivation and the allocator section; false when the file cannot be
+ * written. */
+bool rp_write_html(const struct rp_report *r, const char *path);
 
 #endif

@@ -219,6 +219,17 @@ static void call_site(Dwarf_Die *cudie, Dwarf_Die *inlined, const char **file, i
     *line = (int)lineno;
 }
 
+/* The line of pc into frame, without inlined calls. */
+static void line_of(Dwfl_Module *mod, Dwarf_Addr pc, struct rp_frame *frame) {
+    Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
+    int lineno = 0;
+    const char *file = line != NULL ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+    if (file != NULL && lineno > 0) {
+        frame->file = name_copy(file);
+        frame->line = lineno;
+    }
+}
+
 /* A site's frames, growing as inlined calls are inserted. */
 struct frame_list {
     struct rp_frame *frames;
@@ -352,7 +363,12 @@ void rp_symbolize(struct rp_report *r) {
                     frame.function_offset = offset + 1;
                 }
             }
-            if (mod != NULL && lines[m - r->modules]) {
+            if (!r->expand_frames) {
+                free(frame.mangled);
+                frame.mangled = NULL;
+                if (mod != NULL && lines[m - r->modules]) line_of(mod, pc, &frame);
+                site->frames[f] = frame;
+            } else if (mod != NULL && lines[m - r->modules]) {
                 expand_frame(mod, pc, &frame, &l);
             } else {
                 struct rp_frame *slot = frame_push(&l);
@@ -364,7 +380,7 @@ void rp_symbolize(struct rp_report *r) {
                 }
             }
         }
-        if (l.frames == NULL) continue; /* out of memory, or no frames: as read */
+        if (!r->expand_frames || l.frames == NULL) continue; /* in place */
         free(site->frames);
         site->frames = l.frames;
         site->frame_count = l.count;

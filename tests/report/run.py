@@ -28,6 +28,10 @@ Cases:
              growth, in the text, --folded (differential) and --json; bad
              arguments
   allocator  --json keeps the dump's allocator section
+  html       --html: the page opens in headless Chromium with no console error
+             and no network, its largest leaf frame is leak3's dominant site, a
+             click on it zooms into it, the search marks frames; markup in the
+             dump and in frame names stays text; bad arguments
   hostile    dumps made hostile from the golden ones: module paths naming a FIFO,
              /dev/zero, a link to a FIFO, non-UTF-8 bytes (path_bytes); the dump
              itself a FIFO or larger than the limit; numbers past 2^63 and
@@ -807,6 +811,131 @@ def check_svg(dump):
     ok(name + " (%dx%d, %.0f%% drawn, %d colours)" % (width, height, share * 100, len(colors)))
 
 
+# ---- the HTML page -------------------------------------------------------------------
+
+# Put first in the page's <head> by the test (not part of the page): records
+# errors, then once the page is loaded finds the widest of leak3's three leaf
+# frames, clicks it, and searches; the results go in <pre id="mbtest">.
+HTML_PROBE = r"""<script>
+window.__mb = {errors: []};
+window.addEventListener('error', function (e) { __mb.errors.push(String(e.message)); });
+(function () { var ce = console.error; console.error = function () {
+  __mb.errors.push(Array.prototype.join.call(arguments, ' ')); ce.apply(console, arguments); }; })();
+window.addEventListener('load', function () { setTimeout(function () {
+  var r = {errors: __mb.errors};
+  function frames(re) { return Array.from(document.querySelectorAll('#fg .fr')).filter(
+      function (e) { return re.test(e.dataset.name || ''); }); }
+  r.boxes = document.querySelectorAll('#fg .fr').length;
+  r.full = document.getElementById('fg').clientWidth;
+  var leaves = frames(/^leak_(60|30|10)$/).map(function (e) {
+      return [e.dataset.name, e.getBoundingClientRect().width, e]; });
+  leaves.sort(function (a, b) { return b[1] - a[1]; });
+  r.widths = leaves.map(function (l) { return [l[0], l[1]]; });
+  r.largest = leaves.length ? leaves[0][0] : null;
+  if (leaves.length) {
+    leaves[0][2].dispatchEvent(new MouseEvent('click', {bubbles: true}));
+    r.after = frames(new RegExp('^' + r.largest + '$')).map(function (e) {
+        return e.getBoundingClientRect().width; });
+    r.others_after = frames(/^leak_(60|30|10)$/).length - r.after.length;
+  }
+  document.getElementById('reset').click();
+  var s = document.getElementById('search'); s.value = 'leak_30';
+  s.dispatchEvent(new Event('input'));
+  r.hits = document.querySelectorAll('#fg .fr.hit').length;
+  r.status = document.getElementById('status').textContent;
+  var pre = document.createElement('pre'); pre.id = 'mbtest'; pre.textContent = JSON.stringify(r);
+  document.body.appendChild(pre);
+}, 0); });
+</script>"""
+
+
+def browse(html, name):
+    """The page's DOM after its scripts ran, in headless Chromium, with HTML_PROBE
+    put first in its head; (probe results or None, why)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return None, "chromium is not installed (scripts/deps.sh installs it)"
+    with open(html, encoding="utf-8") as f:
+        page = f.read()
+    probed = os.path.join(tmp, name + ".probed.html")
+    with open(probed, "w", encoding="utf-8") as f:
+        f.write(page.replace("<head>", "<head>" + HTML_PROBE, 1))
+    profile = tempfile.mkdtemp(prefix="mb-chromium.")
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run",
+           "--user-data-dir=" + profile, "--window-size=1200,900", "--virtual-time-budget=10000",
+           "--dump-dom", "file://" + probed]
+    rc, out, err = run(cmd, timeout=120)
+    shutil.rmtree(profile, ignore_errors=True)
+    m = re.search(r'<pre id="mbtest">(.*?)</pre>', out, re.S)
+    if m is None:
+        return None, "no probe results (exit %s): %s" % (rc, err[-500:])
+    import html as htmllib
+    return json.loads(htmllib.unescape(m.group(1))), ""
+
+
+def check_html(dump):
+    name = "html: the page renders, its largest frame is leak_60, a click zooms into it"
+    if dump is None:
+        return fail(name, "no dump from leak3")
+    page = os.path.join(tmp, "leak3.html")
+    rc, out, err = report("--html", page, dump)
+    if rc != 0 or not out.startswith("membudget: pid") or not os.path.exists(page):
+        return fail(name, "report --html exit %s" % rc, err)
+    text = open(page, encoding="utf-8").read()
+    fetches = re.findall(r'(?:src|href)\s*=|@import|url\(|fetch\(|XMLHttpRequest', text)
+    if fetches or "Content-Security-Policy" not in text:
+        return fail(name, "the page may fetch: %s" % fetches[:5])
+    for part in ("Allocator", "The limit and how it was derived", "<svg", "conservative"):
+        if part not in text:
+            return fail(name, "no %r in the page" % part)
+    r, why = browse(page, "leak3")
+    if r is None:
+        return skip(name, why) if "not installed" in why else fail(name, why)
+    w = dict((n, x) for n, x in r.get("widths", []))
+    if r["errors"] or not r["boxes"] or r["largest"] != "leak_60" or len(w) != 3 \
+            or not w["leak_60"] > w["leak_30"] > w["leak_10"]:
+        return fail(name, "probe %s" % r)
+    if not r.get("after") or r["after"][0] < 0.95 * r["full"] or r["others_after"] != 0:
+        return fail(name, "the click did not zoom: %s" % r)
+    if r["hits"] < 1 or not r["status"].startswith("matched "):
+        return fail(name, "the search marked nothing: %s" % r)
+    ok(name + " (%d frames drawn, leak_60 %.0f px of %d, then %.0f px)"
+       % (r["boxes"], w["leak_60"], r["full"], r["after"][0]))
+
+    name = "html: markup in the dump and in frame names stays text"
+    d = golden_dump()
+    d["reason"] = "<script>alert(1)</script>"
+    d["comm"] = "</script><script>window.__pwned=1</script><!--<script>"
+    d["limit"]["kill_source"] = "<img src=x onerror=alert(2)>"
+    dump2 = write_dump("markup-html.json", d)
+    page2 = os.path.join(tmp, "markup.html")
+    rc, out, err = run([TOOL, "--no-symbols", "--html", page2, dump2], timeout=HOSTILE_TIMEOUT)
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    text = open(page2, encoding="utf-8").read()
+    if "<script>alert" in text or "<img" in text or "window.__pwned=1</script>" in text \
+            or text.count("<script") != 2:
+        return fail(name, "markup from the dump in the page", text[:600])
+    r, why = browse(page2, "markup")
+    if r is None:
+        return skip(name, why) if "not installed" in why else fail(name, why)
+    if r["errors"] or not r["boxes"]:
+        return fail(name, "probe %s" % r)
+    ok(name)
+
+    name = "html: bad arguments are one line and exit 2"
+    for args, want in ((["--html"], "--html needs a value"), (["--html", "", dump], "needs a file name"),
+                       (["--diff", dump, dump, "--html", page], "not with --diff")):
+        rc, out, err = report(*args)
+        if rc != 2 or want not in err or len(err.splitlines()) != 2:
+            return fail(name, "%s: exit %s" % (args, rc), err)
+    rc, out, err = report("--html", os.path.join(tmp, "no", "such", "dir.html"), dump)
+    if rc != 1 or "cannot write" not in err:
+        return fail(name, "unwritable path: exit %s" % rc, err)
+    ok(name)
+
+
 # ---- hostile dumps -------------------------------------------------------------------
 
 HOSTILE_TIMEOUT = 60  # only turns a hang into a failure: these take well under a second
@@ -1146,6 +1275,7 @@ def main():
     check_huge_requests()
     check_non_ascii_paths()
     check_svg(dump)
+    check_html(dump)
     check_hostile()
     shutil.rmtree(tmp, ignore_errors=True)
     print(results.summary())
