@@ -864,7 +864,7 @@ static json_t *u64_value(uint64_t v) {
 
 /* A JSON string of text read from a module file, which need not be UTF-8 (jansson
  * takes only UTF-8): bytes that are not as U+FFFD, as tools/textout.h does. */
-static json_t *json_text(const char *s) {
+json_t *rp_json_text(const char *s) {
     json_t *v = json_string(s);
     if (v != NULL) return v;
     size_t n = strlen(s), len = 0;
@@ -909,19 +909,19 @@ json_t *rp_frame_json(const struct rp_frame *f) {
     char name[512];
     rp_frame_name(f, name, sizeof name);
     json_object_set_new(o, "address", hex_value(f->address));
-    json_object_set_new(o, "name", json_text(name));
+    json_object_set_new(o, "name", rp_json_text(name));
     if (f->module != NULL) {
         json_object_set_new(o, "module", json_string(f->module->path));
         json_object_set_new(o, "offset", hex_value(f->address - f->module->base));
     }
     if (f->inlined) json_object_set_new(o, "inlined", json_true());
     if (f->function != NULL) {
-        json_object_set_new(o, "function", json_text(f->function));
-        if (f->mangled != NULL) json_object_set_new(o, "mangled", json_text(f->mangled));
+        json_object_set_new(o, "function", rp_json_text(f->function));
+        if (f->mangled != NULL) json_object_set_new(o, "mangled", rp_json_text(f->mangled));
         json_object_set_new(o, "function_offset", u64_value(f->function_offset));
     }
     if (f->file != NULL) {
-        json_object_set_new(o, "file", json_text(f->file));
+        json_object_set_new(o, "file", rp_json_text(f->file));
         json_object_set_new(o, "line", json_integer(f->line));
     }
     return o;
@@ -941,7 +941,7 @@ void rp_print_json(const struct rp_report *r) {
     if (r->note_count > 0) {
         json_t *notes = json_array();
         for (size_t i = 0; i < r->note_count && i < RP_NOTES_MAX; i++)
-            json_array_append_new(notes, json_text(r->notes[i]));
+            json_array_append_new(notes, rp_json_text(r->notes[i]));
         if (r->note_count > RP_NOTES_MAX) {
             char more[64];
             snprintf(more, sizeof more, "%zu more not shown", r->note_count - RP_NOTES_MAX);

@@ -173,8 +173,7 @@ static json_t *u64_json(uint64_t v) {
 
 static json_t *side_json(const struct rp_report *r) {
     json_t *o = json_object();
-    json_t *path = json_string(r->path); /* NULL when the argument is not UTF-8 */
-    json_object_set_new(o, "path", path != NULL ? path : json_null());
+    json_object_set_new(o, "path", rp_json_text(r->path));
     json_object_set_new(o, "pid", u64_json(r->pid));
     json_object_set_new(o, "comm", json_string(r->comm));
     json_object_set_new(o, "reason", json_string(r->reason));

@@ -121,7 +121,7 @@ static json_t *stack_data(const struct rp_report *r) {
                 if (f->inlined) strcat(name, " (inlined)");
                 if (f->file != NULL) snprintf(at, sizeof at, "%s:%d", f->file, f->line);
             }
-            /* The key: name and place; a name not UTF-8 is shown with U+FFFD. */
+            /* The key: name and place; bytes not UTF-8 are shown as U+FFFD. */
             char key[sizeof name + sizeof at + 2];
             snprintf(key, sizeof key, "%s\n%s", name, at);
             json_t *known = json_object_get(index, key);
@@ -130,9 +130,9 @@ static json_t *stack_data(const struct rp_report *r) {
                 id = (size_t)json_integer_value(known);
             } else {
                 id = json_array_size(names);
-                json_t *n = json_string(name), *w = json_string(at);
-                json_array_append_new(names, n != NULL ? n : json_string("(name not UTF-8)"));
-                json_array_append_new(where, w != NULL ? w : json_string(""));
+                json_array_append_new(names, rp_json_text(name));
+                json_array_append_new(where, rp_json_text(at));
+                /* jansson keys are UTF-8: a name that is not is not shared. */
                 if (tx_is_utf8(key)) json_object_set_new(index, key, json_integer((json_int_t)id));
             }
             json_array_append_new(stack, json_integer((json_int_t)id));

@@ -145,6 +145,8 @@ void rp_print_json(const struct rp_report *r);
 void rp_free(struct rp_report *r);
 /* A frame's name: "function", else "module+0xoffset", else "0xaddress". */
 void rp_frame_name(const struct rp_frame *f, char *buf, size_t cap);
+/* A JSON string of s, bytes that are not UTF-8 as U+FFFD (a new reference). */
+json_t *rp_json_text(const char *s);
 /* A frame as --json writes it (a new reference). */
 json_t *rp_frame_json(const struct rp_frame *f);
 /* The frame that ends a stack the writer cut: "[stack cut at 32 frames]". */

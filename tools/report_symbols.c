@@ -249,6 +249,44 @@ static struct rp_frame *frame_push(struct frame_list *l) {
     return f;
 }
 
+/* A copy of f that owns its own strings (a string that cannot be copied is
+ * left out). */
+static struct rp_frame frame_copy(const struct rp_frame *f) {
+    struct rp_frame c = *f;
+    c.function = f->function != NULL ? strdup(f->function) : NULL;
+    c.file = f->file != NULL ? strdup(f->file) : NULL;
+    c.mangled = f->mangled != NULL ? strdup(f->mangled) : NULL;
+    return c;
+}
+
+static void frame_release(struct rp_frame *f) {
+    free(f->function);
+    free(f->file);
+    free(f->mangled);
+}
+
+/* The frames an address resolved to, for the sites that share it (their outer
+ * frames mostly): an open-addressing table of addresses, each naming its
+ * frames in `frames`.  Looking a return address up in the DWARF
+ * (dwarf_getscopes walks its unit) costs far more than the copy. */
+struct memo_slot {
+    uint64_t address; /* 0: empty (a frame at 0 is never resolved) */
+    size_t first, count;
+};
+
+struct memo {
+    struct memo_slot *slots;
+    size_t mask;
+    struct frame_list frames;
+};
+
+static struct memo_slot *memo_find(struct memo *m, uint64_t address) {
+    if (m->slots == NULL) return NULL;
+    size_t i = (size_t)((address * 0x9e3779b97f4a7c15u) >> 20) & m->mask;
+    while (m->slots[i].address != 0 && m->slots[i].address != address) i = (i + 1) & m->mask;
+    return &m->slots[i];
+}
+
 /* The frame at pc (symbolized in *frame already, its line still to set) and
  * the calls inlined there, innermost first, into l: the innermost inlined
  * callee at the line of pc; each caller at the call site of the callee
@@ -343,6 +381,16 @@ void rp_symbolize(struct rp_report *r) {
         m->state = RP_MODULE_READ;
     }
     dwfl_report_end(dwfl, NULL, NULL);
+    /* The memo holds at most one slot per frame read, at most half full. */
+    struct memo memo = {0};
+    size_t frames_read = 0;
+    for (size_t s = 0; s < r->site_count; s++) frames_read += r->sites[s].frame_count;
+    if (r->expand_frames && frames_read > 0) {
+        size_t slots = 16;
+        while (slots < 2 * frames_read) slots *= 2;
+        memo.slots = calloc(slots, sizeof *memo.slots);
+        memo.mask = slots - 1;
+    }
     for (size_t s = 0; s < r->site_count; s++) {
         struct rp_site *site = &r->sites[s];
         struct frame_list l = {0};
@@ -350,6 +398,17 @@ void rp_symbolize(struct rp_report *r) {
             struct rp_frame frame = site->frames[f];
             const struct rp_module *m = frame.module;
             Dwfl_Module *mod = NULL;
+            struct memo_slot *known = r->expand_frames && m != NULL && m->state == RP_MODULE_READ
+                                          ? memo_find(&memo, frame.address)
+                                          : NULL;
+            if (known != NULL && known->address != 0) {
+                for (size_t k = 0; k < known->count; k++) {
+                    struct rp_frame *slot = frame_push(&l);
+                    if (slot != NULL) *slot = frame_copy(&memo.frames.frames[known->first + k]);
+                }
+                continue;
+            }
+            size_t before = l.count;
             /* A return address: the call is the instruction before it. */
             Dwarf_Addr pc = frame.address - 1;
             if (m != NULL && m->state == RP_MODULE_READ && frame.address != 0)
@@ -379,12 +438,25 @@ void rp_symbolize(struct rp_report *r) {
                     free(frame.mangled);
                 }
             }
+            if (known != NULL && frame.address != 0) {
+                known->address = frame.address;
+                known->first = memo.frames.count;
+                for (size_t k = before; k < l.count; k++) {
+                    struct rp_frame *slot = frame_push(&memo.frames);
+                    if (slot == NULL) break;
+                    *slot = frame_copy(&l.frames[k]);
+                }
+                known->count = memo.frames.count - known->first;
+            }
         }
         if (!r->expand_frames || l.frames == NULL) continue; /* in place */
         free(site->frames);
         site->frames = l.frames;
         site->frame_count = l.count;
     }
+    for (size_t k = 0; k < memo.frames.count; k++) frame_release(&memo.frames.frames[k]);
+    free(memo.frames.frames);
+    free(memo.slots);
     free(lines);
     dwfl_end(dwfl);
 }

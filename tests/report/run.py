@@ -1250,6 +1250,48 @@ def check_folded_scale():
     ok(name)
 
 
+HTML_SITES = 10000
+HTML_MAX_BYTES = 4 << 20   # docs/dump.md: the page of a 10,000-site report
+HTML_MAX_CPU_S = 1.0
+
+
+def check_html_scale():
+    """A report of 10,000 sites of 32 frames each (the writer's most), inner
+    frames all distinct, outer ones shared: the page is written in under a
+    second of CPU and under 4 MiB, and draws in Chromium."""
+    name = "html: %d sites of 32 frames, written in under %.0f s of CPU and %d MiB" % (
+        HTML_SITES, HTML_MAX_CPU_S, HTML_MAX_BYTES >> 20)
+    d = golden_dump()
+    base = 0x10000
+    d["modules"] = [{"path": "/nonexistent/libscale.so", "base": "0x%x" % base,
+                     "start": "0x%x" % base, "end": "0x%x" % (base + (1 << 32)), "build_id": ""}]
+    d["sampling"]["max_frames"] = 32
+    sites = []
+    for i in range(HTML_SITES):
+        inner = [base + 0x1000000 + 64 * i + k for k in range(4)]
+        middle = [base + 0x100000 + 16 * (i % 97) + k for k in range(12)]
+        outer = [base + 0x10000 + k for k in range(16)]
+        sites.append({"est_bytes": 1000 + i, "frames": ["0x%x" % a for a in inner + middle + outer]})
+    d["sites"] = sites
+    path = write_dump("html-%d.json" % HTML_SITES, d)
+    page = os.path.join(tmp, "scale.html")
+    before = os.times()
+    rc, out, err = run([TOOL, "--no-symbols", "--html", page, path], timeout=HOSTILE_TIMEOUT)
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    size = os.path.getsize(page)
+    if size > HTML_MAX_BYTES or cpu > HTML_MAX_CPU_S:
+        return fail(name, "%.2f s of CPU, %d bytes" % (cpu, size))
+    r, why = browse(page, "scale")
+    if r is None:
+        return skip(name, why) if "not installed" in why else fail(name, why)
+    if r["errors"] or not r["boxes"]:
+        return fail(name, "probe %s" % r)
+    ok(name + " (%.2f s of CPU, %.2f MiB, %d frames drawn)" % (cpu, size / 1048576.0, r["boxes"]))
+
+
 def check_hostile():
     check_module_paths()
     check_oversized()
@@ -1259,6 +1301,7 @@ def check_hostile():
     check_symbol_names()
     check_altlink()
     check_folded_scale()
+    check_html_scale()
 
 
 def main():
