@@ -804,7 +804,7 @@ char *rp_folded_stack(const struct rp_report *r, const struct rp_site *s) {
     char *line = xcalloc(cap, 1);
     if (s->frame_count == 0 || s->truncated) {
         snprintf(line, cap, "%s",
-                 s->truncated     ? rp_truncation_mark(r)
+                 s->truncated    ? rp_truncation_mark(r)
                  : s->unrecorded ? "[stack not recorded]"
                                  : "[no frames]");
         len = strlen(line);
@@ -1069,8 +1069,8 @@ int report_main(int argc, char **argv) {
         {"svg", required_argument, NULL, 's'},    {"folded", no_argument, NULL, 'f'},
         {"json", no_argument, NULL, 'j'},         {"sites", required_argument, NULL, 'n'},
         {"frames", required_argument, NULL, 'F'}, {"no-symbols", no_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},         {"diff", required_argument, NULL, 'd'},   {"html", required_argument, NULL, 'H'},
-        {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},         {"diff", required_argument, NULL, 'd'},
+        {"html", required_argument, NULL, 'H'},   {NULL, 0, NULL, 0},
     };
     const char *svg = NULL, *diff = NULL, *html = NULL;
     bool folded = false, json = false, symbols = true;
@@ -1129,8 +1129,10 @@ int report_main(int argc, char **argv) {
                                              : "--html shows one report: not with --diff");
     if (diff != NULL)
         return diff_main(diff, argv[optind], symbols,
-                         folded ? RP_DIFF_FOLDED : json ? RP_DIFF_JSON : RP_DIFF_TEXT, max_sites,
-                         max_frames);
+                         folded ? RP_DIFF_FOLDED
+                         : json ? RP_DIFF_JSON
+                                : RP_DIFF_TEXT,
+                         max_sites, max_frames);
 
     struct rp_report r = {0};
     if (!rp_load_file(&r, argv[optind])) return 1;

@@ -38,9 +38,7 @@ static int by_growth(const void *a, const void *b) {
     return strcmp(x->stack, y->stack);
 }
 
-static uint64_t add_sat(uint64_t a, uint64_t b) {
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
+static uint64_t add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
 /* Both reports' sites, merged by stack: *count entries, by growth. */
 static struct diff_site *merge(const struct rp_report *old, const struct rp_report *new,
@@ -52,8 +50,8 @@ static struct diff_site *merge(const struct rp_report *old, const struct rp_repo
         const struct rp_report *r = side ? new : old;
         for (size_t i = 0; i < r->site_count; i++) {
             const struct rp_site *s = &r->sites[i];
-            all[k] = (struct diff_site){.stack = rp_folded_stack(r, s), .from = r, .site = s,
-                                        .order = k};
+            all[k] = (struct diff_site){
+                .stack = rp_folded_stack(r, s), .from = r, .site = s, .order = k};
             if (side) {
                 all[k].new_bytes = s->est_bytes;
                 all[k].new_objects = s->est_objects;
@@ -123,8 +121,7 @@ static void print_text(const struct rp_report *old, const struct rp_report *new,
            bytes(new->sites_est_bytes), signed_bytes(old->sites_est_bytes, new->sites_est_bytes));
     print_side("old", old);
     print_side("new", new);
-    if (old->pid != new->pid)
-        printf("  (two processes: sites matched by their stacks' names)\n");
+    if (old->pid != new->pid) printf("  (two processes: sites matched by their stacks' names)\n");
     printf("\nSites by growth in estimated live bytes\n");
     size_t changed = 0;
     for (size_t i = 0; i < n; i++) changed += d[i].old_bytes != d[i].new_bytes;

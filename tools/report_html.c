@@ -102,8 +102,8 @@ static json_t *stack_data(const struct rp_report *r) {
         const struct rp_site *s = &r->sites[i];
         if (s->est_bytes == 0) continue;
         json_t *stack = json_array();
-        json_array_append_new(stack, json_integer(s->est_bytes > INT64_MAX ? INT64_MAX
-                                                                            : (json_int_t)s->est_bytes));
+        json_array_append_new(
+            stack, json_integer(s->est_bytes > INT64_MAX ? INT64_MAX : (json_int_t)s->est_bytes));
         size_t total = s->frame_count + 1;
         for (size_t k = 0; k < total; k++) {
             /* k = 0: the mark of a cut stack, or of one without frames. */
@@ -113,7 +113,7 @@ static json_t *stack_data(const struct rp_report *r) {
             if (f == NULL) {
                 if (!s->truncated && s->frame_count > 0) continue;
                 snprintf(name, sizeof name, "%s",
-                         s->truncated     ? rp_truncation_mark(r)
+                         s->truncated    ? rp_truncation_mark(r)
                          : s->unrecorded ? "[stack not recorded]"
                                          : "[no frames]");
             } else {

@@ -211,9 +211,8 @@ static void call_site(Dwarf_Die *cudie, Dwarf_Die *inlined, const char **file, i
     Dwarf_Files *files;
     size_t nfiles;
     if (dwarf_formudata(dwarf_attr(inlined, DW_AT_call_file, &attr), &index) != 0 ||
-        dwarf_formudata(dwarf_attr(inlined, DW_AT_call_line, &attr), &lineno) != 0 ||
-        lineno == 0 || lineno > INT32_MAX || dwarf_getsrcfiles(cudie, &files, &nfiles) != 0 ||
-        index >= nfiles)
+        dwarf_formudata(dwarf_attr(inlined, DW_AT_call_line, &attr), &lineno) != 0 || lineno == 0 ||
+        lineno > INT32_MAX || dwarf_getsrcfiles(cudie, &files, &nfiles) != 0 || index >= nfiles)
         return;
     *file = dwarf_filesrc(files, index, NULL, NULL);
     *line = (int)lineno;

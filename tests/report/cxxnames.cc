@@ -8,10 +8,10 @@
 //   leak_plain  a C-linkage function calling malloc: stays as it is
 // Built with -O1 -g -fno-omit-frame-pointer; grow, deep and leak_plain are
 // never inlined themselves.
-#include <dlfcn.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 
 static void *volatile sink;
 
@@ -23,9 +23,7 @@ __attribute__((always_inline)) static inline char *make_cells(unsigned long n) {
     return p;
 }
 
-template <typename T> struct Grid {
-    __attribute__((noinline)) void grow(unsigned long n);
-};
+template <typename T> struct Grid { __attribute__((noinline)) void grow(unsigned long n); };
 
 template <typename T> __attribute__((noinline)) void Grid<T>::grow(unsigned long n) {
     sink = make_cells(n);
@@ -63,9 +61,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     shapes::Grid<int> grid;
-    for (int i = 0; i < 64; i++) grid.grow(64 << 10);    // 4 MiB
+    for (int i = 0; i < 64; i++) grid.grow(64 << 10);        // 4 MiB
     for (int i = 0; i < 16; i++) shapes::deep(40, 64 << 10); // 1 MiB
-    for (int i = 0; i < 8; i++) leak_plain(64 << 10);       // 512 KiB
+    for (int i = 0; i < 8; i++) leak_plain(64 << 10);        // 512 KiB
     char path[4096];
     std::snprintf(path, sizeof path, "%s/cxx.json", argv[1]);
     if (dump(path) != 0) {
