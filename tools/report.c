@@ -918,7 +918,7 @@ json_t *rp_frame_json(const struct rp_frame *f) {
     if (f->function != NULL) {
         json_object_set_new(o, "function", rp_json_text(f->function));
         if (f->mangled != NULL) json_object_set_new(o, "mangled", rp_json_text(f->mangled));
-        json_object_set_new(o, "function_offset", u64_value(f->function_offset));
+        if (!f->inlined) json_object_set_new(o, "function_offset", u64_value(f->function_offset));
     }
     if (f->file != NULL) {
         json_object_set_new(o, "file", rp_json_text(f->file));

@@ -188,17 +188,48 @@ static void set_function(struct rp_frame *f, const char *name) {
 }
 
 /* The name of a subprogram or inlined subroutine DIE: its linkage name (to be
- * demangled) or its name, following DW_AT_abstract_origin and
- * DW_AT_specification. */
-static const char *die_function_name(Dwarf_Die *die) {
+ * demangled), else (die_qualified_name, into buf) its DW_AT_name qualified by the namespaces and
+ * classes around its declaration ("shapes::make_cells": a function with
+ * internal linkage has no linkage name), following DW_AT_abstract_origin and
+ * DW_AT_specification.  False when it has no name. */
+static const char *die_linkage_name(Dwarf_Die *die) {
     Dwarf_Attribute attr;
-    const char *name = NULL;
     if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) != NULL ||
         dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr) != NULL)
-        name = dwarf_formstring(&attr);
-    if (name == NULL && dwarf_attr_integrate(die, DW_AT_name, &attr) != NULL)
-        name = dwarf_formstring(&attr);
-    return name;
+        return dwarf_formstring(&attr);
+    return NULL;
+}
+
+static bool die_qualified_name(Dwarf_Die *die, char *buf, size_t cap) {
+    Dwarf_Attribute attr;
+    const char *name = NULL;
+    if (dwarf_attr_integrate(die, DW_AT_name, &attr) == NULL ||
+        (name = dwarf_formstring(&attr)) == NULL)
+        return false;
+    /* The declaration: where the name was found. */
+    Dwarf_Die decl = *die, next;
+    for (int hops = 0; hops < 8; hops++) {
+        if (dwarf_formref_die(dwarf_attr(&decl, DW_AT_abstract_origin, &attr), &next) == NULL &&
+            dwarf_formref_die(dwarf_attr(&decl, DW_AT_specification, &attr), &next) == NULL)
+            break;
+        decl = next;
+    }
+    struct mb_buf b = mb_buf_on(buf, cap);
+    Dwarf_Die *scopes = NULL;
+    int n = dwarf_getscopes_die(&decl, &scopes);
+    /* scopes[0] is the declaration, then each scope around it outwards. */
+    for (int i = n - 1; i > 0; i--) {
+        int tag = dwarf_tag(&scopes[i]);
+        const char *scope = dwarf_diename(&scopes[i]);
+        if (scope == NULL || (tag != DW_TAG_namespace && tag != DW_TAG_class_type &&
+                              tag != DW_TAG_structure_type && tag != DW_TAG_union_type))
+            continue;
+        mb_buf_str(&b, scope);
+        mb_buf_str(&b, "::");
+    }
+    free(scopes);
+    mb_buf_str(&b, name);
+    return true;
 }
 
 /* Where an inlined subroutine was called from: DW_AT_call_file (an index in
@@ -309,13 +340,18 @@ static void expand_frame(Dwfl_Module *mod, Dwarf_Addr pc, struct rp_frame *frame
     size_t skip = inlined > RP_INLINE_MAX ? inlined - RP_INLINE_MAX : 0, seen = 0;
     for (int i = 0; i < n && dwarf_tag(&scopes[i]) != DW_TAG_subprogram; i++) {
         if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine || seen++ < skip) continue;
-        const char *name = die_function_name(&scopes[i]);
+        const char *linkage = die_linkage_name(&scopes[i]);
+        char name[RP_DEMANGLE_MAX];
+        bool named = linkage == NULL && die_qualified_name(&scopes[i], name, sizeof name);
         struct rp_frame *f = frame_push(l);
         if (f == NULL) break;
         f->address = frame->address;
         f->module = frame->module;
         f->inlined = true;
-        if (name != NULL) set_function(f, name);
+        if (linkage != NULL)
+            set_function(f, linkage);
+        else if (named)
+            f->function = name_copy(name);
         if (file != NULL) {
             f->file = name_copy(file);
             f->line = lineno;

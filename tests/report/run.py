@@ -557,7 +557,7 @@ def check_cxx():
 
     name = "cxxnames: an inlined call is a frame of its own, at its line, before its caller"
     names = [(f.get("function"), f.get("inlined", False), f.get("line")) for f in grow["frames"]]
-    k = next((i for i, f in enumerate(grow["frames"]) if f.get("function") == "make_cells"), None)
+    k = next((i for i, f in enumerate(grow["frames"]) if f.get("function") == "shapes::make_cells"), None)
     src = open(os.path.join(HERE, "cxxnames.cc")).read().splitlines()
     new_line = next(i + 1 for i, l in enumerate(src) if "new char[n]" in l and "p =" in l)
     call_line = next(i + 1 for i, l in enumerate(src) if "sink = make_cells(n)" in l)
@@ -571,13 +571,13 @@ def check_cxx():
     name = "cxxnames: text and --folded show the demangled names and the inlined frame"
     rc, text, err = report("--frames", "4", path)
     rc2, folded, err2 = report("--folded", path)
-    want_text = [r"^       make_cells \(inlined\)  .*cxxnames\.cc:%d$" % new_line,
+    want_text = [r"^       shapes::make_cells \(inlined\)  .*cxxnames\.cc:%d$" % new_line,
                  r"^       shapes::Grid<int>::grow\(unsigned long\)  .*cxxnames\.cc:%d$" % call_line,
                  r"^       operator new\(unsigned long\)"]
     missing = [w for w in want_text if not any(re.search(w, l) for l in text.splitlines())]
     if rc != 0 or missing or "_ZN6shapes" in text:
         return fail(name, "exit %s; missing %s" % (rc, missing), text)
-    if rc2 != 0 or not re.search(r"^\S*;main;shapes::Grid<int>::grow\(unsigned long\);make_cells;operator new", folded, re.M) \
+    if rc2 != 0 or not re.search(r"^\S*;main;shapes::Grid<int>::grow\(unsigned long\);shapes::make_cells;operator new", folded, re.M) \
             or "_ZN" in folded:
         return fail(name, "exit %s" % rc2, folded + err2)
     ok(name)
