@@ -7,7 +7,8 @@
 # Chromium.  REPORT_REGOLD=1 rewrites the expected golden outputs.
 
 REPORT_TEST_DIR   := $(BUILD_ROOT)/tests/report
-REPORT_TEST_PROGS := $(REPORT_TEST_DIR)/leak3 $(REPORT_TEST_DIR)/hold $(REPORT_TEST_DIR)/resample
+REPORT_TEST_PROGS := $(REPORT_TEST_DIR)/leak3 $(REPORT_TEST_DIR)/hold $(REPORT_TEST_DIR)/resample \
+	$(REPORT_TEST_DIR)/grow $(REPORT_TEST_DIR)/cxxnames
 # Each leaking function a frame of its own, with line information.
 REPORT_TEST_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -fno-inline \
 	-Wall -Wextra -Werror -pthread
@@ -18,6 +19,12 @@ CHECKS += check-report check-report-jemalloc
 $(REPORT_TEST_DIR)/%: tests/report/%.c tests/report.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(REPORT_TEST_CFLAGS) $< -o $@ -ldl
+
+# C++ names: a template member, an inlined helper (optimized, so that it is
+# inlined) and a stack deeper than the writer keeps.
+$(REPORT_TEST_DIR)/cxxnames: tests/report/cxxnames.cc tests/report.mk
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror $< -o $@ -ldl
 
 check-report: $(REL_LIB) $(DEBUG_LIB) $(BUILD_ROOT)/membudget-report $(REPORT_TEST_PROGS)
 	@mkdir -p $(RESULTS)

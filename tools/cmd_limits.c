@@ -84,7 +84,7 @@ static void print_table(const struct mb_limits *lim, const struct mb_config *cfg
 static void print_json(const struct mb_limits *lim, const struct mb_config *cfg) {
     struct row rows[16];
     size_t n = rows_of(lim, rows);
-    printf("{\n");
+    printf("{\n  \"membudget_limits\": 1,\n"); /* the format's version: docs/json.md */
     for (size_t i = 0; i < n; i++) {
         printf("  \"%s_bytes\": %" PRIu64 ",\n  \"%s_source\": ", rows[i].key, rows[i].bytes,
                rows[i].key);

@@ -340,10 +340,11 @@ static void print_json(const struct live_process *lp) {
     char cmdline[256];
     read_cmdline(lp->pid, cmdline, sizeof cmdline);
     printf("{\n");
+    json_key_u64("membudget_stat", 1); /* the format's version: docs/json.md */
     json_key_u64("pid", (uint64_t)lp->pid);
     json_key_string("comm", p->comm, false);
     json_key_string("cmdline", cmdline, false);
-    json_key_u64("page_size", p->size);
+    json_key_u64("page_size", p->size); /* bytes of the stats page the process wrote */
     for (size_t i = 0; i < live_figure_count; i++)
         if (live_figures[i].json && live_figure_present(p, &live_figures[i]))
             json_key_u64(live_figures[i].name, live_figure_value(p, &live_figures[i]));

@@ -11,12 +11,15 @@
 #include "tools/cli.h"
 
 static const char report_usage[] =
-    "usage: membudget report DUMP [--svg FILE] [--folded] [--json]\n"
+    "usage: membudget report DUMP [--svg FILE] [--html FILE] [--folded] [--json]\n"
+    "       membudget report --diff OLD NEW [--folded | --json]\n"
     "\n"
     "Summarizes a report (the JSON file a process writes when it exceeds its\n"
     "budget): how the limit was derived, the footprint breakdown, the policy\n"
     "history and the top allocation sites; --svg writes the footprint timeline,\n"
-    "--folded prints folded stacks for flame graphs.  The work is done by the\n"
+    "--folded prints folded stacks for flame graphs, --html writes one\n"
+    "self-contained page with a flame graph; --diff orders two reports' sites by\n"
+    "growth.  The work is done by the\n"
     "report tool, membudget-report; `membudget report --help` shows its own help\n"
     "when it is installed.\n";
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "policy/utf8.h"
+#include "tools/report_diff.h"
 #include "tools/report_model.h"
 #include "tools/textout.h"
 
@@ -27,7 +28,8 @@
 #define TEXT_EVENTS_MAX 8
 
 static const char usage_text[] =
-    "usage: membudget report DUMP [--svg FILE] [--folded | --json] [OPTIONS]\n"
+    "usage: membudget report DUMP [--svg FILE] [--html FILE] [--folded | --json] [OPTIONS]\n"
+    "       membudget report --diff OLD NEW [--folded | --json] [OPTIONS]\n"
     "\n"
     "Summarizes a report written by a process that exceeded its memory budget (or\n"
     "by membudget_dump()): the death line, how the limit was derived, the footprint\n"
@@ -36,9 +38,16 @@ static const char usage_text[] =
     "\n"
     "  --svg FILE     also write the footprint timeline, with the thresholds and the\n"
     "                 policy changes, as an SVG picture\n"
+    "  --html FILE    also write one self-contained page (no network): a zoomable,\n"
+    "                 searchable icicle graph of the live bytes by stack, the\n"
+    "                 timeline, the limit's derivation and the allocator section\n"
     "  --folded       print folded stacks (\"frame;frame;frame bytes\", outermost\n"
     "                 frame first) for flamegraph.pl or speedscope, instead of the text\n"
     "  --json         print the report normalized and symbolized, instead of the text\n"
+    "  --diff OLD     compare report OLD with the report NEW given as the argument:\n"
+    "                 the sites whose estimated live bytes grew most first; with\n"
+    "                 --folded, \"stack old new\" lines (a differential flame graph),\n"
+    "                 with --json, the sites with both figures and their frames\n"
     "  --sites N      sites in the text (default 10; 0: all)\n"
     "  --frames N     frames per site in the text (default 3; 0: all)\n"
     "  --no-symbols   do not read the module files: frames as module+offset\n"
@@ -456,6 +465,7 @@ static void load_sites(struct rp_report *r) {
         if (r->modules[i].start < r->modules[i].end) by_start[placed++] = &r->modules[i];
     qsort(by_start, placed, sizeof *by_start, module_start_compare);
 
+    r->max_frames = (size_t)rp_u64(r->sampling, "max_frames");
     json_t *sites = json_object_get(r->root, "sites");
     r->site_count = json_array_size(sites);
     r->sites = xcalloc(r->site_count, sizeof *r->sites);
@@ -476,6 +486,7 @@ static void load_sites(struct rp_report *r) {
                  RP_FRAMES_MAX);
             site->frame_count = RP_FRAMES_MAX;
         }
+        site->truncated = r->max_frames > 0 && site->frame_count >= r->max_frames;
         site->frames = xcalloc(site->frame_count, sizeof *site->frames);
         for (size_t f = 0; f < site->frame_count; f++) {
             struct rp_frame *frame = &site->frames[f];
@@ -534,7 +545,7 @@ bool rp_load(struct rp_report *r, char *text, size_t len, const char *path) {
     return true;
 }
 
-static bool load_report(struct rp_report *r, const char *path) {
+bool rp_load_file(struct rp_report *r, const char *path) {
     size_t len;
     char *text = read_dump(path, &len);
     if (text == NULL) return false;
@@ -548,6 +559,7 @@ void rp_free(struct rp_report *r) {
         for (size_t f = 0; f < r->sites[i].frame_count; f++) {
             free(r->sites[i].frames[f].function);
             free(r->sites[i].frames[f].file);
+            free(r->sites[i].frames[f].mangled);
         }
         free(r->sites[i].frames);
     }
@@ -564,7 +576,7 @@ void rp_free(struct rp_report *r) {
 /* ---- frames as text --------------------------------------------------------------- */
 
 /* "function", else "module+0xoffset", else "0xaddress". */
-static void frame_name(const struct rp_frame *f, char *buf, size_t cap) {
+void rp_frame_name(const struct rp_frame *f, char *buf, size_t cap) {
     if (f->function != NULL)
         snprintf(buf, cap, "%s", f->function);
     else if (f->module != NULL)
@@ -579,6 +591,13 @@ static void frame_where(const struct rp_frame *f, char *buf, size_t cap) {
         snprintf(buf, cap, "%s:%d", f->file, f->line);
     else if (f->function != NULL && f->module != NULL)
         snprintf(buf, cap, "%s+0x%" PRIx64, f->module->name, f->address - f->module->base);
+}
+
+/* The frame that ends a stack the writer cut (struct rp_site.truncated). */
+const char *rp_truncation_mark(const struct rp_report *r) {
+    static char buf[64];
+    snprintf(buf, sizeof buf, "[stack cut at %zu frames]", r->max_frames);
+    return buf;
 }
 
 /* ---- the text summary --------------------------------------------------------------- */
@@ -693,11 +712,16 @@ static void print_sites(const struct rp_report *r, size_t max_sites, size_t max_
         size_t frames = max_frames && max_frames < s->frame_count ? max_frames : s->frame_count;
         for (size_t f = 0; f < frames; f++) {
             char name[512], where[1024];
-            frame_name(&s->frames[f], name, sizeof name);
+            rp_frame_name(&s->frames[f], name, sizeof name);
             frame_where(&s->frames[f], where, sizeof where);
-            printf("       %s%s%s\n", T(name), where[0] ? "  " : "", T(where));
+            printf("       %s%s%s%s\n", T(name), s->frames[f].inlined ? " (inlined)" : "",
+                   where[0] ? "  " : "", T(where));
         }
-        if (frames < s->frame_count) printf("       ... %zu more\n", s->frame_count - frames);
+        if (frames < s->frame_count)
+            printf("       ... %zu more%s\n", s->frame_count - frames,
+                   s->truncated ? ", then the stack was cut" : "");
+        else if (s->truncated)
+            printf("       %s\n", rp_truncation_mark(r));
     }
     if (n < r->site_count) printf("  ... %zu more sites\n", r->site_count - n);
 }
@@ -769,10 +793,35 @@ static int folded_by_first(const void *a, const void *b) {
  * as ':'. */
 static void folded_name(const struct rp_frame *f, char *buf, size_t cap) {
     char name[512];
-    frame_name(f, name, sizeof name);
+    rp_frame_name(f, name, sizeof name);
     tx_term_buf(buf, cap, name, SIZE_MAX);
     for (char *c = buf; *c; c++)
         if (*c == ';') *c = ':';
+}
+
+char *rp_folded_stack(const struct rp_report *r, const struct rp_site *s) {
+    size_t cap = 64, len = 0;
+    char *line = xcalloc(cap, 1);
+    if (s->frame_count == 0 || s->truncated) {
+        snprintf(line, cap, "%s",
+                 s->truncated    ? rp_truncation_mark(r)
+                 : s->unrecorded ? "[stack not recorded]"
+                                 : "[no frames]");
+        len = strlen(line);
+    }
+    for (size_t f = s->frame_count; f-- > 0;) {
+        char name[4 * 512];
+        folded_name(&s->frames[f], name, sizeof name);
+        size_t name_len = strlen(name), need = len + name_len + 2;
+        if (need > cap) {
+            while (cap < need) cap *= 2;
+            line = xrealloc(line, cap);
+        }
+        if (len) line[len++] = ';';
+        memcpy(line + len, name, name_len + 1);
+        len += name_len;
+    }
+    return line;
 }
 
 void rp_print_folded(const struct rp_report *r) {
@@ -781,25 +830,7 @@ void rp_print_folded(const struct rp_report *r) {
     for (size_t i = 0; i < n; i++) {
         const struct rp_site *s = &r->sites[i];
         if (s->est_bytes == 0) continue;
-        size_t cap = 64, len = 0;
-        char *line = xcalloc(cap, 1);
-        if (s->frame_count == 0) {
-            snprintf(line, cap, "%s", s->unrecorded ? "[stack not recorded]" : "[no frames]");
-            len = strlen(line);
-        }
-        for (size_t f = s->frame_count; f-- > 0;) {
-            char name[4 * 512];
-            folded_name(&s->frames[f], name, sizeof name);
-            size_t name_len = strlen(name), need = len + name_len + 2;
-            if (need > cap) {
-                while (cap < need) cap *= 2;
-                line = xrealloc(line, cap);
-            }
-            if (len) line[len++] = ';';
-            memcpy(line + len, name, name_len + 1);
-            len += name_len;
-        }
-        all[count++] = (struct folded){line, s->est_bytes, i};
+        all[count++] = (struct folded){rp_folded_stack(r, s), s->est_bytes, i};
     }
     qsort(all, count, sizeof *all, folded_by_line);
     size_t kept = 0;
@@ -833,7 +864,7 @@ static json_t *u64_value(uint64_t v) {
 
 /* A JSON string of text read from a module file, which need not be UTF-8 (jansson
  * takes only UTF-8): bytes that are not as U+FFFD, as tools/textout.h does. */
-static json_t *json_text(const char *s) {
+json_t *rp_json_text(const char *s) {
     json_t *v = json_string(s);
     if (v != NULL) return v;
     size_t n = strlen(s), len = 0;
@@ -873,22 +904,24 @@ static const char *module_state_name(enum rp_module_state s) {
     return "not read";
 }
 
-static json_t *frame_json(const struct rp_frame *f) {
+json_t *rp_frame_json(const struct rp_frame *f) {
     json_t *o = json_object();
     char name[512];
-    frame_name(f, name, sizeof name);
+    rp_frame_name(f, name, sizeof name);
     json_object_set_new(o, "address", hex_value(f->address));
-    json_object_set_new(o, "name", json_text(name));
+    json_object_set_new(o, "name", rp_json_text(name));
     if (f->module != NULL) {
         json_object_set_new(o, "module", json_string(f->module->path));
         json_object_set_new(o, "offset", hex_value(f->address - f->module->base));
     }
+    if (f->inlined) json_object_set_new(o, "inlined", json_true());
     if (f->function != NULL) {
-        json_object_set_new(o, "function", json_text(f->function));
-        json_object_set_new(o, "function_offset", u64_value(f->function_offset));
+        json_object_set_new(o, "function", rp_json_text(f->function));
+        if (f->mangled != NULL) json_object_set_new(o, "mangled", rp_json_text(f->mangled));
+        if (!f->inlined) json_object_set_new(o, "function_offset", u64_value(f->function_offset));
     }
     if (f->file != NULL) {
-        json_object_set_new(o, "file", json_text(f->file));
+        json_object_set_new(o, "file", rp_json_text(f->file));
         json_object_set_new(o, "line", json_integer(f->line));
     }
     return o;
@@ -908,7 +941,7 @@ void rp_print_json(const struct rp_report *r) {
     if (r->note_count > 0) {
         json_t *notes = json_array();
         for (size_t i = 0; i < r->note_count && i < RP_NOTES_MAX; i++)
-            json_array_append_new(notes, json_text(r->notes[i]));
+            json_array_append_new(notes, rp_json_text(r->notes[i]));
         if (r->note_count > RP_NOTES_MAX) {
             char more[64];
             snprintf(more, sizeof more, "%zu more not shown", r->note_count - RP_NOTES_MAX);
@@ -935,6 +968,8 @@ void rp_print_json(const struct rp_report *r) {
     }
     json_object_set_new(out, "timeline", ticks);
     json_object_set(out, "sampling", r->sampling);
+    json_t *allocator = json_object_get(r->root, "allocator");
+    if (json_is_object(allocator)) json_object_set(out, "allocator", allocator);
     json_t *sites = json_array();
     for (size_t i = 0; i < r->site_count; i++) {
         const struct rp_site *s = &r->sites[i];
@@ -949,9 +984,10 @@ void rp_print_json(const struct rp_report *r) {
         json_object_set_new(o, "live_sampled_bytes", u64_value(s->live_sampled_bytes));
         json_object_set_new(o, "total_samples", u64_value(s->total_samples));
         if (s->unrecorded) json_object_set_new(o, "unrecorded", json_true());
+        if (s->truncated) json_object_set_new(o, "truncated", json_true());
         json_t *frames = json_array();
         for (size_t f = 0; f < s->frame_count; f++)
-            json_array_append_new(frames, frame_json(&s->frames[f]));
+            json_array_append_new(frames, rp_frame_json(&s->frames[f]));
         json_object_set_new(o, "frames", frames);
         json_array_append_new(sites, o);
     }
@@ -989,9 +1025,43 @@ static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, fmt, arg);
     fprintf(stderr,
             "\n%s: usage: membudget report DUMP [--svg FILE] [--folded | --json] "
-            "[--sites N] [--frames N] [--no-symbols]\n",
+            "[--html FILE] [--sites N] [--frames N] [--no-symbols]; or --diff OLD NEW\n",
             prog);
     return 2;
+}
+
+static int finish(void) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "%s: cannot write the output\n", prog);
+        return 1;
+    }
+    return 0;
+}
+
+static int diff_main(const char *old_path, const char *new_path, bool symbols,
+                     enum rp_diff_form form, size_t max_sites, size_t max_frames) {
+    struct rp_report old = {0}, new = {0};
+    if (!rp_load_file(&old, old_path)) return 1;
+    if (!rp_load_file(&new, new_path)) {
+        rp_free(&old);
+        return 1;
+    }
+    old.expand_frames = new.expand_frames = true;
+    if (symbols) {
+        rp_symbolize(&old);
+        rp_symbolize(&new);
+    }
+    for (int side = 0; side < 2; side++) {
+        const struct rp_report *r = side ? &new : &old;
+        for (size_t i = 0; i < r->note_count && i < RP_NOTES_MAX; i++)
+            fprintf(stderr, "%s: %s: note: %s\n", prog, T(r->path), T(r->notes[i]));
+    }
+    int status = rp_print_diff(&old, &new, form, max_sites, max_frames) ? 0 : 1;
+    if (status != 0) fprintf(stderr, "%s: out of memory\n", prog);
+    if (finish() != 0) status = 1;
+    rp_free(&old);
+    rp_free(&new);
+    return status;
 }
 
 int report_main(int argc, char **argv) {
@@ -999,9 +1069,10 @@ int report_main(int argc, char **argv) {
         {"svg", required_argument, NULL, 's'},    {"folded", no_argument, NULL, 'f'},
         {"json", no_argument, NULL, 'j'},         {"sites", required_argument, NULL, 'n'},
         {"frames", required_argument, NULL, 'F'}, {"no-symbols", no_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},         {"diff", required_argument, NULL, 'd'},
+        {"html", required_argument, NULL, 'H'},   {NULL, 0, NULL, 0},
     };
-    const char *svg = NULL;
+    const char *svg = NULL, *diff = NULL, *html = NULL;
     bool folded = false, json = false, symbols = true;
     size_t max_sites = DEFAULT_SITES, max_frames = DEFAULT_FRAMES;
     opterr = 0;
@@ -1014,6 +1085,14 @@ int report_main(int argc, char **argv) {
             break;
         case 'f':
             folded = true;
+            break;
+        case 'H':
+            if (optarg[0] == '\0') return usage_error("%s", "--html needs a file name");
+            html = optarg;
+            break;
+        case 'd':
+            if (diff != NULL) return usage_error("%s", "--diff given twice: one OLD report");
+            diff = optarg;
             break;
         case 'j':
             json = true;
@@ -1039,15 +1118,27 @@ int report_main(int argc, char **argv) {
         }
     }
     if (optind != argc - 1)
-        return usage_error("%s", optind >= argc ? "which report? (DUMP missing)"
+        return usage_error("%s", optind >= argc ? diff != NULL ? "--diff OLD NEW: NEW missing"
+                                                               : "which report? (DUMP missing)"
+                                 : diff != NULL ? "--diff OLD NEW: one NEW report"
                                                 : "one report at a time");
     if (folded && json)
         return usage_error("%s", "--folded and --json each replace the text: choose one");
+    if (diff != NULL && (svg != NULL || html != NULL))
+        return usage_error("%s", svg != NULL ? "--svg draws one report's timeline: not with --diff"
+                                             : "--html shows one report: not with --diff");
+    if (diff != NULL)
+        return diff_main(diff, argv[optind], symbols,
+                         folded ? RP_DIFF_FOLDED
+                         : json ? RP_DIFF_JSON
+                                : RP_DIFF_TEXT,
+                         max_sites, max_frames);
 
     struct rp_report r = {0};
-    if (!load_report(&r, argv[optind])) return 1;
+    if (!rp_load_file(&r, argv[optind])) return 1;
+    r.expand_frames = true;
     if (symbols) rp_symbolize(&r);
-    if (svg != NULL && !rp_write_svg(&r, svg)) {
+    if ((svg != NULL && !rp_write_svg(&r, svg)) || (html != NULL && !rp_write_html(&r, html))) {
         rp_free(&r);
         return 1;
     }

@@ -1,14 +1,15 @@
 # The report tool (tools/report*.c, DESIGN §6): $(BUILD)/membudget-report reads a
-# death dump and prints the summary, --svg, --folded or --json.  An ordinary
+# death dump and prints the summary, --svg, --html, --folded, --json or --diff.  An ordinary
 # program, built without the library: jansson reads and writes the JSON, elfutils'
 # libdw (libdwfl) symbolizes the sampled frames.  `membudget report` runs it.
 #   make report-tool
 
 REPORT_TOOL    := $(BUILD)/membudget-report
-REPORT_SRCS    := alloc/fmt.c tools/textout.c tools/report.c tools/report_symbols.c tools/report_svg.c tools/report_main.c
-REPORT_HDRS    := alloc/fmt.h policy/stats_list.h tools/textout.h policy/utf8.h tools/report.h tools/report_model.h
+REPORT_SRCS    := alloc/fmt.c tools/textout.c tools/report.c tools/report_symbols.c tools/report_svg.c tools/report_diff.c tools/report_html.c tools/report_main.c
+REPORT_HDRS    := alloc/fmt.h policy/stats_list.h tools/textout.h policy/utf8.h tools/report.h tools/report_model.h tools/report_diff.h
 REPORT_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O2 -I. -Iinclude $(WARN)
-REPORT_LDLIBS  := -ljansson -ldw -lelf
+# libstdc++ for its demangler (__cxa_demangle), called through its C symbol.
+REPORT_LDLIBS  := -ljansson -ldw -lelf -lstdc++
 
 .PHONY: report-tool
 all: report-tool

@@ -25,6 +25,10 @@
  * kernel's PATH_MAX). */
 #define RP_FRAMES_MAX 256
 #define RP_PATH_MAX 4096
+/* Calls inlined at one address expanded from the DWARF (the deepest kept),
+ * and the longest symbol demangled (a longer one keeps its linkage name). */
+#define RP_INLINE_MAX 16
+#define RP_DEMANGLE_MAX 4096
 /* Module files read for symbols: the largest, and how many. */
 #define RP_MODULE_MAX_BYTES ((uint64_t)4 << 30)
 #define RP_MODULE_FILES_MAX 4096
@@ -56,12 +60,21 @@ struct rp_frame {
     uint64_t function_offset;       /* of the return address */
     char *file;                     /* NULL: no line information */
     int line;
+    /* The linkage name when `function` is its demangled form (C++), for
+     * --json; NULL when the symbol was not mangled or not demangled. */
+    char *mangled;
+    /* A call the compiler inlined into the frame after it: the same address,
+     * expanded from the DWARF (DW_TAG_inlined_subroutine). */
+    bool inlined;
 };
 
 struct rp_site {
     size_t order; /* its place in the dump: equal estimates keep it */
     uint64_t est_bytes, est_objects, live_samples, live_sampled_bytes, total_samples;
     bool unrecorded; /* samples whose stack could not be recorded */
+    /* The writer kept the innermost sampling.max_frames frames and the stack
+     * had at least that many: its outer frames may be missing. */
+    bool truncated;
     size_t frame_count;
     struct rp_frame *frames; /* innermost first */
 };
@@ -99,8 +112,14 @@ struct rp_report {
     struct rp_site *sites;
     size_t site_count;
     uint64_t sites_est_bytes; /* all sites together */
+    size_t max_frames;        /* sampling.max_frames: frames the writer kept per stack */
     struct rp_module *modules;
     size_t module_count;
+    /* rp_symbolize expands inlined calls into frames of their own, replacing
+     * each site's frames with a malloc'd array, and keeps the mangled names.
+     * Without it (a caller's fixed frame arrays: tools/livestats.c) the frames
+     * stay in place, one per address, and only the demangled names are kept. */
+    bool expand_frames;
     /* What the reader set aside (a number out of range, a frame list cut):
      * the first RP_NOTES_MAX, and how many there were. */
     char *notes[RP_NOTES_MAX];
@@ -124,13 +143,39 @@ void rp_print_text(const struct rp_report *r, size_t max_sites, size_t max_frame
 void rp_print_folded(const struct rp_report *r);
 void rp_print_json(const struct rp_report *r);
 void rp_free(struct rp_report *r);
+/* A frame's name: "function", else "module+0xoffset", else "0xaddress". */
+void rp_frame_name(const struct rp_frame *f, char *buf, size_t cap);
+/* A JSON string of s, bytes that are not UTF-8 as U+FFFD (a new reference). */
+json_t *rp_json_text(const char *s);
+/* A frame as --json writes it (a new reference). */
+json_t *rp_frame_json(const struct rp_frame *f);
+/* The frame that ends a stack the writer cut: "[stack cut at 32 frames]". */
+const char *rp_truncation_mark(const struct rp_report *r);
+/* A site's stack as one folded line, outermost frame first, names as on the
+ * terminal with ';' as ':' (malloc'd); a cut stack starts at the mark. */
+char *rp_folded_stack(const struct rp_report *r, const struct rp_site *s);
+/* Reads the dump at path into r (rp_load); false, with one line on stderr,
+ * when it cannot be read or is not a report. */
+bool rp_load_file(struct rp_report *r, const char *path);
 
 /* report_symbols.c: resolves every frame's function and line from the module
- * files the dump names; modules get their state. */
+ * files the dump names, demangles C++ names and expands inlined calls into
+ * frames of their own; modules get their state. */
 void rp_symbolize(struct rp_report *r);
+/* The demangled form of a C++ linkage name ("_Z..."), malloc'd; NULL when s is
+ * not one or the system's demangler (libstdc++'s __cxa_demangle) refuses it. */
+char *rp_demangle(const char *s);
 
 /* report_svg.c: the footprint timeline with the thresholds and the policy
  * changes; false when the file cannot be written. */
 bool rp_write_svg(const struct rp_report *r, const char *path);
+/* The same picture to out (inside an HTML page: no XML declaration). */
+bool rp_svg_to(const struct rp_report *r, FILE *out, bool xml_declaration);
+
+/* report_html.c: one self-contained page (no network): the flame graph of
+ * live bytes by stack, zoomable and searchable, the timeline, the limit's
+ * derivation and the allocator section; false when the file cannot be
+ * written. */
+bool rp_write_html(const struct rp_report *r, const char *path);
 
 #endif

@@ -98,13 +98,23 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
         fprintf(stderr, "membudget report: cannot write %s\n", path);
         return false;
     }
+    bool ok = rp_svg_to(r, out, true);
+    if (fclose(out) != 0 || !ok) {
+        fprintf(stderr, "membudget report: cannot write %s\n", path);
+        return false;
+    }
+    return true;
+}
+
+bool rp_svg_to(const struct rp_report *r, FILE *out, bool xml_declaration) {
     /* The footprint: ticks, events, and the report itself. */
     size_t n = 0, cap = r->tick_count + r->event_count + 1;
     struct point *fp = calloc(cap, sizeof *fp),
                  *counter = calloc(r->tick_count + 1, sizeof *counter);
     size_t counter_n = 0;
     if (fp == NULL || counter == NULL) {
-        fclose(out);
+        free(fp);
+        free(counter);
         return false;
     }
     for (size_t i = 0; i < r->tick_count; i++) {
@@ -128,8 +138,8 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
     s.y_max = s.y_max > UINT64_MAX - s.y_max / 12 ? UINT64_MAX : s.y_max + s.y_max / 12;
 
     char b[32];
+    if (xml_declaration) fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(out,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n",
             WIDTH, HEIGHT, WIDTH, HEIGHT);
@@ -231,9 +241,5 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
     fprintf(out, "</svg>\n");
     free(fp);
     free(counter);
-    if (fclose(out) != 0) {
-        fprintf(stderr, "membudget report: cannot write %s\n", path);
-        return false;
-    }
-    return true;
+    return !ferror(out);
 }

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dwarf.h>
+#include <elfutils/libdw.h>
 #include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
@@ -154,6 +156,222 @@ static char *name_copy(const char *s) {
     return strndup(s, RP_PATH_MAX);
 }
 
+/* libstdc++'s demangler (the Itanium C++ ABI's abi::__cxa_demangle), through
+ * its C symbol: the result is malloc'd, status 0 on success.  Its recursion is
+ * bounded by the demangler itself; the length of what it is given, here. */
+extern char *__cxa_demangle(const char *mangled, char *out, size_t *length, int *status);
+
+char *rp_demangle(const char *s) {
+    if (s == NULL || strncmp(s, "_Z", 2) != 0 || strnlen(s, RP_DEMANGLE_MAX + 1) > RP_DEMANGLE_MAX)
+        return NULL;
+    int status = -1;
+    char *d = __cxa_demangle(s, NULL, NULL, &status);
+    if (status != 0 || d == NULL) {
+        free(d);
+        return NULL;
+    }
+    char *copy = name_copy(d);
+    free(d);
+    return copy;
+}
+
+/* The function name for a frame: demangled when it is a C++ linkage name (the
+ * linkage name then kept in f->mangled). */
+static void set_function(struct rp_frame *f, const char *name) {
+    char *d = rp_demangle(name);
+    if (d != NULL) {
+        f->function = d;
+        f->mangled = name_copy(name);
+    } else {
+        f->function = name_copy(name);
+    }
+}
+
+/* The name of a subprogram or inlined subroutine DIE: its linkage name (to be
+ * demangled), else (die_qualified_name, into buf) its DW_AT_name qualified by the namespaces and
+ * classes around its declaration ("shapes::make_cells": a function with
+ * internal linkage has no linkage name), following DW_AT_abstract_origin and
+ * DW_AT_specification.  False when it has no name. */
+static const char *die_linkage_name(Dwarf_Die *die) {
+    Dwarf_Attribute attr;
+    if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) != NULL ||
+        dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr) != NULL)
+        return dwarf_formstring(&attr);
+    return NULL;
+}
+
+static bool die_qualified_name(Dwarf_Die *die, char *buf, size_t cap) {
+    Dwarf_Attribute attr;
+    const char *name = NULL;
+    if (dwarf_attr_integrate(die, DW_AT_name, &attr) == NULL ||
+        (name = dwarf_formstring(&attr)) == NULL)
+        return false;
+    /* The declaration: where the name was found. */
+    Dwarf_Die decl = *die, next;
+    for (int hops = 0; hops < 8; hops++) {
+        if (dwarf_formref_die(dwarf_attr(&decl, DW_AT_abstract_origin, &attr), &next) == NULL &&
+            dwarf_formref_die(dwarf_attr(&decl, DW_AT_specification, &attr), &next) == NULL)
+            break;
+        decl = next;
+    }
+    struct mb_buf b = mb_buf_on(buf, cap);
+    Dwarf_Die *scopes = NULL;
+    int n = dwarf_getscopes_die(&decl, &scopes);
+    /* scopes[0] is the declaration, then each scope around it outwards. */
+    for (int i = n - 1; i > 0; i--) {
+        int tag = dwarf_tag(&scopes[i]);
+        const char *scope = dwarf_diename(&scopes[i]);
+        if (scope == NULL || (tag != DW_TAG_namespace && tag != DW_TAG_class_type &&
+                              tag != DW_TAG_structure_type && tag != DW_TAG_union_type))
+            continue;
+        mb_buf_str(&b, scope);
+        mb_buf_str(&b, "::");
+    }
+    free(scopes);
+    mb_buf_str(&b, name);
+    return true;
+}
+
+/* Where an inlined subroutine was called from: DW_AT_call_file (an index in
+ * the unit's file table) and DW_AT_call_line. */
+static void call_site(Dwarf_Die *cudie, Dwarf_Die *inlined, const char **file, int *line) {
+    *file = NULL;
+    *line = 0;
+    Dwarf_Attribute attr;
+    Dwarf_Word index, lineno;
+    Dwarf_Files *files;
+    size_t nfiles;
+    if (dwarf_formudata(dwarf_attr(inlined, DW_AT_call_file, &attr), &index) != 0 ||
+        dwarf_formudata(dwarf_attr(inlined, DW_AT_call_line, &attr), &lineno) != 0 || lineno == 0 ||
+        lineno > INT32_MAX || dwarf_getsrcfiles(cudie, &files, &nfiles) != 0 || index >= nfiles)
+        return;
+    *file = dwarf_filesrc(files, index, NULL, NULL);
+    *line = (int)lineno;
+}
+
+/* The line of pc into frame, without inlined calls. */
+static void line_of(Dwfl_Module *mod, Dwarf_Addr pc, struct rp_frame *frame) {
+    Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
+    int lineno = 0;
+    const char *file = line != NULL ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+    if (file != NULL && lineno > 0) {
+        frame->file = name_copy(file);
+        frame->line = lineno;
+    }
+}
+
+/* A site's frames, growing as inlined calls are inserted. */
+struct frame_list {
+    struct rp_frame *frames;
+    size_t count, cap;
+};
+
+static struct rp_frame *frame_push(struct frame_list *l) {
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 8;
+        struct rp_frame *grown = realloc(l->frames, cap * sizeof *grown);
+        if (grown == NULL) return NULL;
+        l->frames = grown;
+        l->cap = cap;
+    }
+    struct rp_frame *f = &l->frames[l->count++];
+    *f = (struct rp_frame){0};
+    return f;
+}
+
+/* A copy of f that owns its own strings (a string that cannot be copied is
+ * left out). */
+static struct rp_frame frame_copy(const struct rp_frame *f) {
+    struct rp_frame c = *f;
+    c.function = f->function != NULL ? strdup(f->function) : NULL;
+    c.file = f->file != NULL ? strdup(f->file) : NULL;
+    c.mangled = f->mangled != NULL ? strdup(f->mangled) : NULL;
+    return c;
+}
+
+static void frame_release(struct rp_frame *f) {
+    free(f->function);
+    free(f->file);
+    free(f->mangled);
+}
+
+/* The frames an address resolved to, for the sites that share it (their outer
+ * frames mostly): an open-addressing table of addresses, each naming its
+ * frames in `frames`.  Looking a return address up in the DWARF
+ * (dwarf_getscopes walks its unit) costs far more than the copy. */
+struct memo_slot {
+    uint64_t address; /* 0: empty (a frame at 0 is never resolved) */
+    size_t first, count;
+};
+
+struct memo {
+    struct memo_slot *slots;
+    size_t mask;
+    struct frame_list frames;
+};
+
+static struct memo_slot *memo_find(struct memo *m, uint64_t address) {
+    if (m->slots == NULL) return NULL;
+    size_t i = (size_t)((address * 0x9e3779b97f4a7c15u) >> 20) & m->mask;
+    while (m->slots[i].address != 0 && m->slots[i].address != address) i = (i + 1) & m->mask;
+    return &m->slots[i];
+}
+
+/* The frame at pc (symbolized in *frame already, its line still to set) and
+ * the calls inlined there, innermost first, into l: the innermost inlined
+ * callee at the line of pc; each caller at the call site of the callee
+ * below it; the function itself (the ELF symbol) last.  Without inlined
+ * calls, the frame alone with the line of pc. */
+static void expand_frame(Dwfl_Module *mod, Dwarf_Addr pc, struct rp_frame *frame,
+                         struct frame_list *l) {
+    Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
+    int lineno = 0;
+    const char *file = line != NULL ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+    if (file == NULL || lineno <= 0) file = NULL;
+
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cudie = dwfl_module_addrdie(mod, pc, &bias);
+    Dwarf_Die *scopes = NULL;
+    int n = cudie != NULL ? dwarf_getscopes(cudie, pc - bias, &scopes) : 0;
+    size_t inlined = 0;
+    for (int i = 0; i < n && dwarf_tag(&scopes[i]) != DW_TAG_subprogram; i++)
+        if (dwarf_tag(&scopes[i]) == DW_TAG_inlined_subroutine) inlined++;
+    /* The deepest RP_INLINE_MAX are kept: the outer ones are left out. */
+    size_t skip = inlined > RP_INLINE_MAX ? inlined - RP_INLINE_MAX : 0, seen = 0;
+    for (int i = 0; i < n && dwarf_tag(&scopes[i]) != DW_TAG_subprogram; i++) {
+        if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine || seen++ < skip) continue;
+        const char *linkage = die_linkage_name(&scopes[i]);
+        char name[RP_DEMANGLE_MAX];
+        bool named = linkage == NULL && die_qualified_name(&scopes[i], name, sizeof name);
+        struct rp_frame *f = frame_push(l);
+        if (f == NULL) break;
+        f->address = frame->address;
+        f->module = frame->module;
+        f->inlined = true;
+        if (linkage != NULL)
+            set_function(f, linkage);
+        else if (named)
+            f->function = name_copy(name);
+        if (file != NULL) {
+            f->file = name_copy(file);
+            f->line = lineno;
+        }
+        call_site(cudie, &scopes[i], &file, &lineno); /* where the caller is */
+    }
+    free(scopes);
+    struct rp_frame *f = frame_push(l);
+    if (f == NULL) {
+        free(frame->function);
+        free(frame->mangled);
+        return;
+    }
+    *f = *frame;
+    if (file != NULL) {
+        f->file = name_copy(file);
+        f->line = lineno;
+    }
+}
+
 void rp_symbolize(struct rp_report *r) {
     elf_version(EV_CURRENT);
     Dwfl *dwfl = dwfl_begin(&callbacks);
@@ -198,34 +416,82 @@ void rp_symbolize(struct rp_report *r) {
         m->state = RP_MODULE_READ;
     }
     dwfl_report_end(dwfl, NULL, NULL);
+    /* The memo holds at most one slot per frame read, at most half full. */
+    struct memo memo = {0};
+    size_t frames_read = 0;
+    for (size_t s = 0; s < r->site_count; s++) frames_read += r->sites[s].frame_count;
+    if (r->expand_frames && frames_read > 0) {
+        size_t slots = 16;
+        while (slots < 2 * frames_read) slots *= 2;
+        memo.slots = calloc(slots, sizeof *memo.slots);
+        memo.mask = slots - 1;
+    }
     for (size_t s = 0; s < r->site_count; s++) {
         struct rp_site *site = &r->sites[s];
+        struct frame_list l = {0};
         for (size_t f = 0; f < site->frame_count; f++) {
-            struct rp_frame *frame = &site->frames[f];
-            const struct rp_module *m = frame->module;
-            if (m == NULL || m->state != RP_MODULE_READ || frame->address == 0) continue;
-            /* A return address: the call is the instruction before it. */
-            Dwarf_Addr pc = frame->address - 1;
-            Dwfl_Module *mod = dwfl_addrmodule(dwfl, pc);
-            if (mod == NULL) continue;
-            GElf_Off offset = 0;
-            GElf_Sym sym;
-            const char *name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
-            if (name != NULL) {
-                frame->function = name_copy(name);
-                frame->function_offset = offset + 1;
+            struct rp_frame frame = site->frames[f];
+            const struct rp_module *m = frame.module;
+            Dwfl_Module *mod = NULL;
+            struct memo_slot *known = r->expand_frames && m != NULL && m->state == RP_MODULE_READ
+                                          ? memo_find(&memo, frame.address)
+                                          : NULL;
+            if (known != NULL && known->address != 0) {
+                for (size_t k = 0; k < known->count; k++) {
+                    struct rp_frame *slot = frame_push(&l);
+                    if (slot != NULL) *slot = frame_copy(&memo.frames.frames[known->first + k]);
+                }
+                continue;
             }
-            if (!lines[m - r->modules]) continue; /* the symbol's name only */
-            Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
-            int lineno = 0;
-            const char *file =
-                line != NULL ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
-            if (file != NULL && lineno > 0) {
-                frame->file = name_copy(file);
-                frame->line = lineno;
+            size_t before = l.count;
+            /* A return address: the call is the instruction before it. */
+            Dwarf_Addr pc = frame.address - 1;
+            if (m != NULL && m->state == RP_MODULE_READ && frame.address != 0)
+                mod = dwfl_addrmodule(dwfl, pc);
+            if (mod != NULL) {
+                GElf_Off offset = 0;
+                GElf_Sym sym;
+                const char *name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
+                if (name != NULL) {
+                    set_function(&frame, name);
+                    frame.function_offset = offset + 1;
+                }
+            }
+            if (!r->expand_frames) {
+                free(frame.mangled);
+                frame.mangled = NULL;
+                if (mod != NULL && lines[m - r->modules]) line_of(mod, pc, &frame);
+                site->frames[f] = frame;
+            } else if (mod != NULL && lines[m - r->modules]) {
+                expand_frame(mod, pc, &frame, &l);
+            } else {
+                struct rp_frame *slot = frame_push(&l);
+                if (slot != NULL) {
+                    *slot = frame;
+                } else {
+                    free(frame.function);
+                    free(frame.mangled);
+                }
+            }
+            if (known != NULL && frame.address != 0) {
+                known->address = frame.address;
+                known->first = memo.frames.count;
+                for (size_t k = before; k < l.count; k++) {
+                    struct rp_frame *slot = frame_push(&memo.frames);
+                    if (slot == NULL) break;
+                    *slot = frame_copy(&l.frames[k]);
+                }
+                known->count = memo.frames.count - known->first;
             }
         }
+        if (!r->expand_frames || l.frames == NULL) continue; /* in place */
+        free(site->frames);
+        site->frames = l.frames;
+        site->frame_count = l.count;
     }
+    for (size_t k = 0; k < memo.frames.count; k++) frame_release(&memo.frames.frames[k]);
+    free(memo.frames.frames);
+    free(memo.slots);
     free(lines);
     dwfl_end(dwfl);
 }

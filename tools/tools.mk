@@ -37,14 +37,15 @@ TOOL_SRCS    += alloc/fmt.c
 TOOL_HDRS    += alloc/fmt.h policy/stats_list.h
 # `stat` and `top` name the sampled top site's functions in the reader, with the
 # report tool's symbolizer (tools/report_symbols.c: elfutils' libdw, whose model
-# header uses jansson's types).  Both are Debian dependencies (scripts/deps.sh);
+# header uses jansson's types; C++ names demangled by libstdc++'s __cxa_demangle).
+# Both are Debian dependencies (scripts/deps.sh);
 # without their headers the command still builds and names frames module+offset.
 ifneq ($(wildcard /usr/include/elfutils/libdwfl.h),)
 ifneq ($(wildcard /usr/include/jansson.h),)
 TOOL_SRCS    += tools/report_symbols.c
 TOOL_HDRS    += tools/report_model.h
 TOOL_CFLAGS  += -DMB_TOOL_SYMBOLS
-TOOL_LDLIBS  += -ldw -lelf
+TOOL_LDLIBS  += -ldw -lelf -lstdc++
 endif
 endif
 TOOL_OBJS    := $(TOOL_SRCS:%.c=$(TOOL_OBJDIR)/%.o)

@@ -783,7 +783,8 @@ def stat_json_text():
         r.stdout = r.stdout.decode("utf-8", errors="backslashreplace")
         try:
             doc = json.loads(r.stdout)
-            check(name, r.returncode == 0 and
+            check(name, r.returncode == 0 and list(doc)[0] == "membudget_stat" and
+                  doc["membudget_stat"] == 1 and
                   doc["cmdline"].endswith(" d\u00e9 x\ufffdy\"\\") and "\\u00c3" not in r.stdout,
                   "cmdline %r" % doc.get("cmdline"), r.stdout)
         except (ValueError, KeyError) as e:

@@ -1,5 +1,6 @@
 /* libFuzzer target for the report tool's dump reader (tools/report.c) and every
- * output: the text, --folded, --json and --svg.
+ * output: the text, --folded, --json, --svg, --html and --diff (of the dump
+ * with itself).
  *
  * The input is the dump.  Its frames are then named as a symbolizer would,
  * from the input's own bytes (which need not be UTF-8 and may hold control
@@ -9,6 +10,9 @@
  *  - the text and the folded stacks carry no control byte but the newline and
  *    are well-formed UTF-8 (tools/textout.h's terminal form);
  *  - the JSON parses again, and the SVG has no control byte and is UTF-8;
+ *  - the HTML page is UTF-8 without control bytes and holds exactly its own
+ *    two scripts (the data and the code): nothing from the dump opens or
+ *    closes a script or a comment;
  *  - each output's size is bounded by the input's (no loop driven by a value
  *    in the dump). */
 #include <stdbool.h>
@@ -21,6 +25,7 @@
 #include <jansson.h>
 
 #include "policy/utf8.h"
+#include "tools/report_diff.h"
 #include "tools/report_model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -127,23 +132,55 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         captured = NULL;
     }
 
-    char path[] = "/tmp/fuzz_report.XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0) abort();
-    if (!rp_write_svg(&r, path)) fuzz_fail("the SVG was not written", NULL);
-    FILE *svg = fdopen(fd, "r");
-    if (svg == NULL) abort();
-    fseek(svg, 0, SEEK_END);
-    long svg_len = ftell(svg);
-    rewind(svg);
-    char *body = malloc((size_t)svg_len + 1);
-    if (body == NULL || fread(body, 1, (size_t)svg_len, svg) != (size_t)svg_len) abort();
-    body[svg_len] = '\0';
-    fclose(svg);
-    unlink(path);
-    check_size("svg", (size_t)svg_len, size);
-    check_controls("svg", body, (size_t)svg_len, true);
-    free(body);
+    static const char *const diff_what[] = {"diff text", "diff folded", "diff json"};
+    static const enum rp_diff_form forms[] = {RP_DIFF_TEXT, RP_DIFF_FOLDED, RP_DIFF_JSON};
+    for (int mode = 0; mode < 3; mode++) {
+        stdout = sink();
+        if (stdout == NULL) abort();
+        if (!rp_print_diff(&r, &r, forms[mode], (size_t)(size % 3), (size_t)(size % 5))) abort();
+        fclose(stdout);
+        stdout = real_stdout;
+        check_size(diff_what[mode], captured_len, 2 * size);
+        if (mode < 2) {
+            check_controls(diff_what[mode], captured, captured_len, false);
+        } else {
+            json_error_t error;
+            json_t *again = json_loadb(captured, captured_len, JSON_ALLOW_NUL, &error);
+            if (again == NULL) fuzz_fail("the diff's JSON output does not parse", captured);
+            json_decref(again);
+        }
+        free(captured);
+        captured = NULL;
+    }
+
+    for (int page = 0; page < 2; page++) {
+        char path[] = "/tmp/fuzz_report.XXXXXX";
+        int fd = mkstemp(path);
+        if (fd < 0) abort();
+        const char *name = page ? "html" : "svg";
+        if (!(page ? rp_write_html(&r, path) : rp_write_svg(&r, path)))
+            fuzz_fail(page ? "the page was not written" : "the SVG was not written", NULL);
+        FILE *in = fdopen(fd, "r");
+        if (in == NULL) abort();
+        fseek(in, 0, SEEK_END);
+        long len = ftell(in);
+        rewind(in);
+        char *body = malloc((size_t)len + 1);
+        if (body == NULL || fread(body, 1, (size_t)len, in) != (size_t)len) abort();
+        body[len] = '\0';
+        fclose(in);
+        unlink(path);
+        check_size(name, (size_t)len, size);
+        check_controls(name, body, (size_t)len, true);
+        if (page) {
+            size_t opened = 0, closed = 0;
+            for (const char *p = body; (p = strstr(p, "<script")) != NULL; p++) opened++;
+            for (const char *p = body; (p = strstr(p, "</script")) != NULL; p++) closed++;
+            if (opened != 2 || closed != 2 || strstr(body, "<!--") != NULL)
+                fuzz_fail("markup from the dump in the page", body);
+        }
+        free(body);
+    }
 
     rp_free(&r);
     stderr = real_stderr;

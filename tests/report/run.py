@@ -20,6 +20,18 @@ Cases:
              locks of the allocator and the sampler (debug library)
   resample   realloc in place replaces a sample, a moved span and a free end it
   svg        the timeline opens in headless Chromium and is not blank
+  cxxnames   C++ names demangled in the text, --folded and --json (which keeps
+             the mangled name); an inlined helper a frame of its own, marked;
+             a stack deeper than the writer keeps ends in a marked frame
+  diff       --diff OLD NEW over two membudget_dump() reports of a program
+             that leaks at one site between them: that site first, with the
+             growth, in the text, --folded (differential) and --json; bad
+             arguments
+  allocator  --json keeps the dump's allocator section
+  html       --html: the page opens in headless Chromium with no console error
+             and no network, its largest leaf frame is leak3's dominant site, a
+             click on it zooms into it, the search marks frames; markup in the
+             dump and in frame names stays text; bad arguments
   hostile    dumps made hostile from the golden ones: module paths naming a FIFO,
              /dev/zero, a link to a FIFO, non-UTF-8 bytes (path_bytes); the dump
              itself a FIFO or larger than the limit; numbers past 2^63 and
@@ -517,6 +529,154 @@ def check_resample():
     ok(name)
 
 
+# ---- C++ names, inlined frames, cut stacks -------------------------------------------
+
+def check_cxx():
+    name = "cxxnames: C++ names demangled, mangled kept in --json"
+    d = os.path.join(tmp, "cxx")
+    os.makedirs(d, exist_ok=True)
+    rc, out, err = run([os.path.join(BIN, "cxxnames"), d], clean_env({"MEMBUDGET_SAMPLE": "1"}, LIB))
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    path = os.path.join(d, "cxx.json")
+    r = report_json(path)
+    grow = next((s for s in r["sites"]
+                 if any(f.get("function") == "shapes::Grid<int>::grow(unsigned long)"
+                        for f in s["frames"])), None)
+    if grow is None:
+        return fail(name, "no site with shapes::Grid<int>::grow(unsigned long)",
+                    "\n".join(str([f.get("function") for f in s["frames"][:4]]) for s in r["sites"][:4]))
+    frame = next(f for f in grow["frames"] if f.get("function", "").startswith("shapes::Grid"))
+    new = next((f for f in grow["frames"] if f.get("function", "").startswith("operator new")), None)
+    if frame.get("mangled") != "_ZN6shapes4GridIiE4growEm" or new is None or not new.get("mangled", "").startswith("_Zn"):
+        return fail(name, "frames %s" % grow["frames"][:4])
+    plain = [f for s in r["sites"] for f in s["frames"] if f.get("function") == "leak_plain"]
+    if not plain or "mangled" in plain[0]:
+        return fail(name, "leak_plain: %s" % plain[:1])
+    ok(name)
+
+    name = "cxxnames: an inlined call is a frame of its own, at its line, before its caller"
+    names = [(f.get("function"), f.get("inlined", False), f.get("line")) for f in grow["frames"]]
+    k = next((i for i, f in enumerate(grow["frames"]) if f.get("function") == "shapes::make_cells"), None)
+    src = open(os.path.join(HERE, "cxxnames.cc")).read().splitlines()
+    new_line = next(i + 1 for i, l in enumerate(src) if "new char[n]" in l and "p =" in l)
+    call_line = next(i + 1 for i, l in enumerate(src) if "sink = make_cells(n)" in l)
+    if (k is None or not grow["frames"][k].get("inlined") or grow["frames"][k].get("line") != new_line
+            or grow["frames"][k + 1].get("function") != "shapes::Grid<int>::grow(unsigned long)"
+            or grow["frames"][k + 1].get("inlined") or grow["frames"][k + 1].get("line") != call_line
+            or grow["frames"][k]["address"] != grow["frames"][k + 1]["address"]):
+        return fail(name, "frames %s (make_cells at %d, called at %d)" % (names[:5], new_line, call_line))
+    ok(name)
+
+    name = "cxxnames: text and --folded show the demangled names and the inlined frame"
+    rc, text, err = report("--frames", "4", path)
+    rc2, folded, err2 = report("--folded", path)
+    want_text = [r"^       shapes::make_cells \(inlined\)  .*cxxnames\.cc:%d$" % new_line,
+                 r"^       shapes::Grid<int>::grow\(unsigned long\)  .*cxxnames\.cc:%d$" % call_line,
+                 r"^       operator new\(unsigned long\)"]
+    missing = [w for w in want_text if not any(re.search(w, l) for l in text.splitlines())]
+    if rc != 0 or missing or "_ZN6shapes" in text:
+        return fail(name, "exit %s; missing %s" % (rc, missing), text)
+    if rc2 != 0 or not re.search(r"^\S*;main;shapes::Grid<int>::grow\(unsigned long\);shapes::make_cells;operator new", folded, re.M) \
+            or "_ZN" in folded:
+        return fail(name, "exit %s" % rc2, folded + err2)
+    ok(name)
+
+    name = "cxxnames: a stack deeper than the writer keeps ends in a marked frame"
+    max_frames = r["sampling"]["max_frames"]
+    deep = [s for s in r["sites"] if s["frames"] and s["frames"][1].get("function") == "shapes::deep(int, unsigned long)"]
+    short = [s for s in r["sites"] if s is not grow and s not in deep]
+    mark = "[stack cut at %d frames]" % max_frames
+    if (len(deep) != 1 or not deep[0].get("truncated") or len(deep[0]["frames"]) != max_frames
+            or any(s.get("truncated") for s in r["sites"] if s not in deep)):
+        return fail(name, "sites %s" % [(len(s["frames"]), s.get("truncated")) for s in r["sites"]])
+    deep_line = next((l for l in folded.splitlines() if "shapes::deep" in l), "")
+    if not deep_line.startswith(mark + ";shapes::deep(int, unsigned long);") or \
+            not any(l.startswith("_start;") for l in folded.splitlines()):
+        return fail(name, "folded line %r" % deep_line[:200])
+    rc, text, _ = report("--frames", "0", path)
+    if mark not in text or ", then the stack was cut" not in report(path)[1]:
+        return fail(name, "no mark in the text", text)
+    ok(name)
+    return short
+
+
+# ---- report --diff -------------------------------------------------------------------
+
+def check_diff():
+    name = "diff: the site that leaked between two reports comes first, with its growth"
+    d = os.path.join(tmp, "diff")
+    os.makedirs(d, exist_ok=True)
+    rc, out, err = run([os.path.join(BIN, "grow"), d], clean_env({"MEMBUDGET_SAMPLE": "64K"}, LIB))
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    old, new = os.path.join(d, "old.json"), os.path.join(d, "new.json")
+    rc, out, err = report("--diff", old, new, "--json")
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    j = json.loads(out)
+    sites = j["sites"]
+    top = [site_function(s) for s in sites]
+    leaked = 128 * (64 << 10)
+    first = sites[0] if sites else {}
+    if (j.get("membudget_diff") != 1 or top[:1] != ["leak_between"] or first["old_est_bytes"] != 0
+            or not 0.8 <= first["growth_bytes"] / leaked <= 1.2
+            or first["growth_bytes"] != first["new_est_bytes"] - first["old_est_bytes"]):
+        return fail(name, "sites %s" % [(site_function(s), s["growth_bytes"]) for s in sites])
+    steady = [s for s in sites if site_function(s) == "keep_steady"]
+    freed = [s for s in sites if site_function(s) == "freed_between"]
+    if (len(steady) != 1 or steady[0]["growth_bytes"] != 0 or steady[0]["old_est_bytes"] == 0
+            or len(freed) != 1 or freed[0]["new_est_bytes"] != 0 or top[-1] != "freed_between"):
+        return fail(name, "sites %s" % [(site_function(s), s["growth_bytes"]) for s in sites])
+    ok(name + " (+%d bytes estimated for %d leaked)" % (first["growth_bytes"], leaked))
+
+    name = "diff: text and differential folded stacks"
+    rc, text, err = report("--diff", old, new)
+    lines = text.splitlines()
+    k = next((i for i, l in enumerate(lines) if l.startswith("  #1 ")), None)
+    if rc != 0 or k is None or "+" not in lines[k] or not lines[k + 1].startswith("       leak_between  ") \
+            or "keep_steady" in text or "(1 site unchanged)" not in text:
+        return fail(name, "exit %s" % rc, text + err)
+    rc, folded, err = report("--diff", old, new, "--folded")
+    fl = folded.splitlines()
+    if rc != 0 or not fl or not re.match(r"^.*;main;leak_between 0 %d$" % first["new_est_bytes"], fl[0]) \
+            or not all(re.match(r"^\S.* \d+ \d+$", l) for l in fl):
+        return fail(name, "exit %s" % rc, folded + err)
+    ok(name)
+
+    name = "diff: a report against itself has no growth"
+    rc, out, err = report("--diff", new, new, "--json")
+    if rc != 0 or any(s["growth_bytes"] for s in json.loads(out)["sites"]):
+        return fail(name, "exit %s" % rc, out + err)
+    rc, text, err = report("--diff", new, new)
+    if "none changed" not in text:
+        return fail(name, "text", text)
+    ok(name)
+
+    name = "diff: bad arguments are one line and exit 2"
+    cases = [(["--diff", old], 2, "NEW missing"), (["--diff", old, new, new], 2, "one NEW report"),
+             (["--diff", old, new, "--svg", os.path.join(d, "x.svg")], 2, "not with --diff"),
+             (["--diff", old, new, "--json", "--folded"], 2, "choose one"),
+             (["--diff", os.path.join(d, "absent.json"), new], 1, "absent.json"),
+             (["--diff", old, "--diff", old, new], 2, "twice")]
+    for args, want_rc, want in cases:
+        rc, out, err = report(*args)
+        if rc != want_rc or want not in err or out:
+            return fail(name, "%s: exit %s" % (args, rc), err)
+    ok(name)
+
+
+def check_allocator_kept(path):
+    name = "allocator: --json keeps the dump's allocator section"
+    if path is None:
+        return skip(name, "no dump")
+    raw = json.load(open(path))
+    r = report_json(path)
+    if "allocator" not in raw or r.get("allocator") != raw["allocator"]:
+        return fail(name, "dump %s, report %s" % (raw.get("allocator"), r.get("allocator")))
+    ok(name + " (backend %s)" % raw["allocator"].get("backend"))
+
+
 def raw_dump(d, i):
     with open(os.path.join(d, "%d.json" % i)) as f:
         return json.load(f)
@@ -649,6 +809,131 @@ def check_svg(dump):
         return fail(name, "%.1f%% of pixels differ from the background, %d colours, %d blue"
                     % (share * 100, len(colors), blue))
     ok(name + " (%dx%d, %.0f%% drawn, %d colours)" % (width, height, share * 100, len(colors)))
+
+
+# ---- the HTML page -------------------------------------------------------------------
+
+# Put first in the page's <head> by the test (not part of the page): records
+# errors, then once the page is loaded finds the widest of leak3's three leaf
+# frames, clicks it, and searches; the results go in <pre id="mbtest">.
+HTML_PROBE = r"""<script>
+window.__mb = {errors: []};
+window.addEventListener('error', function (e) { __mb.errors.push(String(e.message)); });
+(function () { var ce = console.error; console.error = function () {
+  __mb.errors.push(Array.prototype.join.call(arguments, ' ')); ce.apply(console, arguments); }; })();
+window.addEventListener('load', function () { setTimeout(function () {
+  var r = {errors: __mb.errors};
+  function frames(re) { return Array.from(document.querySelectorAll('#fg .fr')).filter(
+      function (e) { return re.test(e.dataset.name || ''); }); }
+  r.boxes = document.querySelectorAll('#fg .fr').length;
+  r.full = document.getElementById('fg').clientWidth;
+  var leaves = frames(/^leak_(60|30|10)$/).map(function (e) {
+      return [e.dataset.name, e.getBoundingClientRect().width, e]; });
+  leaves.sort(function (a, b) { return b[1] - a[1]; });
+  r.widths = leaves.map(function (l) { return [l[0], l[1]]; });
+  r.largest = leaves.length ? leaves[0][0] : null;
+  if (leaves.length) {
+    leaves[0][2].dispatchEvent(new MouseEvent('click', {bubbles: true}));
+    r.after = frames(new RegExp('^' + r.largest + '$')).map(function (e) {
+        return e.getBoundingClientRect().width; });
+    r.others_after = frames(/^leak_(60|30|10)$/).length - r.after.length;
+  }
+  document.getElementById('reset').click();
+  var s = document.getElementById('search'); s.value = 'leak_30';
+  s.dispatchEvent(new Event('input'));
+  r.hits = document.querySelectorAll('#fg .fr.hit').length;
+  r.status = document.getElementById('status').textContent;
+  var pre = document.createElement('pre'); pre.id = 'mbtest'; pre.textContent = JSON.stringify(r);
+  document.body.appendChild(pre);
+}, 0); });
+</script>"""
+
+
+def browse(html, name):
+    """The page's DOM after its scripts ran, in headless Chromium, with HTML_PROBE
+    put first in its head; (probe results or None, why)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return None, "chromium is not installed (scripts/deps.sh installs it)"
+    with open(html, encoding="utf-8") as f:
+        page = f.read()
+    probed = os.path.join(tmp, name + ".probed.html")
+    with open(probed, "w", encoding="utf-8") as f:
+        f.write(page.replace("<head>", "<head>" + HTML_PROBE, 1))
+    profile = tempfile.mkdtemp(prefix="mb-chromium.")
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run",
+           "--user-data-dir=" + profile, "--window-size=1200,900", "--virtual-time-budget=10000",
+           "--dump-dom", "file://" + probed]
+    rc, out, err = run(cmd, timeout=120)
+    shutil.rmtree(profile, ignore_errors=True)
+    m = re.search(r'<pre id="mbtest">(.*?)</pre>', out, re.S)
+    if m is None:
+        return None, "no probe results (exit %s): %s" % (rc, err[-500:])
+    import html as htmllib
+    return json.loads(htmllib.unescape(m.group(1))), ""
+
+
+def check_html(dump):
+    name = "html: the page renders, its largest frame is leak_60, a click zooms into it"
+    if dump is None:
+        return fail(name, "no dump from leak3")
+    page = os.path.join(tmp, "leak3.html")
+    rc, out, err = report("--html", page, dump)
+    if rc != 0 or not out.startswith("membudget: pid") or not os.path.exists(page):
+        return fail(name, "report --html exit %s" % rc, err)
+    text = open(page, encoding="utf-8").read()
+    fetches = re.findall(r'(?:src|href)\s*=|@import|url\(|fetch\(|XMLHttpRequest', text)
+    if fetches or "Content-Security-Policy" not in text:
+        return fail(name, "the page may fetch: %s" % fetches[:5])
+    for part in ("Allocator", "The limit and how it was derived", "<svg", "conservative"):
+        if part not in text:
+            return fail(name, "no %r in the page" % part)
+    r, why = browse(page, "leak3")
+    if r is None:
+        return skip(name, why) if "not installed" in why else fail(name, why)
+    w = dict((n, x) for n, x in r.get("widths", []))
+    if r["errors"] or not r["boxes"] or r["largest"] != "leak_60" or len(w) != 3 \
+            or not w["leak_60"] > w["leak_30"] > w["leak_10"]:
+        return fail(name, "probe %s" % r)
+    if not r.get("after") or r["after"][0] < 0.95 * r["full"] or r["others_after"] != 0:
+        return fail(name, "the click did not zoom: %s" % r)
+    if r["hits"] < 1 or not r["status"].startswith("matched "):
+        return fail(name, "the search marked nothing: %s" % r)
+    ok(name + " (%d frames drawn, leak_60 %.0f px of %d, then %.0f px)"
+       % (r["boxes"], w["leak_60"], r["full"], r["after"][0]))
+
+    name = "html: markup in the dump and in frame names stays text"
+    d = golden_dump()
+    d["reason"] = "<script>alert(1)</script>"
+    d["comm"] = "</script><script>window.__pwned=1</script><!--<script>"
+    d["limit"]["kill_source"] = "<img src=x onerror=alert(2)>"
+    dump2 = write_dump("markup-html.json", d)
+    page2 = os.path.join(tmp, "markup.html")
+    rc, out, err = run([TOOL, "--no-symbols", "--html", page2, dump2], timeout=HOSTILE_TIMEOUT)
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    text = open(page2, encoding="utf-8").read()
+    if "<script>alert" in text or "<img" in text or "window.__pwned=1</script>" in text \
+            or text.count("<script") != 2:
+        return fail(name, "markup from the dump in the page", text[:600])
+    r, why = browse(page2, "markup")
+    if r is None:
+        return skip(name, why) if "not installed" in why else fail(name, why)
+    if r["errors"] or not r["boxes"]:
+        return fail(name, "probe %s" % r)
+    ok(name)
+
+    name = "html: bad arguments are one line and exit 2"
+    for args, want in ((["--html"], "--html needs a value"), (["--html", "", dump], "needs a file name"),
+                       (["--diff", dump, dump, "--html", page], "not with --diff")):
+        rc, out, err = report(*args)
+        if rc != 2 or want not in err or len(err.splitlines()) != 2:
+            return fail(name, "%s: exit %s" % (args, rc), err)
+    rc, out, err = report("--html", os.path.join(tmp, "no", "such", "dir.html"), dump)
+    if rc != 1 or "cannot write" not in err:
+        return fail(name, "unwritable path: exit %s" % rc, err)
+    ok(name)
 
 
 # ---- hostile dumps -------------------------------------------------------------------
@@ -965,6 +1250,48 @@ def check_folded_scale():
     ok(name)
 
 
+HTML_SITES = 10000
+HTML_MAX_BYTES = 4 << 20   # docs/dump.md: the page of a 10,000-site report
+HTML_MAX_CPU_S = 1.0
+
+
+def check_html_scale():
+    """A report of 10,000 sites of 32 frames each (the writer's most), inner
+    frames all distinct, outer ones shared: the page is written in under a
+    second of CPU and under 4 MiB, and draws in Chromium."""
+    name = "html: %d sites of 32 frames, written in under %.0f s of CPU and %d MiB" % (
+        HTML_SITES, HTML_MAX_CPU_S, HTML_MAX_BYTES >> 20)
+    d = golden_dump()
+    base = 0x10000
+    d["modules"] = [{"path": "/nonexistent/libscale.so", "base": "0x%x" % base,
+                     "start": "0x%x" % base, "end": "0x%x" % (base + (1 << 32)), "build_id": ""}]
+    d["sampling"]["max_frames"] = 32
+    sites = []
+    for i in range(HTML_SITES):
+        inner = [base + 0x1000000 + 64 * i + k for k in range(4)]
+        middle = [base + 0x100000 + 16 * (i % 97) + k for k in range(12)]
+        outer = [base + 0x10000 + k for k in range(16)]
+        sites.append({"est_bytes": 1000 + i, "frames": ["0x%x" % a for a in inner + middle + outer]})
+    d["sites"] = sites
+    path = write_dump("html-%d.json" % HTML_SITES, d)
+    page = os.path.join(tmp, "scale.html")
+    before = os.times()
+    rc, out, err = run([TOOL, "--no-symbols", "--html", page, path], timeout=HOSTILE_TIMEOUT)
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    size = os.path.getsize(page)
+    if size > HTML_MAX_BYTES or cpu > HTML_MAX_CPU_S:
+        return fail(name, "%.2f s of CPU, %d bytes" % (cpu, size))
+    r, why = browse(page, "scale")
+    if r is None:
+        return skip(name, why) if "not installed" in why else fail(name, why)
+    if r["errors"] or not r["boxes"]:
+        return fail(name, "probe %s" % r)
+    ok(name + " (%.2f s of CPU, %.2f MiB, %d frames drawn)" % (cpu, size / 1048576.0, r["boxes"]))
+
+
 def check_hostile():
     check_module_paths()
     check_oversized()
@@ -974,19 +1301,24 @@ def check_hostile():
     check_symbol_names()
     check_altlink()
     check_folded_scale()
+    check_html_scale()
 
 
 def main():
     check_golden()
     check_bad_input()
     dump = check_leak3()
+    check_allocator_kept(dump)
     check_python()
     check_hold("same")
     check_hold("other")
     check_resample()
+    check_cxx()
+    check_diff()
     check_huge_requests()
     check_non_ascii_paths()
     check_svg(dump)
+    check_html(dump)
     check_hostile()
     shutil.rmtree(tmp, ignore_errors=True)
     print(results.summary())
