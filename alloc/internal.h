@@ -137,7 +137,6 @@ enum chunk_kind { CHUNK_SMALL = 1, CHUNK_MEDIUM = 2, CHUNK_BIG = 3 };
  * header (page 0 is never handed out).  free_mask/committed_mask are guarded by
  * the pool lock of its kind. */
 struct chunk {
-    uint32_t magic;
     uint8_t kind;       /* enum chunk_kind */
     uint8_t page_shift; /* *_PAGE_SHIFT of its kind */
     uint16_t page_count;
@@ -152,7 +151,6 @@ struct chunk {
     uint8_t on_free_list;
     struct page pages[CHUNK_PAGES_MAX];
 };
-#define CHUNK_MAGIC 0x6d626368u
 #define CHUNK_HEADER_BYTES ((sizeof(struct chunk) + OS_PAGE_SIZE - 1) & ~(OS_PAGE_SIZE - 1))
 
 /* One bit per possible chunk: "is this address inside one of our chunks?" */

@@ -237,7 +237,8 @@ static void w_bool(struct writer *w, const char *key, bool v) {
 
 static const char *reason_name(enum mb_dump_reason reason) {
     static const char *const names[] = {"kill", "fail", "warn", "request"};
-    return (unsigned)reason < 4 ? names[reason] : "?";
+    _Static_assert(sizeof names / sizeof *names == MB_DUMP_REQUEST + 1, "a name per reason");
+    return (unsigned)reason < sizeof names / sizeof *names ? names[reason] : "?";
 }
 
 static void fill_stats(struct membudget_stats *st) {

@@ -117,12 +117,14 @@ static uint64_t kill_effective(void) {
 const char *mb_policy_name(enum mb_policy p) {
     static const char *const names[] = {"unrestricted", "conservative", "strict",
                                         "strict-synchronous"};
-    return (unsigned)p < 4 ? names[p] : "?";
+    _Static_assert(sizeof names / sizeof *names == MB_POLICY_STRICT_SYNC + 1, "a name per policy");
+    return (unsigned)p < sizeof names / sizeof *names ? names[p] : "?";
 }
 
 const char *mb_event_kind_name(enum mb_event_kind kind) {
     static const char *const names[] = {"policy", "kill-survived", "kill", "inactive-limit"};
-    return (unsigned)kind < 4 ? names[kind] : "?";
+    _Static_assert(sizeof names / sizeof *names == MB_EVENT_INACTIVE_LIMIT + 1, "a name per kind");
+    return (unsigned)kind < sizeof names / sizeof *names ? names[kind] : "?";
 }
 
 static void record(enum mb_event_kind kind, int from, int to, uint64_t footprint,
