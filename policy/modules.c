@@ -13,7 +13,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
-#include "alloc/internal.h"
+#include "alloc/os.h"
 
 #define MAPS_BUFFER_BYTES 65536
 #define PHDRS_MAX 64

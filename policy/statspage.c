@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
-#include "alloc/internal.h"
+#include "alloc/os.h"
 #include "policy/budget.h"
 #include "policy/config.h"
 #include "policy/modules.h"
