@@ -274,17 +274,15 @@ void lock_rank_release(int rank) { held_ranks &= ~(1u << rank); }
 
 void alloc_check_failed(const char *what, const char *file, int line) {
     char buf[256];
-    size_t n = 0;
-    const char *parts[] = {"membudget: internal check failed: ", what, " (", file, ":"};
-    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
-        for (const char *c = parts[i]; *c && n < sizeof buf - 16; c++) buf[n++] = *c;
-    char digits[12];
-    int d = 0;
-    do digits[d++] = (char)('0' + line % 10); while ((line /= 10) > 0 && d < 11);
-    while (d > 0) buf[n++] = digits[--d];
-    buf[n++] = ')';
-    buf[n++] = '\n';
-    os_write_all(2, buf, n);
+    struct mb_buf f = mb_buf_on(buf, sizeof buf);
+    mb_buf_str(&f, "membudget: internal check failed: ");
+    mb_buf_str(&f, what);
+    mb_buf_str(&f, " (");
+    mb_buf_str(&f, file);
+    mb_buf_char(&f, ':');
+    mb_buf_u64(&f, (uint64_t)line);
+    mb_buf_str(&f, ")\n");
+    os_write_all(2, f.data, f.len);
     __builtin_trap();
 }
 #endif
@@ -301,25 +299,25 @@ void alloc_check_counter(uint64_t charged_elsewhere) {
     uint64_t counter = budget_counter();
     if (sum != counter) {
         char buf[512];
-        struct fmt f = FMT_ON(buf);
-        fmt_str(&f, "membudget: counter ");
-        fmt_u64(&f, counter);
-        fmt_str(&f, " but committed: headers ");
-        fmt_u64(&f, cs.header_bytes);
-        fmt_str(&f, " pages ");
-        fmt_u64(&f, cs.committed_bytes);
-        fmt_str(&f, " spans ");
-        fmt_u64(&f, ls.span_bytes);
-        fmt_str(&f, " cached ");
-        fmt_u64(&f, ls.cached_bytes);
-        fmt_str(&f, " meta ");
-        fmt_u64(&f, meta_bytes(true));
-        fmt_str(&f, " credit ");
-        fmt_u64(&f, heap_credit_bytes());
-        fmt_str(&f, " elsewhere ");
-        fmt_u64(&f, charged_elsewhere);
-        fmt_char(&f, '\n');
-        fmt_write(&f, 2);
+        struct mb_buf f = mb_buf_on(buf, sizeof buf);
+        mb_buf_str(&f, "membudget: counter ");
+        mb_buf_u64(&f, counter);
+        mb_buf_str(&f, " but committed: headers ");
+        mb_buf_u64(&f, cs.header_bytes);
+        mb_buf_str(&f, " pages ");
+        mb_buf_u64(&f, cs.committed_bytes);
+        mb_buf_str(&f, " spans ");
+        mb_buf_u64(&f, ls.span_bytes);
+        mb_buf_str(&f, " cached ");
+        mb_buf_u64(&f, ls.cached_bytes);
+        mb_buf_str(&f, " meta ");
+        mb_buf_u64(&f, meta_bytes(true));
+        mb_buf_str(&f, " credit ");
+        mb_buf_u64(&f, heap_credit_bytes());
+        mb_buf_str(&f, " elsewhere ");
+        mb_buf_u64(&f, charged_elsewhere);
+        mb_buf_char(&f, '\n');
+        os_write_all(2, f.data, f.len);
     }
     mb_check(sum == counter, "budget counter differs from the committed total");
 #else

@@ -33,28 +33,19 @@ static const char *const op_names[] = {
     [ALLOC_OP_TRIM] = "malloc_trim()",
 };
 
-static void fmt_hex(struct fmt *f, uintptr_t v) {
-    char digits[2 * sizeof v];
-    int n = 0;
-    do digits[n++] = "0123456789abcdef"[v & 15];
-    while ((v >>= 4) != 0);
-    fmt_str(f, "0x");
-    while (n > 0) fmt_char(f, digits[--n]);
-}
-
 /* "membudget: double free of 0x... in free(): " or
  * "membudget: invalid pointer 0x... in free(): "; the caller adds the detail. */
-static void report_start(struct fmt *f, const void *p, enum alloc_op op, bool double_free) {
-    fmt_str(f, double_free ? "membudget: double free of " : "membudget: invalid pointer ");
-    fmt_hex(f, (uintptr_t)p);
-    fmt_str(f, " in ");
-    fmt_str(f, op_names[op]);
-    fmt_str(f, ": ");
+static void report_start(struct mb_buf *f, const void *p, enum alloc_op op, bool double_free) {
+    mb_buf_str(f, double_free ? "membudget: double free of " : "membudget: invalid pointer ");
+    mb_buf_hex(f, (uintptr_t)p);
+    mb_buf_str(f, " in ");
+    mb_buf_str(f, op_names[op]);
+    mb_buf_str(f, ": ");
 }
 
-static void __attribute__((noreturn)) report_end(struct fmt *f) {
-    fmt_char(f, '\n');
-    fmt_write(f, 2);
+static void __attribute__((noreturn)) report_end(struct mb_buf *f) {
+    mb_buf_char(f, '\n');
+    os_write_all(2, f->data, f->len);
     abort();
 }
 
@@ -90,7 +81,7 @@ void small_misuse(struct page *page, const void *p, enum alloc_op op) {
     uint64_t offset = (uintptr_t)p & chunk->page_mask;
     uint32_t block_size = __atomic_load_n(&page->block_size, __ATOMIC_RELAXED);
     char buf[256];
-    struct fmt f = FMT_ON(buf);
+    struct mb_buf f = mb_buf_on(buf, sizeof buf);
     if (block_size == 0) {
         /* No block of the page is in use: p was freed already (its page then
          * emptied and went back to the pool), or it never was a block. */
@@ -99,57 +90,60 @@ void small_misuse(struct page *page, const void *p, enum alloc_op op) {
                      ((const struct block *)p)->free_mark == block_free_mark(p);
         report_start(&f, p, op, freed && op != ALLOC_OP_USABLE_SIZE);
         if (freed) {
-            fmt_str(&f, "a block of size class ");
-            fmt_u64(&f, last);
-            fmt_str(&f, " bytes, in a page with no block in use");
+            mb_buf_str(&f, "a block of size class ");
+            mb_buf_u64(&f, last);
+            mb_buf_str(&f, " bytes, in a page with no block in use");
         } else {
-            fmt_str(&f, page->index == 0 ? "inside a chunk header" : "inside a page with no block in use");
-            fmt_str(&f, " (size class 0)");
+            mb_buf_str(&f, page->index == 0 ? "inside a chunk header"
+                                            : "inside a page with no block in use");
+            mb_buf_str(&f, " (size class 0)");
         }
         report_end(&f);
     }
     if (offset % block_size != 0) {
         report_start(&f, p, op, false);
-        fmt_u64(&f, offset % block_size);
-        fmt_str(&f, " bytes into a block of size class ");
-        fmt_u64(&f, block_size);
-        fmt_str(&f, " bytes");
+        mb_buf_u64(&f, offset % block_size);
+        mb_buf_str(&f, " bytes into a block of size class ");
+        mb_buf_u64(&f, block_size);
+        mb_buf_str(&f, " bytes");
         report_end(&f);
     }
     if (offset / block_size >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED)) {
         report_start(&f, p, op, false);
-        fmt_str(&f, "a block of size class ");
-        fmt_u64(&f, block_size);
-        fmt_str(&f, " bytes never handed out");
+        mb_buf_str(&f, "a block of size class ");
+        mb_buf_u64(&f, block_size);
+        mb_buf_str(&f, " bytes never handed out");
         report_end(&f);
     }
     /* A block start, marked free. */
     if (!marked_block_is_free(page, p)) return;
     report_start(&f, p, op, op != ALLOC_OP_USABLE_SIZE);
-    fmt_str(&f, op == ALLOC_OP_USABLE_SIZE ? "a free block of size class " : "a block of size class ");
-    fmt_u64(&f, block_size);
-    fmt_str(&f, op == ALLOC_OP_USABLE_SIZE ? " bytes" : " bytes, already free");
+    mb_buf_str(&f, op == ALLOC_OP_USABLE_SIZE ? "a free block of size class "
+                                              : "a block of size class ");
+    mb_buf_u64(&f, block_size);
+    mb_buf_str(&f, op == ALLOC_OP_USABLE_SIZE ? " bytes" : " bytes, already free");
     report_end(&f);
 }
 
 void large_misuse_report(const void *p, enum alloc_op op, bool freed, uintptr_t span_start,
                          size_t span_bytes) {
     char buf[256];
-    struct fmt f = FMT_ON(buf);
+    struct mb_buf f = mb_buf_on(buf, sizeof buf);
     uintptr_t offset = (uintptr_t)p - span_start;
     /* A freed range may have been merged with its cached neighbours: any page
      * start in it may have been a span's first byte. */
     bool double_free = freed && ((uintptr_t)p & (OS_PAGE_SIZE - 1)) == 0;
     report_start(&f, p, op, double_free && op != ALLOC_OP_USABLE_SIZE);
     if (double_free) {
-        fmt_str(&f, "a large span, already freed (size ");
-        fmt_u64(&f, span_bytes);
-        fmt_str(&f, " bytes)");
+        mb_buf_str(&f, "a large span, already freed (size ");
+        mb_buf_u64(&f, span_bytes);
+        mb_buf_str(&f, " bytes)");
     } else {
-        fmt_u64(&f, offset);
-        fmt_str(&f, freed ? " bytes into a freed large span of " : " bytes into a large span of ");
-        fmt_u64(&f, span_bytes);
-        fmt_str(&f, " bytes");
+        mb_buf_u64(&f, offset);
+        mb_buf_str(&f,
+                   freed ? " bytes into a freed large span of " : " bytes into a large span of ");
+        mb_buf_u64(&f, span_bytes);
+        mb_buf_str(&f, " bytes");
     }
     report_end(&f);
 }
@@ -159,12 +153,13 @@ __thread int alloc_inside __attribute__((tls_model("initial-exec")));
 
 void alloc_reentered(enum alloc_op op) {
     char buf[256];
-    struct fmt f = FMT_ON(buf);
-    fmt_str(&f, "membudget: ");
-    fmt_str(&f, op_names[op]);
-    fmt_str(&f, " entered while this thread is inside ");
-    fmt_str(&f, op_names[alloc_inside - 1]);
-    fmt_str(&f, " (a signal handler that allocates?): the malloc family is not async-signal-safe");
+    struct mb_buf f = mb_buf_on(buf, sizeof buf);
+    mb_buf_str(&f, "membudget: ");
+    mb_buf_str(&f, op_names[op]);
+    mb_buf_str(&f, " entered while this thread is inside ");
+    mb_buf_str(&f, op_names[alloc_inside - 1]);
+    mb_buf_str(&f,
+               " (a signal handler that allocates?): the malloc family is not async-signal-safe");
     report_end(&f);
 }
 #endif

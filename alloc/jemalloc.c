@@ -37,6 +37,7 @@
  * existed at the switch, its large-span table. */
 #ifdef MB_HAVE_JEMALLOC
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -92,6 +93,27 @@ static __thread bool approved __attribute__((tls_model("initial-exec")));
  * never initialized (and crashes later); a refused charge would be that
  * failure.  The threshold it crossed is handled at the next charge. */
 static __thread bool thread_ready __attribute__((tls_model("initial-exec")));
+/* Threads whose first call into jemalloc has returned and that have not
+ * exited: the dump's threads_live, counted here rather than read from
+ * jemalloc's per-arena nthreads, which counts only threads bound to an arena
+ * (a thread jemalloc serves in its reentrant or minimal state uses arena 0
+ * without binding), so that the figure means what it means on the native
+ * backend and does not depend on how jemalloc placed the threads. */
+static _Atomic uint64_t threads_live;
+static pthread_key_t thread_key;
+static bool thread_key_ok;
+
+static void thread_exited(void *value) {
+    (void)value;
+    atomic_fetch_sub_explicit(&threads_live, 1, memory_order_relaxed);
+}
+
+/* The thread's first call into jemalloc has returned. */
+static __attribute__((noinline, cold)) void thread_started(void) {
+    thread_ready = true; /* first: pthread_setspecific may allocate (keys >= 32) */
+    atomic_fetch_add_explicit(&threads_live, 1, memory_order_relaxed);
+    if (thread_key_ok) pthread_setspecific(thread_key, &thread_ready);
+}
 /* The thread is in jm_call, which can settle a refusal; the fast paths of
  * malloc and calloc (a tail call into jemalloc) cannot.  A charge made there
  * that crosses a threshold stands, and the thread's next allocation takes the
@@ -544,6 +566,8 @@ static const char *jm_start(void) {
         if (mbje_mallctlnametomib(mib_names[i], mibs[i], &mib_lens[i]) != 0)
             return "jemalloc lacks a control this backend needs";
     }
+    /* pthread_key_create takes no lock of ours and does not allocate. */
+    thread_key_ok = pthread_key_create(&thread_key, thread_exited) == 0;
     je_test_hooks_arena_new_hook = on_arena_created;
     scan_arenas(); /* arena 0, and any other jemalloc made while starting */
     if (!is_hooked(0)) return "jemalloc refused the extent hooks";
@@ -611,7 +635,7 @@ static void *jm_call(enum jm_op op, void *p, size_t a, size_t b) {
     refusable = thread_ready;
     void *q = run_op(op, p, a, b);
     refusable = false;
-    thread_ready = true; /* its first call into jemalloc has returned */
+    if (unlikely(!thread_ready)) thread_started();
     if (unlikely(q == NULL)) q = retry(op, p, a, b);
     return q;
 }
@@ -699,6 +723,8 @@ static void *jm_realloc(void *p, size_t size, bool sample) {
 /* In a fork child: a metadata measurement the parent had under way is over. */
 static void jm_atfork_child(void) {
     atomic_store_explicit(&meta_busy, 0, memory_order_relaxed);
+    /* Only the forking thread goes on in the child. */
+    atomic_store_explicit(&threads_live, thread_ready ? 1 : 0, memory_order_relaxed);
     native_atfork_child();
 }
 
@@ -776,10 +802,10 @@ static void refresh(void) {
 /* A per-bin control: prefix, bin index, suffix ("arenas.bin.", j, ".size"). */
 static uint64_t ctl_bin(const char *prefix, unsigned j, const char *suffix) {
     char name[64];
-    struct fmt f = FMT_ON(name);
-    fmt_str(&f, prefix);
-    fmt_u64(&f, j);
-    fmt_str(&f, suffix);
+    struct mb_buf f = mb_buf_on(name, sizeof name);
+    mb_buf_str(&f, prefix);
+    mb_buf_u64(&f, j);
+    mb_buf_str(&f, suffix);
     return ctl_size(name);
 }
 
@@ -801,7 +827,8 @@ static void jm_stats(struct membudget_stats *out, bool wait) {
         out->pages_in_use += slabs;
     }
     out->pages_free = page != 0 ? out->large_cached_bytes / page : 0;
-    out->threads = out->threads_live = ctl_unsigned("stats.arenas.4096.nthreads");
+    out->threads = ctl_unsigned("stats.arenas.4096.nthreads");
+    out->threads_live = atomic_load_explicit(&threads_live, memory_order_relaxed);
     out->released_bytes = atomic_load_explicit(&released_total, memory_order_relaxed);
 }
 

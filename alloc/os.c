@@ -97,15 +97,16 @@ uint64_t os_now_ns(void) {
 pid_t os_getpid(void) { return (pid_t)os_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0); }
 pid_t os_gettid(void) { return (pid_t)os_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0); }
 
-void os_write_all(int fd, const void *buf, size_t len) {
+long os_write_all(int fd, const void *buf, size_t len) {
     const char *p = buf;
     while (len > 0) {
         long n = os_syscall6(SYS_write, fd, (long)p, (long)len, 0, 0, 0);
         if (n == -EINTR) continue;
-        if (n <= 0) return;
+        if (n <= 0) return n < 0 ? n : -EIO;
         p += n;
         len -= (size_t)n;
     }
+    return 0;
 }
 
 long os_read_small_file(const char *path, char *buf, size_t cap) {

@@ -32,7 +32,9 @@ void os_decommit(void *addr, size_t len);
 uint64_t os_now_ns(void);
 pid_t os_getpid(void);
 pid_t os_gettid(void);
-void os_write_all(int fd, const void *buf, size_t len);
+/* Writes all len bytes, again after a short write or EINTR: 0, or -errno
+ * (-EIO when the file takes no more). */
+long os_write_all(int fd, const void *buf, size_t len);
 /* Reads up to cap-1 bytes of a small file into buf, NUL-terminated; returns the
  * length or -1. */
 long os_read_small_file(const char *path, char *buf, size_t cap);

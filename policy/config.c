@@ -1,5 +1,5 @@
 /* Configuration (DESIGN §10): the options table, the value parsers, and the
- * fixed-buffer text helpers the policy layer writes its lines with.  Runs inside
+ * sink the policy layer writes its lines to.  Runs inside
  * the first malloc: no allocation, no stdio, no locale — only write(2) and
  * secure_getenv(3). */
 #include "policy/config.h"
@@ -14,67 +14,6 @@ _Static_assert(MB_OPT_COUNT <= 32, "set_mask and error_mask hold one bit per opt
 
 /* ---- text into fixed buffers ------------------------------------------- */
 
-void mb_buf_init(struct mb_buf *b, char *data, size_t cap) {
-    b->data = data;
-    b->cap = cap;
-    b->len = 0;
-    b->truncated = false;
-    if (cap > 0) data[0] = '\0';
-}
-
-void mb_buf_mem(struct mb_buf *b, const char *s, size_t n) {
-    if (b->cap == 0) {
-        b->truncated = b->truncated || n > 0;
-        return;
-    }
-    size_t room = b->cap - 1 - b->len;
-    if (n > room) {
-        n = room;
-        b->truncated = true;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void mb_buf_str(struct mb_buf *b, const char *s) { mb_buf_mem(b, s, strlen(s)); }
-
-void mb_buf_char(struct mb_buf *b, char c) { mb_buf_mem(b, &c, 1); }
-
-void mb_buf_u64(struct mb_buf *b, uint64_t v) {
-    char digits[20];
-    size_t n = 0;
-    do {
-        digits[sizeof digits - 1 - n] = (char)('0' + v % 10);
-        v /= 10;
-        n++;
-    } while (v != 0);
-    mb_buf_mem(b, digits + sizeof digits - n, n);
-}
-
-void mb_buf_bytes(struct mb_buf *b, uint64_t bytes) {
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-    unsigned u = 0;
-    while (u + 1 < sizeof units / sizeof units[0] && bytes >= ((uint64_t)1 << (10 * (u + 1))))
-        u++;
-    uint64_t unit = (uint64_t)1 << (10 * u);
-    uint64_t whole = bytes >> (10 * u);
-    uint64_t rest = bytes & (unit - 1);
-    /* rest < 2^60, so rest * 10 cannot overflow. */
-    uint64_t tenths = (rest * 10 + unit / 2) >> (10 * u);
-    if (tenths == 10) {
-        whole++;
-        tenths = 0;
-    }
-    mb_buf_u64(b, whole);
-    if (tenths != 0) {
-        mb_buf_char(b, '.');
-        mb_buf_char(b, (char)('0' + tenths));
-    }
-    mb_buf_char(b, ' ');
-    mb_buf_str(b, units[u]);
-}
-
 void mb_buf_ppb(struct mb_buf *b, uint32_t ppb) {
     mb_buf_u64(b, ppb / MB_PPB);
     uint32_t frac = ppb % MB_PPB;
@@ -88,21 +27,6 @@ void mb_buf_ppb(struct mb_buf *b, uint32_t ppb) {
     while (n > 0 && digits[n - 1] == '0') n--;
     mb_buf_char(b, '.');
     mb_buf_mem(b, digits, n);
-}
-
-void mb_buf_value(struct mb_buf *b, const char *s, size_t max) {
-    static const char hex[] = "0123456789abcdef";
-    size_t i = 0;
-    for (; s[i] != '\0' && i < max; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\') {
-            mb_buf_char(b, (char)c);
-        } else {
-            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-            mb_buf_mem(b, esc, sizeof esc);
-        }
-    }
-    if (s[i] != '\0') mb_buf_str(b, "...");
 }
 
 static void write_all(int fd, const char *p, size_t n) {

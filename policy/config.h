@@ -2,14 +2,15 @@
  * into a struct mb_config.  This runs inside the first malloc, so nothing here
  * allocates, uses stdio or the locale; a bad value costs one line on stderr (or
  * on an injected sink) naming the variable, its value and the accepted form, and
- * the default stands.  The small fixed-buffer text helpers live here too, as
- * mimalloc keeps its own printf beside its options. */
+ * the default stands.  Lines are built in alloc/fmt.h's buffers. */
 #ifndef MEMBUDGET_POLICY_CONFIG_H
 #define MEMBUDGET_POLICY_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "alloc/fmt.h"
 
 #define MB_KIB ((uint64_t)1 << 10)
 #define MB_MIB ((uint64_t)1 << 20)
@@ -29,26 +30,9 @@
 
 /* ---- text into fixed buffers ------------------------------------------- */
 
-/* A bounded string under construction.  `data` is always NUL-terminated; text
- * that does not fit is dropped and `truncated` set, never written past `cap`. */
-struct mb_buf {
-    char *data;
-    size_t cap; /* bytes of data, including the NUL */
-    size_t len;
-    bool truncated;
-};
-void mb_buf_init(struct mb_buf *b, char *data, size_t cap);
-void mb_buf_mem(struct mb_buf *b, const char *s, size_t n);
-void mb_buf_str(struct mb_buf *b, const char *s);
-void mb_buf_char(struct mb_buf *b, char c);
-void mb_buf_u64(struct mb_buf *b, uint64_t v);
-/* "921.6 MiB", "24 GiB", "512 B": one decimal, rounded, ".0" dropped. */
-void mb_buf_bytes(struct mb_buf *b, uint64_t bytes);
-/* A fraction in parts per billion as a decimal: 800000000 -> "0.8". */
+/* struct mb_buf and its writers are alloc/fmt.h's; this one is the policy's: a
+ * fraction in parts per billion as a decimal, 800000000 -> "0.8". */
 void mb_buf_ppb(struct mb_buf *b, uint32_t ppb);
-/* A value quoted for a message: at most `max` bytes, bytes outside printable
- * ASCII (and the backslash) as \xHH, "..." when cut, so a line stays one line. */
-void mb_buf_value(struct mb_buf *b, const char *s, size_t max);
 
 /* Where diagnostics go.  write() receives one line without its newline.  A NULL
  * sink means stderr (fd 2, one write(2) per line); a sink whose write is NULL

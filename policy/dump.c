@@ -20,6 +20,7 @@
 #include "policy/monitor.h"
 #include "policy/pressure.h"
 #include "policy/sample.h"
+#include "policy/stats_list.h"
 #include "policy/utf8.h"
 
 #define DUMP_FORMAT_VERSION 1
@@ -91,19 +92,23 @@ int mb_dump_path(char *out, size_t cap, unsigned n) {
 struct writer {
     int fd;
     struct mb_buf b;
+    /* 0, or the -errno of the first write that failed: the file holds less
+     * than the document (later flushes are dropped). */
+    long error;
     bool comma; /* a value precedes: the next member needs a comma */
     int depth;
 };
 
 static void w_flush(struct writer *w) {
-    os_write_all(w->fd, w->b.data, w->b.len);
+    if (w->error == 0) w->error = os_write_all(w->fd, w->b.data, w->b.len);
     w->b.len = 0;
     w->b.data[0] = '\0';
 }
 
 /* Every write goes through w_mem, which flushes first when the bytes do not
  * fit: mb_buf drops what overflows, and one dropped byte breaks the document,
- * so no helper writes to the buffer on its own. */
+ * so no helper writes to the buffer on its own.  Numbers and hex are formatted
+ * into a small mb_buf of their own and then written here. */
 static void w_mem(struct writer *w, const char *s, size_t n) {
     while (n > 0) {
         if (w->b.len + 1 >= w->b.cap) w_flush(w);
@@ -118,8 +123,6 @@ static void w_mem(struct writer *w, const char *s, size_t n) {
 static void w_char(struct writer *w, char c) { w_mem(w, &c, 1); }
 
 static void w_raw(struct writer *w, const char *s) { w_mem(w, s, strlen(s)); }
-
-static const char hex_digits[] = "0123456789abcdef";
 
 /* A JSON string.  Well-formed UTF-8 is written as it is, so a module in
  * /tmp/dé/ reads back as that path; quotes, backslashes and control
@@ -149,7 +152,7 @@ static bool w_string(struct writer *w, const char *s) {
         } else if (c == '\t') {
             w_raw(w, "\\t");
         } else if (c < 0x20 || c == 0x7f) {
-            char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15]};
+            char esc[6] = {'\\', 'u', '0', '0', mb_hex_digits[c >> 4], mb_hex_digits[c & 15]};
             w_mem(w, esc, 6);
         } else {
             w_mem(w, (const char *)p + i, len);
@@ -160,13 +163,16 @@ static bool w_string(struct writer *w, const char *s) {
     return exact;
 }
 
-/* s's exact bytes as lowercase hex, quoted: the "<key>_bytes" member beside a
- * string that is not UTF-8 (docs/dump.md). */
-static void w_bytes(struct writer *w, const char *s) {
+/* n bytes as lowercase hex, quoted: a build-id, or the exact bytes of a
+ * string that is not UTF-8 (the "<key>_bytes" member, docs/dump.md). */
+static void w_hex_bytes(struct writer *w, const void *p, size_t n) {
+    const unsigned char *s = p;
+    char text[2 * 16 + 1];
     w_char(w, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        char pair[2] = {hex_digits[*p >> 4], hex_digits[*p & 15]};
-        w_mem(w, pair, 2);
+    for (size_t i = 0; i < n; i += 16) {
+        struct mb_buf t = mb_buf_on(text, sizeof text);
+        mb_buf_hex_bytes(&t, s + i, n - i < 16 ? n - i : 16);
+        w_mem(w, t.data, t.len);
     }
     w_char(w, '"');
 }
@@ -211,8 +217,7 @@ static void w_close(struct writer *w, const char *bracket) {
 
 static void w_number(struct writer *w, uint64_t v) {
     char text[24];
-    struct mb_buf t;
-    mb_buf_init(&t, text, sizeof text);
+    struct mb_buf t = mb_buf_on(text, sizeof text);
     mb_buf_u64(&t, v < DUMP_INT_MAX ? v : DUMP_INT_MAX);
     w_mem(w, t.data, t.len);
 }
@@ -245,28 +250,29 @@ static void fill_stats(struct membudget_stats *st) {
     /* Bounded locking: the dump must finish whoever holds an allocator lock. */
     if (stats_fn != NULL) stats_fn(st, false);
     else alloc_stats(st, false);
+    st->baseline_bytes = mb_monitor_baseline();
 }
+
+/* struct membudget_stats is written out in include/membudget.h (it is the
+ * ABI); the list's api rows are its fields, each a uint64_t, and nothing else
+ * is. */
+#define API_FIELD(name, page, api, ...)                                                            \
+    MB_IF_##api(_Static_assert(sizeof(((struct membudget_stats *)0)->name) == 8,                   \
+                               #name " is a uint64_t of struct membudget_stats");)
+MB_STATS(API_FIELD, MB_STATS_NONE, MB_STATS_NONE)
+_Static_assert(sizeof(struct membudget_stats) == 8 * MB_STATS_API_COUNT,
+               "every field of struct membudget_stats is an api row of policy/stats_list.h");
+
+/* The dump's sections from the list (policy/stats_list.h): the thresholds
+ * with their sources, and the figures of struct membudget_stats. */
+#define DUMP_THRESHOLD(stem, label, zero, page, help)                                              \
+    w_u64(w, #stem "_bytes", lim->stem##_bytes);                                                   \
+    w_str(w, #stem "_source", lim->stem##_source);
+#define DUMP_FIGURE(name, page, api, dump, ...) MB_IF_##dump(w_u64(w, #name, st.name);)
 
 static void write_limit(struct writer *w, const struct mb_limits *lim, const struct mb_config *cfg) {
     w_open(w, "limit", "{");
-    w_u64(w, "kill_bytes", lim->kill_bytes);
-    w_str(w, "kill_source", lim->kill_source);
-    w_u64(w, "inactive_kill_bytes", lim->inactive_kill_bytes);
-    w_str(w, "inactive_kill_source", lim->inactive_kill_source);
-    w_u64(w, "base_bytes", lim->base_bytes);
-    w_str(w, "base_source", lim->base_source);
-    w_u64(w, "conservative_bytes", lim->conservative_bytes);
-    w_str(w, "conservative_source", lim->conservative_source);
-    w_u64(w, "strict_bytes", lim->strict_bytes);
-    w_str(w, "strict_source", lim->strict_source);
-    w_u64(w, "strict_sync_bytes", lim->strict_sync_bytes);
-    w_str(w, "strict_sync_source", lim->strict_sync_source);
-    w_u64(w, "ram_bytes", lim->ram_bytes);
-    w_str(w, "ram_source", lim->ram_source);
-    w_u64(w, "phys_bytes", lim->phys_bytes);
-    w_str(w, "phys_source", lim->phys_source);
-    w_u64(w, "cgroup_bytes", lim->cgroup_bytes);
-    w_str(w, "cgroup_source", lim->cgroup_source);
+    MB_STATS(MB_STATS_NONE, DUMP_THRESHOLD, MB_STATS_NONE)
     w_u64(w, "cgroup_version", (uint64_t)lim->cgroup_version);
     w_str(w, "cgroup_dir", lim->cgroup_dir);
     w_str(w, "model", mb_option_value_name(MB_OPT_MODEL, lim->model));
@@ -286,20 +292,7 @@ static void write_footprint(struct writer *w, uint64_t footprint) {
     w_open(w, "footprint", "{");
     w_u64(w, "bytes", footprint);
     w_str(w, "source", mb_monitor_source_name());
-    w_u64(w, "counter_bytes", st.counter_bytes);
-    w_u64(w, "counter_peak_bytes", st.counter_peak_bytes);
-    w_u64(w, "baseline_bytes", mb_monitor_baseline());
-    w_u64(w, "small_bytes", st.small_bytes);
-    w_u64(w, "small_live_bytes", st.small_live_bytes);
-    w_u64(w, "large_bytes", st.large_bytes);
-    w_u64(w, "large_cached_bytes", st.large_cached_bytes);
-    w_u64(w, "mmap_bytes", st.mmap_bytes);
-    w_u64(w, "meta_bytes", st.meta_bytes);
-    w_u64(w, "released_bytes", st.released_bytes);
-    w_u64(w, "pages_in_use", st.pages_in_use);
-    w_u64(w, "pages_free", st.pages_free);
-    w_u64(w, "threads", st.threads);
-    w_u64(w, "threads_live", st.threads_live);
+    MB_STATS(DUMP_FIGURE, MB_STATS_NONE, MB_STATS_NONE)
     w_open(w, "os", "{");
     w_bool(w, "valid", now.valid);
     w_u64(w, "rss_anon_bytes", now.rss_anon_bytes);
@@ -375,12 +368,12 @@ static void write_allocator(struct writer *w) {
 }
 
 static void w_hex(struct writer *w, uint64_t v) {
-    char text[20];
-    int n = 0;
-    do text[n++] = hex_digits[v & 15]; while ((v >>= 4) != 0);
-    w_raw(w, "\"0x");
-    while (n > 0) w_char(w, text[--n]);
-    w_char(w, '"');
+    char text[24];
+    struct mb_buf t = mb_buf_on(text, sizeof text);
+    mb_buf_char(&t, '"');
+    mb_buf_hex(&t, v);
+    mb_buf_char(&t, '"');
+    w_mem(w, t.data, t.len);
 }
 
 /* A member inside a one-line object: `"key": ` after a comma unless first. */
@@ -520,7 +513,7 @@ static void write_module(void *ctx, const struct mb_module *m) {
         /* A reader opens this file: the exact name, when the string cannot
          * carry it. */
         w_inline_key(w, "path_bytes", false);
-        w_bytes(w, m->path);
+        w_hex_bytes(w, m->path, strlen(m->path));
     }
     w_inline_key(w, "base", false);
     w_hex(w, m->bias);
@@ -529,12 +522,8 @@ static void write_module(void *ctx, const struct mb_module *m) {
     w_inline_key(w, "end", false);
     w_hex(w, m->end);
     w_inline_key(w, "build_id", false);
-    w_char(w, '"');
-    for (unsigned i = 0; i < m->build_id_len; i++) {
-        char pair[2] = {hex_digits[m->build_id[i] >> 4], hex_digits[m->build_id[i] & 15]};
-        w_mem(w, pair, 2);
-    }
-    w_raw(w, "\"}");
+    w_hex_bytes(w, m->build_id, m->build_id_len);
+    w_raw(w, "}");
 }
 
 static void write_modules(struct writer *w) {
@@ -543,9 +532,10 @@ static void write_modules(struct writer *w) {
     w_close(w, "]");
 }
 
-/* With dump_busy held. */
-static void write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
-    struct writer w = {.fd = fd, .comma = false, .depth = 0};
+/* With dump_busy held.  Returns 0, or the -errno of a write that failed (the
+ * file then holds the document cut short). */
+static long write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
+    struct writer w = {.fd = fd, .error = 0, .comma = false, .depth = 0};
     mb_buf_init(&w.b, dump_buffer, sizeof dump_buffer);
     const struct mb_config *cfg = mb_pressure_config();
     char comm[64];
@@ -572,6 +562,7 @@ static void write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
     w_newline(&w);
     w_raw(&w, "}\n");
     w_flush(&w);
+    return w.error;
 }
 
 static int create_report(const char *path) {
@@ -644,10 +635,10 @@ int mb_dump_write_path(const char *path, enum mb_dump_reason reason, uint64_t fo
     int fd = create_report(path);
     if (fd < 0) return fd;
     dump_lock();
-    write_dump(fd, reason, footprint);
+    long rc = write_dump(fd, reason, footprint);
     dump_unlock();
     os_close(fd);
-    return 0;
+    return (int)rc;
 }
 
 static const char *errno_text(int err) {
@@ -751,12 +742,11 @@ void mb_dump_report(enum mb_dump_reason reason, uint64_t footprint) {
         mb_buf_str(&b, "; summary follows)");
     }
     mb_sink_line(NULL, b.data, b.len);
-    if (fd >= 0) {
-        write_dump(fd, reason, footprint);
-        os_close(fd);
-    } else {
-        summary_line(footprint);
-    }
+    /* A report cut short (a full disk) loses its figures: the summary keeps
+     * them on stderr. */
+    long written = fd >= 0 ? write_dump(fd, reason, footprint) : fd;
+    if (fd >= 0) os_close(fd);
+    if (written != 0) summary_line(footprint);
     dump_unlock();
 }
 

@@ -205,6 +205,10 @@ static void top_fill(struct mb_statspage *p) {
 
 /* ---- the page -------------------------------------------------------------------- */
 
+/* The thresholds the page carries (policy/stats_list.h), as computed. */
+#define COPY_THRESHOLD(stem, label, zero, page, help)                                              \
+    MB_IF_PAGE_##page(p->stem##_bytes = lim->stem##_bytes;)
+
 /* One update of the changing part, under the sequence counter. */
 static void fill(struct mb_statspage *p) {
     top_refresh();
@@ -224,7 +228,7 @@ static void fill(struct mb_statspage *p) {
 
     p->updated_unix_ns = os_realtime_ns();
     p->uptime_ns = os_now_ns() - mb_pressure_start_ns();
-    p->ticks++;
+    p->updates++;
     p->footprint_bytes = footprint;
     if (footprint > p->footprint_peak_bytes) p->footprint_peak_bytes = footprint;
     p->counter_bytes = budget_counter();
@@ -232,10 +236,8 @@ static void fill(struct mb_statspage *p) {
     p->baseline_bytes = mb_monitor_baseline();
     p->os_bytes = view.os_bytes;
     p->limit_bytes = mb_pressure_kill_bytes();
-    p->conservative_bytes = lim->conservative_bytes;
-    p->strict_bytes = lim->strict_bytes;
-    p->strict_sync_bytes = lim->strict_sync_bytes;
-    p->events_total = events;
+    MB_STATS(MB_STATS_NONE, COPY_THRESHOLD, MB_STATS_NONE)
+    p->policy_events_total = events;
     p->policy = (uint32_t)policy;
     p->pages = lim->pages;
     copy_text(p->policy_name, sizeof p->policy_name, mb_policy_name(policy));

@@ -57,6 +57,16 @@ struct mb_statspage_frame {
     uint32_t reserved;
 };
 
+#include "policy/stats_list.h"
+
+/* The page rows of the list as fields (names: char name[size]). */
+#define MB_STATSPAGE_FIGURE(name, page, ...) MB_PAGE_FIELD_##page(name)
+#define MB_STATSPAGE_THRESHOLD(stem, label, zero, page, help) MB_PAGE_FIELD_##page(stem##_bytes)
+#define MB_STATSPAGE_TEXT(name, size, key, prom) char name[size];
+#define MB_STATSPAGE_FIGURE_APPENDED(name, page, ...) MB_PAGE_APPENDED_FIELD_##page(name)
+#define MB_STATSPAGE_THRESHOLD_APPENDED(stem, label, zero, page, help)                             \
+    MB_PAGE_APPENDED_FIELD_##page(stem##_bytes)
+
 struct mb_statspage {
     /* ---- written once, at creation ----
      * magic is stored last, with release order: a reader that sees it sees
@@ -75,28 +85,9 @@ struct mb_statspage {
      * seq is odd while an update is in progress; a reader copies the record
      * and keeps the copy when seq was even and unchanged around the copy. */
     _Atomic uint64_t seq;
-    uint64_t updated_unix_ns;      /* CLOCK_REALTIME of the last update */
-    uint64_t uptime_ns;            /* since the budget started (start-up or fork) */
-    uint64_t ticks;                /* updates so far */
-    uint64_t footprint_bytes;      /* counter + baseline */
-    uint64_t footprint_peak_bytes; /* the highest footprint seen at an update */
-    uint64_t counter_bytes;
-    uint64_t counter_peak_bytes; /* exact: kept by the counter itself */
-    uint64_t baseline_bytes;
-    uint64_t os_bytes;    /* the OS view the baseline was derived from */
-    uint64_t limit_bytes; /* the kill threshold */
-    uint64_t conservative_bytes;
-    uint64_t strict_bytes;
-    uint64_t strict_sync_bytes;
-    uint64_t events_total; /* policy history entries ever recorded */
-    uint32_t policy;       /* enum mb_policy: 0 unrestricted .. 3 strict-synchronous */
-    uint32_t pages;        /* the jetsam model's page count */
-    /* Names, NUL-terminated, so a reader needs no table of ours. */
-    char policy_name[24];      /* "conservative" */
-    char action[8];            /* "abort", "fail", "warn" */
-    char state[12];            /* "active", "inactive" */
-    char footprint_source[36]; /* "rss", "cgroup", ... */
-    char limit_source[192];    /* where the kill threshold came from, cut to fit */
+    /* The figures and names, from the list (policy/stats_list.h): its page
+     * rows, in order, are this part of the first layout. */
+    MB_STATS(MB_STATSPAGE_FIGURE, MB_STATSPAGE_THRESHOLD, MB_STATSPAGE_TEXT)
 
     /* ---- appended: the sampled top site (writers before it have a smaller
      * size; see MB_STATSPAGE_SIZE_TOP_SITE) ----
@@ -118,11 +109,16 @@ struct mb_statspage {
     uint32_t top_module_count;   /* entries of top_modules in use */
     struct mb_statspage_frame top_frames[MB_STATSPAGE_TOP_FRAMES]; /* innermost first */
     char top_modules[MB_STATSPAGE_TOP_MODULES][MB_STATSPAGE_MODULE_PATH]; /* file paths */
+
+    /* ---- appended: the list's rows with page appended, in its order (a
+     * reader shows one only when the writer's size covers it) ---- */
+    MB_STATS(MB_STATSPAGE_FIGURE_APPENDED, MB_STATSPAGE_THRESHOLD_APPENDED, MB_STATS_NONE)
 };
 
 /* A page whose size reaches this has the top-site fields; an older writer's
  * page reads with them zero, and readers show the site as unknown. */
-#define MB_STATSPAGE_SIZE_TOP_SITE sizeof(struct mb_statspage)
+#define MB_STATSPAGE_SIZE_TOP_SITE                                                                 \
+    (offsetof(struct mb_statspage, top_modules) + sizeof(((struct mb_statspage *)0)->top_modules))
 /* The size of a page written before the top site was added. */
 #define MB_STATSPAGE_SIZE_V1 offsetof(struct mb_statspage, sample_rate_bytes)
 
@@ -130,6 +126,13 @@ _Static_assert(sizeof(struct mb_statspage) <= MB_STATSPAGE_FILE_BYTES,
                "the record fits in the file");
 /* Readers and tests (tests/cli/run.py) know the layout by these sizes. */
 _Static_assert(MB_STATSPAGE_SIZE_V1 == 448, "the first layout is frozen");
+_Static_assert(MB_STATSPAGE_SIZE_TOP_SITE == 1752, "the top site's layout is frozen");
+_Static_assert(offsetof(struct mb_statspage, updated_unix_ns) == 56 &&
+                   offsetof(struct mb_statspage, strict_sync_bytes) == 152 &&
+                   offsetof(struct mb_statspage, policy) == 168 &&
+                   offsetof(struct mb_statspage, policy_name) == 176 &&
+                   offsetof(struct mb_statspage, limit_source) == 256,
+               "the list's page rows are the first layout, in its order");
 
 /* Turns publishing on; from the constructor, after the policy has started.
  * verbose: when the page cannot be created (no /dev/shm, the directory not

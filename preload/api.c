@@ -195,21 +195,21 @@ void mb_malloc_stats(void) {
                          st.small_live_bytes + st.large_bytes - st.large_cached_bytes,
                          st.large_bytes, st.mmap_bytes, st.threads};
     char buf[512];
-    struct fmt f = FMT_ON(buf);
-    fmt_str(&f, "membudget allocator");
+    struct mb_buf f = mb_buf_on(buf, sizeof buf);
+    mb_buf_str(&f, "membudget allocator");
     if (!alloc_backend_is_default()) {
-        fmt_str(&f, " (");
-        fmt_str(&f, alloc_backend.name);
-        fmt_str(&f, " backend)");
+        mb_buf_str(&f, " (");
+        mb_buf_str(&f, alloc_backend.name);
+        mb_buf_str(&f, " backend)");
     }
-    fmt_char(&f, '\n');
+    mb_buf_char(&f, '\n');
     for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
-        fmt_str(&f, names[i]);
-        fmt_str(&f, ": ");
-        fmt_u64(&f, values[i]);
-        fmt_char(&f, '\n');
+        mb_buf_str(&f, names[i]);
+        mb_buf_str(&f, ": ");
+        mb_buf_u64(&f, values[i]);
+        mb_buf_char(&f, '\n');
     }
-    fmt_write(&f, 2);
+    os_write_all(2, f.data, f.len);
 }
 
 /* ---- the exported ABI ---------------------------------------------------- */

@@ -97,13 +97,13 @@ static void backend_start(void) {
     const char *why = alloc_backend_choose(name);
     if (why == NULL) return;
     char buf[256];
-    struct fmt f = FMT_ON(buf);
-    fmt_str(&f, "membudget: MEMBUDGET_BACKEND=");
-    fmt_str(&f, name);
-    fmt_str(&f, ": ");
-    fmt_str(&f, why);
-    fmt_str(&f, "; using the native allocator\n");
-    fmt_write(&f, 2);
+    struct mb_buf f = mb_buf_on(buf, sizeof buf);
+    mb_buf_str(&f, "membudget: MEMBUDGET_BACKEND=");
+    mb_buf_str(&f, name);
+    mb_buf_str(&f, ": ");
+    mb_buf_str(&f, why);
+    mb_buf_str(&f, "; using the native allocator\n");
+    os_write_all(2, f.data, f.len);
 }
 
 /* ---- the handshake with `membudget run` (preload/handshake.h) -------------- */
@@ -159,12 +159,12 @@ static void handshake_take(void) {
 static void handshake_answer(bool allocator) {
     if (handshake_fd < 0) return;
     char buf[MB_HANDSHAKE_RECORD_MAX];
-    struct fmt f = FMT_ON(buf);
-    fmt_str(&f, MB_HANDSHAKE_TAG " ");
-    fmt_u64(&f, (uint64_t)os_getpid());
-    fmt_str(&f, allocator ? " " MB_HANDSHAKE_ALLOCATOR " " : " " MB_HANDSHAKE_FOREIGN " ");
-    fmt_str(&f, MEMBUDGET_VERSION "\n");
-    ssize_t sent = send(handshake_fd, f.buf, f.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    struct mb_buf f = mb_buf_on(buf, sizeof buf);
+    mb_buf_str(&f, MB_HANDSHAKE_TAG " ");
+    mb_buf_u64(&f, (uint64_t)os_getpid());
+    mb_buf_str(&f, allocator ? " " MB_HANDSHAKE_ALLOCATOR " " : " " MB_HANDSHAKE_FOREIGN " ");
+    mb_buf_str(&f, MEMBUDGET_VERSION "\n");
+    ssize_t sent = send(handshake_fd, f.data, f.len, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)sent; /* a `run` that is gone or full wants no answer */
     os_close(handshake_fd);
     handshake_fd = -1;
@@ -208,27 +208,27 @@ __attribute__((destructor)) static void membudget_finish(void) {
     membudget_stats(&st, sizeof st);
     char comm[64], buf[512];
     os_read_comm(comm, sizeof comm);
-    struct fmt f = FMT_ON(buf);
-    fmt_str(&f, "membudget: pid ");
-    fmt_u64(&f, (uint64_t)os_getpid());
-    fmt_str(&f, " (");
-    fmt_str(&f, comm);
-    fmt_str(&f, ") at exit: committed ");
-    fmt_bytes(&f, st.counter_bytes);
-    fmt_str(&f, " (");
-    fmt_u64(&f, st.counter_bytes);
-    fmt_str(&f, "), peak ");
-    fmt_bytes(&f, st.counter_peak_bytes);
-    fmt_str(&f, " (");
-    fmt_u64(&f, st.counter_peak_bytes);
-    fmt_str(&f, "), pages ");
-    fmt_u64(&f, st.pages_in_use);
-    fmt_str(&f, ", threads ");
-    fmt_u64(&f, st.threads);
+    struct mb_buf f = mb_buf_on(buf, sizeof buf);
+    mb_buf_str(&f, "membudget: pid ");
+    mb_buf_u64(&f, (uint64_t)os_getpid());
+    mb_buf_str(&f, " (");
+    mb_buf_str(&f, comm);
+    mb_buf_str(&f, ") at exit: committed ");
+    mb_buf_bytes(&f, st.counter_bytes);
+    mb_buf_str(&f, " (");
+    mb_buf_u64(&f, st.counter_bytes);
+    mb_buf_str(&f, "), peak ");
+    mb_buf_bytes(&f, st.counter_peak_bytes);
+    mb_buf_str(&f, " (");
+    mb_buf_u64(&f, st.counter_peak_bytes);
+    mb_buf_str(&f, "), pages ");
+    mb_buf_u64(&f, st.pages_in_use);
+    mb_buf_str(&f, ", threads ");
+    mb_buf_u64(&f, st.threads);
     if (!alloc_backend_is_default()) {
-        fmt_str(&f, ", backend ");
-        fmt_str(&f, alloc_backend.name);
+        mb_buf_str(&f, ", backend ");
+        mb_buf_str(&f, alloc_backend.name);
     }
-    fmt_char(&f, '\n');
-    fmt_write(&f, 2);
+    mb_buf_char(&f, '\n');
+    os_write_all(2, f.data, f.len);
 }

@@ -57,13 +57,13 @@ $(FUZZ_DIR)/fuzz_alloc: tests/fuzz/fuzz_alloc.c $(FUZZ_DIR)/fuzz_pattern.o $(FUZ
 		$(FUZZ_LIB_OBJS) -o $@ $(MB_LIB_LDLIBS) -ldl
 
 # The parsers need nothing else of the library: config.c and limits.c only.
-$(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c policy/config.c policy/limits.c \
-		policy/config.h policy/limits.h tests/fuzz.mk
+$(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c policy/config.c policy/limits.c alloc/fmt.c \
+		policy/config.h policy/limits.h alloc/fmt.h tests/fuzz.mk
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) $< policy/config.c policy/limits.c -o $@
+	$(CLANG) $(FUZZ_CFLAGS) $< policy/config.c policy/limits.c alloc/fmt.c -o $@
 
 # The report tool's sources as membudget-report builds them, without its main.
-FUZZ_REPORT_SRCS := tools/textout.c tools/report.c tools/report_symbols.c tools/report_svg.c
+FUZZ_REPORT_SRCS := alloc/fmt.c tools/textout.c tools/report.c tools/report_symbols.c tools/report_svg.c
 
 $(FUZZ_DIR)/fuzz_report: tests/fuzz/fuzz_report.c $(FUZZ_REPORT_SRCS) $(REPORT_HDRS) tests/fuzz.mk
 	@mkdir -p $(dir $@)
@@ -81,9 +81,11 @@ FUZZ_LIVE_FLAGS += -DMB_TOOL_SYMBOLS
 FUZZ_LIVE_LIBS += -ldw -lelf
 endif
 endif
+# textout writes hex with the text buffer's table (alloc/fmt.h).
+FUZZ_LIVE_SRCS += alloc/fmt.c
 
 $(FUZZ_DIR)/fuzz_livepage: tests/fuzz/fuzz_livepage.c $(FUZZ_LIVE_SRCS) tools/livestats.h \
-		tools/textout.h policy/statspage.h policy/utf8.h tests/fuzz.mk
+		tools/textout.h policy/statspage.h policy/stats_list.h policy/utf8.h tests/fuzz.mk
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_LIVE_FLAGS) $< $(FUZZ_LIVE_SRCS) -o $@ $(FUZZ_LIVE_LIBS)
 

@@ -14,6 +14,9 @@ LIMITS_DEPS  := $(LIMITS_SRCS) policy/config.h policy/limits.h policy/budget.h t
 	tests/limits.mk
 LIMITS_SAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
+# The text buffer the sources write with (alloc/fmt.h).
+LIMITS_SRCS  += alloc/fmt.c
+LIMITS_DEPS  += alloc/fmt.c alloc/fmt.h
 
 CHECKS += check-limits check-limits-san
 .PHONY: check-limits check-limits-san

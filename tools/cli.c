@@ -84,28 +84,6 @@ bool cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
     return true;
 }
 
-const char *cli_bytes(char *buf, size_t cap, uint64_t bytes) {
-    struct mb_buf b;
-    mb_buf_init(&b, buf, cap);
-    mb_buf_bytes(&b, bytes);
-    return buf;
-}
-
-const char *cli_bytes_short(char *buf, size_t cap, uint64_t bytes) {
-    static const char units[] = "BKMGTPE";
-    double v = (double)bytes;
-    unsigned u = 0;
-    while (v >= 1024.0 && u + 1 < sizeof units - 1) {
-        v /= 1024.0;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, cap, "%" PRIu64 "B", bytes);
-    else
-        snprintf(buf, cap, v < 1000.0 ? "%.1f%c" : "%.0f%c", v, units[u]);
-    return buf;
-}
-
 /* ---- the installation layout ---------------------------------------------- */
 
 /* The directory of the running executable, without a trailing slash. */

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloc/fmt.h" /* mb_bytes_text, mb_bytes_short_text: sizes as the library writes them */
+
 /* Exit codes of the command itself (a command run by `membudget run` passes
  * its own status through). */
 #define CLI_EXIT_OK 0
@@ -38,11 +40,6 @@ void cli_getopt_reset(void);
 void cli_json_string(const char *s);
 bool cli_parse_seconds(const char *s, double min, double max, double *out);
 bool cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-
-/* "51.2 MiB", as the library writes byte counts. */
-const char *cli_bytes(char *buf, size_t cap, uint64_t bytes);
-/* "51.2M": the short form for tables. */
-const char *cli_bytes_short(char *buf, size_t cap, uint64_t bytes);
 
 /* The installation layout.  The library is looked for next to the executable
  * (the build tree: build/membudget beside build/libmembudget.so), then in

@@ -10,6 +10,7 @@
 
 #include "policy/config.h"
 #include "policy/limits.h"
+#include "policy/stats_list.h"
 #include "tools/cli.h"
 
 static const char limits_usage[] =
@@ -36,27 +37,21 @@ enum { OPT_JSON = 256, OPT_ROOT, OPT_STATE, OPT_PAGES, OPT_MODEL, OPT_LIMIT };
 struct row {
     const char *name, *key;
     uint64_t bytes;
-    bool known;
+    const char *zero; /* what 0 means ("unknown", "none"); NULL: 0 is a number */
     const char *source;
 };
 
+/* The thresholds of the list (policy/stats_list.h), in its order. */
+#define ROW(stem, label, zero, page, help)                                                         \
+    {label, #stem, lim->stem##_bytes, zero, lim->stem##_source},
+
 static size_t rows_of(const struct mb_limits *lim, struct row *rows) {
-    const struct row all[] = {
-        {"physical RAM", "phys", lim->phys_bytes, lim->phys_bytes != 0, lim->phys_source},
-        {"cgroup limit", "cgroup", lim->cgroup_bytes, lim->cgroup_bytes != 0, lim->cgroup_source},
-        {"ramSize", "ram", lim->ram_bytes, true, lim->ram_source},
-        {"kill threshold", "kill", lim->kill_bytes, true, lim->kill_source},
-        {"inactive kill threshold", "inactive_kill", lim->inactive_kill_bytes, true,
-         lim->inactive_kill_source},
-        {"base threshold", "base", lim->base_bytes, true, lim->base_source},
-        {"conservative", "conservative", lim->conservative_bytes, true, lim->conservative_source},
-        {"strict", "strict", lim->strict_bytes, true, lim->strict_source},
-        {"strict synchronous", "strict_sync", lim->strict_sync_bytes, true,
-         lim->strict_sync_source},
-    };
+    const struct row all[] = {MB_STATS(MB_STATS_NONE, ROW, MB_STATS_NONE)};
     memcpy(rows, all, sizeof all);
     return sizeof all / sizeof all[0];
 }
+
+static bool known(const struct row *row) { return row->zero == NULL || row->bytes != 0; }
 
 static void print_table(const struct mb_limits *lim, const struct mb_config *cfg) {
     struct row rows[16];
@@ -69,11 +64,11 @@ static void print_table(const struct mb_limits *lim, const struct mb_config *cfg
     printf("%-24s %-11s %-20s %s\n", "NAME", "VALUE", "BYTES", "SOURCE");
     for (size_t i = 0; i < n; i++) {
         char human[32], bytes[24];
-        if (rows[i].known) {
-            cli_bytes(human, sizeof human, rows[i].bytes);
+        if (known(&rows[i])) {
+            mb_bytes_text(human, sizeof human, rows[i].bytes);
             snprintf(bytes, sizeof bytes, "%" PRIu64, rows[i].bytes);
         } else {
-            snprintf(human, sizeof human, "%s", rows[i].bytes == 0 && i == 1 ? "none" : "unknown");
+            snprintf(human, sizeof human, "%s", rows[i].zero);
             snprintf(bytes, sizeof bytes, "-");
         }
         printf("%-24s %-11s %-20s %s\n", rows[i].name, human, bytes, rows[i].source);
@@ -91,8 +86,8 @@ static void print_json(const struct mb_limits *lim, const struct mb_config *cfg)
     size_t n = rows_of(lim, rows);
     printf("{\n");
     for (size_t i = 0; i < n; i++) {
-        printf("  \"%s_bytes\": %" PRIu64 ",\n  \"%s_source\": ", rows[i].key,
-               rows[i].known ? rows[i].bytes : 0, rows[i].key);
+        printf("  \"%s_bytes\": %" PRIu64 ",\n  \"%s_source\": ", rows[i].key, rows[i].bytes,
+               rows[i].key);
         cli_json_string(rows[i].source);
         printf(",\n");
     }

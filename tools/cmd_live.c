@@ -123,7 +123,7 @@ static void print_top_site(const struct live_process *lp) {
         return;
     case LIVE_TOP_NONE:
         printf("%-11s none yet (no live sample; 1 per %s on average)\n", "top site",
-               cli_bytes(a, sizeof a, t.rate_bytes));
+               mb_bytes_text(a, sizeof a, t.rate_bytes));
         return;
     case LIVE_TOP_OK:
         break;
@@ -131,8 +131,8 @@ static void print_top_site(const struct live_process *lp) {
     printf("%-11s ", "top site");
     term(t.frame_count > 0 ? t.frames[0].name : "[no frames]");
     printf(": %s (%" PRIu64 " bytes) estimated live in %" PRIu64 " %s of 1 per %s\n",
-           cli_bytes(a, sizeof a, t.est_bytes), t.est_bytes, t.live_samples,
-           t.live_samples == 1 ? "sample" : "samples", cli_bytes(b, sizeof b, t.rate_bytes));
+           mb_bytes_text(a, sizeof a, t.est_bytes), t.est_bytes, t.live_samples,
+           t.live_samples == 1 ? "sample" : "samples", mb_bytes_text(b, sizeof b, t.rate_bytes));
     for (size_t f = 0; f < t.frame_count; f++) {
         const struct live_top_frame *fr = &t.frames[f];
         printf("%-11s #%zu ", "", f);
@@ -162,35 +162,36 @@ static void print_stat(const struct live_process *lp) {
     term(cmdline);
     putchar('\n');
     printf("%-11s %s (%" PRIu64 " bytes), %.1f%% of the limit\n", "footprint",
-           cli_bytes(a, sizeof a, p->footprint_bytes), p->footprint_bytes, percent_of_limit(p));
+           mb_bytes_text(a, sizeof a, p->footprint_bytes), p->footprint_bytes, percent_of_limit(p));
     printf("%-11s %s (%" PRIu64 " bytes): the allocator and charged anonymous mappings\n",
-           "counter", cli_bytes(a, sizeof a, p->counter_bytes), p->counter_bytes);
+           "counter", mb_bytes_text(a, sizeof a, p->counter_bytes), p->counter_bytes);
     printf("%-11s %s (%" PRIu64 " bytes): the rest of the OS view, ", "baseline",
-           cli_bytes(a, sizeof a, p->baseline_bytes), p->baseline_bytes);
+           mb_bytes_text(a, sizeof a, p->baseline_bytes), p->baseline_bytes);
     term(p->footprint_source);
-    printf(" %s\n", cli_bytes(b, sizeof b, p->os_bytes));
+    printf(" %s\n", mb_bytes_text(b, sizeof b, p->os_bytes));
     printf("%-11s footprint %s at a tick, counter %s\n", "peak",
-           cli_bytes(a, sizeof a, p->footprint_peak_bytes),
-           cli_bytes(b, sizeof b, p->counter_peak_bytes));
-    printf("%-11s %s (%" PRIu64 " bytes): ", "limit", cli_bytes(a, sizeof a, p->limit_bytes),
+           mb_bytes_text(a, sizeof a, p->footprint_peak_bytes),
+           mb_bytes_text(b, sizeof b, p->counter_peak_bytes));
+    printf("%-11s %s (%" PRIu64 " bytes): ", "limit", mb_bytes_text(a, sizeof a, p->limit_bytes),
            p->limit_bytes);
     term(p->limit_source);
     printf("; action ");
     term(p->action);
     putchar('\n');
     printf("%-11s conservative %s, strict %s, strict-synchronous %s\n", "thresholds",
-           cli_bytes(a, sizeof a, p->conservative_bytes), cli_bytes(b, sizeof b, p->strict_bytes),
-           cli_bytes(c, sizeof c, p->strict_sync_bytes));
+           mb_bytes_text(a, sizeof a, p->conservative_bytes),
+           mb_bytes_text(b, sizeof b, p->strict_bytes),
+           mb_bytes_text(c, sizeof c, p->strict_sync_bytes));
     printf("%-11s ", "policy");
     term(p->policy_name);
-    printf(" (%" PRIu64 " %s recorded)\n", p->events_total,
-           p->events_total == 1 ? "event" : "events");
+    printf(" (%" PRIu64 " %s recorded)\n", p->policy_events_total,
+           p->policy_events_total == 1 ? "event" : "events");
     printf("%-11s ", "state");
     term(p->state);
     printf(", %u %s\n", p->pages, p->pages == 1 ? "page" : "pages");
     print_top_site(lp);
     printf("%-11s %.1f s ago (update %" PRIu64 ", %.1f s after start)\n", "updated", age_seconds(p),
-           p->ticks, (double)p->uptime_ns / 1e9);
+           p->updates, (double)p->uptime_ns / 1e9);
 }
 
 /* A label value of the text exposition format: UTF-8 with backslash, double
@@ -232,46 +233,31 @@ static void prom_metric(const char *name, const char *type, const char *help, co
 
 static void print_prometheus(const struct live_process *lp) {
     const struct mb_statspage *p = &lp->page;
-    char comm[64], labels[160], info[1024], policy[64], action[32], state[32], source[400];
+    char comm[64], labels[160], info[1024], value[400];
     prom_label(comm, sizeof comm, p->comm);
     snprintf(labels, sizeof labels, "pid=\"%ld\",comm=\"%s\"", (long)lp->pid, comm);
-    prom_label(policy, sizeof policy, p->policy_name);
-    prom_label(action, sizeof action, p->action);
-    prom_label(state, sizeof state, p->state);
-    prom_label(source, sizeof source, p->limit_source);
-    snprintf(info, sizeof info, "%s,policy=\"%s\",action=\"%s\",state=\"%s\",limit_source=\"%s\"",
-             labels, policy, action, state, source);
+    size_t len = (size_t)snprintf(info, sizeof info, "%s", labels);
+    for (size_t i = 0; i < live_text_count; i++) {
+        const struct live_text *t = &live_texts[i];
+        if (!t->prom) continue;
+        prom_label(value, sizeof value, live_text_value(p, t));
+        int n = snprintf(info + len, sizeof info - len, ",%s=\"%s\"", t->key, value);
+        if (n > 0 && (size_t)n < sizeof info - len) len += (size_t)n;
+    }
     prom_metric("info", "gauge", "The process under a budget; its policy, action and state.", info,
                 1);
-    prom_metric("footprint_bytes", "gauge", "Footprint as the budget sees it: counter + baseline.",
-                labels, (double)p->footprint_bytes);
-    prom_metric("footprint_peak_bytes", "gauge", "Highest footprint seen at a monitor tick.",
-                labels, (double)p->footprint_peak_bytes);
-    prom_metric("counter_bytes", "gauge",
-                "Bytes committed by the allocator and charged anonymous mappings.", labels,
-                (double)p->counter_bytes);
-    prom_metric("counter_peak_bytes", "gauge", "Highest counter seen.", labels,
-                (double)p->counter_peak_bytes);
-    prom_metric("baseline_bytes", "gauge", "Anonymous memory the counter does not see.", labels,
-                (double)p->baseline_bytes);
-    prom_metric("os_bytes", "gauge", "The operating system's view the baseline comes from.", labels,
-                (double)p->os_bytes);
-    prom_metric("limit_bytes", "gauge", "The kill threshold.", labels, (double)p->limit_bytes);
+    for (size_t i = 0; i < live_figure_count; i++) {
+        const struct live_figure *f = &live_figures[i];
+        if (f->prom == NULL || !live_figure_present(p, f)) continue;
+        char name[64];
+        size_t n = strlen(f->name);
+        bool total =
+            strcmp(f->prom, "counter") == 0 && !(n >= 6 && strcmp(f->name + n - 6, "_total") == 0);
+        snprintf(name, sizeof name, "%s%s", f->name, total ? "_total" : "");
+        prom_metric(name, f->prom, f->help, labels, (double)live_figure_value(p, f));
+    }
     prom_metric("limit_ratio", "gauge", "Footprint divided by the kill threshold.", labels,
                 p->limit_bytes ? (double)p->footprint_bytes / (double)p->limit_bytes : 0);
-    prom_metric("conservative_bytes", "gauge", "The Conservative policy threshold.", labels,
-                (double)p->conservative_bytes);
-    prom_metric("strict_bytes", "gauge", "The Strict policy threshold.", labels,
-                (double)p->strict_bytes);
-    prom_metric("strict_sync_bytes", "gauge", "The StrictSynchronous policy threshold.", labels,
-                (double)p->strict_sync_bytes);
-    prom_metric("policy", "gauge",
-                "Policy: 0 unrestricted, 1 conservative, 2 strict, 3 strict-synchronous.", labels,
-                p->policy);
-    prom_metric("policy_events_total", "counter", "Policy history events recorded.", labels,
-                (double)p->events_total);
-    prom_metric("updates_total", "counter", "Updates of the live figures (monitor ticks).", labels,
-                (double)p->ticks);
     prom_metric("last_update_timestamp_seconds", "gauge", "When the figures were last updated.",
                 labels, (double)p->updated_unix_ns / 1e9);
     struct live_top_site t;
@@ -358,27 +344,12 @@ static void print_json(const struct live_process *lp) {
     json_key_string("comm", p->comm, false);
     json_key_string("cmdline", cmdline, false);
     json_key_u64("page_size", p->size);
-    json_key_u64("footprint_bytes", p->footprint_bytes);
-    json_key_u64("footprint_peak_bytes", p->footprint_peak_bytes);
-    json_key_u64("counter_bytes", p->counter_bytes);
-    json_key_u64("counter_peak_bytes", p->counter_peak_bytes);
-    json_key_u64("baseline_bytes", p->baseline_bytes);
-    json_key_u64("os_bytes", p->os_bytes);
-    json_key_string("footprint_source", p->footprint_source, false);
-    json_key_u64("limit_bytes", p->limit_bytes);
-    json_key_string("limit_source", p->limit_source, false);
+    for (size_t i = 0; i < live_figure_count; i++)
+        if (live_figures[i].json && live_figure_present(p, &live_figures[i]))
+            json_key_u64(live_figures[i].name, live_figure_value(p, &live_figures[i]));
     printf("  \"limit_percent\": %.2f,\n", percent_of_limit(p));
-    json_key_u64("conservative_bytes", p->conservative_bytes);
-    json_key_u64("strict_bytes", p->strict_bytes);
-    json_key_u64("strict_sync_bytes", p->strict_sync_bytes);
-    json_key_string("policy", p->policy_name, false);
-    json_key_u64("policy_events_total", p->events_total);
-    json_key_string("action", p->action, false);
-    json_key_string("state", p->state, false);
-    json_key_u64("pages", p->pages);
-    json_key_u64("updates", p->ticks);
-    json_key_u64("uptime_ns", p->uptime_ns);
-    json_key_u64("updated_unix_ns", p->updated_unix_ns);
+    for (size_t i = 0; i < live_text_count; i++)
+        json_key_string(live_texts[i].key, live_text_value(p, &live_texts[i]), false);
     print_json_top_site(lp);
     printf("}\n");
 }
@@ -590,14 +561,14 @@ static size_t output_width(void) {
     return 0;
 }
 
-/* The TOP SITE cell: "36.0M grow_site_a < grow < main" in its terminal form
+/* The TOP SITE cell: "36M grow_site_a < grow < main" in its terminal form
  * (tools/textout.h), cut to `room` columns with "..." (room 0: no limit). */
 static void site_cell(char *out, size_t cap, const struct live_process *lp, size_t room) {
     const struct mb_statspage *p = &lp->page;
     const char *label = top_site_label(lp);
     char est[16], raw[480];
     if (p->size >= MB_STATSPAGE_SIZE_TOP_SITE && p->sample_rate_bytes != 0 && p->top_site != 0)
-        snprintf(raw, sizeof raw, "%s %s", cli_bytes_short(est, sizeof est, p->top_est_bytes),
+        snprintf(raw, sizeof raw, "%s %s", mb_bytes_short_text(est, sizeof est, p->top_est_bytes),
                  label);
     else
         snprintf(raw, sizeof raw, "%s", label);
@@ -623,8 +594,53 @@ static void term_column(char *out, size_t cap, const char *s, size_t columns) {
     out[len] = '\0';
 }
 
-/* The fixed columns of a row, before TOP SITE. */
-#define TOP_FIXED_WIDTH 79
+/* top's figure columns: the page figures with a top position
+ * (policy/stats_list.h), in six columns each, and %LIM, top's own, in five at
+ * TOP_PERCENT_COLUMN. */
+#define TOP_COLUMNS 8
+#define TOP_PERCENT_COLUMN 3
+
+static void top_figures(const struct live_figure *by_column[TOP_COLUMNS]) {
+    for (size_t c = 0; c < TOP_COLUMNS; c++) by_column[c] = NULL;
+    for (size_t i = 0; i < live_figure_count; i++)
+        if (live_figures[i].top != 0 && live_figures[i].top < TOP_COLUMNS)
+            by_column[live_figures[i].top] = &live_figures[i];
+}
+
+/* The columns from FOOTPR to BASELN, each after a space: p's figures, or the
+ * heads when p is NULL. */
+static void print_figure_columns(const struct mb_statspage *p) {
+    const struct live_figure *by_column[TOP_COLUMNS];
+    top_figures(by_column);
+    for (unsigned c = 1; c < TOP_COLUMNS; c++) {
+        const struct live_figure *f = by_column[c];
+        char text[16];
+        if (f != NULL) {
+            const char *cell = f->title;
+            if (p != NULL)
+                cell = live_figure_present(p, f)
+                           ? mb_bytes_short_text(text, sizeof text, live_figure_value(p, f))
+                           : "-";
+            printf(" %6s", cell);
+        } else if (c == TOP_PERCENT_COLUMN) {
+            if (p == NULL)
+                printf(" %5s", "%LIM");
+            else
+                printf(" %5.1f", percent_of_limit(p));
+        }
+    }
+}
+
+/* The fixed columns of a row, before TOP SITE: PID, COMMAND, the figures,
+ * POLICY and AGE. */
+static size_t top_fixed_width(void) {
+    const struct live_figure *by_column[TOP_COLUMNS];
+    top_figures(by_column);
+    size_t width = 7 + 1 + 11 + 1 + 12 + 1 + 5;
+    for (unsigned c = 1; c < TOP_COLUMNS; c++)
+        width += by_column[c] != NULL ? 7 : c == TOP_PERCENT_COLUMN ? 6 : 0;
+    return width;
+}
 
 static void print_frame(const struct live_scan *scan, double delay, bool once) {
     char when[16];
@@ -638,16 +654,18 @@ static void print_frame(const struct live_scan *scan, double delay, bool once) {
     /* TOP SITE takes what the terminal has left, if that is worth showing. */
     size_t width = output_width(), room = 0;
     bool site_column = true;
+    size_t fixed = top_fixed_width();
     if (width != 0) {
-        site_column = width >= TOP_FIXED_WIDTH + 1 + 8;
-        room = site_column ? width - TOP_FIXED_WIDTH - 1 : 0;
+        site_column = width >= fixed + 1 + 8;
+        room = site_column ? width - fixed - 1 : 0;
     }
-    printf("%7s %-11s %6s %6s %5s %6s %6s %6s %-12s %5s%s\n", "PID", "COMMAND", "FOOTPR", "LIMIT",
-           "%LIM", "PEAK", "COUNTR", "BASELN", "POLICY", "AGE", site_column ? " TOP SITE" : "");
+    printf("%7s %-11s", "PID", "COMMAND");
+    print_figure_columns(NULL);
+    printf(" %-12s %5s%s\n", "POLICY", "AGE", site_column ? " TOP SITE" : "");
     for (size_t i = 0; i < scan->count; i++) {
         const struct live_process *lp = &scan->procs[i];
         const struct mb_statspage *p = &lp->page;
-        char fp[16], lim[16], peak[16], counter[16], base[16], age[16], site[1600] = "";
+        char age[16], site[1600] = "";
         char comm[64], policy[64];
         term_column(comm, sizeof comm, p->comm, 11);
         term_column(policy, sizeof policy, p->policy_name, 12);
@@ -656,12 +674,9 @@ static void print_frame(const struct live_scan *scan, double delay, bool once) {
             site[0] = ' ';
             site_cell(site + 1, sizeof site - 1, lp, room);
         }
-        printf("%7ld %s %6s %6s %5.1f %6s %6s %6s %s %5s%s\n", (long)lp->pid, comm,
-               cli_bytes_short(fp, sizeof fp, p->footprint_bytes),
-               cli_bytes_short(lim, sizeof lim, p->limit_bytes), percent_of_limit(p),
-               cli_bytes_short(peak, sizeof peak, p->footprint_peak_bytes),
-               cli_bytes_short(counter, sizeof counter, p->counter_bytes),
-               cli_bytes_short(base, sizeof base, p->baseline_bytes), policy, age, site);
+        printf("%7ld %s", (long)lp->pid, comm);
+        print_figure_columns(p);
+        printf(" %s %5s%s\n", policy, age, site);
     }
     if (scan->count == 0) printf("(no process of this user is running with libmembudget.so)\n");
     if (scan->denied != 0)

@@ -300,8 +300,8 @@ static void print_death_line(const char *path, pid_t pid, const char *looked) {
         json_string(text, "comm", comm, sizeof comm);
         json_string(text, "kill_source", source, sizeof source);
         const char *fp = strstr(text, "\"footprint\":");
-        cli_bytes(footprint, sizeof footprint, fp != NULL ? json_u64(fp, "bytes") : 0);
-        cli_bytes(limit, sizeof limit, json_u64(text, "kill_bytes"));
+        mb_bytes_text(footprint, sizeof footprint, fp != NULL ? json_u64(fp, "bytes") : 0);
+        mb_bytes_text(limit, sizeof limit, json_u64(text, "kill_bytes"));
         fprintf(stderr,
                 "membudget: pid %ld (%s) exceeded its memory budget: footprint %s >= limit %s "
                 "(%s); report: %s\n",

@@ -147,6 +147,43 @@ static bool remove_if_same(int dir, const char *name, int fd) {
     return unlinkat(dir, name, 0) == 0;
 }
 
+/* ---- the page's figures and names (policy/stats_list.h) ---------------------- */
+
+#define FIGURE_ROW(name, page, api, dump, json, prom, top, title, help)                            \
+    MB_IF_PAGE_##page({#name, offsetof(struct mb_statspage, name),                                 \
+                       sizeof(((struct mb_statspage *)0)->name), MB_BOOL_##json, MB_PROM_##prom,   \
+                       top, title, help}, )
+#define THRESHOLD_ROW(stem, label, zero, page, help)                                               \
+    MB_IF_PAGE_##page({#stem "_bytes", offsetof(struct mb_statspage, stem##_bytes),                \
+                       sizeof(uint64_t), true, "gauge", 0, NULL, help}, )
+#define TEXT_ROW(name, size, key, prom)                                                            \
+    {#name, offsetof(struct mb_statspage, name), size, key, MB_BOOL_##prom},
+
+const struct live_figure live_figures[] = {MB_STATS(FIGURE_ROW, THRESHOLD_ROW, MB_STATS_NONE)};
+const size_t live_figure_count = sizeof live_figures / sizeof live_figures[0];
+const struct live_text live_texts[] = {MB_STATS(MB_STATS_NONE, MB_STATS_NONE, TEXT_ROW)};
+const size_t live_text_count = sizeof live_texts / sizeof live_texts[0];
+
+bool live_figure_present(const struct mb_statspage *p, const struct live_figure *f) {
+    return f->offset + f->size <= p->size;
+}
+
+uint64_t live_figure_value(const struct mb_statspage *p, const struct live_figure *f) {
+    const char *at = (const char *)p + f->offset;
+    if (f->size == sizeof(uint32_t)) {
+        uint32_t v;
+        memcpy(&v, at, sizeof v);
+        return v;
+    }
+    uint64_t v;
+    memcpy(&v, at, sizeof v);
+    return v;
+}
+
+const char *live_text_value(const struct mb_statspage *p, const struct live_text *t) {
+    return (const char *)p + t->offset;
+}
+
 /* A string field: NUL-terminated within its bytes. */
 static bool terminated(const char *field, size_t size) { return memchr(field, '\0', size) != NULL; }
 
@@ -167,7 +204,9 @@ enum live_status live_check(const void *bytes, size_t len, pid_t pid, struct mb_
     if (p->pid != (uint32_t)pid)
         return say(e, LIVE_BAD, EPROTO, "the page names pid %" PRIu32, p->pid);
     /* The first layout, or at least the one with the top site: fields are
-     * only appended, and a size between would be half a field set. */
+     * only appended (one appended later is shown only when the size covers
+     * it: live_figure_present), and a size between would be half a field
+     * set. */
     uint32_t size = p->size;
     if (size > len || size > MB_STATSPAGE_FILE_BYTES ||
         (size != MB_STATSPAGE_SIZE_V1 && size < MB_STATSPAGE_SIZE_TOP_SITE))
@@ -179,9 +218,10 @@ enum live_status live_check(const void *bytes, size_t len, pid_t pid, struct mb_
     p->size = (uint32_t)copy;
     if (atomic_load_explicit(&p->seq, memory_order_relaxed) & 1)
         return say(e, LIVE_BAD, EBUSY, "copied in the middle of an update");
-    if (!STRING_OK(p, comm) || !STRING_OK(p, policy_name) || !STRING_OK(p, action) ||
-        !STRING_OK(p, state) || !STRING_OK(p, footprint_source) || !STRING_OK(p, limit_source))
-        return say(e, LIVE_BAD, EPROTO, "a name without its terminating NUL");
+    bool names_ok = STRING_OK(p, comm);
+    for (size_t i = 0; i < live_text_count; i++)
+        names_ok = names_ok && terminated(live_text_value(p, &live_texts[i]), live_texts[i].size);
+    if (!names_ok) return say(e, LIVE_BAD, EPROTO, "a name without its terminating NUL");
     if (copy < MB_STATSPAGE_SIZE_TOP_SITE) return LIVE_OK;
     if (p->top_frame_count > MB_STATSPAGE_TOP_FRAMES || p->top_module_count > MB_STATSPAGE_TOP_MODULES)
         return say(e, LIVE_BAD, EPROTO, "top site: %" PRIu32 " frames, %" PRIu32 " modules",

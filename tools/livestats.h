@@ -38,6 +38,34 @@ struct live_error {
     char why[240];
 };
 
+/* The page's figures and names, from the list (policy/stats_list.h): each
+ * number with its `stat --json` member and Prometheus metric, each name with
+ * its member and label, in the page's order. */
+struct live_figure {
+    const char *name;    /* the field, its --json member; metric membudget_<name> */
+    size_t offset, size; /* in struct mb_statspage; size 8 or 4 */
+    bool json;           /* a member of `stat --json` */
+    const char *prom;    /* "gauge" or "counter" ("_total" added to the name unless
+                            it ends so); NULL: not a metric */
+    unsigned top;        /* its column in `membudget top`, from 1; 0: none */
+    const char *title;   /* that column's head */
+    const char *help;
+};
+struct live_text {
+    const char *name;    /* the field */
+    size_t offset, size; /* in struct mb_statspage; NUL-terminated within size */
+    const char *key;     /* its `stat --json` member */
+    bool prom;           /* a label of membudget_info, named key */
+};
+extern const struct live_figure live_figures[];
+extern const size_t live_figure_count;
+extern const struct live_text live_texts[];
+extern const size_t live_text_count;
+/* Whether p's writer had the figure (one appended after its time did not). */
+bool live_figure_present(const struct mb_statspage *p, const struct live_figure *f);
+uint64_t live_figure_value(const struct mb_statspage *p, const struct live_figure *f);
+const char *live_text_value(const struct mb_statspage *p, const struct live_text *t);
+
 /* Reads the page of pid: the process's owner (its effective uid) must own
  * the directory, which no one else may write, and the page, a regular file
  * with one link; it is opened O_NONBLOCK|O_NOFOLLOW, copied with pread under

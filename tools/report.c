@@ -99,30 +99,12 @@ static json_t *object_or_empty(json_t *root, const char *key) {
     return v;
 }
 
-const char *rp_bytes(char *buf, size_t cap, uint64_t bytes) {
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-    unsigned u = 0;
-    while (u + 1 < sizeof units / sizeof units[0] && bytes >= ((uint64_t)1 << (10 * (u + 1)))) u++;
-    uint64_t unit = (uint64_t)1 << (10 * u);
-    uint64_t whole = bytes >> (10 * u), rest = bytes & (unit - 1);
-    uint64_t tenths = (rest * 10 + unit / 2) >> (10 * u);
-    if (tenths == 10) {
-        whole++;
-        tenths = 0;
-    }
-    if (tenths != 0)
-        snprintf(buf, cap, "%" PRIu64 ".%" PRIu64 " %s", whole, tenths, units[u]);
-    else
-        snprintf(buf, cap, "%" PRIu64 " %s", whole, units[u]);
-    return buf;
-}
-
 /* Several sizes in one printf: each call gets its own buffer of a ring. */
 static const char *B(uint64_t bytes) {
     static char ring[16][32];
     static unsigned next;
     char *buf = ring[next++ % 16];
-    return rp_bytes(buf, sizeof ring[0], bytes);
+    return mb_bytes_text(buf, sizeof ring[0], bytes);
 }
 
 /* Text from the dump or a module file, as the terminal may show it
@@ -506,6 +488,12 @@ static void load_sites(struct rp_report *r) {
     free(by_start);
 }
 
+/* The figures and thresholds of the list (policy/stats_list.h). */
+#define LOAD_FIGURE(name, page, api, dump, ...) MB_IF_##dump(r->name = rp_u64(r->footprint, #name);)
+#define LOAD_THRESHOLD(stem, label, zero, page, help)                                              \
+    r->stem##_bytes = rp_u64(r->limit, #stem "_bytes");                                            \
+    r->stem##_source = rp_str(r->limit, #stem "_source");
+
 bool rp_load(struct rp_report *r, char *text, size_t len, const char *path) {
     json_error_t error;
     r->path = path;
@@ -537,10 +525,7 @@ bool rp_load(struct rp_report *r, char *text, size_t len, const char *path) {
     r->footprint = object_or_empty(r->root, "footprint");
     r->policy = object_or_empty(r->root, "policy");
     r->sampling = object_or_empty(r->root, "sampling");
-    r->kill_bytes = rp_u64(r->limit, "kill_bytes");
-    r->conservative_bytes = rp_u64(r->limit, "conservative_bytes");
-    r->strict_bytes = rp_u64(r->limit, "strict_bytes");
-    r->strict_sync_bytes = rp_u64(r->limit, "strict_sync_bytes");
+    MB_STATS(LOAD_FIGURE, LOAD_THRESHOLD, MB_STATS_NONE)
     r->footprint_bytes = rp_u64(r->footprint, "bytes");
     load_events(r);
     load_ticks(r);
@@ -608,7 +593,7 @@ static const char *reason_words(const char *reason) {
 }
 
 static void print_header(const struct rp_report *r) {
-    const char *source = rp_str(r->limit, "kill_source");
+    const char *source = r->kill_source;
     if (strcmp(r->reason, "request") == 0) {
         printf("membudget: pid %" PRIu64 " (%s) report: footprint %s, limit %s (%s)\n", r->pid,
                T(r->comm), B(r->footprint_bytes), B(r->kill_bytes), T(source));
@@ -631,25 +616,22 @@ static void print_header(const struct rp_report *r) {
 }
 
 static void print_limit(const struct rp_report *r) {
-    const json_t *l = r->limit;
-    printf("\nLimit %s: %s\n", B(r->kill_bytes), T(rp_str(l, "kill_source")));
-    printf("  conservative %s: %s\n", B(r->conservative_bytes),
-           T(rp_str(l, "conservative_source")));
-    printf("  strict       %s: %s\n", B(r->strict_bytes), T(rp_str(l, "strict_source")));
-    printf("  strict-sync  %s: %s\n", B(r->strict_sync_bytes), T(rp_str(l, "strict_sync_source")));
-    printf("  ramSize      %s: %s\n", B(rp_u64(l, "ram_bytes")), T(rp_str(l, "ram_source")));
+    printf("\nLimit %s: %s\n", B(r->kill_bytes), T(r->kill_source));
+    printf("  conservative %s: %s\n", B(r->conservative_bytes), T(r->conservative_source));
+    printf("  strict       %s: %s\n", B(r->strict_bytes), T(r->strict_source));
+    printf("  strict-sync  %s: %s\n", B(r->strict_sync_bytes), T(r->strict_sync_source));
+    printf("  ramSize      %s: %s\n", B(r->ram_bytes), T(r->ram_source));
 }
 
 static void print_footprint(const struct rp_report *r) {
     const json_t *f = r->footprint;
     const json_t *os = json_object_get(f, "os");
     printf("\nFootprint %s = counter %s + baseline %s (%s)\n", B(r->footprint_bytes),
-           B(rp_u64(f, "counter_bytes")), B(rp_u64(f, "baseline_bytes")), T(rp_str(f, "source")));
-    printf("  small pages %s (%s in live blocks), large spans %s (%s cached),\n",
-           B(rp_u64(f, "small_bytes")), B(rp_u64(f, "small_live_bytes")),
-           B(rp_u64(f, "large_bytes")), B(rp_u64(f, "large_cached_bytes")));
-    printf("  application mmap %s, metadata %s; peak counter %s\n", B(rp_u64(f, "mmap_bytes")),
-           B(rp_u64(f, "meta_bytes")), B(rp_u64(f, "counter_peak_bytes")));
+           B(r->counter_bytes), B(r->baseline_bytes), T(rp_str(f, "source")));
+    printf("  small pages %s (%s in live blocks), large spans %s (%s cached),\n", B(r->small_bytes),
+           B(r->small_live_bytes), B(r->large_bytes), B(r->large_cached_bytes));
+    printf("  application mmap %s, metadata %s; peak counter %s\n", B(r->mmap_bytes),
+           B(r->meta_bytes), B(r->counter_peak_bytes));
     printf("  OS view: RssAnon %s + VmSwap %s", B(rp_u64(os, "rss_anon_bytes")),
            B(rp_u64(os, "vm_swap_bytes")));
     if (rp_u64(os, "cgroup_bytes") != 0) printf(", cgroup %s", B(rp_u64(os, "cgroup_bytes")));

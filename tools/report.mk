@@ -5,8 +5,8 @@
 #   make report-tool
 
 REPORT_TOOL    := $(BUILD)/membudget-report
-REPORT_SRCS    := tools/textout.c tools/report.c tools/report_symbols.c tools/report_svg.c tools/report_main.c
-REPORT_HDRS    := tools/textout.h policy/utf8.h tools/report.h tools/report_model.h
+REPORT_SRCS    := alloc/fmt.c tools/textout.c tools/report.c tools/report_symbols.c tools/report_svg.c tools/report_main.c
+REPORT_HDRS    := alloc/fmt.h policy/stats_list.h tools/textout.h policy/utf8.h tools/report.h tools/report_model.h
 REPORT_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O2 -I. -Iinclude $(WARN)
 REPORT_LDLIBS  := -ljansson -ldw -lelf
 

@@ -13,6 +13,9 @@
 
 #include <jansson.h>
 
+#include "alloc/fmt.h" /* mb_bytes_text: sizes as the library writes them */
+#include "policy/stats_list.h"
+
 #define RP_NOTES_MAX 8
 /* The largest dump read (docs/dump.md): a real one with every site of the
  * table (16,384 stacks of 32 frames) takes about 12 MiB; memory and time are
@@ -73,14 +76,22 @@ struct rp_tick {
     const char *policy;
 };
 
+#define RP_FIGURE(name, page, api, dump, ...) MB_IF_##dump(uint64_t name;)
+#define RP_THRESHOLD(stem, label, zero, page, help)                                                \
+    uint64_t stem##_bytes;                                                                         \
+    const char *stem##_source;
+
 struct rp_report {
     json_t *root;
     const char *path; /* of the dump */
     const char *reason, *comm, *version;
     uint64_t pid, uptime_ns, time_unix_ns;
     json_t *limit, *footprint, *policy, *sampling; /* objects (never NULL) */
-    uint64_t kill_bytes, conservative_bytes, strict_bytes, strict_sync_bytes;
-    uint64_t footprint_bytes;
+    /* The thresholds of "limit" and the figures of "footprint", from the list
+     * (policy/stats_list.h): stem_bytes and stem_source, and each figure the
+     * dump writes there under its name. */
+    MB_STATS(RP_FIGURE, RP_THRESHOLD, MB_STATS_NONE)
+    uint64_t footprint_bytes; /* footprint.bytes: the one the decision was taken on */
     struct rp_event *events;
     size_t event_count;
     struct rp_tick *ticks;
@@ -121,8 +132,5 @@ void rp_symbolize(struct rp_report *r);
 /* report_svg.c: the footprint timeline with the thresholds and the policy
  * changes; false when the file cannot be written. */
 bool rp_write_svg(const struct rp_report *r, const char *path);
-
-/* "51.2 MiB": one decimal, ".0" dropped, as the library writes sizes. */
-const char *rp_bytes(char *buf, size_t cap, uint64_t bytes);
 
 #endif

@@ -89,7 +89,7 @@ static void threshold_line(FILE *out, const struct scale *s, uint64_t bytes, con
             LEFT, y, LEFT + PLOT_W, y, color, dash ? " stroke-dasharray=\"" : "", dash ? dash : "",
             dash ? "\"" : "");
     fprintf(out, "<text x=\"%d\" y=\"%.1f\" fill=\"%s\" font-size=\"12\">%s %s</text>\n",
-            LEFT + PLOT_W + 6, y + 4, color, name, rp_bytes(b, sizeof b, bytes));
+            LEFT + PLOT_W + 6, y + 4, color, name, mb_bytes_text(b, sizeof b, bytes));
 }
 
 bool rp_write_svg(const struct rp_report *r, const char *path) {
@@ -114,7 +114,7 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
     for (size_t i = 0; i < r->event_count; i++)
         fp[n++] = (struct point){r->events[i].time_ns, r->events[i].footprint_bytes};
     fp[n++] = (struct point){r->uptime_ns, r->footprint_bytes};
-    counter[counter_n++] = (struct point){r->uptime_ns, rp_u64(r->footprint, "counter_bytes")};
+    counter[counter_n++] = (struct point){r->uptime_ns, r->counter_bytes};
     qsort(fp, n, sizeof *fp, point_compare);
     qsort(counter, counter_n, sizeof *counter, point_compare);
 
@@ -137,8 +137,8 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
     fprintf(out, "<text x=\"%d\" y=\"26\" font-size=\"16\" font-weight=\"bold\">pid %" PRIu64 " (",
             LEFT, r->pid);
     tx_xml(out, r->comm);
-    fprintf(out, "): footprint %s, limit %s, ", rp_bytes(b, sizeof b, r->footprint_bytes),
-            rp_bytes((char[32]){0}, 32, r->kill_bytes));
+    fprintf(out, "): footprint %s, limit %s, ", mb_bytes_text(b, sizeof b, r->footprint_bytes),
+            mb_bytes_text((char[32]){0}, 32, r->kill_bytes));
     tx_xml(out, r->reason);
     fprintf(out, "</text>\n");
     fprintf(out,
@@ -155,7 +155,7 @@ bool rp_write_svg(const struct rp_report *r, const char *path) {
         fprintf(out, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e4e4e4\"/>\n",
                 LEFT, y, LEFT + PLOT_W, y);
         fprintf(out, "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%s</text>\n",
-                LEFT - 6, y + 4, rp_bytes(b, sizeof b, v));
+                LEFT - 6, y + 4, mb_bytes_text(b, sizeof b, v));
     }
     uint64_t tstep = nice_step(s.t_max, 8);
     uint64_t tlines = axis_lines(s.t_max, &tstep);

@@ -140,13 +140,9 @@ static bool file_build_id(int fd, char *out, size_t cap, bool *lines) {
     if (ok) {
         const void *id;
         ssize_t n = dwelf_elf_gnu_build_id(elf, &id);
-        static const char digits[] = "0123456789abcdef";
-        for (ssize_t i = 0; i < n && (size_t)(2 * i + 2) < cap; i++) {
-            unsigned char c = ((const unsigned char *)id)[i];
-            out[2 * i] = digits[c >> 4];
-            out[2 * i + 1] = digits[c & 15];
-            out[2 * i + 2] = '\0';
-        }
+        size_t fit = cap > 0 ? (cap - 1) / 2 : 0; /* whole pairs only */
+        struct mb_buf b = mb_buf_on(out, cap);
+        mb_buf_hex_bytes(&b, id, n < 0 ? 0 : (size_t)n < fit ? (size_t)n : fit);
         *lines = !altlink_outside_system(elf);
     }
     if (elf != NULL) elf_end(elf);

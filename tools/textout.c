@@ -4,9 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "alloc/fmt.h" /* mb_hex_digits */
 #include "policy/utf8.h"
-
-static const char hexdigit[] = "0123456789abcdef";
 
 /* Whether code point c must not reach a terminal as it is. */
 static bool is_control(uint32_t c) {
@@ -27,7 +26,8 @@ static size_t term_each(const char *s, bool (*emit)(void *, const char *, size_t
             if (len == 0) len = 1;
             for (size_t k = 0; k < len; k++) {
                 esc[elen++] = '\\', esc[elen++] = 'x';
-                esc[elen++] = hexdigit[p[i + k] >> 4], esc[elen++] = hexdigit[p[i + k] & 15];
+                esc[elen++] = mb_hex_digits[p[i + k] >> 4];
+                esc[elen++] = mb_hex_digits[p[i + k] & 15];
             }
             if (!emit(arg, esc, elen, elen)) return cols;
             cols += elen;
@@ -134,8 +134,8 @@ bool tx_is_utf8(const char *s) {
 void tx_hex(FILE *out, const char *s) {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        fputc(hexdigit[*p >> 4], out);
-        fputc(hexdigit[*p & 15], out);
+        fputc(mb_hex_digits[*p >> 4], out);
+        fputc(mb_hex_digits[*p & 15], out);
     }
     fputc('"', out);
 }

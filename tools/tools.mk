@@ -31,6 +31,10 @@ TOOL_HDRS    := tools/cli.h tools/textout.h policy/utf8.h tools/livestats.h tool
 TOOL_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -Iinclude -I. -I$(TOOL_GENDIR) $(WARN) \
 	$(MODE_CFLAGS) $(EXTRA_CFLAGS)
 TOOL_LDLIBS  := -lm
+# Text is written with the one buffer of every layer (alloc/fmt.h); the live
+# page's and the limits' figures come from the statistics list.
+TOOL_SRCS    += alloc/fmt.c
+TOOL_HDRS    += alloc/fmt.h policy/stats_list.h
 # `stat` and `top` name the sampled top site's functions in the reader, with the
 # report tool's symbolizer (tools/report_symbols.c: elfutils' libdw, whose model
 # header uses jansson's types).  Both are Debian dependencies (scripts/deps.sh);
@@ -73,9 +77,10 @@ $(TOOL_OBJDIR)/tools/cli.o: $(TOOL_DIRS_H)
 $(TOOL): $(TOOL_OBJS)
 	$(CC) -o $@ $(TOOL_OBJS) $(TOOL_LDLIBS)
 
-$(MANGEN): tools/mangen.c policy/config.c policy/config.h include/membudget.h tools/tools.mk
+$(MANGEN): tools/mangen.c policy/config.c policy/config.h alloc/fmt.c alloc/fmt.h include/membudget.h \
+		tools/tools.mk
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O1 -Iinclude -I. $(WARN) tools/mangen.c policy/config.c -o $@
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -Iinclude -I. $(WARN) tools/mangen.c policy/config.c alloc/fmt.c -o $@
 
 $(TOOL_MAN1): docs/membudget.1.in $(MANGEN)
 	@mkdir -p $(dir $@)

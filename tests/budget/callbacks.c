@@ -12,7 +12,10 @@
  *            untouched anonymous mappings (run with MEMBUDGET_MODEL=webkit-legacy,
  *            MEMBUDGET_RAM=4G and MEMBUDGET_MONITOR=thread: inactive limit 2 GiB,
  *            kill 3.6 GiB, Conservative at 2.4 GiB), print the levels seen after
- *            each step, then write a report to PATH with membudget_dump(). */
+ *            each step, then write a report to PATH with membudget_dump();
+ *   threads  print membudget_stats()'s live threads with 7 threads that have
+ *            allocated, then after two of them exited ("live 7 then 5"). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,9 +98,51 @@ static int inactive_mode(const char *report) {
     return membudget_dump(report) == 0 ? 0 : 3;
 }
 
+/* threads: 6 threads allocate and wait; 2 of them exit; the live-thread count
+ * of membudget_stats() is printed with 7 threads allocating (main and 6), then
+ * with 5 after two exits. */
+static pthread_barrier_t started, counted, done;
+
+static void *worker(void *arg) {
+    char *volatile p = malloc(100);
+    free(p);
+    pthread_barrier_wait(&started);
+    pthread_barrier_wait(&counted);
+    if (arg != NULL) return NULL; /* one of the two that exit */
+    pthread_barrier_wait(&done);
+    return NULL;
+}
+
+static unsigned long long live_threads(void) {
+    struct membudget_stats st;
+    membudget_stats(&st, sizeof st);
+    return (unsigned long long)st.threads_live;
+}
+
+static int threads_mode(void) {
+    enum { THREADS = 6, EXITING = 2 };
+    pthread_t tids[THREADS];
+    char *volatile p = malloc(100); /* main allocates too */
+    free(p);
+    pthread_barrier_init(&started, NULL, THREADS + 1);
+    pthread_barrier_init(&counted, NULL, THREADS + 1);
+    pthread_barrier_init(&done, NULL, THREADS - EXITING + 1);
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&tids[i], NULL, worker, i < EXITING ? (void *)1 : NULL);
+    pthread_barrier_wait(&started); /* every thread has allocated; none has exited */
+    unsigned long long before = live_threads();
+    pthread_barrier_wait(&counted);
+    for (int i = 0; i < EXITING; i++) pthread_join(tids[i], NULL);
+    printf("live %llu then %llu\n", before, live_threads());
+    pthread_barrier_wait(&done);
+    for (int i = EXITING; i < THREADS; i++) pthread_join(tids[i], NULL);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "climb";
     if (strcmp(mode, "inactive") == 0) return inactive_mode(argc > 2 ? argv[2] : NULL);
+    if (strcmp(mode, "threads") == 0) return threads_mode();
     if (strcmp(mode, "climb") == 0 || strcmp(mode, "below") == 0) {
         membudget_on_pressure(record_level, NULL);
         size_t total = strcmp(mode, "climb") == 0 ? (size_t)3277 << 20 : (size_t)16 << 20;

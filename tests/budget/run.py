@@ -420,6 +420,15 @@ def check_monitor_and_fork():
         fail(name, "status %s, stdout %r" % (rc, out), err)
     else:
         ok(name)
+    # The live-thread count is the process's own, on every backend: threads
+    # that allocated and have not exited (the jemalloc backend once read
+    # jemalloc's per-arena count of bound threads, which was 0 on one machine).
+    name = "membudget_stats counts the live threads that allocated, and not the exited ones"
+    rc, out, err, _ = run([os.path.join(BIN, "callbacks"), "threads"], clean_env({}))
+    if rc != 0 or out != "live 7 then 5\n":
+        fail(name, "status %s, stdout %r, expected 'live 7 then 5'" % (rc, out), err)
+    else:
+        ok(name)
     name = "a fork child starts Unrestricted"
     rc, out, err, _ = run([os.path.join(BIN, "callbacks"), "fork"], clean_env({"MEMBUDGET_LIMIT": "64M"}))
     if rc != 0 or out != "parent policy 1\nchild policy 0\n":

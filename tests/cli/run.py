@@ -761,7 +761,7 @@ def live_statistics():
         r = tool("top", "--once")
         row = [l for l in r.stdout.splitlines() if re.match(r"\s*%d live\s" % pid, l)]
         check("top --once lists the process", r.returncode == 0 and len(row) == 1 and
-              "\033" not in r.stdout and "256.0M" in row[0], "no row", r.stdout + r.stderr)
+              "\033" not in r.stdout and " 256M " in row[0], "no row", r.stdout + r.stderr)
         not_readable_by_nobody(pid)
         top_in_tmux(pid)
     finally:
@@ -994,7 +994,7 @@ def top_site_live():
               "# TYPE membudget_top_site_bytes gauge" in lines,
               "no gauge", r.stdout + r.stderr)
         r, row = top_row(pid)
-        est = re.search(r" (\d+\.\d)M grow_site_a < grow < main$", row or "")
+        est = re.search(r" (\d+(?:\.\d)?)M grow_site_a < grow < main$", row or "")
         check("top site: top --once shows its estimate and frames",
               r.returncode == 0 and "TOP SITE" in r.stdout and est and
               near(float(est.group(1)) * MIB, want), "no site in the row", r.stdout + r.stderr)

@@ -1279,6 +1279,32 @@ static void test_text_helpers(void) {
         expect_true(strcmp(out, sizes[i].text) == 0, "%" PRIu64 ": '%s' != '%s'", sizes[i].bytes,
                     out, sizes[i].text);
     }
+    /* The column form prints the same number, up to four digits. */
+    static const struct {
+        uint64_t bytes;
+        const char *text;
+    } columns[] = {{512, "512B"},
+                   {12 * MIB, "12M"},
+                   {966367641, "921.6M"},
+                   {1023 * MIB + MIB / 2, "1024M"},
+                   {1020 * MIB + MIB / 4, "1020M"},
+                   {UINT64_MAX, "16E"}};
+    for (size_t i = 0; i < sizeof columns / sizeof columns[0]; i++) {
+        char out[8];
+        expect_true(
+            strcmp(mb_bytes_short_text(out, sizeof out, columns[i].bytes), columns[i].text) == 0,
+            "%" PRIu64 ": '%s' != '%s'", columns[i].bytes, out, columns[i].text);
+    }
+    {
+        char hex[32];
+        struct mb_buf h = mb_buf_on(hex, sizeof hex);
+        mb_buf_hex(&h, 0x7f3a5c820000);
+        mb_buf_char(&h, ' ');
+        mb_buf_hex(&h, 0);
+        mb_buf_char(&h, ' ');
+        mb_buf_hex_bytes(&h, "\x2f\xe9", 2);
+        expect_true(strcmp(hex, "0x7f3a5c820000 0x0 2fe9") == 0, "'%s'", hex);
+    }
     char out[8];
     struct mb_buf b;
     mb_buf_init(&b, out, sizeof out);
