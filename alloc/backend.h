@@ -27,9 +27,12 @@ struct membudget_stats;
  * policies onto it, and the public API its levels (each with a function that
  * says how). */
 enum alloc_release_level {
-    ALLOC_RELEASE_IDLE = 1,    /* free memory that stayed free for a while */
-    ALLOC_RELEASE_FREE = 2,    /* all free memory; other threads' kept memory at their next slow path */
-    ALLOC_RELEASE_CRITICAL = 3 /* the same, as the last step before a budget death */
+    /* free memory that stayed free for a while */
+    ALLOC_RELEASE_IDLE = 1,
+    /* all free memory; other threads' kept memory at their next slow path */
+    ALLOC_RELEASE_FREE = 2,
+    /* the same, as the last step before a budget death */
+    ALLOC_RELEASE_CRITICAL = 3
 };
 
 /* One live size class, for the dump's size_classes table. */
@@ -62,7 +65,7 @@ struct alloc_backend {
      * and may be freed by any backend's free after a switch (pointers handed
      * out before it stay valid). */
     void *(*malloc)(size_t size);
-    void *(*calloc)(size_t bytes); /* zeroed; count * size, checked by the caller */
+    void *(*calloc)(size_t bytes);          /* zeroed; count * size, checked by the caller */
     void *(*realloc)(void *p, size_t size); /* p != NULL, size != 0 */
     void (*free)(void *p);
     void *(*aligned)(size_t size, size_t align); /* align: a power of two */

@@ -862,7 +862,8 @@ static size_t jm_figures(struct alloc_figure *out, size_t cap) {
         {"arenas", NULL, arena_count()},
         {"arenas_hooked", NULL, atomic_load_explicit(&hooked_count, memory_order_relaxed)},
         {"charged_bytes", NULL, atomic_load_explicit(&charged_bytes, memory_order_relaxed)},
-        {"metadata_mapped_bytes", NULL, atomic_load_explicit(&metadata_mapped, memory_order_relaxed)},
+        {"metadata_mapped_bytes", NULL,
+         atomic_load_explicit(&metadata_mapped, memory_order_relaxed)},
         {"metadata_resident_bytes", NULL,
          atomic_load_explicit(&metadata_charged, memory_order_relaxed)},
     };
@@ -884,7 +885,9 @@ static uint64_t jm_charged_bytes(void) {
  * sampled is made page-aligned at once (the free path looks for samples only
  * there), so the sampler never has to move it. */
 
-static inline size_t jm_request(size_t size) { return size < JM_MIN_REQUEST ? JM_MIN_REQUEST : size; }
+static inline size_t jm_request(size_t size) {
+    return size < JM_MIN_REQUEST ? JM_MIN_REQUEST : size;
+}
 
 /* The countdown ran out (it was already decreased by the caller's size): the
  * next sample is due when what waits in the carry does not cover it. */
@@ -913,7 +916,8 @@ static __attribute__((noinline, cold)) void *sample_slow(void *p, size_t size) {
 static __attribute__((noinline)) void *jm_slow(bool zero, size_t size) {
     void *p;
     if (jm_sample_due())
-        p = jm_call(zero ? JM_CALLOC_SAMPLED : JM_ALIGNED, NULL, jm_request(size), JM_SAMPLED_ALIGN);
+        p = jm_call(zero ? JM_CALLOC_SAMPLED : JM_ALIGNED, NULL, jm_request(size),
+                    JM_SAMPLED_ALIGN);
     else if (zero)
         p = jm_call(JM_CALLOC, NULL, 1, jm_request(size));
     else
@@ -963,8 +967,10 @@ static void *entry_aligned(size_t size, size_t align) {
 /* A native block (from before the switch) is marked on its page or span; one
  * of jemalloc's in the filter only. */
 static void entry_mark_sampled(void *p) {
-    if (chunk_of(p) != NULL || (p != NULL && large_usable_size(p) != 0)) alloc_mark_sampled(p);
-    else alloc_filter_mark(p);
+    if (chunk_of(p) != NULL || (p != NULL && large_usable_size(p) != 0))
+        alloc_mark_sampled(p);
+    else
+        alloc_filter_mark(p);
 }
 
 const struct alloc_backend alloc_backend_jemalloc = {

@@ -89,14 +89,14 @@ static uint64_t native_charged_bytes(void) { return 0; }
 
 #define NATIVE_BACKEND                                                                             \
     {                                                                                              \
-        .name = "native", .start = native_start, .malloc = native_malloc,                          \
-        .calloc = native_calloc, .realloc = native_realloc, .free = alloc_free,                    \
-        .aligned = native_aligned, .usable_size = alloc_usable_size, .owns = native_owns,          \
-        .release = native_release, .release_shared = native_release_shared,                       \
-        .sample_prepare = native_sample_prepare, .mark_sampled = alloc_mark_sampled,               \
-        .stats = native_stats, .classes = native_classes, .figures = native_figures,               \
-        .charged_bytes = native_charged_bytes, .atfork_prepare = native_atfork_prepare,            \
-        .atfork_parent = native_atfork_parent, .atfork_child = native_atfork_child,                \
+        .name = "native", .start = native_start, .malloc = native_malloc, .calloc = native_calloc, \
+        .realloc = native_realloc, .free = alloc_free, .aligned = native_aligned,                  \
+        .usable_size = alloc_usable_size, .owns = native_owns, .release = native_release,          \
+        .release_shared = native_release_shared, .sample_prepare = native_sample_prepare,          \
+        .mark_sampled = alloc_mark_sampled, .stats = native_stats, .classes = native_classes,      \
+        .figures = native_figures, .charged_bytes = native_charged_bytes,                          \
+        .atfork_prepare = native_atfork_prepare, .atfork_parent = native_atfork_parent,            \
+        .atfork_child = native_atfork_child,                                                       \
     }
 
 const struct alloc_backend alloc_backend_native = NATIVE_BACKEND;

@@ -361,8 +361,10 @@ static void write_allocator(struct writer *w) {
     struct alloc_figure figures[ALLOC_FIGURES_MAX];
     size_t n = alloc_backend.figures(figures, ALLOC_FIGURES_MAX);
     for (size_t i = 0; i < n; i++) {
-        if (figures[i].text != NULL) w_str(w, figures[i].key, figures[i].text);
-        else w_u64(w, figures[i].key, figures[i].value);
+        if (figures[i].text != NULL)
+            w_str(w, figures[i].key, figures[i].text);
+        else
+            w_u64(w, figures[i].key, figures[i].value);
     }
     w_close(w, "}");
 }

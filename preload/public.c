@@ -38,7 +38,9 @@ static enum alloc_release_level release_level(int level) {
     return ALLOC_RELEASE_CRITICAL;
 }
 
-MB_EXPORT size_t membudget_release(int level) { return alloc_backend.release(release_level(level)); }
+MB_EXPORT size_t membudget_release(int level) {
+    return alloc_backend.release(release_level(level));
+}
 
 MB_EXPORT size_t membudget_footprint(void) { return (size_t)mb_monitor_footprint(); }
 
