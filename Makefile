@@ -19,10 +19,31 @@ BUILD   := $(BUILD_ROOT)
 MODE_CFLAGS := -O2 -DNDEBUG
 endif
 
+# The platform (alloc/os.h, the platform interface): its implementation files
+# for the target OS, chosen here and nowhere else.  A new OS is a new block.
+#   MB_OS_BASE_SRCS    layer 0: alloc/os.c and alloc/os_<os>.c
+#   MB_OS_LIMITS_SRCS  with RAM and container limits: what policy/limits.c
+#                      needs, for the programs that link it alone (the
+#                      command, tests/limits, fuzz)
+#   MB_OS_SRCS         all of them, with the loaded modules: the library's
+#   MB_OS_CFLAGS       the exported names' list (MB_INTERPOSE_H, preload/api.c)
+#   MB_OS_LIB_LDFLAGS  how the library is linked and what it exports
+MB_OS ?= $(if $(findstring linux,$(shell $(CC) -dumpmachine 2>/dev/null)),linux,unknown)
+ifeq ($(MB_OS),linux)
+MB_OS_BASE_SRCS := alloc/os.c alloc/os_linux.c
+MB_OS_LIMITS_SRCS := $(MB_OS_BASE_SRCS) policy/limits_linux.c
+MB_OS_SRCS  := $(MB_OS_LIMITS_SRCS) policy/modules_linux.c
+MB_OS_CFLAGS := -DMB_INTERPOSE_H='"preload/interpose_linux.h"'
+MB_OS_LIB_LDFLAGS := -Wl,--version-script=preload/exports.map -Wl,-z,now -Wl,-z,relro \
+	-Wl,-soname,libmembudget.so
+else
+$(error membudget: no platform implementation for $(MB_OS) (the target of $(CC)); see alloc/os.h)
+endif
+
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -fPIC -fvisibility=hidden \
 	-ftls-model=initial-exec -fno-plt -fno-semantic-interposition \
-	-Iinclude -I. $(WARN)
+	-Iinclude -I. $(WARN) $(MB_OS_CFLAGS)
 CFLAGS_LIB := $(BASE_CFLAGS) $(MODE_CFLAGS) $(EXTRA_CFLAGS)
 
 .DEFAULT_GOAL := all
@@ -30,10 +51,10 @@ CFLAGS_LIB := $(BASE_CFLAGS) $(MODE_CFLAGS) $(EXTRA_CFLAGS)
 # Sources of the library, lowest layer first (DESIGN §1).
 MB_LIB_SRCS := \
 	policy/budget.c policy/config.c policy/limits.c \
-	alloc/os.c alloc/fmt.c alloc/meta.c alloc/sizeclass.c alloc/chunk.c \
+	$(MB_OS_SRCS) alloc/fmt.c alloc/meta.c alloc/sizeclass.c alloc/chunk.c \
 	alloc/heap.c alloc/large.c alloc/check.c alloc/alloc.c alloc/stats.c \
 	alloc/native.c alloc/backend.c \
-	policy/monitor.c policy/pressure.c policy/sample.c policy/modules.c \
+	policy/monitor.c policy/pressure.c policy/sample.c \
 	policy/dump.c \
 	policy/statspage.c alloc/jemalloc.c \
 	preload/api.c preload/public.c preload/mmap.c preload/init.c preload/debug.c
@@ -88,8 +109,7 @@ $(BUILD)/obj/%.o: %.c $(MB_LIB_HDRS) Makefile | build-deps
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
 $(LIB): $(MB_LIB_OBJS) $(MB_LIB_JE) preload/exports.map
-	$(CC) -shared -o $@ $(MB_LIB_OBJS) $(MB_LIB_JE) -Wl,--version-script=preload/exports.map \
-		-Wl,-z,now -Wl,-z,relro -Wl,-soname,libmembudget.so -pthread $(MB_LIB_LDLIBS)
+	$(CC) -shared -o $@ $(MB_LIB_OBJS) $(MB_LIB_JE) $(MB_OS_LIB_LDFLAGS) -pthread $(MB_LIB_LDLIBS)
 
 # The debug library is built by a nested make so both can be named as files.
 ifneq ($(DEBUG),1)

@@ -4,7 +4,6 @@
  * a pointer that failed it is.  Nothing here allocates or uses stdio: it runs
  * inside free, possibly with the heap's lists already damaged. */
 #include <stdlib.h>
-#include <sys/syscall.h>
 
 #include "alloc/fmt.h"
 #include "alloc/internal.h"
@@ -13,9 +12,7 @@ uintptr_t alloc_free_key = (uintptr_t)0x9a3c5e7f1b2d4c6bull;
 
 void alloc_checks_init(void) {
     uint64_t random = 0;
-    long r = os_syscall6(SYS_getrandom, (long)&random, sizeof random, 1 /* GRND_NONBLOCK */, 0,
-                         0, 0);
-    if (r != (long)sizeof random) {
+    if (!os_random(&random, sizeof random)) {
         /* No entropy yet: the clock and the address-space layout. */
         uint64_t x = os_now_ns() ^ (uintptr_t)&random ^ ((uintptr_t)&alloc_free_key << 16);
         x = (x ^ (x >> 33)) * 0xff51afd7ed558ccdull;

@@ -10,7 +10,6 @@
  * one CAS).  A page with nothing left goes on the heap's full list and is
  * tagged TF_FULL; the first remote free into it tags it TF_QUEUED and pushes it
  * on the heap's revisit stack, which the owner drains on its next slow path. */
-#include <pthread.h>
 #include <string.h>
 
 #include "alloc/internal.h"
@@ -25,8 +24,6 @@ static struct heap *heaps_all;       /* every heap ever made; guarded by heaps_l
 static struct heap *heaps_abandoned; /* heaps whose thread exited */
 static uint64_t heaps_total, heaps_owned;
 static _Atomic uint64_t flush_epoch;
-static pthread_key_t heap_key;
-static int heap_key_ok;
 
 /* ---- page queues ------------------------------------------------------- */
 
@@ -264,7 +261,7 @@ static inline void *page_pop(struct page *page) {
 
 void *heap_alloc_slow(struct heap *heap, size_t size, unsigned class_index) {
     if (unlikely(heap == &heap_empty)) {
-        int inside = alloc_pause(); /* pthread_setspecific may allocate */
+        int inside = alloc_pause(); /* arming the exit hook may allocate */
         alloc_init();
         heap = heap_acquire();
         alloc_resume(inside);
@@ -406,8 +403,7 @@ static size_t heap_collect(struct heap *heap, bool keep_one) {
 static void heap_thread_exit(void *value);
 
 void heap_init_globals(void) {
-    /* pthread_key_create takes no lock of ours and does not allocate. */
-    heap_key_ok = pthread_key_create(&heap_key, heap_thread_exit) == 0;
+    os_thread_exit_init(heap_thread_exit);
 }
 
 static struct heap *heap_acquire(void) {
@@ -434,9 +430,9 @@ static struct heap *heap_acquire(void) {
     heap->tid = os_gettid();
     heaps_owned++;
     mb_unlock(&heaps_lock);
-    /* TLS first: pthread_setspecific may itself allocate (keys >= 32). */
+    /* TLS first: arming the exit hook may itself allocate. */
     tls_heap = heap;
-    if (heap_key_ok) pthread_setspecific(heap_key, heap);
+    os_thread_exit_arm(heap);
     return heap;
 }
 

@@ -47,6 +47,7 @@
 
 #include "alloc/fmt.h"
 #include "alloc/internal.h"
+#include "alloc/os_linux.h" /* the jemalloc backend is Linux-only */
 #include "membudget.h"
 #include "policy/budget.h"
 

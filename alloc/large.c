@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 
 #include "alloc/internal.h"
 #include "policy/budget.h"
@@ -210,7 +209,7 @@ void *large_alloc(size_t size, size_t align, bool zero) {
         } else if (span != NULL && span->size < need) {
             long r = -1;
             if (budget_charge(need - span->size)) {
-                r = os_mremap((void *)span->addr, span->size, need, MREMAP_MAYMOVE, NULL);
+                r = os_remap((void *)span->addr, span->size, need);
                 if (os_failed(r)) budget_uncharge(need - span->size);
             }
             if (os_failed(r)) {
@@ -400,7 +399,7 @@ void *large_resize(void *p, size_t new_size) {
     if (sampled) alloc_sampled_free(p); /* the block moves or changes: the record ends */
     size_t old = span->size;
     if (need > old && !budget_charge(need - old)) goto restore;
-    long r = os_mremap(p, old, need, MREMAP_MAYMOVE, NULL);
+    long r = os_remap(p, old, need);
     if (os_failed(r)) {
         if (need > old) budget_uncharge(need - old);
         goto restore;
@@ -447,14 +446,6 @@ size_t large_release_cache(uint64_t now_ns, uint64_t min_age_ns) {
     }
 }
 
-/* Is the page holding p mapped?  mincore fails with ENOMEM on a hole. */
-static bool page_mapped(uintptr_t p) {
-    unsigned char resident;
-    long r = os_syscall6(SYS_mincore, (long)(p & ~(OS_PAGE_SIZE - 1)), (long)OS_PAGE_SIZE,
-                         (long)&resident, 0, 0, 0);
-    return r != -12 /* ENOMEM */;
-}
-
 void large_check_unknown(const void *p, enum alloc_op op) {
     uintptr_t a = (uintptr_t)p;
     uintptr_t lo = atomic_load_explicit(&native_lo, memory_order_relaxed);
@@ -484,7 +475,7 @@ void large_check_unknown(const void *p, enum alloc_op op) {
     mb_unlock(&large_lock);
     if (live || cached) large_misuse_report(p, op, cached, start, size);
     /* Mapped again since, by someone else: not ours any more. */
-    if (unmapped_hit && !page_mapped(a)) large_misuse_report(p, op, true, start, size);
+    if (unmapped_hit && !os_page_mapped(p)) large_misuse_report(p, op, true, start, size);
 }
 
 void large_stats(struct large_stats *out, bool wait) {

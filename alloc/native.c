@@ -5,8 +5,6 @@
  * into native_malloc, then the code a direct call would run. */
 #include <errno.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <sys/uio.h>
 
 #include "alloc/internal.h"
 
@@ -41,8 +39,7 @@ static void *native_calloc(size_t bytes) {
 /* Copies up to n bytes from src, stopping at the first unreadable page instead
  * of faulting: src is a pointer we never handed out and know nothing about. */
 static size_t copy_readable(void *dst, const void *src, size_t n) {
-    struct iovec local = {dst, n}, remote = {(void *)src, n};
-    long r = os_syscall6(SYS_process_vm_readv, os_getpid(), (long)&local, 1, (long)&remote, 1, 0);
+    long r = os_read_own_memory(dst, src, n);
     if (r >= 0) return (size_t)r;
     /* Not permitted here: copy what lies in src's own page, which is readable
      * if src is. */

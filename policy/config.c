@@ -305,12 +305,14 @@ static const struct mb_option_desc options[MB_OPT_COUNT] = {
     [MB_OPT_RAM] = {"MEMBUDGET_RAM", MB_KIND_SIZE, "physical RAM and cgroup limit",
                     "a size up to " MB_SIZE_SETTING_MAX_TEXT " such as 8G, 1536M or 8589934592",
                     NULL, 1, MB_SIZE_SETTING_MAX},
-    [MB_OPT_CONSERVATIVE] = {"MEMBUDGET_CONSERVATIVE", MB_KIND_SIZE_OR_FRACTION, "0.8",
+    [MB_OPT_CONSERVATIVE] = {"MEMBUDGET_CONSERVATIVE", MB_KIND_SIZE_OR_FRACTION,
+                             MB_DEFAULT_TEXT(MB_CONSERVATIVE_DEFAULT),
                              "a size up to " MB_SIZE_SETTING_MAX_TEXT " such as 2G, or a "
                              "fraction of the base threshold such as 0.8 or 80% (above 0, "
                              "at most 1)",
                              NULL, 1, MB_SIZE_SETTING_MAX},
-    [MB_OPT_STRICT] = {"MEMBUDGET_STRICT", MB_KIND_SIZE_OR_FRACTION, "0.9",
+    [MB_OPT_STRICT] = {"MEMBUDGET_STRICT", MB_KIND_SIZE_OR_FRACTION,
+                       MB_DEFAULT_TEXT(MB_STRICT_DEFAULT),
                        "a size up to " MB_SIZE_SETTING_MAX_TEXT " such as 2G, or a fraction "
                        "of the base threshold such as 0.9 or 90% (above 0, at most 1)",
                        NULL, 1, MB_SIZE_SETTING_MAX},
@@ -361,9 +363,8 @@ void mb_config_defaults(struct mb_config *cfg) {
     cfg->state = MB_STATE_ACTIVE;
     cfg->pages = 1;
     cfg->ram_bytes = 0;
-    /* WebKit's non-iOS fractions (MemoryPressureHandler::Configuration). */
-    cfg->conservative = (struct mb_amount){.kind = MB_AMOUNT_FRACTION, .ppb = 800000000u};
-    cfg->strict = (struct mb_amount){.kind = MB_AMOUNT_FRACTION, .ppb = 900000000u};
+    cfg->conservative = MB_DEFAULT_FRACTION(MB_CONSERVATIVE_DEFAULT);
+    cfg->strict = MB_DEFAULT_FRACTION(MB_STRICT_DEFAULT);
     cfg->footprint = MB_FOOTPRINT_RSS;
     cfg->monitor = MB_MONITOR_INLINE;
     cfg->interval_ns = 100 * NS_PER_MS;

@@ -79,6 +79,17 @@ struct mb_amount {
     uint32_t ppb;   /* MB_AMOUNT_FRACTION, 0..MB_PPB */
     enum mb_amount_kind kind;
 };
+/* The defaults of MEMBUDGET_CONSERVATIVE and MEMBUDGET_STRICT: WebKit's non-iOS
+ * fractions of the base threshold (MemoryPressureHandler::Configuration,
+ * DESIGN §4), defined once for the options table's text and the values. */
+#define MB_CONSERVATIVE_DEFAULT 0.8
+#define MB_STRICT_DEFAULT 0.9
+/* "0.8" for MB_CONSERVATIVE_DEFAULT. */
+#define MB_DEFAULT_TEXT(f) MB_DEFAULT_TEXT_(f)
+#define MB_DEFAULT_TEXT_(f) #f
+/* The struct mb_amount of such a default (folded at compile time). */
+#define MB_DEFAULT_FRACTION(f)                                                                     \
+    ((struct mb_amount){.kind = MB_AMOUNT_FRACTION, .ppb = (uint32_t)((f)*1e9 + 0.5)})
 /* "80%" is a fraction; anything else must be a size. */
 bool mb_parse_size_or_percent(const char *s, struct mb_amount *out);
 /* "80%" and a bare number with a decimal point or not above 1 ("0.8", "1") are

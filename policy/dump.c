@@ -10,8 +10,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/syscall.h>
 
 #include "alloc/alloc.h"
 #include "membudget.h"
@@ -582,7 +580,7 @@ static int create_report(const char *path) {
  * the pid mixed (splitmix64), which differ at least between tries. */
 static uint64_t report_random(unsigned attempt) {
     uint64_t v = 0;
-    if (os_syscall6(SYS_getrandom, (long)&v, sizeof v, GRND_NONBLOCK, 0, 0, 0) == (long)sizeof v)
+    if (os_random(&v, sizeof v))
         return v;
     v = os_now_ns() ^ (os_realtime_ns() << 17) ^ ((uint64_t)os_getpid() << 40) ^ attempt;
     v += 0x9e3779b97f4a7c15ull;

@@ -2,8 +2,9 @@
  * memory limit and MEMBUDGET_RAM; the kill threshold from MEMBUDGET_LIMIT or
  * WebKit's jetsam model; the policy thresholds below it.  Every number carries
  * the text of where it came from, for `membudget limits` and the death dump.
- * Runs inside the first malloc: files are read with open/read into stack
- * buffers, through a root prefix so tests can use fake /proc and /sys trees. */
+ * Runs inside the first malloc.  What the OS says comes from the platform
+ * (os_limits_probe, alloc/os.h), which reads under a root prefix so tests can
+ * use fake /proc and /sys trees. */
 #ifndef MEMBUDGET_POLICY_LIMITS_H
 #define MEMBUDGET_POLICY_LIMITS_H
 
@@ -69,11 +70,12 @@ struct mb_limits {
     char strict_sync_source[MB_SOURCE_MAX];
 };
 
-/* Reads physical RAM (MemTotal of <root>/proc/meminfo, else sysinfo(2) when root
- * is "/"), the cgroup limit (<root>/proc/self/cgroup, <root>/proc/self/mountinfo,
- * then the limit files under <root><mount point>) and MEMBUDGET_RAM from cfg,
- * and sets ram_bytes.  root NULL or "" means "/".  Never fails: what cannot be
- * read is said so in the source text. */
+/* Reads physical RAM and the container's limit through the platform
+ * (os_limits_probe; on Linux MemTotal of <root>/proc/meminfo, else sysinfo(2)
+ * when root is "/", and the cgroup limit from <root>/proc/self/cgroup,
+ * <root>/proc/self/mountinfo, then the limit files under <root><mount point>)
+ * and MEMBUDGET_RAM from cfg, and sets ram_bytes.  root NULL or "" means "/".
+ * Never fails: what cannot be read is said so in the source text. */
 void mb_limits_probe(struct mb_limits *lim, const char *root, const struct mb_config *cfg);
 
 /* The inputs of the thresholds that can change while the process runs
@@ -94,6 +96,35 @@ void mb_limits_params_from_config(struct mb_limits_params *p, const struct mb_co
  * the number of lines reported.  Reads no file, so it can run again at any time. */
 unsigned mb_limits_compute(struct mb_limits *lim, const struct mb_config *cfg,
                            const struct mb_limits_params *p, const struct mb_sink *sink);
+
+/* The arithmetic of mb_limits_compute, without any text: a pure function of
+ * ramSize (0: MB_RAM_GUESS_BYTES), cfg and p.  What it decided (which rule
+ * gave the kill threshold, whether the overrides were rejected) is kept for
+ * the description of each number. */
+enum mb_kill_rule {
+    MB_KILL_API,     /* membudget_set_limit() */
+    MB_KILL_SIZE,    /* MEMBUDGET_LIMIT as a size */
+    MB_KILL_PERCENT, /* MEMBUDGET_LIMIT as a percentage of ramSize */
+    MB_KILL_MODEL,   /* the jetsam model, capped at 0.9 x ramSize */
+};
+struct mb_thresholds {
+    uint64_t ram_bytes;
+    unsigned pages;     /* >= 1 */
+    unsigned word_bits; /* 32 or 64 */
+    enum mb_kill_rule kill_rule;
+    bool explicit_limit;                     /* any rule but the model */
+    bool kill_raised;                        /* a percentage below 1 MiB, raised to it */
+    bool kill_from_ram;                      /* as struct mb_limits */
+    bool base_lowered;                       /* min(3 GiB, ramSize) lowered to the kill threshold */
+    bool cons_set, strict_set;               /* the overrides in effect */
+    bool order_rejected;                     /* overrides broke the order: the defaults are used */
+    uint64_t rejected_cons, rejected_strict; /* what they gave, when rejected */
+    bool strict_sync_raised;                 /* strict above the base */
+    uint64_t kill_bytes, inactive_kill_bytes, base_bytes;
+    uint64_t conservative_bytes, strict_bytes, strict_sync_bytes;
+};
+void mb_thresholds_compute(struct mb_thresholds *t, uint64_t ram_bytes, const struct mb_config *cfg,
+                           const struct mb_limits_params *p);
 
 /* mb_limits_probe, then mb_limits_compute with mb_limits_params_from_config. */
 unsigned mb_limits_init(struct mb_limits *lim, const char *root, const struct mb_config *cfg,

@@ -2,11 +2,12 @@
  * into the process, with its path, load bias and GNU build-id, so that the
  * sampled return addresses can be symbolized later, by another program.
  *
- * Read from /proc/self/maps with raw system calls, and the ELF headers and
- * notes with process_vm_readv on ourselves (a page unmapped meanwhile gives an
- * error, not a fault), else from the file.  No malloc, no stdio, no lock: not
- * dl_iterate_phdr, whose loader lock a thread in dlopen may hold while it
- * allocates.  Callers serialize (one static buffer); the dump's own flag does. */
+ * On Linux (policy/modules_linux.c): read from /proc/self/maps with raw system
+ * calls, and the ELF headers and notes with process_vm_readv on ourselves (a
+ * page unmapped meanwhile gives an error, not a fault), else from the file.
+ * No malloc, no stdio, no lock: not dl_iterate_phdr, whose loader lock a
+ * thread in dlopen may hold while it allocates.  Callers serialize (one static
+ * buffer); the dump's own flag does. */
 #ifndef MEMBUDGET_POLICY_MODULES_H
 #define MEMBUDGET_POLICY_MODULES_H
 

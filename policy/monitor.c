@@ -76,26 +76,6 @@ size_t mb_monitor_timeline(struct mb_tick *out, size_t cap, uint64_t *total) {
 
 uint64_t mb_monitor_interval_ns(void) { return interval_ns; }
 
-/* The value in bytes of a "Name:   1234 kB" line of /proc/self/status. */
-static bool status_field(const char *text, const char *name, uint64_t *out) {
-    size_t n = strlen(name);
-    for (const char *p = text; p != NULL && *p != '\0';) {
-        if (strncmp(p, name, n) == 0 && p[n] == ':') {
-            p += n + 1;
-            while (*p == ' ' || *p == '\t') p++;
-            uint64_t v = 0;
-            if (*p < '0' || *p > '9') return false;
-            while (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
-            while (*p == ' ') p++;
-            *out = (p[0] == 'k' && p[1] == 'B') ? v * 1024 : v;
-            return true;
-        }
-        p = strchr(p, '\n');
-        if (p != NULL) p++;
-    }
-    return false;
-}
-
 static bool read_u64_file(const char *path, uint64_t *out) {
     char buf[64];
     long n = os_read_small_file(path, buf, sizeof buf);
@@ -109,10 +89,7 @@ static bool read_u64_file(const char *path, uint64_t *out) {
 bool mb_monitor_read_os(struct mb_os_view *out) {
     memset(out, 0, sizeof *out);
     out->time_ns = os_now_ns();
-    char text[4096];
-    long n = os_read_small_file("/proc/self/status", text, sizeof text);
-    bool have_rss = n > 0 && status_field(text, "RssAnon", &out->rss_anon_bytes);
-    if (have_rss) status_field(text, "VmSwap", &out->vm_swap_bytes);
+    bool have_rss = os_footprint(&out->rss_anon_bytes, &out->vm_swap_bytes);
     if (use_cgroup) {
         out->valid = read_u64_file(cgroup_file, &out->cgroup_bytes);
         out->os_bytes = out->cgroup_bytes;
@@ -165,13 +142,7 @@ void mb_monitor_init(const struct mb_config *cfg, const struct mb_limits *lim) {
     use_cgroup = false;
     cgroup_missing = false;
     if (cfg->footprint == MB_FOOTPRINT_CGROUP) {
-        if (lim->cgroup_version != 0 && lim->cgroup_dir[0] != '\0') {
-            struct mb_buf b;
-            mb_buf_init(&b, cgroup_file, sizeof cgroup_file);
-            mb_buf_str(&b, lim->cgroup_dir);
-            mb_buf_str(&b, lim->cgroup_version == 2 ? "/memory.current" : "/memory.usage_in_bytes");
-            use_cgroup = !b.truncated;
-        }
+        use_cgroup = os_container_usage_file(lim, cgroup_file, sizeof cgroup_file);
         cgroup_missing = !use_cgroup;
     }
     mb_monitor_refresh();
@@ -200,6 +171,7 @@ void mb_monitor_atfork_child(void) {
 
 static void *monitor_thread(void *arg) {
     (void)arg;
+    os_name_this_thread("membudget-mon");
     for (;;) {
         os_sleep_ns(interval_ns);
         atomic_store_explicit(&last_tick_ns, os_now_ns(), memory_order_relaxed);
@@ -224,6 +196,5 @@ int mb_monitor_start_thread(void) {
     int rc = pthread_create(&thread, &attr, monitor_thread, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc == 0) pthread_setname_np(thread, "membudget-mon");
     return rc;
 }

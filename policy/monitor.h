@@ -6,11 +6,14 @@
  *
  *     footprint = counter + baseline
  *     baseline  = max(0, os_footprint - counter)
- *     os_footprint = RssAnon + VmSwap (/proc/self/status), or the own cgroup's
- *                    memory.current / memory.usage_in_bytes (MEMBUDGET_FOOTPRINT=cgroup)
+ *     os_footprint = the platform's view (os_footprint, alloc/os.h; on Linux
+ *                    RssAnon + VmSwap of /proc/self/status), or the container's
+ *                    usage file (os_container_usage_file; on Linux the own
+ *                    cgroup's memory.current / memory.usage_in_bytes) with
+ *                    MEMBUDGET_FOOTPRINT=cgroup
  *
- * Everything here may run inside an allocation: files are read with raw system
- * calls into stack buffers, and nothing allocates or takes a lock. */
+ * Everything here may run inside an allocation: files are read by the
+ * platform into stack buffers, and nothing allocates or takes a lock. */
 #ifndef MEMBUDGET_POLICY_MONITOR_H
 #define MEMBUDGET_POLICY_MONITOR_H
 

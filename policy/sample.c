@@ -21,8 +21,6 @@
  * free subtracts exactly the same figures (computed again from s). */
 #include "policy/sample.h"
 
-#include <elf.h>
-#include <link.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -514,31 +512,8 @@ int64_t mb_sample_allocation(void **pp, size_t size) {
 
 /* ---- set-up, reading, fork ---------------------------------------------------- */
 
-#ifndef MB_NO_EXPORTS
-/* The linker's symbol for our own ELF header: the program headers follow. */
-extern const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
-
-static void find_self_text(void) {
-    const ElfW(Ehdr) *eh = &__ehdr_start;
-    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)((const char *)eh + eh->e_phoff);
-    uintptr_t base = (uintptr_t)eh, first_vaddr = UINTPTR_MAX;
-    for (unsigned i = 0; i < eh->e_phnum; i++)
-        if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr < first_vaddr) first_vaddr = ph[i].p_vaddr;
-    if (first_vaddr == UINTPTR_MAX) return;
-    base -= first_vaddr & ~(uintptr_t)(OS_PAGE_SIZE - 1);
-    for (unsigned i = 0; i < eh->e_phnum; i++) {
-        if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X)) continue;
-        self_text_start = base + ph[i].p_vaddr;
-        self_text_end = self_text_start + ph[i].p_memsz;
-    }
-}
-#else
-/* Linked into a test program: our code and the program's are one object. */
-static void find_self_text(void) {}
-#endif
-
 void mb_sample_init(uint64_t sample_bytes) {
-    find_self_text();
+    os_own_text(&self_text_start, &self_text_end);
     /* Per-thread caches: libunwind then takes no lock of its own to unwind,
      * which a signal handler or a fork could find held. */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 
 #include "alloc/os.h"
 #include "policy/budget.h"
@@ -23,7 +22,7 @@
 /* The top site (statspage.h): a full pass over the recorded sites at most this
  * often, and in between only the hint the sampler keeps (mb_sample_top_site). */
 #define TOP_RESCAN_NS (500 * 1000 * 1000ull)
-/* A new top site's frames are looked up in /proc/self/maps at most this often:
+/* A new top site's frames are looked up in the mappings (mb_maps_each) at most this often:
  * two sites taking turns cannot make every tick read the maps. */
 #define TOP_RESOLVE_NS (250 * 1000 * 1000ull)
 #define MAPS_CHUNK_BYTES 8192
@@ -53,51 +52,19 @@ static char maps_chunk[MAPS_CHUNK_BYTES];
 /* The per-user directory of the process's effective uid (statspage.h), and
  * the page's path in it. */
 static void dir_path(char *out, size_t cap) {
-    struct mb_buf b;
-    mb_buf_init(&b, out, cap);
-    mb_buf_str(&b, MB_STATSPAGE_ROOT "/" MB_STATSPAGE_USER_PREFIX);
-    mb_buf_u64(&b, (uint64_t)os_syscall6(SYS_geteuid, 0, 0, 0, 0, 0, 0));
+    mb_statspage_path(out, cap, os_statspage_root(), os_geteuid(), -1);
 }
 
 static void page_path(char *out, size_t cap, pid_t pid) {
-    dir_path(out, cap);
-    struct mb_buf b;
-    size_t len = strlen(out);
-    mb_buf_init(&b, out + len, cap - len);
-    mb_buf_char(&b, '/');
-    mb_buf_u64(&b, (uint64_t)pid);
+    mb_statspage_path(out, cap, os_statspage_root(), os_geteuid(), pid);
 }
 
-static void unlink_path(const char *path) {
-    os_syscall6(SYS_unlinkat, AT_FDCWD, (long)path, 0, 0, 0, 0);
-}
+static void unlink_path(const char *path) { os_unlinkat(AT_FDCWD, path); }
 
 static void copy_text(char *dst, size_t cap, const char *src) {
     struct mb_buf b;
     mb_buf_init(&b, dst, cap);
     mb_buf_str(&b, src);
-}
-
-/* Field 22 of /proc/self/stat, the start time; 0 when it cannot be read.
- * The command name (field 2) may hold spaces and parentheses: fields are
- * counted from the last ')'. */
-static uint64_t read_start_ticks(void) {
-    char text[1024];
-    long n = os_read_small_file("/proc/self/stat", text, sizeof text);
-    if (n <= 0) return 0;
-    const char *p = NULL;
-    for (const char *q = text; *q != '\0'; q++)
-        if (*q == ')') p = q;
-    if (p == NULL) return 0;
-    p++;
-    for (int field = 3; field < 22 && *p != '\0'; field++) { /* skip fields 3..21 */
-        while (*p == ' ') p++;
-        while (*p != ' ' && *p != '\0') p++;
-    }
-    while (*p == ' ') p++;
-    uint64_t v = 0;
-    while (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
-    return v;
 }
 
 /* ---- the top site ------------------------------------------------------------ */
@@ -114,7 +81,7 @@ static uint32_t top_module(const char *path, size_t len) {
 }
 
 
-/* One line of /proc/self/maps: the frames it holds get their file and file
+/* One mapping (mb_maps_each): the frames it holds get their file and file
  * offset. */
 static void top_maps_line(void *ctx, const struct mb_maps_line *l) {
     (void)ctx;
@@ -260,7 +227,7 @@ static const char *failure_why;
 static long open_dir(void) {
     char path[64];
     dir_path(path, sizeof path);
-    long rc = os_syscall6(SYS_mkdirat, AT_FDCWD, (long)path, 0700, 0, 0, 0);
+    long rc = os_mkdir(path, 0700);
     if (rc < 0 && rc != -EEXIST) {
         failure_why = "cannot make ";
         return rc;
@@ -271,8 +238,8 @@ static long open_dir(void) {
         return fd;
     }
     struct stat st;
-    rc = os_syscall6(SYS_fstat, fd, (long)&st, 0, 0, 0, 0);
-    long euid = os_syscall6(SYS_geteuid, 0, 0, 0, 0, 0, 0);
+    rc = os_fstat((int)fd, &st);
+    long euid = (long)os_geteuid();
     if (rc < 0)
         failure_why = "cannot examine ";
     else if (!S_ISDIR(st.st_mode))
@@ -298,19 +265,19 @@ static int create(void) {
     long dir = open_dir();
     if (dir < 0) return (int)dir;
     const int flags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-    long fd = os_syscall6(SYS_openat, dir, (long)name, flags, 0600, 0, 0);
+    long fd = os_openat((int)dir, name, flags, 0600);
     if (fd == -EEXIST) {
         /* Left by an earlier program this process exec'd from, or by a dead
          * process of the same pid: in our own directory, ours to remove. */
-        os_syscall6(SYS_unlinkat, dir, (long)name, 0, 0, 0, 0);
-        fd = os_syscall6(SYS_openat, dir, (long)name, flags, 0600, 0, 0);
+        os_unlinkat((int)dir, name);
+        fd = os_openat((int)dir, name, flags, 0600);
     }
     os_close((int)dir);
     if (fd < 0) {
         failure_why = "cannot create a page in ";
         return (int)fd;
     }
-    long rc = os_syscall6(SYS_ftruncate, fd, MB_STATSPAGE_FILE_BYTES, 0, 0, 0, 0);
+    long rc = os_ftruncate((int)fd, MB_STATSPAGE_FILE_BYTES);
     long addr = rc < 0 ? rc
                        : os_mmap(NULL, MB_STATSPAGE_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
                                  (int)fd, 0);
@@ -323,12 +290,11 @@ static int create(void) {
     p->version = MB_STATSPAGE_VERSION;
     p->size = (uint32_t)sizeof *p;
     p->pid = (uint32_t)pid;
-    p->start_ticks = read_start_ticks();
+    p->start_ticks = os_start_time();
     p->created_unix_ns = os_realtime_ns();
     char comm[32];
-    long n = os_read_small_file("/proc/self/comm", comm, sizeof comm);
-    if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = '\0';
-    copy_text(p->comm, sizeof p->comm, n > 0 ? comm : "?");
+    os_read_comm(comm, sizeof comm);
+    copy_text(p->comm, sizeof p->comm, comm);
     fill(p);
     __atomic_store_n(&p->magic, MB_STATSPAGE_MAGIC, __ATOMIC_RELEASE);
     page = p;

@@ -1,6 +1,7 @@
 /* The live-statistics page (DESIGN §5, §9): a small fixed binary record that a
- * process running with the library publishes as /dev/shm/membudget-<uid>/<pid>
- * for `membudget stat` and `membudget top`.
+ * process running with the library publishes as <root>/membudget-<uid>/<pid>
+ * for `membudget stat` and `membudget top`, root being the platform's
+ * (os_statspage_root, alloc/os.h: /dev/shm on Linux).
  *
  * The per-user directory (uid: the process's effective uid) is made mode 0700
  * and used only when it is a real directory (no link followed) owned by that
@@ -32,10 +33,44 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MB_STATSPAGE_ROOT "/dev/shm"
+#include "alloc/os.h"
+
+#define MB_STATSPAGE_ROOT os_statspage_root()
 #define MB_STATSPAGE_USER_PREFIX "membudget-" /* + the decimal uid: a user's directory */
 /* In it, each page's name is the decimal pid. */
-#define MB_STATSPAGE_MAGIC 0x3170626du   /* "mbp1" in memory on little-endian */
+
+/* "<root>/membudget-<uid>", and with pid >= 0 "<root>/membudget-<uid>/<pid>":
+ * the one place the writer (policy/statspage.c) and the readers (tools/) make
+ * the names.  Returns false, with what fits NUL-terminated, when cap is too
+ * small (cap >= 1). */
+static inline bool mb_statspage_path(char *out, size_t cap, const char *root, uint64_t uid,
+                                     int64_t pid) {
+    char digits[2][24];
+    uint64_t values[2] = {uid, pid < 0 ? 0 : (uint64_t)pid};
+    const char *parts[5] = {root, "/" MB_STATSPAGE_USER_PREFIX, digits[0], "/", digits[1]};
+    for (int i = 0; i < 2; i++) {
+        char *d = digits[i] + sizeof digits[i];
+        *--d = '\0';
+        uint64_t v = values[i];
+        do {
+            *--d = (char)('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        parts[2 + 2 * i] = d;
+    }
+    size_t len = 0;
+    for (int i = 0; i < (pid < 0 ? 3 : 5); i++)
+        for (const char *s = parts[i]; *s != '\0'; s++) {
+            if (len + 1 >= cap) {
+                out[len] = '\0';
+                return false;
+            }
+            out[len++] = *s;
+        }
+    out[len] = '\0';
+    return true;
+}
+#define MB_STATSPAGE_MAGIC 0x3170626du /* "mbp1" in memory on little-endian */
 #define MB_STATSPAGE_VERSION 1u
 #define MB_STATSPAGE_FILE_BYTES 4096u        /* the file's length: one page */
 #define MB_STATSPAGE_MIN_AGE_NS 500000000ull /* no page before 0.5 s of life */

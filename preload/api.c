@@ -212,36 +212,7 @@ void mb_malloc_stats(void) {
     os_write_all(2, f.data, f.len);
 }
 
-/* ---- the exported ABI ---------------------------------------------------- */
+/* ---- the exported ABI: the platform's names for the mb_* entry points ------ */
 #ifndef MB_NO_EXPORTS
-#define MB_ALIAS(name, target) \
-    __typeof__(target) name __attribute__((alias(#target), visibility("default")))
-
-MB_ALIAS(malloc, mb_malloc);
-MB_ALIAS(calloc, mb_calloc);
-MB_ALIAS(realloc, mb_realloc);
-MB_ALIAS(reallocarray, mb_reallocarray);
-MB_ALIAS(free, mb_free);
-MB_ALIAS(cfree, mb_free);
-MB_ALIAS(aligned_alloc, mb_aligned_alloc);
-MB_ALIAS(memalign, mb_memalign);
-MB_ALIAS(posix_memalign, mb_posix_memalign);
-MB_ALIAS(valloc, mb_valloc);
-MB_ALIAS(pvalloc, mb_pvalloc);
-MB_ALIAS(malloc_usable_size, mb_malloc_usable_size);
-MB_ALIAS(malloc_trim, mb_malloc_trim);
-MB_ALIAS(mallinfo, mb_mallinfo);
-MB_ALIAS(mallinfo2, mb_mallinfo2);
-MB_ALIAS(mallopt, mb_mallopt);
-MB_ALIAS(malloc_stats, mb_malloc_stats);
-MB_ALIAS(__libc_malloc, mb_malloc);
-MB_ALIAS(__libc_calloc, mb_calloc);
-MB_ALIAS(__libc_realloc, mb_realloc);
-MB_ALIAS(__libc_free, mb_free);
-MB_ALIAS(__libc_memalign, mb_memalign);
-MB_ALIAS(__libc_valloc, mb_valloc);
-MB_ALIAS(__libc_pvalloc, mb_pvalloc);
-MB_ALIAS(__libc_mallinfo, mb_mallinfo);
-MB_ALIAS(__libc_mallopt, mb_mallopt);
-MB_ALIAS(__posix_memalign, mb_posix_memalign);
+#include MB_INTERPOSE_H /* the Makefile's platform block: preload/interpose_<os>.h */
 #endif

@@ -4,10 +4,8 @@
  * the configuration, the limits and the pressure policy, the monitor, and the
  * check that we really are the process's allocator. */
 #include <dlfcn.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,7 +67,7 @@ static struct mb_config cfg;
 static void policy_start(void) {
     static struct mb_limits lim;
     /* A misspelt name is worth a line too; a setuid program ignores them all. */
-    if (getauxval(AT_SECURE) == 0) mb_config_check_unknown(environ, NULL);
+    if (!os_secure_exec()) mb_config_check_unknown(environ, NULL);
     mb_verbose = (int)cfg.verbose;
     mb_limits_init(&lim, "/", &cfg, NULL);
     mb_monitor_init(&cfg, &lim);
@@ -144,7 +142,7 @@ static void handshake_take(void) {
     }
     if (out != NULL) *out = NULL;
     /* A setuid program answers no one (secure_getenv's rule). */
-    if (value == NULL || getauxval(AT_SECURE) != 0) return;
+    if (value == NULL || os_secure_exec()) return;
     uint64_t fd, inode;
     struct stat st;
     if (!parse_decimal(&value, ':', 1u << 30, &fd) ||
@@ -175,7 +173,7 @@ __attribute__((constructor)) static void membudget_start(void) {
     handshake_take();
     mb_config_read_env(&cfg, NULL); /* one line per bad variable */
     backend_start();
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    os_atfork(fork_prepare, fork_parent, fork_child);
     policy_start();
     mb_statspage_start(mb_verbose >= 1); /* live statistics, from the first tick */
 #ifndef MB_NO_EXPORTS

@@ -58,9 +58,9 @@ $(FUZZ_DIR)/fuzz_alloc: tests/fuzz/fuzz_alloc.c $(FUZZ_DIR)/fuzz_pattern.o $(FUZ
 
 # The parsers need nothing else of the library: config.c and limits.c only.
 $(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c policy/config.c policy/limits.c alloc/fmt.c \
-		policy/config.h policy/limits.h alloc/fmt.h tests/fuzz.mk
+		$(MB_OS_LIMITS_SRCS) policy/config.h policy/limits.h alloc/fmt.h tests/fuzz.mk
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) $< policy/config.c policy/limits.c alloc/fmt.c -o $@
+	$(CLANG) $(FUZZ_CFLAGS) $< policy/config.c policy/limits.c alloc/fmt.c $(MB_OS_LIMITS_SRCS) -o $@
 
 # The report tool's sources as membudget-report builds them, without its main.
 FUZZ_REPORT_SRCS := alloc/fmt.c tools/textout.c tools/report.c tools/report_symbols.c tools/report_svg.c
@@ -71,7 +71,7 @@ $(FUZZ_DIR)/fuzz_report: tests/fuzz/fuzz_report.c $(FUZZ_REPORT_SRCS) $(REPORT_H
 
 # The reader as the command links it, with the symbolizer (libdw) when the
 # command has it (tools/tools.mk).
-FUZZ_LIVE_SRCS := tools/livestats.c tools/textout.c
+FUZZ_LIVE_SRCS := tools/livestats.c tools/textout.c $(MB_OS_BASE_SRCS)
 FUZZ_LIVE_FLAGS :=
 FUZZ_LIVE_LIBS :=
 ifneq ($(wildcard /usr/include/elfutils/libdwfl.h),)

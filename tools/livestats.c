@@ -24,13 +24,11 @@
 #endif
 
 void live_dir_path(char *out, size_t cap, uid_t uid) {
-    snprintf(out, cap, "%s/%s%lu", MB_STATSPAGE_ROOT, MB_STATSPAGE_USER_PREFIX,
-             (unsigned long)uid);
+    mb_statspage_path(out, cap, MB_STATSPAGE_ROOT, uid, -1);
 }
 
 void live_page_path(char *out, size_t cap, uid_t uid, pid_t pid) {
-    snprintf(out, cap, "%s/%s%lu/%ld", MB_STATSPAGE_ROOT, MB_STATSPAGE_USER_PREFIX,
-             (unsigned long)uid, (long)pid);
+    mb_statspage_path(out, cap, MB_STATSPAGE_ROOT, uid, pid);
 }
 
 static enum live_status say(struct live_error *e, enum live_status s, int err, const char *fmt,

@@ -707,14 +707,19 @@ static const struct threshold_case threshold_cases[] = {
      NULL},
 };
 
+static void case_env(const struct threshold_case *c, struct env_table *env) {
+    memset(env, 0, sizeof *env);
+    for (int e = 0; e < 5 && c->env[e][0] != NULL; e++) {
+        env->pairs[e][0] = c->env[e][0];
+        env->pairs[e][1] = c->env[e][1];
+    }
+}
+
 static void test_thresholds(void) {
     for (size_t i = 0; i < sizeof threshold_cases / sizeof threshold_cases[0]; i++) {
         const struct threshold_case *c = &threshold_cases[i];
-        struct env_table env = {{{NULL, NULL}}};
-        for (int e = 0; e < 5 && c->env[e][0] != NULL; e++) {
-            env.pairs[e][0] = c->env[e][0];
-            env.pairs[e][1] = c->env[e][1];
-        }
+        struct env_table env;
+        case_env(c, &env);
         struct mb_config cfg;
         struct capture cap;
         config_from(&cfg, &env, &cap);
@@ -762,6 +767,57 @@ static void test_thresholds(void) {
             expect_true(strcmp(lim.kill_source, c->kill_source) == 0, "\"%s\": '%s' != '%s'",
                         c->name, lim.kill_source, c->kill_source);
     }
+}
+
+/* The arithmetic alone (mb_thresholds_compute): the same numbers as the
+ * cases above, the rule that gave the kill threshold, a rejected order, and no
+ * state: the same inputs give the same result, and the inputs are unchanged. */
+static void test_thresholds_arithmetic(void) {
+    for (size_t i = 0; i < sizeof threshold_cases / sizeof threshold_cases[0]; i++) {
+        const struct threshold_case *c = &threshold_cases[i];
+        struct env_table env;
+        case_env(c, &env);
+        struct mb_config cfg, cfg_before;
+        struct capture cap;
+        config_from(&cfg, &env, &cap);
+        cfg_before = cfg;
+        struct mb_limits_params p;
+        mb_limits_params_from_config(&p, &cfg);
+        p.word_bits = c->bits;
+        struct mb_thresholds t, again;
+        mb_thresholds_compute(&t, c->ram, &cfg, &p);
+        mb_thresholds_compute(&again, c->ram, &cfg, &p);
+        expect_true(memcmp(&t, &again, sizeof t) == 0 && memcmp(&cfg, &cfg_before, sizeof cfg) == 0,
+                    "\"%s\": the same inputs, the same result, the inputs untouched", c->name);
+        expect_true(t.kill_bytes == c->kill && t.inactive_kill_bytes == c->inactive &&
+                        t.base_bytes == c->base && t.conservative_bytes == c->cons &&
+                        t.strict_bytes == c->strict && t.strict_sync_bytes == c->sync,
+                    "\"%s\": kill %" PRIu64 " inactive %" PRIu64 " base %" PRIu64 " cons %" PRIu64
+                    " strict %" PRIu64 " sync %" PRIu64,
+                    c->name, t.kill_bytes, t.inactive_kill_bytes, t.base_bytes,
+                    t.conservative_bytes, t.strict_bytes, t.strict_sync_bytes);
+        expect_true(t.order_rejected == (c->line != NULL), "\"%s\": order rejected %d", c->name,
+                    (int)t.order_rejected);
+        enum mb_kill_rule rule = cfg.limit.kind == MB_AMOUNT_BYTES      ? MB_KILL_SIZE
+                                 : cfg.limit.kind == MB_AMOUNT_FRACTION ? MB_KILL_PERCENT
+                                                                        : MB_KILL_MODEL;
+        expect_true(t.kill_rule == rule && t.explicit_limit == (rule != MB_KILL_MODEL),
+                    "\"%s\": kill rule %d", c->name, (int)t.kill_rule);
+    }
+    /* membudget_set_limit() comes before MEMBUDGET_LIMIT; ramSize 0 is the guess. */
+    struct env_table env = {{{"MEMBUDGET_LIMIT", "64M"}}};
+    struct mb_config cfg;
+    struct capture cap;
+    config_from(&cfg, &env, &cap);
+    struct mb_limits_params p;
+    mb_limits_params_from_config(&p, &cfg);
+    p.api_limit_bytes = 100 * MIB;
+    struct mb_thresholds t;
+    mb_thresholds_compute(&t, 0, &cfg, &p);
+    expect_true(t.kill_rule == MB_KILL_API && t.kill_bytes == 100 * MIB &&
+                    t.ram_bytes == MB_RAM_GUESS_BYTES && !t.kill_from_ram,
+                "membudget_set_limit: rule %d, kill %" PRIu64 ", ram %" PRIu64, (int)t.kill_rule,
+                t.kill_bytes, t.ram_bytes);
 }
 
 static void test_threshold_sources(void) {
@@ -1555,6 +1611,7 @@ int main(void) {
     RUN(test_tree_sources);
     RUN(test_long_mountinfo_and_escapes);
     RUN(test_thresholds);
+    RUN(test_thresholds_arithmetic);
     RUN(test_threshold_sources);
     RUN(test_parse_size);
     RUN(test_parse_fraction_percent_duration);

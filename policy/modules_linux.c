@@ -1,4 +1,5 @@
-/* The loaded modules (see modules.h).  /proc/self/maps lists each file's
+/* The loaded modules on Linux (see modules.h; ELF files, read with the raw
+ * system calls of alloc/os_linux.h).  /proc/self/maps lists each file's
  * mappings one after another; a module is a run of lines with the same path
  * and inode (anonymous lines, such as a library's .bss, do not end it).  The
  * mapping at file offset 0 holds the ELF header, the program headers and,
@@ -13,7 +14,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
-#include "alloc/os.h"
+#include "alloc/os_linux.h"
 
 #define MAPS_BUFFER_BYTES 65536
 #define PHDRS_MAX 64
