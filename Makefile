@@ -53,6 +53,7 @@ MB_LIB_SRCS := \
 	policy/budget.c policy/config.c policy/limits.c \
 	$(MB_OS_SRCS) alloc/fmt.c alloc/meta.c alloc/sizeclass.c alloc/chunk.c \
 	alloc/heap.c alloc/large.c alloc/check.c alloc/alloc.c alloc/stats.c \
+	alloc/native.c alloc/backend.c \
 	policy/monitor.c policy/pressure.c policy/sample.c \
 	policy/dump.c \
 	policy/statspage.c alloc/jemalloc.c \
@@ -63,7 +64,7 @@ MB_LIB_HDRS := $(wildcard include/*.h policy/*.h alloc/*.h preload/*.h)
 MB_LIB_LDLIBS := -lunwind
 MB_LIB_OBJS := $(MB_LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
-# The jemalloc backend (alloc/jemalloc.h): Debian's libjemalloc_pic.a
+# The jemalloc backend (alloc/jemalloc.c): Debian's libjemalloc_pic.a
 # (libjemalloc-dev), its objects merged into one with the C++ operators left
 # out, the public names renamed to mbje_* (alloc/jemalloc.syms: nothing of it is
 # visible to the program, and its mmap/munmap calls come to us) and the

@@ -1,11 +1,13 @@
-/* The allocator's entry points: routing by size and by owner, realloc, release
- * and scavenging.  The API layer (preload/) adds the C library's contracts
- * (errno, overflow checks, alignment rules) on top. */
+/* The native allocator's entry points: routing by size and by owner, realloc,
+ * release and scavenging; and what every backend shares: the sampling
+ * countdown and hooks, the tick.  The native backend (native.c) adds errno and
+ * sampling on top, the API layer (preload/) the rest of the C library's
+ * contracts. */
+#include <errno.h>
 #include <string.h>
 
 #include "alloc/fmt.h"
 #include "alloc/internal.h"
-#include "alloc/jemalloc.h"
 #include "policy/budget.h"
 
 /* Pages free this long are given back by the scavenger (DESIGN §2: keep what is
@@ -32,7 +34,6 @@ void alloc_init(void) {
 }
 
 __thread int64_t alloc_countdown __attribute__((tls_model("initial-exec")));
-__thread int64_t alloc_countdown_carry __attribute__((tls_model("initial-exec")));
 
 _Atomic uintptr_t native_lo = UINTPTR_MAX, native_hi;
 
@@ -49,12 +50,6 @@ void alloc_note_range(const void *p, size_t len) {
                                                              memory_order_relaxed)) {
     }
 }
-
-void *alloc_malloc(size_t size) {
-    if (likely(size <= CLASS_MAX)) return alloc_small(size);
-    return large_alloc(size, OS_PAGE_SIZE, false);
-}
-
 
 void *alloc_aligned(size_t size, size_t align) {
     if (align <= MIN_ALIGN) return alloc_malloc(size);
@@ -109,10 +104,6 @@ size_t alloc_usable_size(const void *p) {
     return size;
 }
 
-int alloc_owns(const void *p) {
-    return chunk_of(p) != NULL || (p != NULL && large_usable_size(p) != 0);
-}
-
 void *alloc_realloc(void *p, size_t size, bool *foreign) {
     *foreign = false;
     struct chunk *chunk = chunk_of(p);
@@ -143,9 +134,8 @@ void *alloc_realloc(void *p, size_t size, bool *foreign) {
     return q;
 }
 
-size_t alloc_release_shared(int level) {
-    if (jm_active) return jm_release(level);
-    bool strict = level >= 2;
+size_t native_release_shared(enum alloc_release_level level) {
+    bool strict = level >= ALLOC_RELEASE_FREE;
     if (strict) heap_request_flush();
     heap_collect_abandoned();
     uint64_t now = os_now_ns();
@@ -154,16 +144,32 @@ size_t alloc_release_shared(int level) {
     return released;
 }
 
-size_t alloc_release(int level) {
-    if (jm_active) return jm_release(level);
-    if (level >= 2) heap_release_local();
-    return alloc_release_shared(level);
+size_t native_release(enum alloc_release_level level) {
+    if (level >= ALLOC_RELEASE_FREE) heap_release_local();
+    return native_release_shared(level);
 }
 
+static _Atomic(alloc_sample_fn) sample_hook;
 static _Atomic(alloc_sample_free_fn) sample_free_hook;
 
-void alloc_set_sample_free_hook(alloc_sample_free_fn fn) {
-    atomic_store_explicit(&sample_free_hook, fn, memory_order_release);
+void alloc_set_sample_hooks(alloc_sample_fn record, alloc_sample_free_fn retire) {
+    atomic_store_explicit(&sample_free_hook, retire, memory_order_release);
+    atomic_store_explicit(&sample_hook, record, memory_order_release);
+}
+
+void *alloc_sample_due(void *p, size_t size) {
+    if (p == NULL) return p;
+    alloc_sample_fn record = atomic_load_explicit(&sample_hook, memory_order_acquire);
+    if (record == NULL) {
+        alloc_countdown = ALLOC_SAMPLE_UNSET_BYTES;
+        return p;
+    }
+    int saved_errno = errno; /* the unwinder may set it */
+    /* First: the unwinder's own allocations must not come back here. */
+    alloc_countdown = INT64_MAX;
+    alloc_countdown = record(&p, size);
+    errno = saved_errno;
+    return p;
 }
 
 _Atomic uint8_t sampled_filter[(size_t)1 << SAMPLED_FILTER_BITS];
@@ -190,18 +196,12 @@ void alloc_mark_sampled(void *p) {
         /* The filter first: a free that sees the page flagged finds it set. */
         count_up((uint8_t *)sampled_filter_slot(p));
         count_up(&page_of(chunk, p)->sampled);
-    } else if (jm_active && (p == NULL || large_usable_size(p) == 0)) {
-        count_up((uint8_t *)sampled_filter_slot(p));
     } else if (p != NULL) {
         large_mark_sampled(p);
     }
 }
 
-void *alloc_sample_prepare(void *p, size_t size) {
-    if (jm_active) return jm_sampled_block(p, size);
-    (void)size;
-    return p;
-}
+void alloc_filter_mark(const void *p) { count_up((uint8_t *)sampled_filter_slot(p)); }
 
 void alloc_sampled_free_filtered(void *p) {
     alloc_sample_free_fn fn = atomic_load_explicit(&sample_free_hook, memory_order_acquire);
@@ -229,7 +229,7 @@ void alloc_set_tick_hook(alloc_tick_fn fn) {
 
 /* Runs on slow paths (a page taken or retired): at most every
  * SCAVENGE_INTERVAL_NS, one thread gives back what stayed free long enough. */
-void alloc_maybe_scavenge(void) {
+void alloc_tick(void) {
     uint64_t now = os_now_ns();
     alloc_tick_fn tick = atomic_load_explicit(&tick_hook, memory_order_acquire);
     if (tick != NULL) tick(now);
@@ -243,19 +243,19 @@ void alloc_maybe_scavenge(void) {
     large_release_cache(now, LARGE_CACHE_DELAY_NS);
 }
 
-void alloc_atfork_prepare(void) {
+void native_atfork_prepare(void) {
     large_lock_all();
     chunk_lock_all();
     meta_lock_all();
 }
 
-void alloc_atfork_parent(void) {
+void native_atfork_parent(void) {
     meta_unlock_all();
     chunk_unlock_all();
     large_unlock_all();
 }
 
-void alloc_atfork_child(void) {
+void native_atfork_child(void) {
     meta_reset_locks();
     chunk_reset_locks();
     large_reset_locks();
@@ -295,7 +295,7 @@ void alloc_check_counter(uint64_t charged_elsewhere) {
     large_stats(&ls, true);
     uint64_t sum = cs.header_bytes + cs.committed_bytes + ls.span_bytes + ls.cached_bytes +
                    meta_bytes(true) + heap_credit_bytes() + charged_elsewhere;
-    if (jm_active) sum += jm_charged_bytes();
+    sum += alloc_backend.charged_bytes();
     uint64_t counter = budget_counter();
     if (sum != counter) {
         char buf[512];

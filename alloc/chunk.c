@@ -63,7 +63,6 @@ static struct chunk *chunk_create(enum chunk_kind kind) {
     alloc_note_range(chunk, CHUNK_SIZE);
     /* Only the header's pages are ever touched here; the rest stays untouched
      * until a page is handed out. */
-    chunk->magic = CHUNK_MAGIC;
     chunk->kind = (uint8_t)kind;
     chunk->page_shift = (uint8_t)__builtin_ctzll(page_bytes_of_kind(kind));
     chunk->page_count = (uint16_t)(CHUNK_SIZE >> chunk->page_shift);

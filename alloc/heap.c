@@ -306,7 +306,7 @@ retry:;
         heap_update_direct(heap, class_index);
         /* Consistent: the tick and a new chunk's charge may call out. */
         int inside = alloc_pause();
-        alloc_maybe_scavenge();
+        alloc_tick();
         page = chunk_page_alloc(chunk_kind_of_block(class_block_size[class_index]));
         alloc_resume(inside);
         if (page == NULL) return NULL;
@@ -356,7 +356,7 @@ void page_empty_local(struct heap *heap, struct page *page) {
     if (page_is_alone(heap, page)) return;
     page_retire(heap, page);
     int inside = alloc_pause();
-    alloc_maybe_scavenge();
+    alloc_tick();
     alloc_resume(inside);
 }
 

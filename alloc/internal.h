@@ -1,5 +1,6 @@
 /* The allocator's types and invariants (DESIGN §2), and its internal map:
- * declarations are grouped under the file that owns them. */
+ * declarations are grouped under the file that owns them.  Private to alloc/:
+ * the layers above include alloc/alloc.h. */
 #ifndef MEMBUDGET_ALLOC_INTERNAL_H
 #define MEMBUDGET_ALLOC_INTERNAL_H
 
@@ -8,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloc/alloc.h"
 #include "alloc/lock.h"
 #include "alloc/os.h"
 
@@ -35,7 +37,7 @@ void alloc_check_failed(const char *what, const char *file, int line) __attribut
 #define SMALL_MAX ((size_t)8 << 10)
 #define MEDIUM_MAX ((size_t)64 << 10)
 #define CLASS_MAX ((size_t)256 << 10) /* above: large spans */
-#define MIN_ALIGN 16
+#define MIN_ALIGN ALLOC_MIN_ALIGN
 /* Blocks carved from a page per extension: untouched memory stays untouched. */
 #define EXTEND_BYTES 4096
 /* Page memory is committed and charged in units of this size as the page's
@@ -137,7 +139,6 @@ enum chunk_kind { CHUNK_SMALL = 1, CHUNK_MEDIUM = 2, CHUNK_BIG = 3 };
  * header (page 0 is never handed out).  free_mask/committed_mask are guarded by
  * the pool lock of its kind. */
 struct chunk {
-    uint32_t magic;
     uint8_t kind;       /* enum chunk_kind */
     uint8_t page_shift; /* *_PAGE_SHIFT of its kind */
     uint16_t page_count;
@@ -152,7 +153,6 @@ struct chunk {
     uint8_t on_free_list;
     struct page pages[CHUNK_PAGES_MAX];
 };
-#define CHUNK_MAGIC 0x6d626368u
 #define CHUNK_HEADER_BYTES ((sizeof(struct chunk) + OS_PAGE_SIZE - 1) & ~(OS_PAGE_SIZE - 1))
 
 /* One bit per possible chunk: "is this address inside one of our chunks?" */
@@ -244,19 +244,15 @@ size_t heap_collect_abandoned(void);
 void heap_release_local(void);
 /* Asks every thread to give back its kept empty pages on its next slow path. */
 void heap_request_flush(void);
-void heap_atfork_prepare(void);
-void heap_atfork_parent(void);
-void heap_atfork_child(void);
 uint64_t heap_count(bool wait);
 uint64_t heap_credit_bytes(void);
 uint64_t heap_count_live(bool wait);
 
 /* Allocation sampling (alloc.c): the policy layer records sampled blocks and
- * registers a hook that retires a record when its block is freed. */
-typedef bool (*alloc_sample_free_fn)(void *p); /* true: p was a sampled block */
-void alloc_set_sample_free_hook(alloc_sample_free_fn fn);
-/* Marks the block at p (just allocated by this thread) as sampled; once per
- * block, since a page counts its sampled blocks. */
+ * registers hooks (alloc_set_sample_hooks) that record a sample and retire a
+ * record when its block is freed. */
+/* Marks the native block at p (just allocated by this thread) as sampled;
+ * once per block, since a page counts its sampled blocks. */
 void alloc_mark_sampled(void *p);
 /* Runs the hook for a block that may be sampled (its page holds sampled blocks
  * and the filter below says maybe); the page's count drops when p was one. */
@@ -270,14 +266,13 @@ static inline _Atomic uint8_t *sampled_filter_slot(const void *p) {
     uint64_t h = (uint64_t)((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull;
     return &sampled_filter[h >> (64 - SAMPLED_FILTER_BITS)];
 }
-/* A block about to be sampled: the block to record (the jemalloc backend may
- * move a small one to a page-aligned block), or NULL to leave it unsampled. */
-void *alloc_sample_prepare(void *p, size_t size);
 /* Runs the hook for a sampled span (its flag is cleared by the caller). */
 void alloc_sampled_free(void *p);
 /* The jemalloc backend's blocks have only the filter: runs the hook for p and,
  * when p was sampled, counts its filter slot down. */
 void alloc_sampled_free_filtered(void *p);
+/* Counts p's filter slot up (saturating): a block of a backend without pages. */
+void alloc_filter_mark(const void *p);
 
 /* ---- misuse checks (check.c) ---------------------------------------------
  * Always on: a pointer given to free, realloc or malloc_usable_size must be the
@@ -346,7 +341,7 @@ static inline int alloc_pause(void) { return 0; }
 static inline void alloc_resume(int inside) { (void)inside; }
 #endif
 
-/* ---- the fast paths, inlined into the API layer ---------------------------- */
+/* ---- the fast paths, inlined into the native backend (native.c) ----------- */
 static inline void *alloc_class(size_t size, unsigned class_index) {
 #ifdef MB_DEBUG
     alloc_enter(ALLOC_OP_MALLOC);
@@ -430,63 +425,70 @@ void large_lock_all(void);
 void large_unlock_all(void);
 void large_reset_locks(void);
 
-/* ---- metadata (meta.c) ------------------------------------------------- */
-void *meta_alloc(size_t size); /* zeroed; NULL when out of memory */
-void meta_free(void *p, size_t size);
+/* ---- metadata (meta.c; meta_alloc, meta_free and meta_lock_all in alloc.h) -- */
 uint64_t meta_bytes(bool wait);
-void meta_lock_all(void);
 void meta_unlock_all(void);
 void meta_reset_locks(void);
 
-/* ---- the thread's allocation countdown ------------------------------------
- * Bytes this thread may still allocate before the slow path of the API layer
- * (preload/api.c) runs: the next sample, and with the jemalloc backend its tick;
- * what remains of a sampling interval beyond a tick waits in the carry. */
+/* ---- the thread's allocation countdown (alloc.c) ---------------------------
+ * Bytes this thread may still allocate before its backend's slow path runs:
+ * the next sample, and with the jemalloc backend its tick (jemalloc.c keeps
+ * what remains of a sampling interval beyond a tick).  It starts at 0, so a
+ * thread's first allocation asks the sampler for its first interval. */
 extern __thread int64_t alloc_countdown __attribute__((tls_model("initial-exec")));
-extern __thread int64_t alloc_countdown_carry __attribute__((tls_model("initial-exec")));
+
+/* Takes size bytes off the countdown; true while it lasts.  Unsigned
+ * arithmetic, so no size can overflow the signed countdown. */
+static inline bool countdown_take(size_t size) {
+    alloc_countdown = (int64_t)((uint64_t)alloc_countdown - size);
+    return alloc_countdown >= 0;
+}
+
+/* The countdown ran out on the allocation p (NULL: it failed) of size bytes:
+ * runs the sample hook, which sets the countdown anew, and returns the block,
+ * which the hook may have moved.  errno is kept. */
+void *alloc_sample_due(void *p, size_t size) __attribute__((noinline, cold));
 
 /* ---- the native allocator's address range --------------------------------
- * Every chunk and large span it ever mapped lies in [native_lo, native_hi): the
- * jemalloc backend tells the native allocator's blocks from jemalloc's with
- * two compares before looking further. */
+ * Every chunk and large span it ever mapped lies in [native_lo, native_hi): a
+ * backend serving after it (jemalloc) tells the native allocator's blocks,
+ * handed out before the switch, from its own with two compares. */
 extern _Atomic uintptr_t native_lo, native_hi;
 void alloc_note_range(const void *p, size_t len);
+static inline bool native_in_range(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    uintptr_t lo = atomic_load_explicit(&native_lo, memory_order_relaxed);
+    return a - lo < atomic_load_explicit(&native_hi, memory_order_relaxed) - lo;
+}
 
-/* ---- entry points used by the API layer (alloc.c, stats.c) ------------- */
-void alloc_init(void);
-void *alloc_malloc(size_t size);
+/* ---- the native allocator's entry points (alloc.c, stats.c) -------------
+ * Without the C library's contracts or sampling (alloc/native.c adds them);
+ * the jemalloc backend calls them for blocks from before its switch. */
+static inline void *alloc_malloc(size_t size) {
+    if (likely(size <= CLASS_MAX)) return alloc_small(size);
+    return large_alloc(size, OS_PAGE_SIZE, false);
+}
 void *alloc_aligned(size_t size, size_t align); /* align: power of two */
 void alloc_free(void *p);
 size_t alloc_usable_size(const void *p);
-/* Returns 1 if p belongs to us (small block or large span). */
-int alloc_owns(const void *p);
 /* Sets *foreign (and returns NULL) when p is not ours. */
 void *alloc_realloc(void *p, size_t size, bool *foreign);
-/* Returns free memory to the OS: level 1 pages idle for a while, level >= 2
- * everything free, including the calling thread's kept pages. */
-size_t alloc_release(int level);
-/* The same, safe from inside an allocation (a budget threshold handler): the
- * calling thread's heap is left alone, other threads flush on their next slow
- * path (level >= 2). */
-size_t alloc_release_shared(int level);
-void alloc_maybe_scavenge(void);
-/* Called on allocator slow paths (a page taken or retired, a span mapped) with
- * the current time; the policy layer hangs its monitor tick here.  The hook
- * must not allocate through the malloc family. */
-typedef void (*alloc_tick_fn)(uint64_t now_ns);
-void alloc_set_tick_hook(alloc_tick_fn fn);
-void alloc_atfork_prepare(void);
-void alloc_atfork_parent(void);
-void alloc_atfork_child(void);
-/* Debug builds: checks the counter against the sum of what is committed. */
-void alloc_check_counter(uint64_t charged_elsewhere);
-struct membudget_stats;
-/* Fills everything but the fields the layers above own (mmap_bytes).  wait
- * false: for the death dump, which must finish even when a lock's holder never
- * returns; each lock is tried for a bounded time, then read without it. */
-void alloc_stats(struct membudget_stats *out, bool wait);
-/* Live bytes and blocks of every size class (arrays of CLASS_COUNT), for the
- * dump.  Takes the pool locks one at a time, like alloc_stats. */
-void alloc_class_stats(uint64_t *live_bytes, uint64_t *live_blocks, bool wait);
+/* The native backend's releases (alloc/backend.h): IDLE gives back pages idle
+ * for a while, FREE and up everything free, including (native_release) the
+ * calling thread's kept pages, or (native_release_shared, safe from inside an
+ * allocation) the other threads' at their next slow path. */
+size_t native_release(enum alloc_release_level level);
+size_t native_release_shared(enum alloc_release_level level);
+/* The allocator layer's tick, on slow paths: runs the tick hook, then at most
+ * every SCAVENGE_INTERVAL_NS the native scavenger, which serves on every
+ * backend (a switch leaves the native allocator's earlier blocks with it). */
+void alloc_tick(void);
+/* The native allocator's locks, taken for fork after the heap registry's. */
+void native_atfork_prepare(void);
+void native_atfork_parent(void);
+void native_atfork_child(void);
+/* The native backend's statistics (alloc/backend.h). */
+void native_stats(struct membudget_stats *out, bool wait);
+size_t native_classes(struct alloc_class_row *out, size_t cap, bool wait);
 
 #endif

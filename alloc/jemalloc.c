@@ -1,8 +1,41 @@
-/* The jemalloc backend: entry points, extent hooks, releases and statistics
- * (alloc/jemalloc.h says how it fits).  The mbje_* functions are Debian's
- * jemalloc, linked in with its public names renamed (see the Makefile). */
-#include "alloc/jemalloc.h"
-
+/* The jemalloc backend (MEMBUDGET_BACKEND=jemalloc, DESIGN §2; the interface is
+ * alloc/backend.h): the ABI of preload/ served by Debian's jemalloc instead of
+ * the native allocator, with everything above the allocator unchanged.  Entry
+ * points, extent hooks, releases and statistics.
+ *
+ * jemalloc is linked into the library from Debian's libjemalloc_pic.a with its
+ * public names renamed (malloc -> mbje_malloc, ...) and its constructor
+ * removed, so it is invisible to the program and stays uninitialized unless
+ * this backend is chosen (see the Makefile; without libjemalloc-dev this file
+ * is empty and the backend table has the native allocator only).  Debian's
+ * libjemalloc.so.2 cannot be loaded with dlopen() ("cannot allocate memory in
+ * static TLS block": it uses initial-exec TLS), and preloading it beside us
+ * would make its own operator new/delete the program's.
+ *
+ * The budget: custom extent hooks on every arena charge what jemalloc commits
+ * and uncharge what it decommits or unmaps (dalloc is left out, so jemalloc
+ * keeps its virtual memory and decommits instead, as it does by default on
+ * Linux; the purge hooks are left out so that every page that stops counting
+ * goes through decommit).  The extents of an arena in the moment before it has
+ * our hooks are charged the same way through jemalloc's own mmap calls.  Its
+ * metadata blocks are mapped 2 MiB at a time and touched as used: the counter
+ * holds what of them is resident, measured with mincore(2) every 10 ms at most
+ * from the thread ticks.  A hook runs inside jemalloc, under its locks: it
+ * never runs the pressure code.  A charge that would cross the next threshold
+ * is refused there, jemalloc returns NULL, and the entry point runs the
+ * pressure handler outside jemalloc and retries with its charges approved.
+ *
+ * malloc and calloc call jemalloc's own fast path (mbje_*) straight from the
+ * table's entries while the thread's allocation countdown (alloc_countdown)
+ * lasts, and jm_call when it runs out: that path ticks, settles what the
+ * budget refused, runs the pressure code a fast path left pending, and is the
+ * only one where a charge may be refused.
+ *
+ * Pointers handed out by the native allocator before the switch (the dynamic
+ * loader's, the C library's start-up) stay native: free and realloc route them
+ * by the native allocator's address range, chunk bitmap and, if any large span
+ * existed at the switch, its large-span table. */
+#ifdef MB_HAVE_JEMALLOC
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -10,26 +43,17 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
-#include "alloc/fmt.h"
+#include <jemalloc/jemalloc.h> /* types and flag macros only: the functions are renamed */
 
+#include "alloc/fmt.h"
 #include "alloc/internal.h"
 #include "alloc/os_linux.h" /* the jemalloc backend is Linux-only */
 #include "membudget.h"
 #include "policy/budget.h"
 
-#ifdef MB_HAVE_JEMALLOC
-bool jm_active;
-#endif
-
-#ifndef MB_HAVE_JEMALLOC
-/* A build without libjemalloc-dev: jm_active is the constant false
- * (alloc/jemalloc.h), so nothing but these two is ever called. */
-const char *jm_start(void) { return "this build has no jemalloc (built without libjemalloc-dev)"; }
-const char *jm_version(void) { return NULL; }
-#else
-
-#include <jemalloc/jemalloc.h> /* types and flag macros only: the functions are renamed */
-
+void *mbje_malloc(size_t size);
+void *mbje_calloc(size_t count, size_t size);
+void mbje_free(void *p);
 void *mbje_realloc(void *p, size_t size);
 void *mbje_mallocx(size_t size, int flags);
 void *mbje_rallocx(void *p, size_t size, int flags);
@@ -47,6 +71,18 @@ int mbje_sys_munmap(void *addr, size_t len);
  * counter for statistics and the debug build's check. */
 static _Atomic uint64_t charged_bytes;  /* committed extents and jemalloc's own mappings */
 static _Atomic uint64_t released_total; /* decommitted or unmapped so far */
+
+/* jemalloc's smallest class (8 bytes) is only 8-aligned; every block of ours
+ * is 16-aligned (max_align_t), so nothing smaller than 16 is asked for. */
+#define JM_MIN_REQUEST 16
+/* Sampled blocks are page-aligned (jm_sampled_block), so a free looks for a
+ * sample only when the block is. */
+#define JM_SAMPLED_ALIGN ((size_t)4096)
+/* The countdown never runs longer than this: a thread ticks (jm_tick) at least
+ * every JM_TICK_BYTES it allocates, and what remains of its sampling interval
+ * beyond that waits in countdown_carry. */
+#define JM_TICK_BYTES (256 * 1024)
+static __thread int64_t countdown_carry __attribute__((tls_model("initial-exec")));
 
 /* This thread's pending refusal: the largest charge refused during the current
  * call, and whether the pressure handler approved the retry. */
@@ -99,7 +135,7 @@ static bool charge(size_t bytes) {
         budget_charge_committed(bytes);
         pending = true;
         if (alloc_countdown >= 0) {
-            alloc_countdown_carry += alloc_countdown + 1;
+            countdown_carry += alloc_countdown + 1;
             alloc_countdown = -1;
         }
     }
@@ -517,9 +553,10 @@ static void hook_new_arenas(void) {
 
 static bool native_large; /* native large spans existed at the switch */
 
-const char *jm_version(void) { return JEMALLOC_VERSION; }
-
-const char *jm_start(void) {
+/* Starts jemalloc, from the constructor, before any pthread_atfork handler of
+ * ours is registered (jemalloc's own handler must run after ours in the
+ * prepare phase). */
+static const char *jm_start(void) {
     /* jemalloc initializes here, while the native allocator still serves what
      * its start-up allocates (dlsym, pthread_atfork). */
     const char *version = NULL;
@@ -540,11 +577,21 @@ const char *jm_start(void) {
     struct large_stats ls;
     large_stats(&ls, true);
     native_large = ls.spans > 0;
-    __atomic_store_n(&jm_active, true, __ATOMIC_RELEASE);
     return NULL;
 }
 
-/* ---- entry points ----------------------------------------------------------------- */
+/* ---- the slow path -------------------------------------------------------------- */
+
+enum jm_op {
+    JM_MALLOC,          /* a = size */
+    JM_CALLOC,          /* a = count, b = size */
+    JM_CALLOC_SAMPLED,  /* a = bytes, zeroed, page-aligned */
+    JM_REALLOC,         /* p, a = size */
+    JM_REALLOC_SAMPLED, /* p, a = size, page-aligned */
+    JM_ALIGNED          /* a = size, b = alignment */
+};
+
+static void jm_tick(void);
 
 static void *run_op(enum jm_op op, void *p, size_t a, size_t b) {
     switch (op) {
@@ -575,7 +622,9 @@ static __attribute__((noinline, cold)) void *retry(enum jm_op op, void *p, size_
     return q;
 }
 
-void *jm_call(enum jm_op op, void *p, size_t a, size_t b) {
+/* Runs op; NULL when it fails.  An allocation about to be sampled is asked
+ * page-aligned (the *_SAMPLED ops, or JM_ALIGNED with JM_SAMPLED_ALIGN). */
+static void *jm_call(enum jm_op op, void *p, size_t a, size_t b) {
     /* The thread's countdown ran out: the tick first, so that what it learns
      * (a new baseline, new arenas) counts for this allocation. */
     if (alloc_countdown < 0) jm_tick();
@@ -592,16 +641,15 @@ void *jm_call(enum jm_op op, void *p, size_t a, size_t b) {
     return q;
 }
 
-void *jm_aligned(size_t size, size_t align) {
+/* align: a power of two above 16. */
+static void *jm_aligned(size_t size, size_t align) {
     return jm_call(JM_ALIGNED, NULL, size != 0 ? size : 1, align); /* mallocx wants a size */
 }
 
 /* Is p the native allocator's (handed out before the switch)?  Two compares
  * for a block of jemalloc's, which is outside the native address range. */
 static inline bool native_owns(const void *p) {
-    uintptr_t a = (uintptr_t)p;
-    uintptr_t lo = atomic_load_explicit(&native_lo, memory_order_relaxed);
-    if (likely(a - lo >= atomic_load_explicit(&native_hi, memory_order_relaxed) - lo)) return false;
+    if (likely(!native_in_range(p))) return false;
     return chunk_of(p) != NULL || (native_large && large_usable_size(p) != 0);
 }
 
@@ -613,7 +661,11 @@ static inline bool sampled(const void *p) {
            atomic_load_explicit(sampled_filter_slot(p), memory_order_relaxed) != 0;
 }
 
-void *jm_sampled_block(void *p, size_t size) {
+/* A block about to be sampled (size bytes asked): returns it, or a
+ * page-aligned copy of it (the old one freed), or NULL when no such copy could
+ * be made (then it must not be sampled).  The free path only looks for
+ * samples among page-aligned blocks. */
+static void *jm_sampled_block(void *p, size_t size) {
     if (((uintptr_t)p & (JM_SAMPLED_ALIGN - 1)) == 0 || native_owns(p)) return p;
     size_t n = size < JM_MIN_REQUEST ? JM_MIN_REQUEST : size;
     void *q = jm_call(JM_ALIGNED, NULL, n, JM_SAMPLED_ALIGN);
@@ -623,7 +675,7 @@ void *jm_sampled_block(void *p, size_t size) {
     return q;
 }
 
-void jm_free_slow(void *p) {
+static __attribute__((noinline)) void jm_free_slow(void *p) {
     if (native_owns(p)) {
         alloc_free(p);
         return;
@@ -632,13 +684,13 @@ void jm_free_slow(void *p) {
     mbje_free(p);
 }
 
-size_t jm_usable_size(const void *p) {
+static size_t jm_usable_size(const void *p) {
     if (p == NULL) return 0;
     if (unlikely(native_owns(p))) return alloc_usable_size(p);
     return mbje_malloc_usable_size(p);
 }
 
-bool jm_owns(const void *p) {
+static bool jm_owns(const void *p) {
     if (p == NULL) return false;
     if (native_owns(p)) return true;
     unsigned arena;
@@ -646,7 +698,8 @@ bool jm_owns(const void *p) {
     return mbje_mallctl("arenas.lookup", &arena, &len, &p, sizeof p) == 0;
 }
 
-void *jm_realloc(void *p, size_t size, bool sample) {
+/* sample: the block about to be sampled (it stays page-aligned). */
+static void *jm_realloc(void *p, size_t size, bool sample) {
     if (unlikely(native_owns(p))) {
         /* Move it into jemalloc. */
         size_t old = alloc_usable_size(p);
@@ -668,10 +721,12 @@ void *jm_realloc(void *p, size_t size, bool sample) {
     return q;
 }
 
-void jm_atfork_child(void) {
+/* In a fork child: a metadata measurement the parent had under way is over. */
+static void jm_atfork_child(void) {
     atomic_store_explicit(&meta_busy, 0, memory_order_relaxed);
     /* Only the forking thread goes on in the child. */
     atomic_store_explicit(&threads_live, thread_ready ? 1 : 0, memory_order_relaxed);
+    native_atfork_child();
 }
 
 /* ---- ticks and releases --------------------------------------------------------------- */
@@ -681,8 +736,12 @@ static __thread uint64_t seen_epoch __attribute__((tls_model("initial-exec")));
 
 static void flush_thread_cache(void) { ctl_by_mib(MIB_TCACHE_FLUSH, 0, NULL, NULL, NULL, 0); }
 
-void jm_tick(void) {
-    if (!jm_active) return;
+/* A thread's allocation countdown ran out (jm_call runs this first, so at
+ * least every JM_TICK_BYTES a thread allocates): flushes the thread cache when
+ * asked, sets the hooks on arenas jemalloc created since the last look,
+ * measures the metadata, and runs the allocator layer's tick (the monitor,
+ * and the scavenger for what native memory became free). */
+static void jm_tick(void) {
     uint64_t epoch = atomic_load_explicit(&flush_epoch, memory_order_relaxed);
     if (unlikely(seen_epoch != epoch)) {
         seen_epoch = epoch;
@@ -690,13 +749,19 @@ void jm_tick(void) {
     }
     if (unlikely(arenas_unhooked())) hook_new_arenas();
     meta_refresh(os_now_ns(), false);
-    alloc_maybe_scavenge(); /* the monitor tick, and what native memory became free */
+    alloc_tick();
 }
 
-size_t jm_release(int level) {
+/* Releases (membudget_release, the pressure levels): IDLE runs jemalloc's
+ * time-based decay; FREE and up flush the calling thread's cache now, have
+ * every other thread flush its cache at its next tick, and purge every arena.
+ * The calling thread may always flush its own cache: on this backend the
+ * pressure code never runs inside jemalloc (a hook only refuses a charge;
+ * jm_call settles it outside).  Returns the bytes decommitted meanwhile. */
+static size_t jm_release(enum alloc_release_level level) {
     uint64_t before = atomic_load_explicit(&released_total, memory_order_relaxed);
     hook_new_arenas(); /* so that purges go through our decommit */
-    if (level >= MEMBUDGET_LEVEL_STRICT) {
+    if (level >= ALLOC_RELEASE_FREE) {
         atomic_fetch_add_explicit(&flush_epoch, 1, memory_order_relaxed);
         /* Before the purge, so that what the cache held is purged too.  At the
          * kill threshold this thread runs the release callbacks, and what they
@@ -707,7 +772,7 @@ size_t jm_release(int level) {
         flush_thread_cache();
     }
     char name[32] = "arena.4096.decay";
-    if (level >= MEMBUDGET_LEVEL_STRICT) memcpy(name + 11, "purge", 6);
+    if (level >= ALLOC_RELEASE_FREE) memcpy(name + 11, "purge", 6);
     /* Purging may split extents, which can map metadata: never refuse that. */
     bool was_approved = approved;
     approved = true;
@@ -735,24 +800,6 @@ static void refresh(void) {
     mbje_mallctl("epoch", &epoch, &len, &epoch, sizeof epoch);
 }
 
-bool jm_totals(struct jm_totals *out) {
-    memset(out, 0, sizeof *out);
-    if (!jm_active) return false;
-    refresh();
-    out->allocated = ctl_size("stats.allocated");
-    out->active = ctl_size("stats.active");
-    out->resident = ctl_size("stats.resident");
-    out->mapped = ctl_size("stats.mapped");
-    out->retained = ctl_size("stats.retained");
-    out->metadata = ctl_size("stats.metadata");
-    out->arenas = arena_count();
-    out->arenas_hooked = atomic_load_explicit(&hooked_count, memory_order_relaxed);
-    out->charged_bytes = atomic_load_explicit(&charged_bytes, memory_order_relaxed);
-    out->metadata_mapped = atomic_load_explicit(&metadata_mapped, memory_order_relaxed);
-    out->metadata_resident = atomic_load_explicit(&metadata_charged, memory_order_relaxed);
-    return true;
-}
-
 /* A per-bin control: prefix, bin index, suffix ("arenas.bin.", j, ".size"). */
 static uint64_t ctl_bin(const char *prefix, unsigned j, const char *suffix) {
     char name[64];
@@ -763,9 +810,8 @@ static uint64_t ctl_bin(const char *prefix, unsigned j, const char *suffix) {
     return ctl_size(name);
 }
 
-void jm_stats(struct membudget_stats *out) {
-    memset(out, 0, sizeof *out);
-    if (!jm_active) return;
+static void jm_stats(struct membudget_stats *out, bool wait) {
+    (void)wait; /* mallctl takes jemalloc's locks, not ours */
     refresh();
     uint64_t page = ctl_size("arenas.page");
     out->small_live_bytes = ctl_size("stats.arenas.4096.small.allocated");
@@ -787,8 +833,8 @@ void jm_stats(struct membudget_stats *out) {
     out->released_bytes = atomic_load_explicit(&released_total, memory_order_relaxed);
 }
 
-size_t jm_bins(struct jm_bin *out, size_t cap) {
-    if (!jm_active) return 0;
+static size_t jm_classes(struct alloc_class_row *out, size_t cap, bool wait) {
+    (void)wait;
     refresh();
     unsigned nbins = ctl_unsigned("arenas.nbins");
     size_t n = 0;
@@ -796,13 +842,160 @@ size_t jm_bins(struct jm_bin *out, size_t cap) {
         uint64_t regs = ctl_bin("stats.arenas.4096.bins.", j, ".curregs");
         if (regs == 0) continue;
         uint64_t size = ctl_bin("arenas.bin.", j, ".size");
-        out[n++] = (struct jm_bin){j, size, regs * size, regs};
+        out[n++] = (struct alloc_class_row){j, size, regs * size, regs};
     }
     return n;
 }
 
-uint64_t jm_charged_bytes(void) {
+/* jemalloc's own view for the dump: bytes allocated, active, resident, mapped,
+ * retained and metadata, its arenas, and the counter's share for its extents
+ * and (mapped, resident) metadata blocks. */
+static size_t jm_figures(struct alloc_figure *out, size_t cap) {
+    refresh();
+    const struct alloc_figure figures[] = {
+        {"jemalloc_version", JEMALLOC_VERSION, 0},
+        {"allocated_bytes", NULL, ctl_size("stats.allocated")},
+        {"active_bytes", NULL, ctl_size("stats.active")},
+        {"resident_bytes", NULL, ctl_size("stats.resident")},
+        {"mapped_bytes", NULL, ctl_size("stats.mapped")},
+        {"retained_bytes", NULL, ctl_size("stats.retained")},
+        {"metadata_bytes", NULL, ctl_size("stats.metadata")},
+        {"arenas", NULL, arena_count()},
+        {"arenas_hooked", NULL, atomic_load_explicit(&hooked_count, memory_order_relaxed)},
+        {"charged_bytes", NULL, atomic_load_explicit(&charged_bytes, memory_order_relaxed)},
+        {"metadata_mapped_bytes", NULL,
+         atomic_load_explicit(&metadata_mapped, memory_order_relaxed)},
+        {"metadata_resident_bytes", NULL,
+         atomic_load_explicit(&metadata_charged, memory_order_relaxed)},
+    };
+    _Static_assert(sizeof figures / sizeof *figures <= ALLOC_FIGURES_MAX, "room for every figure");
+    size_t n = sizeof figures / sizeof *figures < cap ? sizeof figures / sizeof *figures : cap;
+    memcpy(out, figures, n * sizeof *out);
+    return n;
+}
+
+/* Bytes the counter holds for jemalloc (extents and resident metadata). */
+static uint64_t jm_charged_bytes(void) {
     return atomic_load_explicit(&charged_bytes, memory_order_relaxed) +
            atomic_load_explicit(&metadata_charged, memory_order_relaxed);
 }
+
+/* ---- the backend's entry points (alloc/backend.h) -------------------------------
+ * The countdown first, then a tail call into jemalloc's fast path; when it ran
+ * out, jm_call, which ticks before allocating.  An allocation that will be
+ * sampled is made page-aligned at once (the free path looks for samples only
+ * there), so the sampler never has to move it. */
+
+static inline size_t jm_request(size_t size) {
+    return size < JM_MIN_REQUEST ? JM_MIN_REQUEST : size;
+}
+
+/* The countdown ran out (it was already decreased by the caller's size): the
+ * next sample is due when what waits in the carry does not cover it. */
+static inline bool jm_sample_due(void) {
+    return alloc_countdown < 0 && alloc_countdown + countdown_carry < 0;
+}
+
+/* After the allocation p: a new tick interval from the carry, or a sample. */
+static __attribute__((noinline, cold)) void *sample_slow(void *p, size_t size) {
+    int64_t left = alloc_countdown + countdown_carry; /* bytes still to the next sample */
+    countdown_carry = 0;
+    if (left >= 0) {
+        alloc_countdown = left < JM_TICK_BYTES ? left : JM_TICK_BYTES;
+        countdown_carry = left - alloc_countdown;
+        return p; /* jm_call ticked before allocating */
+    }
+    alloc_countdown = left;
+    p = alloc_sample_due(p, size);
+    if (alloc_countdown > JM_TICK_BYTES) {
+        countdown_carry = alloc_countdown - JM_TICK_BYTES;
+        alloc_countdown = JM_TICK_BYTES;
+    }
+    return p;
+}
+
+static __attribute__((noinline)) void *jm_slow(bool zero, size_t size) {
+    void *p;
+    if (jm_sample_due())
+        p = jm_call(zero ? JM_CALLOC_SAMPLED : JM_ALIGNED, NULL, jm_request(size),
+                    JM_SAMPLED_ALIGN);
+    else if (zero)
+        p = jm_call(JM_CALLOC, NULL, 1, jm_request(size));
+    else
+        p = jm_call(JM_MALLOC, NULL, jm_request(size), 0);
+    if (unlikely(p == NULL)) errno = ENOMEM;
+    return sample_slow(p, size);
+}
+
+static void *entry_malloc(size_t size) {
+    if (likely(countdown_take(size))) return mbje_malloc(jm_request(size));
+    return jm_slow(false, size);
+}
+
+static void *entry_calloc(size_t bytes) {
+    if (likely(countdown_take(bytes))) return mbje_calloc(1, jm_request(bytes));
+    return jm_slow(true, bytes);
+}
+
+static void *entry_realloc(void *p, size_t size) {
+    bool lasts = countdown_take(size);
+    void *r = jm_realloc(p, size, jm_sample_due());
+    if (unlikely(r == NULL)) errno = ENOMEM;
+    return lasts ? r : sample_slow(r, size);
+}
+
+/* The native allocator's blocks (handed out before the switch) lie in its
+ * address range: two compares tell jemalloc's from them. */
+static void entry_free(void *p) {
+    if (unlikely(native_in_range(p) || ((uintptr_t)p & (JM_SAMPLED_ALIGN - 1)) == 0)) {
+        jm_free_slow(p);
+        return;
+    }
+    mbje_free(p);
+}
+
+static void *entry_aligned(size_t size, size_t align) {
+    /* As in malloc: a block about to be sampled is made page-aligned, and the
+     * slow path ticks before allocating. */
+    bool lasts = countdown_take(size);
+    if (jm_sample_due() && align < JM_SAMPLED_ALIGN) align = JM_SAMPLED_ALIGN;
+    void *p = align <= MIN_ALIGN ? jm_call(JM_MALLOC, NULL, jm_request(size), 0)
+                                 : jm_aligned(size, align);
+    if (unlikely(p == NULL)) errno = ENOMEM;
+    return lasts ? p : sample_slow(p, size);
+}
+
+/* A native block (from before the switch) is marked on its page or span; one
+ * of jemalloc's in the filter only. */
+static void entry_mark_sampled(void *p) {
+    if (chunk_of(p) != NULL || (p != NULL && large_usable_size(p) != 0))
+        alloc_mark_sampled(p);
+    else
+        alloc_filter_mark(p);
+}
+
+const struct alloc_backend alloc_backend_jemalloc = {
+    .name = "jemalloc",
+    .start = jm_start,
+    .malloc = entry_malloc,
+    .calloc = entry_calloc,
+    .realloc = entry_realloc,
+    .free = entry_free,
+    .aligned = entry_aligned,
+    .usable_size = jm_usable_size,
+    .owns = jm_owns,
+    .release = jm_release,
+    .release_shared = jm_release,
+    .sample_prepare = jm_sampled_block,
+    .mark_sampled = entry_mark_sampled,
+    .stats = jm_stats,
+    .classes = jm_classes,
+    .figures = jm_figures,
+    .charged_bytes = jm_charged_bytes,
+    /* jemalloc's own locks are its own handler's (registered as it starts);
+     * the native allocator's still guard the blocks from before the switch. */
+    .atfork_prepare = native_atfork_prepare,
+    .atfork_parent = native_atfork_parent,
+    .atfork_child = jm_atfork_child,
+};
 #endif

@@ -228,7 +228,7 @@ void *large_alloc(size_t size, size_t align, bool zero) {
         if (span != NULL && zero) memset((void *)span->addr, 0, size);
     }
     if (span == NULL) {
-        alloc_maybe_scavenge();
+        alloc_tick();
         span = meta_alloc(sizeof *span);
         if (span == NULL) return NULL;
         if (!budget_charge(need)) {

@@ -1,28 +1,24 @@
-/* The allocator's figures for membudget_stats(), the exit summary and, later,
- * the dump: gathered on demand from the owners' own records, so the fast paths
+/* The allocator's figures for membudget_stats(), the exit summary and the
+ * dump: gathered on demand from the owners' own records, so the fast paths
  * keep no counters. */
 #include <string.h>
 
 #include "alloc/internal.h"
-#include "alloc/jemalloc.h"
 #include "membudget.h"
 #include "policy/budget.h"
 
-
 void alloc_stats(struct membudget_stats *out, bool wait) {
-    if (jm_active) {
-        jm_stats(out);
-        out->counter_bytes = budget_counter();
-        out->counter_peak_bytes = budget_peak();
-        return;
-    }
+    memset(out, 0, sizeof *out);
+    alloc_backend.stats(out, wait);
+    out->counter_bytes = budget_counter();
+    out->counter_peak_bytes = budget_peak();
+}
+
+void native_stats(struct membudget_stats *out, bool wait) {
     struct chunk_stats cs;
     struct large_stats ls;
     chunk_stats(&cs, wait);
     large_stats(&ls, wait);
-    memset(out, 0, sizeof *out);
-    out->counter_bytes = budget_counter();
-    out->counter_peak_bytes = budget_peak();
     out->small_bytes = cs.committed_bytes + cs.header_bytes;
     out->small_live_bytes = cs.live_bytes;
     out->large_bytes = ls.span_bytes + ls.cached_bytes;
@@ -36,9 +32,15 @@ void alloc_stats(struct membudget_stats *out, bool wait) {
     out->released_bytes = cs.released_bytes + ls.released_bytes;
 }
 
-void alloc_class_stats(uint64_t *live_bytes, uint64_t *live_blocks, bool wait) {
+_Static_assert(CLASS_COUNT <= ALLOC_CLASS_ROWS_MAX, "a row for every size class");
+
+size_t native_classes(struct alloc_class_row *out, size_t cap, bool wait) {
     struct chunk_stats cs;
     chunk_stats(&cs, wait);
-    memcpy(live_bytes, cs.class_live_bytes, sizeof cs.class_live_bytes);
-    memcpy(live_blocks, cs.class_live_blocks, sizeof cs.class_live_blocks);
+    size_t n = 0;
+    for (unsigned c = 0; c < CLASS_COUNT && n < cap; c++)
+        if (cs.class_live_blocks[c] != 0)
+            out[n++] = (struct alloc_class_row){c, class_block_size[c], cs.class_live_bytes[c],
+                                                cs.class_live_blocks[c]};
+    return n;
 }

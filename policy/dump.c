@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc/internal.h"
-#include "alloc/jemalloc.h"
+#include "alloc/alloc.h"
 #include "membudget.h"
 #include "policy/config.h"
 #include "policy/modules.h"
@@ -240,7 +239,8 @@ static void w_bool(struct writer *w, const char *key, bool v) {
 
 static const char *reason_name(enum mb_dump_reason reason) {
     static const char *const names[] = {"kill", "fail", "warn", "request"};
-    return (unsigned)reason < 4 ? names[reason] : "?";
+    _Static_assert(sizeof names / sizeof *names == MB_DUMP_REQUEST + 1, "a name per reason");
+    return (unsigned)reason < sizeof names / sizeof *names ? names[reason] : "?";
 }
 
 static void fill_stats(struct membudget_stats *st) {
@@ -345,40 +345,24 @@ static void write_class(struct writer *w, uint64_t index, uint64_t block_size,
 
 static void write_classes(struct writer *w) {
     w_open(w, "size_classes", "[");
-    if (jm_active) {
-        static struct jm_bin bins[256]; /* under dump_busy */
-        size_t n = jm_bins(bins, sizeof bins / sizeof *bins);
-        for (size_t i = 0; i < n; i++)
-            write_class(w, bins[i].index, bins[i].block_size, bins[i].live_bytes,
-                        bins[i].live_blocks);
-    } else {
-        static uint64_t live_bytes[CLASS_COUNT], live_blocks[CLASS_COUNT]; /* under dump_busy */
-        alloc_class_stats(live_bytes, live_blocks, false);
-        for (unsigned c = 0; c < CLASS_COUNT; c++)
-            if (live_blocks[c] != 0)
-                write_class(w, c, class_block_size[c], live_bytes[c], live_blocks[c]);
-    }
+    static struct alloc_class_row rows[ALLOC_CLASS_ROWS_MAX]; /* under dump_busy */
+    size_t n = alloc_backend.classes(rows, ALLOC_CLASS_ROWS_MAX, false);
+    for (size_t i = 0; i < n; i++)
+        write_class(w, rows[i].index, rows[i].block_size, rows[i].live_bytes, rows[i].live_blocks);
     w_close(w, "]");
 }
 
-/* Which allocator served the process and, for jemalloc, its own totals. */
+/* Which allocator served the process, and the backend's own figures. */
 static void write_allocator(struct writer *w) {
     w_open(w, "allocator", "{");
-    w_str(w, "backend", jm_active ? "jemalloc" : "native");
-    struct jm_totals t;
-    if (jm_active && jm_totals(&t)) {
-        w_str(w, "jemalloc_version", jm_version());
-        w_u64(w, "allocated_bytes", t.allocated);
-        w_u64(w, "active_bytes", t.active);
-        w_u64(w, "resident_bytes", t.resident);
-        w_u64(w, "mapped_bytes", t.mapped);
-        w_u64(w, "retained_bytes", t.retained);
-        w_u64(w, "metadata_bytes", t.metadata);
-        w_u64(w, "arenas", t.arenas);
-        w_u64(w, "arenas_hooked", t.arenas_hooked);
-        w_u64(w, "charged_bytes", t.charged_bytes);
-        w_u64(w, "metadata_mapped_bytes", t.metadata_mapped);
-        w_u64(w, "metadata_resident_bytes", t.metadata_resident);
+    w_str(w, "backend", alloc_backend.name);
+    struct alloc_figure figures[ALLOC_FIGURES_MAX];
+    size_t n = alloc_backend.figures(figures, ALLOC_FIGURES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (figures[i].text != NULL)
+            w_str(w, figures[i].key, figures[i].text);
+        else
+            w_u64(w, figures[i].key, figures[i].value);
     }
     w_close(w, "}");
 }

@@ -14,7 +14,6 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
-#include "alloc/internal.h"
 #include "alloc/os_linux.h"
 
 #define MAPS_BUFFER_BYTES 65536

@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "alloc/internal.h"
+#include "alloc/alloc.h"
 #include "policy/budget.h"
 #include "policy/pressure.h"
 #include "policy/statspage.h"

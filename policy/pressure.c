@@ -3,7 +3,7 @@
  *
  * The gate.  A charge that reaches the next threshold calls on_threshold; many
  * threads may do so at once.  One of them enters (an atomic flag, not a lock:
- * it is held across alloc_release_shared, which takes allocator locks of lower
+ * it is held across the backend's release_shared, which takes allocator locks of lower
  * rank) and does the work; it sets the next threshold before leaving.  The
  * others let their charge stand while the footprint is under the kill
  * threshold; at or over it they fail at once (fail), go on (warn) or wait for
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc/internal.h"
+#include "alloc/alloc.h"
 #include "membudget.h"
 #include "policy/budget.h"
 #include "policy/dump.h"
@@ -32,7 +32,15 @@
  * over the kill threshold (at most 1/8 of it). */
 #define FAIL_RESERVE_BYTES ((uint64_t)1 << 20)
 
-enum { T_CONSERVATIVE = 1, T_STRICT, T_STRICT_SYNC, T_KILL, T_INACTIVE, T_COUNT };
+/* The thresholds; a policy's is indexed by the policy it moves up to. */
+enum {
+    T_CONSERVATIVE = MB_POLICY_CONSERVATIVE,
+    T_STRICT = MB_POLICY_STRICT,
+    T_STRICT_SYNC = MB_POLICY_STRICT_SYNC,
+    T_KILL,
+    T_INACTIVE,
+    T_COUNT
+};
 
 static struct mb_config config;
 static struct mb_limits limits[2]; /* the one in force and the spare for a recompute */
@@ -117,12 +125,14 @@ static uint64_t kill_effective(void) {
 const char *mb_policy_name(enum mb_policy p) {
     static const char *const names[] = {"unrestricted", "conservative", "strict",
                                         "strict-synchronous"};
-    return (unsigned)p < 4 ? names[p] : "?";
+    _Static_assert(sizeof names / sizeof *names == MB_POLICY_STRICT_SYNC + 1, "a name per policy");
+    return (unsigned)p < sizeof names / sizeof *names ? names[p] : "?";
 }
 
 const char *mb_event_kind_name(enum mb_event_kind kind) {
     static const char *const names[] = {"policy", "kill-survived", "kill", "inactive-limit"};
-    return (unsigned)kind < 4 ? names[kind] : "?";
+    _Static_assert(sizeof names / sizeof *names == MB_EVENT_INACTIVE_LIMIT + 1, "a name per kind");
+    return (unsigned)kind < sizeof names / sizeof *names ? names[kind] : "?";
 }
 
 static void record(enum mb_event_kind kind, int from, int to, uint64_t footprint,
@@ -149,10 +159,10 @@ size_t mb_pressure_events(struct mb_event *out, size_t cap, uint64_t *total) {
 }
 
 /* The highest policy level whose threshold the footprint has reached. */
-static int level_for(uint64_t footprint) {
-    int level = MB_POLICY_UNRESTRICTED;
+static enum mb_policy level_for(uint64_t footprint) {
+    enum mb_policy level = MB_POLICY_UNRESTRICTED;
     for (int t = T_CONSERVATIVE; t <= T_STRICT_SYNC; t++)
-        if (footprint >= threshold(t)) level = t;
+        if (footprint >= threshold(t)) level = (enum mb_policy)t;
     return level;
 }
 
@@ -177,7 +187,7 @@ static void set_next_threshold(void) {
     budget_set_threshold(counter_next, on_threshold);
 }
 
-static void run_pressure_callbacks(int level) {
+static void run_pressure_callbacks(enum membudget_level level) {
     unsigned n = atomic_load_explicit(&pressure_callback_count, memory_order_acquire);
     for (unsigned i = 0; i < n; i++) pressure_callbacks[i].fn(level, pressure_callbacks[i].arg);
 }
@@ -187,8 +197,16 @@ static void run_kill_callbacks(void) {
     for (unsigned i = 0; i < n; i++) kill_callbacks[i].fn(kill_callbacks[i].arg);
 }
 
-static int callback_level(int policy_level) {
-    return policy_level >= MB_POLICY_STRICT_SYNC ? MEMBUDGET_LEVEL_CRITICAL : policy_level;
+/* The level the application's callbacks hear when the policy rises to p. */
+static enum membudget_level callback_level(enum mb_policy p) {
+    if (p >= MB_POLICY_STRICT_SYNC) return MEMBUDGET_LEVEL_CRITICAL;
+    return p == MB_POLICY_STRICT ? MEMBUDGET_LEVEL_STRICT : MEMBUDGET_LEVEL_CONSERVATIVE;
+}
+
+/* What the allocator gives back when the policy rises to p. */
+static enum alloc_release_level release_level(enum mb_policy p) {
+    if (p >= MB_POLICY_STRICT_SYNC) return ALLOC_RELEASE_CRITICAL;
+    return p == MB_POLICY_STRICT ? ALLOC_RELEASE_FREE : ALLOC_RELEASE_IDLE;
 }
 
 /* WebKit's shrinkOrDie: release everything now, measure again, and act when
@@ -196,7 +214,7 @@ static int callback_level(int policy_level) {
 static bool shrink_or_die(uint64_t footprint, bool callbacks_done) {
     uint64_t kill = kill_effective();
     if (!callbacks_done) run_pressure_callbacks(MEMBUDGET_LEVEL_CRITICAL);
-    uint64_t released = alloc_release_shared(3);
+    uint64_t released = alloc_backend.release_shared(ALLOC_RELEASE_CRITICAL);
     uint64_t after = mb_monitor_refresh();
     int current = atomic_load_explicit(&policy, memory_order_relaxed);
     if (after < kill) {
@@ -230,14 +248,14 @@ static bool shrink_or_die(uint64_t footprint, bool callbacks_done) {
 static bool evaluate(void) {
     uint64_t footprint = mb_monitor_footprint();
     int old = atomic_load_explicit(&policy, memory_order_relaxed);
-    int level = level_for(footprint);
+    enum mb_policy level = level_for(footprint);
     bool critical_done = false;
     uint64_t kill = kill_effective();
-    if (level > old) {
+    if ((int)level > old) {
         /* Policies only climb here; the tick lowers them with hysteresis, so a
          * release that dips under the threshold does not start a storm. */
         atomic_store_explicit(&policy, level, memory_order_relaxed);
-        uint64_t released = alloc_release_shared(level);
+        uint64_t released = alloc_backend.release_shared(release_level(level));
         run_pressure_callbacks(callback_level(level));
         critical_done = level >= MB_POLICY_STRICT_SYNC;
         record(MB_EVENT_POLICY, old, level, footprint, threshold(level), released);

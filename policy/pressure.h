@@ -8,7 +8,7 @@
  * lowers the policy again, with hysteresis.
  *
  * The handler and the tick run inside allocations: they never allocate, never
- * take an allocator lock themselves except through alloc_release_shared, and
+ * take an allocator lock themselves except through the backend's release_shared, and
  * write with raw system calls. */
 #ifndef MEMBUDGET_POLICY_PRESSURE_H
 #define MEMBUDGET_POLICY_PRESSURE_H

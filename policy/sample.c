@@ -27,7 +27,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-#include "alloc/internal.h"
+#include "alloc/alloc.h"
 
 /* Frames of ours (the sampler, the malloc entry points) above the caller's. */
 #define SAMPLE_SKIP_MAX 8
@@ -480,7 +480,7 @@ static void sample_record(void *p, size_t size) {
         site_account(site, stored_size, true);
     }
     /* A replaced sample's block is flagged already (pages count their samples). */
-    if (result == LIVE_ADDED) alloc_mark_sampled(p);
+    if (result == LIVE_ADDED) alloc_backend.mark_sampled(p);
 }
 
 int64_t mb_sample_allocation(void **pp, size_t size) {
@@ -501,7 +501,7 @@ int64_t mb_sample_allocation(void **pp, size_t size) {
         }
     }
     int64_t next = next_interval(rate);
-    void *p = alloc_sample_prepare(*pp, size);
+    void *p = alloc_backend.sample_prepare(*pp, size);
     if (p != NULL) {
         *pp = p;
         sample_record(p, size);
@@ -519,7 +519,7 @@ void mb_sample_init(uint64_t sample_bytes) {
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     if (sample_bytes > SAMPLE_RATE_MAX) sample_bytes = SAMPLE_RATE_MAX;
     atomic_store_explicit(&sample_rate, sample_bytes, memory_order_relaxed);
-    alloc_set_sample_free_hook(sample_free);
+    alloc_set_sample_hooks(mb_sample_allocation, sample_free);
     atomic_store_explicit(&sample_ready, true, memory_order_release);
 }
 

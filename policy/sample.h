@@ -40,7 +40,7 @@ uint64_t mb_sample_rate(void);
  * sample, and returns the bytes to allocate before the next one (INT64_MAX when
  * sampling is off).  The caller sets its countdown to INT64_MAX before the
  * call, so allocations made while unwinding are not sampled.  The allocator
- * may move a block it is about to sample (alloc_sample_prepare): *p is then
+ * may move a block it is about to sample (alloc_backend.sample_prepare): *p is then
  * the new block, with the same contents. */
 int64_t mb_sample_allocation(void **p, size_t size);
 

@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#include "alloc/internal.h"
+#include "alloc/os.h"
 #include "policy/budget.h"
 #include "policy/config.h"
 #include "policy/modules.h"

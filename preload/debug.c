@@ -2,7 +2,7 @@
  * outside.  Not part of the ABI of a release build: a test finds them with
  * dlsym and skips itself when they are absent. */
 #ifdef MB_DEBUG
-#include "alloc/internal.h"
+#include "alloc/alloc.h"
 #include "policy/pressure.h"
 #include "policy/sample.h"
 #include "preload/preload.h"

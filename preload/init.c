@@ -10,9 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc/alloc.h"
 #include "alloc/fmt.h"
-#include "alloc/internal.h"
-#include "alloc/jemalloc.h"
 #include "membudget.h"
 #include "policy/budget.h"
 #include "policy/config.h"
@@ -33,13 +32,13 @@ static void fork_prepare(void) {
     heap_atfork_prepare();
     mb_pressure_atfork_prepare();
     mmap_atfork_prepare();
-    alloc_atfork_prepare();
+    alloc_backend.atfork_prepare();
     mb_sample_atfork_prepare();
 }
 
 static void fork_parent(void) {
     mb_sample_atfork_parent();
-    alloc_atfork_parent();
+    alloc_backend.atfork_parent();
     mmap_atfork_parent();
     mb_pressure_atfork_parent();
     heap_atfork_parent();
@@ -49,8 +48,7 @@ static void fork_child(void) {
     /* Locks are reset from the innermost rank out, so the debug build's rank
      * check sees no lock held when heap_atfork_child takes the heap lock. */
     mb_sample_atfork_child();
-    if (jm_active) jm_atfork_child();
-    alloc_atfork_child();
+    alloc_backend.atfork_child();
     mmap_atfork_child();
     mb_pressure_atfork_child_unlock();
     heap_atfork_child();
@@ -89,15 +87,18 @@ static void policy_start(void) {
     }
 }
 
-/* MEMBUDGET_BACKEND=jemalloc: switch before our fork handler is registered,
- * so jemalloc's (registered as it starts) takes its locks after ours. */
+/* MEMBUDGET_BACKEND: switch before our fork handler is registered, so that a
+ * backend's own (jemalloc registers one as it starts) takes its locks after
+ * ours. */
 static void backend_start(void) {
-    if (cfg.backend != MB_BACKEND_JEMALLOC) return;
-    const char *why = jm_start();
+    const char *name = mb_option_value_name(MB_OPT_BACKEND, cfg.backend);
+    const char *why = alloc_backend_choose(name);
     if (why == NULL) return;
     char buf[256];
     struct mb_buf f = mb_buf_on(buf, sizeof buf);
-    mb_buf_str(&f, "membudget: MEMBUDGET_BACKEND=jemalloc: ");
+    mb_buf_str(&f, "membudget: MEMBUDGET_BACKEND=");
+    mb_buf_str(&f, name);
+    mb_buf_str(&f, ": ");
     mb_buf_str(&f, why);
     mb_buf_str(&f, "; using the native allocator\n");
     os_write_all(2, f.data, f.len);
@@ -183,7 +184,7 @@ __attribute__((constructor)) static void membudget_start(void) {
     void *(*global_malloc)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "malloc");
     void (*global_free)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "free");
     void *probe = global_malloc != NULL && global_free != NULL ? global_malloc(16) : NULL;
-    bool foreign = probe != NULL && (jm_active ? !jm_owns(probe) : chunk_of(probe) == NULL);
+    bool foreign = probe != NULL && !alloc_backend.owns(probe);
     if (probe != NULL) global_free(probe);
     if (foreign) {
         static const char msg[] =
@@ -222,7 +223,10 @@ __attribute__((destructor)) static void membudget_finish(void) {
     mb_buf_u64(&f, st.pages_in_use);
     mb_buf_str(&f, ", threads ");
     mb_buf_u64(&f, st.threads);
-    if (jm_active) mb_buf_str(&f, ", backend jemalloc");
+    if (!alloc_backend_is_default()) {
+        mb_buf_str(&f, ", backend ");
+        mb_buf_str(&f, alloc_backend.name);
+    }
     mb_buf_char(&f, '\n');
     os_write_all(2, f.data, f.len);
 }

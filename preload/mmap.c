@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "alloc/internal.h"
+#include "alloc/alloc.h"
 #include "policy/budget.h"
 #include "preload/preload.h"
 

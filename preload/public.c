@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "alloc/internal.h"
+#include "alloc/alloc.h"
 #include "membudget.h"
 #include "policy/budget.h"
 #include "policy/dump.h"
@@ -30,10 +30,16 @@ MB_EXPORT size_t membudget_stats(struct membudget_stats *out, size_t size) {
     return size;
 }
 
+/* What membudget_release(level) gives back: below CONSERVATIVE counts as it,
+ * above CRITICAL (MEMBUDGET_LEVEL_INACTIVE_LIMIT included) as CRITICAL. */
+static enum alloc_release_level release_level(int level) {
+    if (level <= MEMBUDGET_LEVEL_CONSERVATIVE) return ALLOC_RELEASE_IDLE;
+    if (level == MEMBUDGET_LEVEL_STRICT) return ALLOC_RELEASE_FREE;
+    return ALLOC_RELEASE_CRITICAL;
+}
+
 MB_EXPORT size_t membudget_release(int level) {
-    if (level < MEMBUDGET_LEVEL_CONSERVATIVE) level = MEMBUDGET_LEVEL_CONSERVATIVE;
-    if (level > MEMBUDGET_LEVEL_CRITICAL) level = MEMBUDGET_LEVEL_CRITICAL;
-    return alloc_release(level);
+    return alloc_backend.release(release_level(level));
 }
 
 MB_EXPORT size_t membudget_footprint(void) { return (size_t)mb_monitor_footprint(); }
