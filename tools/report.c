@@ -108,8 +108,7 @@ static json_t *object_or_empty(json_t *root, const char *key) {
     return v;
 }
 
-/* Several sizes in one printf: each call gets its own buffer of a ring. */
-static const char *B(uint64_t bytes) {
+const char *rp_bytes(uint64_t bytes) {
     static char ring[16][32];
     static unsigned next;
     char *buf = ring[next++ % 16];
@@ -172,7 +171,7 @@ static char *read_dump(const char *path, size_t *len) {
     }
     char too_big[96];
     snprintf(too_big, sizeof too_big, "larger than %s, the most a report can be",
-             B(RP_DUMP_MAX_BYTES));
+             rp_bytes(RP_DUMP_MAX_BYTES));
     if ((uint64_t)st.st_size > RP_DUMP_MAX_BYTES) {
         refuse(path, too_big);
         close(fd);
@@ -615,11 +614,11 @@ static void print_header(const struct rp_report *r) {
     const char *source = r->kill_source;
     if (strcmp(r->reason, "request") == 0) {
         printf("membudget: pid %" PRIu64 " (%s) report: footprint %s, limit %s (%s)\n", r->pid,
-               T(r->comm), B(r->footprint_bytes), B(r->kill_bytes), T(source));
+               T(r->comm), rp_bytes(r->footprint_bytes), rp_bytes(r->kill_bytes), T(source));
     } else {
         printf("membudget: pid %" PRIu64
                " (%s) exceeded its memory budget: footprint %s >= limit %s (%s)\n",
-               r->pid, T(r->comm), B(r->footprint_bytes), B(r->kill_bytes), T(source));
+               r->pid, T(r->comm), rp_bytes(r->footprint_bytes), rp_bytes(r->kill_bytes), T(source));
     }
     char when[64] = "";
     time_t t = (time_t)(r->time_unix_ns / 1000000000u);
@@ -635,25 +634,25 @@ static void print_header(const struct rp_report *r) {
 }
 
 static void print_limit(const struct rp_report *r) {
-    printf("\nLimit %s: %s\n", B(r->kill_bytes), T(r->kill_source));
-    printf("  conservative %s: %s\n", B(r->conservative_bytes), T(r->conservative_source));
-    printf("  strict       %s: %s\n", B(r->strict_bytes), T(r->strict_source));
-    printf("  strict-sync  %s: %s\n", B(r->strict_sync_bytes), T(r->strict_sync_source));
-    printf("  ramSize      %s: %s\n", B(r->ram_bytes), T(r->ram_source));
+    printf("\nLimit %s: %s\n", rp_bytes(r->kill_bytes), T(r->kill_source));
+    printf("  conservative %s: %s\n", rp_bytes(r->conservative_bytes), T(r->conservative_source));
+    printf("  strict       %s: %s\n", rp_bytes(r->strict_bytes), T(r->strict_source));
+    printf("  strict-sync  %s: %s\n", rp_bytes(r->strict_sync_bytes), T(r->strict_sync_source));
+    printf("  ramSize      %s: %s\n", rp_bytes(r->ram_bytes), T(r->ram_source));
 }
 
 static void print_footprint(const struct rp_report *r) {
     const json_t *f = r->footprint;
     const json_t *os = json_object_get(f, "os");
-    printf("\nFootprint %s = counter %s + baseline %s (%s)\n", B(r->footprint_bytes),
-           B(r->counter_bytes), B(r->baseline_bytes), T(rp_str(f, "source")));
-    printf("  small pages %s (%s in live blocks), large spans %s (%s cached),\n", B(r->small_bytes),
-           B(r->small_live_bytes), B(r->large_bytes), B(r->large_cached_bytes));
-    printf("  application mmap %s, metadata %s; peak counter %s\n", B(r->mmap_bytes),
-           B(r->meta_bytes), B(r->counter_peak_bytes));
-    printf("  OS view: RssAnon %s + VmSwap %s", B(rp_u64(os, "rss_anon_bytes")),
-           B(rp_u64(os, "vm_swap_bytes")));
-    if (rp_u64(os, "cgroup_bytes") != 0) printf(", cgroup %s", B(rp_u64(os, "cgroup_bytes")));
+    printf("\nFootprint %s = counter %s + baseline %s (%s)\n", rp_bytes(r->footprint_bytes),
+           rp_bytes(r->counter_bytes), rp_bytes(r->baseline_bytes), T(rp_str(f, "source")));
+    printf("  small pages %s (%s in live blocks), large spans %s (%s cached),\n", rp_bytes(r->small_bytes),
+           rp_bytes(r->small_live_bytes), rp_bytes(r->large_bytes), rp_bytes(r->large_cached_bytes));
+    printf("  application mmap %s, metadata %s; peak counter %s\n", rp_bytes(r->mmap_bytes),
+           rp_bytes(r->meta_bytes), rp_bytes(r->counter_peak_bytes));
+    printf("  OS view: RssAnon %s + VmSwap %s", rp_bytes(rp_u64(os, "rss_anon_bytes")),
+           rp_bytes(rp_u64(os, "vm_swap_bytes")));
+    if (rp_u64(os, "cgroup_bytes") != 0) printf(", cgroup %s", rp_bytes(rp_u64(os, "cgroup_bytes")));
     printf("\n");
 }
 
@@ -672,9 +671,9 @@ static void print_policy(const struct rp_report *r) {
             printf("%s -> %s", T(e->from), T(e->to));
         else
             printf("%s", T(e->kind));
-        printf(" at %s", B(e->footprint_bytes));
-        if (e->threshold_bytes) printf(" (threshold %s)", B(e->threshold_bytes));
-        printf(", released %s\n", B(e->released_bytes));
+        printf(" at %s", rp_bytes(e->footprint_bytes));
+        if (e->threshold_bytes) printf(" (threshold %s)", rp_bytes(e->threshold_bytes));
+        printf(", released %s\n", rp_bytes(e->released_bytes));
     }
 }
 
@@ -690,7 +689,7 @@ static void print_sites(const struct rp_report *r, size_t max_sites, size_t max_
     }
     printf("\nTop allocation sites by estimated live bytes (%" PRIu64
            " live samples, 1 per %s on average)\n",
-           rp_u64(r->sampling, "live_samples"), B(rate));
+           rp_u64(r->sampling, "live_samples"), rp_bytes(rate));
     uint64_t dropped = rp_u64(r->sampling, "dropped"),
              unrecorded = rp_u64(r->sampling, "unrecorded");
     if (dropped)
@@ -706,7 +705,7 @@ static void print_sites(const struct rp_report *r, size_t max_sites, size_t max_
         double share =
             r->sites_est_bytes ? 100.0 * (double)s->est_bytes / (double)r->sites_est_bytes : 0;
         printf("  #%-2zu %9s %5.1f%%  ~%" PRIu64 " object%s, %" PRIu64 " sample%s%s\n", i + 1,
-               B(s->est_bytes), share, s->est_objects, s->est_objects == 1 ? "" : "s",
+               rp_bytes(s->est_bytes), share, s->est_objects, s->est_objects == 1 ? "" : "s",
                s->live_samples, s->live_samples == 1 ? "" : "s",
                s->unrecorded ? " (stacks not recorded)" : "");
         size_t frames = max_frames && max_frames < s->frame_count ? max_frames : s->frame_count;
@@ -858,9 +857,7 @@ static json_t *hex_value(uint64_t v) {
     return json_string(buf);
 }
 
-static json_t *u64_value(uint64_t v) {
-    return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
-}
+json_t *rp_u64_json(uint64_t v) { return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v); }
 
 /* A JSON string of text read from a module file, which need not be UTF-8 (jansson
  * takes only UTF-8): bytes that are not as U+FFFD, as tools/textout.h does. */
@@ -904,6 +901,15 @@ static const char *module_state_name(enum rp_module_state s) {
     return "not read";
 }
 
+void rp_site_stack_json(json_t *o, const struct rp_site *s) {
+    if (s->unrecorded) json_object_set_new(o, "unrecorded", json_true());
+    if (s->truncated) json_object_set_new(o, "truncated", json_true());
+    json_t *frames = json_array();
+    for (size_t f = 0; f < s->frame_count; f++)
+        json_array_append_new(frames, rp_frame_json(&s->frames[f]));
+    json_object_set_new(o, "frames", frames);
+}
+
 json_t *rp_frame_json(const struct rp_frame *f) {
     json_t *o = json_object();
     char name[512];
@@ -918,7 +924,7 @@ json_t *rp_frame_json(const struct rp_frame *f) {
     if (f->function != NULL) {
         json_object_set_new(o, "function", rp_json_text(f->function));
         if (f->mangled != NULL) json_object_set_new(o, "mangled", rp_json_text(f->mangled));
-        if (!f->inlined) json_object_set_new(o, "function_offset", u64_value(f->function_offset));
+        if (!f->inlined) json_object_set_new(o, "function_offset", rp_u64_json(f->function_offset));
     }
     if (f->file != NULL) {
         json_object_set_new(o, "file", rp_json_text(f->file));
@@ -934,10 +940,10 @@ void rp_print_json(const struct rp_report *r) {
                         json_incref(json_object_get(r->root, "membudget_dump")));
     json_object_set_new(out, "version", json_string(r->version));
     json_object_set_new(out, "reason", json_string(r->reason));
-    json_object_set_new(out, "pid", u64_value(r->pid));
+    json_object_set_new(out, "pid", rp_u64_json(r->pid));
     json_object_set_new(out, "comm", json_string(r->comm));
-    json_object_set_new(out, "time_unix_ns", u64_value(r->time_unix_ns));
-    json_object_set_new(out, "uptime_ns", u64_value(r->uptime_ns));
+    json_object_set_new(out, "time_unix_ns", rp_u64_json(r->time_unix_ns));
+    json_object_set_new(out, "uptime_ns", rp_u64_json(r->uptime_ns));
     if (r->note_count > 0) {
         json_t *notes = json_array();
         for (size_t i = 0; i < r->note_count && i < RP_NOTES_MAX; i++)
@@ -959,10 +965,10 @@ void rp_print_json(const struct rp_report *r) {
     for (size_t i = 0; i < r->tick_count; i++) {
         const struct rp_tick *t = &r->ticks[i];
         json_t *o = json_object();
-        json_object_set_new(o, "time_ns", u64_value(t->time_ns));
-        json_object_set_new(o, "footprint_bytes", u64_value(t->footprint_bytes));
-        json_object_set_new(o, "counter_bytes", u64_value(t->counter_bytes));
-        json_object_set_new(o, "baseline_bytes", u64_value(t->baseline_bytes));
+        json_object_set_new(o, "time_ns", rp_u64_json(t->time_ns));
+        json_object_set_new(o, "footprint_bytes", rp_u64_json(t->footprint_bytes));
+        json_object_set_new(o, "counter_bytes", rp_u64_json(t->counter_bytes));
+        json_object_set_new(o, "baseline_bytes", rp_u64_json(t->baseline_bytes));
         json_object_set_new(o, "policy", json_string(t->policy));
         json_array_append_new(ticks, o);
     }
@@ -975,20 +981,15 @@ void rp_print_json(const struct rp_report *r) {
         const struct rp_site *s = &r->sites[i];
         json_t *o = json_object();
         json_object_set_new(o, "rank", json_integer((json_int_t)i + 1));
-        json_object_set_new(o, "est_bytes", u64_value(s->est_bytes));
+        json_object_set_new(o, "est_bytes", rp_u64_json(s->est_bytes));
         json_object_set_new(
             o, "share",
             json_real(r->sites_est_bytes ? (double)s->est_bytes / (double)r->sites_est_bytes : 0));
-        json_object_set_new(o, "est_objects", u64_value(s->est_objects));
-        json_object_set_new(o, "live_samples", u64_value(s->live_samples));
-        json_object_set_new(o, "live_sampled_bytes", u64_value(s->live_sampled_bytes));
-        json_object_set_new(o, "total_samples", u64_value(s->total_samples));
-        if (s->unrecorded) json_object_set_new(o, "unrecorded", json_true());
-        if (s->truncated) json_object_set_new(o, "truncated", json_true());
-        json_t *frames = json_array();
-        for (size_t f = 0; f < s->frame_count; f++)
-            json_array_append_new(frames, rp_frame_json(&s->frames[f]));
-        json_object_set_new(o, "frames", frames);
+        json_object_set_new(o, "est_objects", rp_u64_json(s->est_objects));
+        json_object_set_new(o, "live_samples", rp_u64_json(s->live_samples));
+        json_object_set_new(o, "live_sampled_bytes", rp_u64_json(s->live_sampled_bytes));
+        json_object_set_new(o, "total_samples", rp_u64_json(s->total_samples));
+        rp_site_stack_json(o, s);
         json_array_append_new(sites, o);
     }
     json_object_set_new(out, "sites", sites);

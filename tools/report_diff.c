@@ -85,13 +85,6 @@ static struct diff_site *merge(const struct rp_report *old, const struct rp_repo
     return all;
 }
 
-static const char *bytes(uint64_t v) {
-    static char ring[8][32];
-    static unsigned next;
-    char *buf = ring[next++ % 8];
-    return mb_bytes_text(buf, sizeof ring[0], v);
-}
-
 /* "+8 MiB", "-2 MiB", "0 B". */
 static const char *signed_bytes(uint64_t from, uint64_t to) {
     static char ring[4][40];
@@ -109,16 +102,16 @@ static void print_side(const char *label, const struct rp_report *r) {
     printf(": pid %" PRIu64 " (", r->pid);
     tx_term(stdout, r->comm);
     printf(") after %" PRIu64 ".%03" PRIu64 " s, footprint %s, sampled sites %s in %zu\n",
-           r->uptime_ns / 1000000000u, r->uptime_ns / 1000000u % 1000u, bytes(r->footprint_bytes),
-           bytes(r->sites_est_bytes), r->site_count);
+           r->uptime_ns / 1000000000u, r->uptime_ns / 1000000u % 1000u, rp_bytes(r->footprint_bytes),
+           rp_bytes(r->sites_est_bytes), r->site_count);
 }
 
 static void print_text(const struct rp_report *old, const struct rp_report *new,
                        const struct diff_site *d, size_t n, size_t max_sites, size_t max_frames) {
     printf("membudget: report diff: footprint %s -> %s (%s), sampled sites %s -> %s (%s)\n",
-           bytes(old->footprint_bytes), bytes(new->footprint_bytes),
-           signed_bytes(old->footprint_bytes, new->footprint_bytes), bytes(old->sites_est_bytes),
-           bytes(new->sites_est_bytes), signed_bytes(old->sites_est_bytes, new->sites_est_bytes));
+           rp_bytes(old->footprint_bytes), rp_bytes(new->footprint_bytes),
+           signed_bytes(old->footprint_bytes, new->footprint_bytes), rp_bytes(old->sites_est_bytes),
+           rp_bytes(new->sites_est_bytes), signed_bytes(old->sites_est_bytes, new->sites_est_bytes));
     print_side("old", old);
     print_side("new", new);
     if (old->pid != new->pid) printf("  (two processes: sites matched by their stacks' names)\n");
@@ -131,7 +124,7 @@ static void print_text(const struct rp_report *old, const struct rp_report *new,
         if (d[i].old_bytes == d[i].new_bytes) continue;
         shown++;
         printf("  #%-2zu %9s  %s -> %s\n", shown, signed_bytes(d[i].old_bytes, d[i].new_bytes),
-               bytes(d[i].old_bytes), bytes(d[i].new_bytes));
+               rp_bytes(d[i].old_bytes), rp_bytes(d[i].new_bytes));
         const struct rp_site *s = d[i].site;
         size_t frames = max_frames && max_frames < s->frame_count ? max_frames : s->frame_count;
         for (size_t f = 0; f < frames; f++) {
@@ -164,21 +157,17 @@ static void print_folded(const struct diff_site *d, size_t n) {
         printf("%s %" PRIu64 " %" PRIu64 "\n", d[i].stack, d[i].old_bytes, d[i].new_bytes);
 }
 
-static json_t *u64_json(uint64_t v) {
-    return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
-}
-
 static json_t *side_json(const struct rp_report *r) {
     json_t *o = json_object();
     json_object_set_new(o, "path", rp_json_text(r->path));
-    json_object_set_new(o, "pid", u64_json(r->pid));
+    json_object_set_new(o, "pid", rp_u64_json(r->pid));
     json_object_set_new(o, "comm", json_string(r->comm));
     json_object_set_new(o, "reason", json_string(r->reason));
-    json_object_set_new(o, "time_unix_ns", u64_json(r->time_unix_ns));
-    json_object_set_new(o, "uptime_ns", u64_json(r->uptime_ns));
-    json_object_set_new(o, "footprint_bytes", u64_json(r->footprint_bytes));
-    json_object_set_new(o, "sites_est_bytes", u64_json(r->sites_est_bytes));
-    json_object_set_new(o, "site_count", u64_json(r->site_count));
+    json_object_set_new(o, "time_unix_ns", rp_u64_json(r->time_unix_ns));
+    json_object_set_new(o, "uptime_ns", rp_u64_json(r->uptime_ns));
+    json_object_set_new(o, "footprint_bytes", rp_u64_json(r->footprint_bytes));
+    json_object_set_new(o, "sites_est_bytes", rp_u64_json(r->sites_est_bytes));
+    json_object_set_new(o, "site_count", rp_u64_json(r->site_count));
     return o;
 }
 
@@ -195,17 +184,12 @@ static void print_json(const struct rp_report *old, const struct rp_report *new,
                 to = d[i].new_bytes > INT64_MAX ? INT64_MAX : (int64_t)d[i].new_bytes;
         json_object_set_new(o, "rank", json_integer((json_int_t)i + 1));
         json_object_set_new(o, "growth_bytes", json_integer(to - from));
-        json_object_set_new(o, "old_est_bytes", u64_json(d[i].old_bytes));
-        json_object_set_new(o, "new_est_bytes", u64_json(d[i].new_bytes));
-        json_object_set_new(o, "old_est_objects", u64_json(d[i].old_objects));
-        json_object_set_new(o, "new_est_objects", u64_json(d[i].new_objects));
+        json_object_set_new(o, "old_est_bytes", rp_u64_json(d[i].old_bytes));
+        json_object_set_new(o, "new_est_bytes", rp_u64_json(d[i].new_bytes));
+        json_object_set_new(o, "old_est_objects", rp_u64_json(d[i].old_objects));
+        json_object_set_new(o, "new_est_objects", rp_u64_json(d[i].new_objects));
         const struct rp_site *s = d[i].site;
-        if (s->unrecorded) json_object_set_new(o, "unrecorded", json_true());
-        if (s->truncated) json_object_set_new(o, "truncated", json_true());
-        json_t *frames = json_array();
-        for (size_t f = 0; f < s->frame_count; f++)
-            json_array_append_new(frames, rp_frame_json(&s->frames[f]));
-        json_object_set_new(o, "frames", frames);
+        rp_site_stack_json(o, s);
         json_array_append_new(sites, o);
     }
     json_object_set_new(out, "sites", sites);

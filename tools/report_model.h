@@ -149,6 +149,14 @@ void rp_frame_name(const struct rp_frame *f, char *buf, size_t cap);
 json_t *rp_json_text(const char *s);
 /* A frame as --json writes it (a new reference). */
 json_t *rp_frame_json(const struct rp_frame *f);
+/* A number as --json writes it: past INT64_MAX, INT64_MAX (a new reference). */
+json_t *rp_u64_json(uint64_t v);
+/* A site's marks ("unrecorded", "truncated") and its "frames" array, set on o
+ * as --json and --diff --json write them. */
+void rp_site_stack_json(json_t *o, const struct rp_site *s);
+/* A byte count in the one byte form, for printf's %s: each call gets its own
+ * buffer of a ring of 16, so that several can stand in one printf. */
+const char *rp_bytes(uint64_t bytes);
 /* The frame that ends a stack the writer cut: "[stack cut at 32 frames]". */
 const char *rp_truncation_mark(const struct rp_report *r);
 /* A site's stack as one folded line, outermost frame first, names as on the
