@@ -933,34 +933,19 @@ json_t *rp_frame_json(const struct rp_frame *f) {
     return o;
 }
 
-void rp_print_json(const struct rp_report *r) {
-    json_t *out = json_object();
-    json_object_set_new(out, "membudget_report", json_integer(1));
-    json_object_set_new(out, "dump_format",
-                        json_incref(json_object_get(r->root, "membudget_dump")));
-    json_object_set_new(out, "version", json_string(r->version));
-    json_object_set_new(out, "reason", json_string(r->reason));
-    json_object_set_new(out, "pid", rp_u64_json(r->pid));
-    json_object_set_new(out, "comm", json_string(r->comm));
-    json_object_set_new(out, "time_unix_ns", rp_u64_json(r->time_unix_ns));
-    json_object_set_new(out, "uptime_ns", rp_u64_json(r->uptime_ns));
-    if (r->note_count > 0) {
-        json_t *notes = json_array();
-        for (size_t i = 0; i < r->note_count && i < RP_NOTES_MAX; i++)
-            json_array_append_new(notes, rp_json_text(r->notes[i]));
-        if (r->note_count > RP_NOTES_MAX) {
-            char more[64];
-            snprintf(more, sizeof more, "%zu more not shown", r->note_count - RP_NOTES_MAX);
-            json_array_append_new(notes, json_string(more));
-        }
-        json_object_set_new(out, "notes", notes);
+static json_t *notes_json(const struct rp_report *r) {
+    json_t *notes = json_array();
+    for (size_t i = 0; i < r->note_count && i < RP_NOTES_MAX; i++)
+        json_array_append_new(notes, rp_json_text(r->notes[i]));
+    if (r->note_count > RP_NOTES_MAX) {
+        char more[64];
+        snprintf(more, sizeof more, "%zu more not shown", r->note_count - RP_NOTES_MAX);
+        json_array_append_new(notes, json_string(more));
     }
-    json_object_set(out, "limit", r->limit);
-    json_object_set(out, "footprint", r->footprint);
-    json_object_set(out, "policy", r->policy);
-    json_t *size_classes = json_object_get(r->root, "size_classes");
-    json_object_set_new(out, "size_classes",
-                        json_is_array(size_classes) ? json_incref(size_classes) : json_array());
+    return notes;
+}
+
+static json_t *timeline_json(const struct rp_report *r) {
     json_t *ticks = json_array();
     for (size_t i = 0; i < r->tick_count; i++) {
         const struct rp_tick *t = &r->ticks[i];
@@ -972,10 +957,10 @@ void rp_print_json(const struct rp_report *r) {
         json_object_set_new(o, "policy", json_string(t->policy));
         json_array_append_new(ticks, o);
     }
-    json_object_set_new(out, "timeline", ticks);
-    json_object_set(out, "sampling", r->sampling);
-    json_t *allocator = json_object_get(r->root, "allocator");
-    if (json_is_object(allocator)) json_object_set(out, "allocator", allocator);
+    return ticks;
+}
+
+static json_t *sites_json(const struct rp_report *r) {
     json_t *sites = json_array();
     for (size_t i = 0; i < r->site_count; i++) {
         const struct rp_site *s = &r->sites[i];
@@ -992,7 +977,10 @@ void rp_print_json(const struct rp_report *r) {
         rp_site_stack_json(o, s);
         json_array_append_new(sites, o);
     }
-    json_object_set_new(out, "sites", sites);
+    return sites;
+}
+
+static json_t *modules_json(const struct rp_report *r) {
     json_t *modules = json_array();
     for (size_t i = 0; i < r->module_count; i++) {
         const struct rp_module *m = &r->modules[i];
@@ -1005,7 +993,33 @@ void rp_print_json(const struct rp_report *r) {
         json_object_set_new(o, "symbols", json_string(module_state_name(m->state)));
         json_array_append_new(modules, o);
     }
-    json_object_set_new(out, "modules", modules);
+    return modules;
+}
+
+void rp_print_json(const struct rp_report *r) {
+    json_t *out = json_object();
+    json_object_set_new(out, "membudget_report", json_integer(1));
+    json_object_set_new(out, "dump_format",
+                        json_incref(json_object_get(r->root, "membudget_dump")));
+    json_object_set_new(out, "version", json_string(r->version));
+    json_object_set_new(out, "reason", json_string(r->reason));
+    json_object_set_new(out, "pid", rp_u64_json(r->pid));
+    json_object_set_new(out, "comm", json_string(r->comm));
+    json_object_set_new(out, "time_unix_ns", rp_u64_json(r->time_unix_ns));
+    json_object_set_new(out, "uptime_ns", rp_u64_json(r->uptime_ns));
+    if (r->note_count > 0) json_object_set_new(out, "notes", notes_json(r));
+    json_object_set(out, "limit", r->limit);
+    json_object_set(out, "footprint", r->footprint);
+    json_object_set(out, "policy", r->policy);
+    json_t *size_classes = json_object_get(r->root, "size_classes");
+    json_object_set_new(out, "size_classes",
+                        json_is_array(size_classes) ? json_incref(size_classes) : json_array());
+    json_object_set_new(out, "timeline", timeline_json(r));
+    json_object_set(out, "sampling", r->sampling);
+    json_t *allocator = json_object_get(r->root, "allocator");
+    if (json_is_object(allocator)) json_object_set(out, "allocator", allocator);
+    json_object_set_new(out, "sites", sites_json(r));
+    json_object_set_new(out, "modules", modules_json(r));
     json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     fputc('\n', stdout);
     json_decref(out);
