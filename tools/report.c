@@ -1079,6 +1079,35 @@ static int diff_main(const char *old_path, const char *new_path, bool symbols,
     return status;
 }
 
+enum rp_out { RP_OUT_TEXT, RP_OUT_FOLDED, RP_OUT_JSON };
+
+/* One report: the pictures asked for (--svg, --html), then the text, --folded
+ * or --json on stdout. */
+static int one_main(const char *path, bool symbols, const char *svg, const char *html,
+                    enum rp_out form, size_t max_sites, size_t max_frames) {
+    struct rp_report r = {0};
+    if (!rp_load_file(&r, path)) return 1;
+    r.expand_frames = true;
+    if (symbols) rp_symbolize(&r);
+    if ((svg != NULL && !rp_write_svg(&r, svg)) || (html != NULL && !rp_write_html(&r, html))) {
+        rp_free(&r);
+        return 1;
+    }
+    if (form == RP_OUT_FOLDED) {
+        /* The lines are for a flame graph: what the reader set aside goes to stderr. */
+        for (size_t i = 0; i < r.note_count && i < RP_NOTES_MAX; i++)
+            fprintf(stderr, "%s: %s: note: %s\n", prog, T(r.path), T(r.notes[i]));
+        rp_print_folded(&r);
+    } else if (form == RP_OUT_JSON) {
+        rp_print_json(&r);
+    } else {
+        rp_print_text(&r, max_sites, max_frames);
+    }
+    int status = finish();
+    rp_free(&r);
+    return status;
+}
+
 int report_main(int argc, char **argv) {
     static const struct option options[] = {
         {"svg", required_argument, NULL, 's'},    {"folded", no_argument, NULL, 'f'},
@@ -1149,29 +1178,9 @@ int report_main(int argc, char **argv) {
                                 : RP_DIFF_TEXT,
                          max_sites, max_frames);
 
-    struct rp_report r = {0};
-    if (!rp_load_file(&r, argv[optind])) return 1;
-    r.expand_frames = true;
-    if (symbols) rp_symbolize(&r);
-    if ((svg != NULL && !rp_write_svg(&r, svg)) || (html != NULL && !rp_write_html(&r, html))) {
-        rp_free(&r);
-        return 1;
-    }
-    if (folded) {
-        /* The lines are for a flame graph: what the reader set aside goes to stderr. */
-        for (size_t i = 0; i < r.note_count && i < RP_NOTES_MAX; i++)
-            fprintf(stderr, "%s: %s: note: %s\n", prog, T(r.path), T(r.notes[i]));
-        rp_print_folded(&r);
-    } else if (json) {
-        rp_print_json(&r);
-    } else {
-        rp_print_text(&r, max_sites, max_frames);
-    }
-    int status = 0;
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "%s: cannot write the output\n", prog);
-        status = 1;
-    }
-    rp_free(&r);
-    return status;
+    return one_main(argv[optind], symbols, svg, html,
+                    folded ? RP_OUT_FOLDED
+                    : json ? RP_OUT_JSON
+                           : RP_OUT_TEXT,
+                    max_sites, max_frames);
 }
