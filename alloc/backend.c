@@ -26,15 +26,20 @@ static const char *absent(const char *name) {
 }
 
 const char *alloc_backend_choose(const char *name) {
+    const char *why = absent(name);
     for (size_t i = 0; i < sizeof backends / sizeof *backends; i++) {
         if (strcmp(backends[i]->name, name) != 0) continue;
-        const char *why = backends[i]->start();
+        why = backends[i]->start();
         /* Before main, with no other thread: no call can see the table half
          * written. */
         if (why == NULL) alloc_backend = *backends[i];
-        return why;
+        break;
     }
-    return absent(name);
+    /* Chosen once: from now on the table only changes if something writes
+     * where it must not, and that faults here instead of redirecting every
+     * call.  A failure leaves it writable, as it was. */
+    os_protect_readonly(&alloc_backend_page, sizeof alloc_backend_page);
+    return why;
 }
 
 bool alloc_backend_is_default(void) { return strcmp(alloc_backend.name, backends[0]->name) == 0; }

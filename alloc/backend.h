@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alloc/os.h"
+
 struct membudget_stats;
 
 /* What a release gives back.  Its own type: the policy layer maps its
@@ -107,8 +109,14 @@ struct alloc_backend {
 };
 
 /* The backend in use.  Hidden, so that an entry is read with one
- * instruction, not through the GOT. */
+ * instruction, not through the GOT.  It is the first member of a page of its
+ * own (alloc/native.c), read-only once alloc_backend_choose has run. */
 extern struct alloc_backend alloc_backend __attribute__((visibility("hidden")));
+union alloc_backend_page {
+    struct alloc_backend backend;
+    unsigned char page[OS_PAGE_SIZE];
+};
+extern union alloc_backend_page alloc_backend_page __attribute__((visibility("hidden")));
 
 /* Starts the backend named (MEMBUDGET_BACKEND) and makes it the one in use:
  * NULL, or why not (the native allocator then stays).  Once, from the

@@ -99,5 +99,9 @@ static uint64_t native_charged_bytes(void) { return 0; }
 const struct alloc_backend alloc_backend_native = NATIVE_BACKEND;
 
 /* The table in use (alloc/backend.h): the native allocator from the first
- * allocation on, until the constructor chooses (alloc/backend.c). */
-struct alloc_backend alloc_backend = NATIVE_BACKEND;
+ * allocation on, until the constructor chooses (alloc/backend.c).  It has a
+ * page of its own, which the choice then makes read-only: every entry point
+ * jumps through it, so a stray write must not be able to redirect them. */
+union alloc_backend_page alloc_backend_page __attribute__((aligned(OS_PAGE_SIZE))) = {
+    .backend = NATIVE_BACKEND};
+extern struct alloc_backend alloc_backend __attribute__((alias("alloc_backend_page")));

@@ -54,6 +54,8 @@ void *os_map_aligned(size_t len, size_t align);
 void os_unmap(void *addr, size_t len);
 /* Gives the pages back to the OS; their contents read as zero afterwards. */
 void os_decommit(void *addr, size_t len);
+/* Makes whole pages read-only: 0, or -errno. */
+long os_protect_readonly(void *addr, size_t len);
 /* Is the page holding p mapped at all? */
 bool os_page_mapped(const void *p);
 /* Copies n bytes of our own address space without faulting on an unmapped
@@ -114,6 +116,8 @@ bool os_secure_exec(void);
  * of it is swapped out (Linux: RssAnon and VmSwap of /proc/self/status).
  * False, with both 0, when it cannot be read; a missing swap figure reads 0. */
 bool os_footprint(uint64_t *resident_anon_bytes, uint64_t *swap_bytes);
+/* The number of threads the process has now, or 0 when it cannot be read. */
+unsigned os_thread_count(void);
 
 /* The address range of the library's own machine code, to tell our frames
  * from the program's in a backtrace; [0, 0) when the library is linked into a

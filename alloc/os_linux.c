@@ -74,6 +74,10 @@ long os_remap(void *old_addr, size_t old_len, size_t new_len) {
 
 void os_decommit(void *addr, size_t len) { os_madvise(addr, len, MADV_DONTNEED); }
 
+long os_protect_readonly(void *addr, size_t len) {
+    return os_syscall6(SYS_mprotect, (long)addr, (long)len, PROT_READ, 0, 0, 0);
+}
+
 bool os_page_mapped(const void *p) {
     /* mincore fails with ENOMEM on a hole. */
     unsigned char resident;
@@ -260,6 +264,15 @@ bool os_footprint(uint64_t *resident_anon_bytes, uint64_t *swap_bytes) {
     if (n <= 0 || !status_field(text, "RssAnon", resident_anon_bytes)) return false;
     status_field(text, "VmSwap", swap_bytes);
     return true;
+}
+
+unsigned os_thread_count(void) {
+    char text[4096];
+    uint64_t n = 0;
+    if (os_read_small_file("/proc/self/status", text, sizeof text) <= 0 ||
+        !status_field(text, "Threads", &n) || n > UINT32_MAX)
+        return 0;
+    return (unsigned)n;
 }
 
 void os_futex_wait(_Atomic int *addr, int expected) {

@@ -39,9 +39,9 @@ static inline bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) ==
  * (alloc/backend.h): one indirect jump, whichever backend serves.  The
  * backends set errno to ENOMEM when an allocation fails. */
 
-void *mb_malloc(size_t size) { return alloc_backend.malloc(size); }
+__attribute__((aligned(64))) void *mb_malloc(size_t size) { return alloc_backend.malloc(size); }
 
-void mb_free(void *ptr) { alloc_backend.free(ptr); }
+__attribute__((aligned(64))) void mb_free(void *ptr) { alloc_backend.free(ptr); }
 
 void *mb_calloc(size_t count, size_t size) {
     size_t total;
@@ -118,28 +118,13 @@ void *mb_pvalloc(size_t size) {
 
 size_t mb_malloc_usable_size(void *ptr) { return alloc_backend.usable_size(ptr); }
 
-#ifdef MB_DEBUG
-/* The Threads: line of /proc/self/status, or 0 when it cannot be read. */
-static unsigned process_thread_count(void) {
-    char buf[4096];
-    if (os_read_small_file("/proc/self/status", buf, sizeof buf) <= 0) return 0;
-    const char *line = strstr(buf, "\nThreads:");
-    if (line == NULL) return 0;
-    unsigned n = 0;
-    for (line += 9; *line == ' ' || *line == '\t'; line++) {
-    }
-    for (; *line >= '0' && *line <= '9'; line++) n = n * 10 + (unsigned)(*line - '0');
-    return n;
-}
-#endif
-
 int mb_malloc_trim(size_t pad) {
     (void)pad;
     size_t released = alloc_backend.release(ALLOC_RELEASE_CRITICAL);
     /* Debug builds check the counter against everything committed, which only
      * holds at a quiescent point: the calling thread is the only one. */
 #ifdef MB_DEBUG
-    if (process_thread_count() == 1) alloc_check_counter(mmap_charged_bytes(true));
+    if (os_thread_count() == 1) alloc_check_counter(mmap_charged_bytes(true));
 #endif
     return released > 0;
 }

@@ -826,6 +826,45 @@ def check_api_dump():
         ok(name)
 
 
+def check_backend_table_readonly():
+    """Every exported entry point jumps through the backend table: once the
+    constructor has chosen, its page is read-only in the running process."""
+    name = "the backend table's page is read-only once chosen (%s)" % BACKEND
+    try:
+        syms = subprocess.run(["nm", LIB], capture_output=True, text=True, timeout=TIMEOUT).stdout
+    except OSError as e:
+        return skip(name, "nm: %s" % e)
+    value = None
+    for line in syms.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[2] == "alloc_backend_page":
+            value = int(fields[0], 16)
+    if not syms.strip():
+        return skip(name, "%s has no symbol table (stripped)" % LIB)
+    if value is None:
+        return fail(name, "%s has no alloc_backend_page: the table has no page of its own" % LIB)
+    # The program says it is in main, so the constructor has run.
+    p = subprocess.Popen(["python3", "-c", "import time; print('ready', flush=True); time.sleep(60)"],
+                         env=clean_env({}), stdout=subprocess.PIPE, text=True)
+    try:
+        p.stdout.readline()
+        with open("/proc/%d/maps" % p.pid) as f:
+            maps = f.read()
+    finally:
+        p.kill()
+        p.wait()
+    mine = [line.split() for line in maps.splitlines() if line.endswith(" " + LIB)]
+    bases = [int(m[0].split("-")[0], 16) for m in mine if int(m[2], 16) == 0]
+    if not bases:
+        return fail(name, "%s is not mapped in the process" % LIB, maps)
+    addr = min(bases) + value
+    perms = [m[1] for m in mine
+             if int(m[0].split("-")[0], 16) <= addr < int(m[0].split("-")[1], 16)]
+    if perms != ["r--p"]:
+        return fail(name, "the page at %#x is mapped %r" % (addr, perms), maps)
+    ok(name)
+
+
 def main():
     for limit in (32, 64, 256):
         for threads in (1, 8):
@@ -844,6 +883,7 @@ def main():
     check_bad_values()
     check_report_paths()
     check_api_dump()
+    check_backend_table_readonly()
     print(results.summary(), flush=True)
     subprocess.run(["chmod", "-R", "u+rwx", tmp])
     subprocess.run(["rm", "-rf", tmp])
