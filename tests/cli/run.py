@@ -5,7 +5,8 @@ fake /proc and cgroup trees; `run` exit codes and environment; `stat`,
 `stat` (text, --json, --prometheus) and `top` (a process with a known dominant
 site, sampling off, a page of an older writer); the live-statistics pages
 (mode 0600, unreadable by `nobody`, removed at exit, stale ones cleaned, a fork
-child's own page); one-line errors with exit 2 for bad arguments; `make install`
+child's own page); `stat --all` (text, --json, one --prometheus exposition
+checked with prometheus_client's parser) and figures marked stale; one-line errors with exit 2 for bad arguments; `make install`
 into a temporary DESTDIR, the example built against membudget.pc; the man pages
 against the options table and the header.
 
@@ -90,10 +91,10 @@ def wait_for(pred, seconds=5.0, step=0.05):
 
 
 def start_live(step_kib, interval_ms, max_mib, *extra, via_run=True, env_extra=None,
-               run_args=("--limit", "256M")):
-    """Starts tests/cli/live (under `membudget run`, or preloaded directly);
-    returns (Popen, pid of live)."""
-    args = [LIVE, str(step_kib), str(interval_ms), str(max_mib)] + list(extra)
+               run_args=("--limit", "256M"), program=LIVE):
+    """Starts tests/cli/live (under `membudget run`, or preloaded directly;
+    program: a copy of it under another name); returns (Popen, pid of live)."""
+    args = [program, str(step_kib), str(interval_ms), str(max_mib)] + list(extra)
     if via_run:
         args = [TOOL, "run"] + list(run_args) + ["--"] + args
         env = clean_env(env_extra)
@@ -206,6 +207,8 @@ BAD_ARGUMENTS = [
     (("stat", "1", "2"), ("'2'", "PID")),
     (("stat", "--frob", "1"), ("'--frob'", "--prometheus")),
     (("stat", "--json", "--prometheus", "1"), ("--prometheus", "--json", "exclude")),
+    (("stat", "--all", "1"), ("--all", "'1'", "exclude")),
+    (("stat", "--all", "--json", "--prometheus"), ("--prometheus", "--json", "exclude")),
     (("top", "-d", "0"), ("-d", "'0'", "0.1 to 3600")),
     (("top", "-d", "abc"), ("-d", "'abc'", "seconds")),
     (("top", "-n", "0"), ("-n", "'0'", "1 or more")),
@@ -1109,6 +1112,253 @@ def top_site_old_page():
             os.unlink(path)
 
 
+# ---- stat --all: one exposition, one document; the figures' age ----------------------
+
+# A program name with the three characters the exposition format escapes in a
+# label value (comm keeps the first 15 bytes of it).
+ODD_NAME = 'mb"q\\z\nw'
+
+
+def prometheus_parser():
+    """prometheus_client's parser (Debian python3-prometheus-client, which make
+    deps installs), also when this Python is not Debian's (pyenv)."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            from prometheus_client.parser import text_string_to_metric_families
+        except ImportError:
+            return None
+    return text_string_to_metric_families
+
+
+def exposition_problems(text, parse):
+    """What is wrong with an exposition: it does not parse, or a metric's HELP,
+    TYPE or family comes more than once.  [] when nothing is."""
+    problems = []
+    for kind in ("HELP", "TYPE"):
+        names = re.findall(r"^# %s (\S+)" % kind, text, re.M)
+        problems += ["%s of %s %d times" % (kind, n, names.count(n))
+                     for n in sorted(set(names)) if names.count(n) > 1]
+    try:
+        families = list(parse(text))
+    except Exception as e:  # the parser's own error: not valid
+        return problems + ["does not parse: %r" % e]
+    names = [f.name for f in families]
+    problems += ["family %s %d times" % (n, names.count(n)) for n in sorted(set(names))
+                 if names.count(n) > 1]
+    return problems
+
+
+def by_pid(families, pids):
+    """{pid: {sample name: [samples]}} of the samples labelled with our pids."""
+    out = {pid: {} for pid in pids}
+    for family in families:
+        for sample in family.samples:
+            pid = int(sample.labels.get("pid", "0"))
+            if pid in out:
+                out[pid].setdefault(sample.name, []).append(sample)
+    return out
+
+
+def stat_json(pid):
+    r = tool("stat", "--json", str(pid))
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def same_figures(samples, doc):
+    """The samples of one process against its `stat PID --json` object: each
+    figure they share equal.  Returns (compared, differences)."""
+    compared, differences = 0, []
+    for name, found in samples.items():
+        key = name[len("membudget_"):]
+        if key not in doc and key.endswith("_total") and key[:-6] in doc:
+            key = key[:-6]
+        if key == "last_update_timestamp_seconds":
+            want = doc["updated_unix_ns"] / 1e9
+        elif key == "limit_ratio":
+            want = doc["footprint_bytes"] / doc["limit_bytes"]
+        elif key in doc and isinstance(doc[key], int) and not isinstance(doc[key], bool):
+            want = doc[key]
+        else:
+            continue
+        compared += 1
+        if abs(found[0].value - want) > 1e-9 * max(1.0, abs(want)):
+            differences.append("%s %r, stat --json %r" % (name, found[0].value, want))
+    return compared, differences
+
+
+def bracketed(pids, command):
+    """Runs command between two `stat PID --json` of each pid until no page
+    was rewritten meanwhile (same `updates` before and after); returns
+    (docs, the command's result), docs None when the pages never held still."""
+    for _ in range(20):
+        before = {pid: stat_json(pid) for pid in pids}
+        r = command()
+        after = {pid: stat_json(pid) for pid in pids}
+        if all(before[p] and after[p] and before[p]["updates"] == after[p]["updates"]
+               for p in pids):
+            return after, r
+        time.sleep(0.1)
+    return None, r
+
+
+def start_idle(program=LIVE):
+    """A process that allocates 2 MiB over 1.3 s (past its first tick at 0.5 s,
+    so it has a page), then waits; returns (Popen, pid) once its page is read."""
+    p, pid = start_live(64, 40, 2, via_run=False, program=program)
+    wait_for(lambda: page_ready(pid), 10)
+    return p, pid
+
+
+def stat_all_prometheus():
+    """`stat --all --prometheus` with three processes, one named with a quote,
+    a backslash and a newline: one exposition that prometheus_client parses,
+    each family once, one sample per process and family, the values of `stat
+    PID --json`, the odd name escaped and read back as it is."""
+    parse = prometheus_parser()
+    if not check("stat --all --prometheus: prometheus_client's parser is installed",
+                 parse is not None, "no prometheus_client (Debian python3-prometheus-client: "
+                 "make deps)"):
+        return
+    odd = os.path.join(tmp, ODD_NAME)
+    shutil.copy(LIVE, odd)
+    started = [start_idle(), start_idle(), start_idle(odd)]
+    pids = [pid for _, pid in started]
+    try:
+        # The checker itself: two `stat PID --prometheus` concatenated, as a
+        # textfile collector would be fed without --all, are refused.
+        two = tool("stat", "--prometheus", str(pids[0])).stdout + \
+            tool("stat", "--prometheus", str(pids[1])).stdout
+        check("stat --prometheus twice concatenated: HELP/TYPE repeated, found so",
+              exposition_problems(two, parse) != [], "not found", two)
+        docs, r = bracketed(pids, lambda: tool("stat", "--all", "--prometheus"))
+        problems = exposition_problems(r.stdout, parse)
+        if not check("stat --all --prometheus: one valid exposition, each HELP, TYPE and "
+                     "family once", r.returncode == 0 and not problems,
+                     "exit %d: %s" % (r.returncode, problems), r.stdout + r.stderr):
+            return
+        families = list(parse(r.stdout))
+        samples = by_pid(families, pids)
+        counts = {pid: [n for n, found in samples[pid].items() if len(found) != 1]
+                  for pid in pids}
+        check("stat --all --prometheus: one sample per process and metric, labelled pid",
+              all(len(samples[pid]) >= 15 and not counts[pid] for pid in pids),
+              "metrics per pid %r, repeated %r" % ({p: len(samples[p]) for p in pids}, counts),
+              r.stdout)
+        if not check("stat --all --prometheus: pages held still for the comparison",
+                     docs is not None, "rewritten between every pair of reads"):
+            return
+        results = {pid: same_figures(samples[pid], docs[pid]) for pid in pids}
+        check("stat --all --prometheus: each process's values are its stat --json's",
+              all(n >= 12 and not d for n, d in results.values()), "%r" % results)
+        info = samples[pids[2]].get("membudget_info", [])
+        comm = ODD_NAME[:15]
+        check("stat --all --prometheus: quote, backslash and newline of comm escaped",
+              len(info) == 1 and info[0].labels["comm"] == comm and
+              docs[pids[2]]["comm"] == comm and
+              'comm="mb\\"q\\\\z\\nw"' in r.stdout, "info %r" % info, r.stdout)
+    finally:
+        for p, pid in started:
+            stop(p, pid)
+
+
+def stat_all_json():
+    """`stat --all --json`: one document, its version first, every process's
+    object as `stat PID --json` writes it."""
+    started = [start_idle(), start_idle()]
+    pids = [pid for _, pid in started]
+    try:
+        docs, r = bracketed(pids, lambda: tool("stat", "--all", "--json"))
+        try:
+            doc = json.loads(r.stdout)
+            listed = {o["pid"]: o for o in doc["processes"]}
+            same = docs is not None and all(
+                {k: v for k, v in listed[p].items() if k not in ("age_ns", "stale")} ==
+                {k: v for k, v in docs[p].items() if k not in ("age_ns", "stale")} for p in pids)
+            check("stat --all --json: one document listing each process as stat --json does",
+                  r.returncode == 0 and list(doc)[0] == "membudget_stat_all" and
+                  doc["membudget_stat_all"] == 1 and doc["bound_ns"] > 0 and
+                  doc["stale_after_ns"] > doc["bound_ns"] and
+                  all(p in listed for p in pids) and same,
+                  "pids %r, same %r" % (sorted(listed), same), r.stdout + r.stderr)
+        except (ValueError, KeyError, TypeError) as e:
+            fail("stat --all --json: one document listing each process as stat --json does",
+                 repr(e), r.stdout + r.stderr)
+        r = tool("stat", "--all")
+        blocks = [b for b in r.stdout.split("\n\n") if b.startswith("pid")]
+        check("stat --all: a block per process",
+              r.returncode == 0 and all(sum(re.match(r"pid\s+%d \(live\)" % p, b) is not None
+                                            for b in blocks) == 1 for p in pids) and
+              all(re.search(r"^updated\s+[\d.]+ s ago, (within|past|STALE)", b, re.M)
+                  for b in blocks), "unexpected", r.stdout + r.stderr)
+    finally:
+        for p, pid in started:
+            stop(p, pid)
+
+
+def stale_figures():
+    """A page of a live process whose figures are a minute old (the process
+    is this one, the page written here): stale in stat, stat --json, top and
+    the exposition; a current process beside it is not."""
+    import mmap
+    import struct
+    parse = prometheus_parser()
+    pid = os.getpid()
+    page_dir_ready()
+    path = page_path(pid)
+    if os.path.exists(path):
+        os.unlink(path)
+    with open("/proc/self/stat") as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    old = time.time_ns() - 60 * 10 ** 9
+    record = struct.pack("<IIIIQQ16sQ", 0x3170626d, 1, PAGE_SIZE_V1, pid, start_ticks, old,
+                         b"stalewriter", 2)
+    record += struct.pack("<14QII", old, 10 ** 9, 7, 48 * MIB, 50 * MIB, 47 * MIB, 49 * MIB, MIB,
+                          48 * MIB, 256 * MIB, 200 * MIB, 230 * MIB, 256 * MIB, 0, 0, 1)
+    record += struct.pack("<24s8s12s36s192s", b"unrestricted", b"abort", b"active", b"rss",
+                          b"MEMBUDGET_LIMIT=256M")
+    p, current = start_live(256, 40, 120, via_run=False)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, record + b"\0" * (4096 - len(record)))
+        # Mapped, as the library keeps its page (else taken for a gone process's).
+        mapping = mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ)
+        try:
+            wait_for(lambda: page_ready(current))
+            r, f = stat_fields(pid)
+            check("stale: stat marks a minute-old page STALE before its figures",
+                  r.returncode == 0 and f.get("STALE", "").startswith("STALE") and
+                  "not current" in f["STALE"] and "STALE" in f.get("updated", "") and
+                  r.stdout.index("STALE") < r.stdout.index("footprint"), "unexpected",
+                  r.stdout + r.stderr)
+            doc = stat_json(pid)
+            check("stale: stat --json says so", doc is not None and doc["stale"] is True and
+                  doc["age_ns"] >= 59 * 10 ** 9, "doc %r" % doc)
+            r, row = top_row(pid)
+            check("stale: top marks the row stale", row is not None and
+                  re.search(r" stale( |$)", row) and "stale: past" in r.stdout, "row %r" % row,
+                  r.stdout)
+            r = tool("stat", "--all", "--prometheus")
+            stale = {}
+            if parse is not None and r.returncode == 0:
+                for family in parse(r.stdout):
+                    for sample in family.samples:
+                        if sample.name == "membudget_stale":
+                            stale[int(sample.labels["pid"])] = sample.value
+            check("stale: membudget_stale is 1 for it, 0 for a process that runs",
+                  stale.get(pid) == 1 and stale.get(current) == 0, "%r" % stale,
+                  r.stdout + r.stderr)
+        finally:
+            mapping.close()
+    finally:
+        os.close(fd)
+        if os.path.exists(path):
+            os.unlink(path)
+        stop(p, current)
+
+
 # ---- install, pkg-config, man pages ------------------------------------------------
 
 def install():
@@ -1191,8 +1441,8 @@ def main():
              run_environment, run_budget_death, run_library_paths, run_install_prefix_with_space,
              run_cannot_preload, run_library_not_started, run_handshake_not_inherited,
              handshake_values, live_statistics, stat_json_text, top_site_live,
-             top_site_sampling_off, top_site_old_page, stale_pages, fork_child_page, install,
-             man_pages]
+             top_site_sampling_off, top_site_old_page, stale_pages, fork_child_page,
+             stat_all_prometheus, stat_all_json, stale_figures, install, man_pages]
     try:
         for case in cases:
             try:
