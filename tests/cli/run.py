@@ -1298,6 +1298,55 @@ def stat_all_json():
             stop(p, pid)
 
 
+def stat_all_users():
+    """As root, --all lists the processes of every user (one of nobody's beside
+    ours, each once in the exposition); nobody's --all lists nobody's own and
+    counts our directory as not shown."""
+    name = "stat --all as root: every user's processes"
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        skip(name, "needs root and setpriv")
+        return
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    nobody_dir = "%s/membudget-65534" % SHM
+    existed = os.path.exists(nobody_dir)
+    p = subprocess.Popen(as_nobody + ["env", "LD_PRELOAD=" + LIB, LIVE, "256", "40", "120"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    children.append(p)
+    p.announced = {}
+    theirs = read_announcements(p, ("ready",)).get("ready")
+    q, ours = start_live(256, 40, 120, via_run=False)
+    try:
+        readable = wait_for(lambda: theirs and tool("stat", str(theirs)).returncode == 0 and
+                            page_ready(ours), 10)
+        if not check("stat --all: a process of nobody's publishes its page", readable,
+                     "no page of pid %r" % theirs):
+            return
+        r = tool("stat", "--all", "--prometheus")
+        parse = prometheus_parser()
+        info = [s.labels["pid"] for f in (parse(r.stdout) if parse and r.returncode == 0 else ())
+                for s in f.samples if s.name == "membudget_info"]
+        check(name, info.count(str(theirs)) == 1 and info.count(str(ours)) == 1,
+              "membudget_info of pids %r" % info, r.stdout + r.stderr)
+        r = tool("stat", "--all", "--json", prefix=as_nobody)
+        try:
+            doc = json.loads(r.stdout)
+            pids = [o["pid"] for o in doc["processes"]]
+            check("stat --all as nobody: nobody's own processes, ours not shown",
+                  theirs in pids and ours not in pids and doc["denied"] >= 1,
+                  "pids %r, denied %r" % (pids, doc["denied"]), r.stdout + r.stderr)
+        except (ValueError, KeyError, TypeError) as e:
+            fail("stat --all as nobody: nobody's own processes, ours not shown", repr(e),
+                 r.stdout + r.stderr)
+    finally:
+        stop(q, ours)
+        stop(p, theirs)
+        if not existed:
+            try:
+                os.rmdir(nobody_dir)
+            except OSError:
+                pass
+
+
 def stale_figures():
     """A page of a live process whose figures are a minute old (the process
     is this one, the page written here): stale in stat, stat --json, top and
@@ -1442,7 +1491,8 @@ def main():
              run_cannot_preload, run_library_not_started, run_handshake_not_inherited,
              handshake_values, live_statistics, stat_json_text, top_site_live,
              top_site_sampling_off, top_site_old_page, stale_pages, fork_child_page,
-             stat_all_prometheus, stat_all_json, stale_figures, install, man_pages]
+             stat_all_prometheus, stat_all_json, stat_all_users, stale_figures, install,
+             man_pages]
     try:
         for case in cases:
             try:
