@@ -75,10 +75,8 @@ const char *live_text_value(const struct mb_statspage *p, const struct live_text
  * process is stopped, stuck, or its library does not publish when idle). */
 #ifdef MB_STATSPAGE_PUBLISH_NS
 #define LIVE_BOUND_NS ((uint64_t)(MB_STATSPAGE_PUBLISH_NS))
-#define LIVE_BOUND_STATED 1 /* by the library, in its header */
 #else
 #define LIVE_BOUND_NS 1000000000ull
-#define LIVE_BOUND_STATED 0
 #endif
 #define LIVE_STALE_FACTOR 5
 #define LIVE_STALE_NS (LIVE_STALE_FACTOR * LIVE_BOUND_NS)

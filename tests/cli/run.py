@@ -1167,41 +1167,94 @@ def stat_json(pid):
     return json.loads(r.stdout) if r.returncode == 0 else None
 
 
-def same_figures(samples, doc):
-    """The samples of one process against its `stat PID --json` object: each
-    figure they share equal.  Returns (compared, differences)."""
+def figure_of(doc, key):
+    """What the sample named membudget_<key> should hold, from a `stat PID
+    --json` object; None when the object has no such figure."""
+    if key not in doc and key.endswith("_total") and key[:-6] in doc:
+        key = key[:-6]
+    if key == "last_update_timestamp_seconds":
+        return doc["updated_unix_ns"] / 1e9
+    if key == "limit_ratio":
+        return doc["footprint_bytes"] / doc["limit_bytes"]
+    if key in doc and isinstance(doc[key], int) and not isinstance(doc[key], bool):
+        return doc[key]
+    return None
+
+
+def between(value, first, last):
+    """value within [first, last] (either order), floats to 1e-9."""
+    low, high = min(first, last), max(first, last)
+    slack = 1e-9 * max(1.0, abs(high))
+    return low - slack <= value <= high + slack
+
+
+def same_figures(samples, before, after):
+    """The samples of one process against its `stat PID --json` objects read
+    just before and just after them: each figure they share lies between the
+    two (equal to both while the page is not rewritten; a page rewritten
+    meanwhile, as the library does at least every second, moves only forward
+    for the counters and clocks).  Returns (compared, differences)."""
     compared, differences = 0, []
     for name, found in samples.items():
         key = name[len("membudget_"):]
-        if key not in doc and key.endswith("_total") and key[:-6] in doc:
-            key = key[:-6]
-        if key == "last_update_timestamp_seconds":
-            want = doc["updated_unix_ns"] / 1e9
-        elif key == "limit_ratio":
-            want = doc["footprint_bytes"] / doc["limit_bytes"]
-        elif key in doc and isinstance(doc[key], int) and not isinstance(doc[key], bool):
-            want = doc[key]
-        else:
+        first, last = figure_of(before, key), figure_of(after, key)
+        if first is None or last is None:
             continue
         compared += 1
-        if abs(found[0].value - want) > 1e-9 * max(1.0, abs(want)):
-            differences.append("%s %r, stat --json %r" % (name, found[0].value, want))
+        if not between(found[0].value, first, last):
+            differences.append("%s %r, stat --json %r then %r" % (name, found[0].value, first,
+                                                                    last))
     return compared, differences
 
 
-def bracketed(pids, command):
-    """Runs command between two `stat PID --json` of each pid until no page
-    was rewritten meanwhile (same `updates` before and after); returns
-    (docs, the command's result), docs None when the pages never held still."""
-    for _ in range(20):
+# Members of `stat --json` that are timings or the age at the read: not
+# compared between two reads.
+UNSTEADY = ("age_ns", "stale", "scan_ns", "resolve_ns")
+
+
+def same_object(found, before, after, where="", out=None):
+    """A `stat --json` object (or a part) against the objects read before and
+    after it: the same members, numbers between the two, the rest equal to
+    one of them.  Returns the differences."""
+    out = [] if out is None else out
+    if isinstance(found, dict) and isinstance(before, dict) and isinstance(after, dict):
+        if set(found) != set(after):
+            out.append("%s members %r, %r" % (where, sorted(found), sorted(after)))
+        for k in found:
+            if k not in UNSTEADY and k in before and k in after:
+                same_object(found[k], before[k], after[k], where + "." + k, out)
+    elif isinstance(found, list) and isinstance(before, list) and isinstance(after, list):
+        if len(found) != len(after) or len(found) != len(before):
+            out.append("%s: %d items, %d then %d" % (where, len(found), len(before), len(after)))
+        for i, item in enumerate(found[:min(len(before), len(after))]):
+            same_object(item, before[i], after[i], "%s[%d]" % (where, i), out)
+    elif isinstance(found, (int, float)) and not isinstance(found, bool) and \
+            isinstance(before, (int, float)) and isinstance(after, (int, float)):
+        if not between(found, before, after):
+            out.append("%s %r, %r then %r" % (where, found, before, after))
+    elif found != before and found != after:
+        out.append("%s %r, %r then %r" % (where, found, before, after))
+    return out
+
+
+def bracketed(pids, command, judge, attempts=10):
+    """Runs command between two `stat PID --json` of each pid, and judge(r,
+    before, after) on what they read, until judge finds nothing wrong (a
+    figure may move between reads in a way no bracket holds: a page's RSS);
+    returns (the command's result, before, after, judge's last findings)."""
+    problems = ["no read"]
+    for _ in range(attempts):
         before = {pid: stat_json(pid) for pid in pids}
         r = command()
         after = {pid: stat_json(pid) for pid in pids}
-        if all(before[p] and after[p] and before[p]["updates"] == after[p]["updates"]
-               for p in pids):
-            return after, r
+        if not all(before[p] and after[p] for p in pids):
+            problems = ["stat --json failed: %r %r" % (before, after)]
+            continue
+        problems = judge(r, before, after)
+        if not problems:
+            break
         time.sleep(0.1)
-    return None, r
+    return r, before, after, problems
 
 
 def start_idle(program=LIVE):
@@ -1233,7 +1286,16 @@ def stat_all_prometheus():
             tool("stat", "--prometheus", str(pids[1])).stdout
         check("stat --prometheus twice concatenated: HELP/TYPE repeated, found so",
               exposition_problems(two, parse) != [], "not found", two)
-        docs, r = bracketed(pids, lambda: tool("stat", "--all", "--prometheus"))
+
+        def judge(r, before, after):
+            if r.returncode != 0 or exposition_problems(r.stdout, parse):
+                return ["not a valid exposition"]
+            samples = by_pid(list(parse(r.stdout)), pids)
+            results = {pid: same_figures(samples[pid], before[pid], after[pid]) for pid in pids}
+            return ["pid %d: %d figures compared, %r" % (pid, n, d)
+                    for pid, (n, d) in results.items() if n < 12 or d]
+        r, _, docs, differences = bracketed(
+            pids, lambda: tool("stat", "--all", "--prometheus"), judge)
         problems = exposition_problems(r.stdout, parse)
         if not check("stat --all --prometheus: one valid exposition, each HELP, TYPE and "
                      "family once", r.returncode == 0 and not problems,
@@ -1247,12 +1309,8 @@ def stat_all_prometheus():
               all(len(samples[pid]) >= 15 and not counts[pid] for pid in pids),
               "metrics per pid %r, repeated %r" % ({p: len(samples[p]) for p in pids}, counts),
               r.stdout)
-        if not check("stat --all --prometheus: pages held still for the comparison",
-                     docs is not None, "rewritten between every pair of reads"):
-            return
-        results = {pid: same_figures(samples[pid], docs[pid]) for pid in pids}
         check("stat --all --prometheus: each process's values are its stat --json's",
-              all(n >= 12 and not d for n, d in results.values()), "%r" % results)
+              not differences, "%r" % differences)
         info = samples[pids[2]].get("membudget_info", [])
         comm = ODD_NAME[:15]
         check("stat --all --prometheus: quote, backslash and newline of comm escaped",
@@ -1270,22 +1328,26 @@ def stat_all_json():
     started = [start_idle(), start_idle()]
     pids = [pid for _, pid in started]
     try:
-        docs, r = bracketed(pids, lambda: tool("stat", "--all", "--json"))
+        name = "stat --all --json: one document listing each process as stat --json does"
+
+        def judge(r, before, after):
+            try:
+                doc = json.loads(r.stdout)
+                listed = {o["pid"]: o for o in doc["processes"]}
+                return [d for p in pids for d in
+                        (same_object(listed[p], before[p], after[p], "pid %d" % p)
+                         if p in listed else ["pid %d not listed" % p])]
+            except (ValueError, KeyError, TypeError) as e:
+                return [repr(e)]
+        r, _, _, differences = bracketed(pids, lambda: tool("stat", "--all", "--json"), judge)
         try:
             doc = json.loads(r.stdout)
-            listed = {o["pid"]: o for o in doc["processes"]}
-            same = docs is not None and all(
-                {k: v for k, v in listed[p].items() if k not in ("age_ns", "stale")} ==
-                {k: v for k, v in docs[p].items() if k not in ("age_ns", "stale")} for p in pids)
-            check("stat --all --json: one document listing each process as stat --json does",
-                  r.returncode == 0 and list(doc)[0] == "membudget_stat_all" and
+            check(name, r.returncode == 0 and list(doc)[0] == "membudget_stat_all" and
                   doc["membudget_stat_all"] == 1 and doc["bound_ns"] > 0 and
-                  doc["stale_after_ns"] > doc["bound_ns"] and
-                  all(p in listed for p in pids) and same,
-                  "pids %r, same %r" % (sorted(listed), same), r.stdout + r.stderr)
+                  doc["stale_after_ns"] > doc["bound_ns"] and not differences,
+                  "%r" % differences, r.stdout + r.stderr)
         except (ValueError, KeyError, TypeError) as e:
-            fail("stat --all --json: one document listing each process as stat --json does",
-                 repr(e), r.stdout + r.stderr)
+            fail(name, repr(e), r.stdout + r.stderr)
         r = tool("stat", "--all")
         blocks = [b for b in r.stdout.split("\n\n") if b.startswith("pid")]
         check("stat --all: a block per process",
