@@ -1282,8 +1282,12 @@ def stat_all_prometheus():
     try:
         # The checker itself: two `stat PID --prometheus` concatenated, as a
         # textfile collector would be fed without --all, are refused.
-        two = tool("stat", "--prometheus", str(pids[0])).stdout + \
-            tool("stat", "--prometheus", str(pids[1])).stdout
+        one = tool("stat", "--prometheus", str(pids[0]))
+        check("stat PID --prometheus: a valid exposition for one process",
+              one.returncode == 0 and not exposition_problems(one.stdout, parse) and
+              len(list(parse(one.stdout))) >= 15, "exit %d: %s" % (
+                  one.returncode, exposition_problems(one.stdout, parse)), one.stdout)
+        two = one.stdout + tool("stat", "--prometheus", str(pids[1])).stdout
         check("stat --prometheus twice concatenated: HELP/TYPE repeated, found so",
               exposition_problems(two, parse) != [], "not found", two)
 
