@@ -70,6 +70,7 @@ check=(
     "pkgconf          cmd:pkg-config"
     "groff-base       cmd:groff"
     "util-linux       cmd:setpriv"
+    "python3-prometheus-client /usr/lib/python3/dist-packages/prometheus_client/parser.py"
 )
 case "$profile" in
     build) needs=("${build[@]}") ;;

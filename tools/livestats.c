@@ -182,6 +182,18 @@ const char *live_text_value(const struct mb_statspage *p, const struct live_text
     return (const char *)p + t->offset;
 }
 
+uint64_t live_age_ns(const struct mb_statspage *p) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return now > p->updated_unix_ns ? now - p->updated_unix_ns : 0;
+}
+
+enum live_age live_age_of(uint64_t age_ns) {
+    if (age_ns > LIVE_STALE_NS) return LIVE_AGE_STALE;
+    return age_ns > LIVE_BOUND_NS ? LIVE_AGE_LATE : LIVE_AGE_CURRENT;
+}
+
 /* A string field: NUL-terminated within its bytes. */
 static bool terminated(const char *field, size_t size) { return memchr(field, '\0', size) != NULL; }
 

@@ -66,6 +66,28 @@ bool live_figure_present(const struct mb_statspage *p, const struct live_figure 
 uint64_t live_figure_value(const struct mb_statspage *p, const struct live_figure *f);
 const char *live_text_value(const struct mb_statspage *p, const struct live_text *t);
 
+/* How old a page's figures may be.  A library that publishes when idle states
+ * its bound in policy/statspage.h (MB_STATSPAGE_PUBLISH_NS: the page is
+ * rewritten at least that often, idle or not); one of an older library may
+ * not, and then the bound is 1 s, what readers expect of a process that runs.
+ * Figures older than the bound are marked as such; older than
+ * LIVE_STALE_FACTOR times the bound they are called stale, not current (the
+ * process is stopped, stuck, or its library does not publish when idle). */
+#ifdef MB_STATSPAGE_PUBLISH_NS
+#define LIVE_BOUND_NS ((uint64_t)(MB_STATSPAGE_PUBLISH_NS))
+#else
+#define LIVE_BOUND_NS 1000000000ull
+#endif
+#define LIVE_STALE_FACTOR 5
+#define LIVE_STALE_NS (LIVE_STALE_FACTOR * LIVE_BOUND_NS)
+
+enum live_age { LIVE_AGE_CURRENT, LIVE_AGE_LATE, LIVE_AGE_STALE };
+
+/* Nanoseconds since p's figures were written (CLOCK_REALTIME; 0 when the
+ * writer's clock is ahead of ours), and what that age makes them. */
+uint64_t live_age_ns(const struct mb_statspage *p);
+enum live_age live_age_of(uint64_t age_ns);
+
 /* Reads the page of pid: the process's owner (its effective uid) must own
  * the directory, which no one else may write, and the page, a regular file
  * with one link; it is opened O_NONBLOCK|O_NOFOLLOW, copied with pread under
@@ -86,7 +108,11 @@ enum live_status live_check(const void *bytes, size_t len, pid_t pid, struct mb_
  * read again (at most a few hundred times, then LIVE_BAD). */
 enum live_status live_read_fd(int fd, pid_t pid, struct mb_statspage *out, struct live_error *e);
 
-/* Every readable live page, sorted by footprint, largest first.  procs is
+/* Every readable live page, sorted by footprint, largest first: the pages of
+ * every per-user directory this user may read (as root, every user's; each
+ * page checked against its directory's uid as live_read checks it), pages of
+ * processes that are gone skipped and removed.  A process younger than
+ * MB_STATSPAGE_MIN_AGE_NS has no page yet and is not listed.  procs is
  * allocated; free it with live_scan_free. */
 struct live_scan {
     struct live_process *procs;

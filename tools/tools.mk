@@ -35,6 +35,9 @@ TOOL_LDLIBS  := -lm
 # page's and the limits' figures come from the statistics list.
 TOOL_SRCS    += alloc/fmt.c
 TOOL_HDRS    += alloc/fmt.h policy/stats_list.h
+# `stat --json` and `--prometheus`, for one process or every one; `top`.
+TOOL_SRCS    += tools/stat_out.c tools/cmd_top.c
+TOOL_HDRS    += tools/stat_out.h
 # `stat` and `top` name the sampled top site's functions in the reader, with the
 # report tool's symbolizer (tools/report_symbols.c: elfutils' libdw, whose model
 # header uses jansson's types; C++ names demangled by libstdc++'s __cxa_demangle).

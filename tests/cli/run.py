@@ -5,7 +5,8 @@ fake /proc and cgroup trees; `run` exit codes and environment; `stat`,
 `stat` (text, --json, --prometheus) and `top` (a process with a known dominant
 site, sampling off, a page of an older writer); the live-statistics pages
 (mode 0600, unreadable by `nobody`, removed at exit, stale ones cleaned, a fork
-child's own page); one-line errors with exit 2 for bad arguments; `make install`
+child's own page); `stat --all` (text, --json, one --prometheus exposition
+checked with prometheus_client's parser) and figures marked stale; one-line errors with exit 2 for bad arguments; `make install`
 into a temporary DESTDIR, the example built against membudget.pc; the man pages
 against the options table and the header.
 
@@ -90,10 +91,10 @@ def wait_for(pred, seconds=5.0, step=0.05):
 
 
 def start_live(step_kib, interval_ms, max_mib, *extra, via_run=True, env_extra=None,
-               run_args=("--limit", "256M")):
-    """Starts tests/cli/live (under `membudget run`, or preloaded directly);
-    returns (Popen, pid of live)."""
-    args = [LIVE, str(step_kib), str(interval_ms), str(max_mib)] + list(extra)
+               run_args=("--limit", "256M"), program=LIVE):
+    """Starts tests/cli/live (under `membudget run`, or preloaded directly;
+    program: a copy of it under another name); returns (Popen, pid of live)."""
+    args = [program, str(step_kib), str(interval_ms), str(max_mib)] + list(extra)
     if via_run:
         args = [TOOL, "run"] + list(run_args) + ["--"] + args
         env = clean_env(env_extra)
@@ -206,6 +207,8 @@ BAD_ARGUMENTS = [
     (("stat", "1", "2"), ("'2'", "PID")),
     (("stat", "--frob", "1"), ("'--frob'", "--prometheus")),
     (("stat", "--json", "--prometheus", "1"), ("--prometheus", "--json", "exclude")),
+    (("stat", "--all", "1"), ("--all", "'1'", "exclude")),
+    (("stat", "--all", "--json", "--prometheus"), ("--prometheus", "--json", "exclude")),
     (("top", "-d", "0"), ("-d", "'0'", "0.1 to 3600")),
     (("top", "-d", "abc"), ("-d", "'abc'", "seconds")),
     (("top", "-n", "0"), ("-n", "'0'", "1 or more")),
@@ -1109,6 +1112,368 @@ def top_site_old_page():
             os.unlink(path)
 
 
+# ---- stat --all: one exposition, one document; the figures' age ----------------------
+
+# A program name with the three characters the exposition format escapes in a
+# label value (comm keeps the first 15 bytes of it).
+ODD_NAME = 'mb"q\\z\nw'
+
+
+def prometheus_parser():
+    """prometheus_client's parser (Debian python3-prometheus-client, which make
+    deps installs), also when this Python is not Debian's (pyenv)."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            from prometheus_client.parser import text_string_to_metric_families
+        except ImportError:
+            return None
+    return text_string_to_metric_families
+
+
+def exposition_problems(text, parse):
+    """What is wrong with an exposition: it does not parse, or a metric's HELP,
+    TYPE or family comes more than once.  [] when nothing is."""
+    problems = []
+    for kind in ("HELP", "TYPE"):
+        names = re.findall(r"^# %s (\S+)" % kind, text, re.M)
+        problems += ["%s of %s %d times" % (kind, n, names.count(n))
+                     for n in sorted(set(names)) if names.count(n) > 1]
+    try:
+        families = list(parse(text))
+    except Exception as e:  # the parser's own error: not valid
+        return problems + ["does not parse: %r" % e]
+    names = [f.name for f in families]
+    problems += ["family %s %d times" % (n, names.count(n)) for n in sorted(set(names))
+                 if names.count(n) > 1]
+    return problems
+
+
+def by_pid(families, pids):
+    """{pid: {sample name: [samples]}} of the samples labelled with our pids."""
+    out = {pid: {} for pid in pids}
+    for family in families:
+        for sample in family.samples:
+            pid = int(sample.labels.get("pid", "0"))
+            if pid in out:
+                out[pid].setdefault(sample.name, []).append(sample)
+    return out
+
+
+def stat_json(pid):
+    r = tool("stat", "--json", str(pid))
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def figure_of(doc, key):
+    """What the sample named membudget_<key> should hold, from a `stat PID
+    --json` object; None when the object has no such figure."""
+    if key not in doc and key.endswith("_total") and key[:-6] in doc:
+        key = key[:-6]
+    if key == "last_update_timestamp_seconds":
+        return doc["updated_unix_ns"] / 1e9
+    if key == "limit_ratio":
+        return doc["footprint_bytes"] / doc["limit_bytes"]
+    if key in doc and isinstance(doc[key], int) and not isinstance(doc[key], bool):
+        return doc[key]
+    return None
+
+
+def between(value, first, last):
+    """value within [first, last] (either order), floats to 1e-9."""
+    low, high = min(first, last), max(first, last)
+    slack = 1e-9 * max(1.0, abs(high))
+    return low - slack <= value <= high + slack
+
+
+def same_figures(samples, before, after):
+    """The samples of one process against its `stat PID --json` objects read
+    just before and just after them: each figure they share lies between the
+    two (equal to both while the page is not rewritten; a page rewritten
+    meanwhile, as the library does at least every second, moves only forward
+    for the counters and clocks).  Returns (compared, differences)."""
+    compared, differences = 0, []
+    for name, found in samples.items():
+        key = name[len("membudget_"):]
+        first, last = figure_of(before, key), figure_of(after, key)
+        if first is None or last is None:
+            continue
+        compared += 1
+        if not between(found[0].value, first, last):
+            differences.append("%s %r, stat --json %r then %r" % (name, found[0].value, first,
+                                                                    last))
+    return compared, differences
+
+
+# Members of `stat --json` that are timings or the age at the read: not
+# compared between two reads.
+UNSTEADY = ("age_ns", "stale", "scan_ns", "resolve_ns")
+
+
+def same_object(found, before, after, where="", out=None):
+    """A `stat --json` object (or a part) against the objects read before and
+    after it: the same members, numbers between the two, the rest equal to
+    one of them.  Returns the differences."""
+    out = [] if out is None else out
+    if isinstance(found, dict) and isinstance(before, dict) and isinstance(after, dict):
+        if set(found) != set(after):
+            out.append("%s members %r, %r" % (where, sorted(found), sorted(after)))
+        for k in found:
+            if k not in UNSTEADY and k in before and k in after:
+                same_object(found[k], before[k], after[k], where + "." + k, out)
+    elif isinstance(found, list) and isinstance(before, list) and isinstance(after, list):
+        if len(found) != len(after) or len(found) != len(before):
+            out.append("%s: %d items, %d then %d" % (where, len(found), len(before), len(after)))
+        for i, item in enumerate(found[:min(len(before), len(after))]):
+            same_object(item, before[i], after[i], "%s[%d]" % (where, i), out)
+    elif isinstance(found, (int, float)) and not isinstance(found, bool) and \
+            isinstance(before, (int, float)) and isinstance(after, (int, float)):
+        if not between(found, before, after):
+            out.append("%s %r, %r then %r" % (where, found, before, after))
+    elif found != before and found != after:
+        out.append("%s %r, %r then %r" % (where, found, before, after))
+    return out
+
+
+def bracketed(pids, command, judge, attempts=10):
+    """Runs command between two `stat PID --json` of each pid, and judge(r,
+    before, after) on what they read, until judge finds nothing wrong (a
+    figure may move between reads in a way no bracket holds: a page's RSS);
+    returns (the command's result, before, after, judge's last findings)."""
+    problems = ["no read"]
+    for _ in range(attempts):
+        before = {pid: stat_json(pid) for pid in pids}
+        r = command()
+        after = {pid: stat_json(pid) for pid in pids}
+        if not all(before[p] and after[p] for p in pids):
+            problems = ["stat --json failed: %r %r" % (before, after)]
+            continue
+        problems = judge(r, before, after)
+        if not problems:
+            break
+        time.sleep(0.1)
+    return r, before, after, problems
+
+
+def start_idle(program=LIVE):
+    """A process that allocates 2 MiB over 1.3 s (past its first tick at 0.5 s,
+    so it has a page), then waits; returns (Popen, pid) once its page is read."""
+    p, pid = start_live(64, 40, 2, via_run=False, program=program)
+    wait_for(lambda: page_ready(pid), 10)
+    return p, pid
+
+
+def stat_all_prometheus():
+    """`stat --all --prometheus` with three processes, one named with a quote,
+    a backslash and a newline: one exposition that prometheus_client parses,
+    each family once, one sample per process and family, the values of `stat
+    PID --json`, the odd name escaped and read back as it is."""
+    parse = prometheus_parser()
+    if not check("stat --all --prometheus: prometheus_client's parser is installed",
+                 parse is not None, "no prometheus_client (Debian python3-prometheus-client: "
+                 "make deps)"):
+        return
+    odd = os.path.join(tmp, ODD_NAME)
+    shutil.copy(LIVE, odd)
+    started = [start_idle(), start_idle(), start_idle(odd)]
+    pids = [pid for _, pid in started]
+    try:
+        # The checker itself: two `stat PID --prometheus` concatenated, as a
+        # textfile collector would be fed without --all, are refused.
+        one = tool("stat", "--prometheus", str(pids[0]))
+        check("stat PID --prometheus: a valid exposition for one process",
+              one.returncode == 0 and not exposition_problems(one.stdout, parse) and
+              len(list(parse(one.stdout))) >= 15, "exit %d: %s" % (
+                  one.returncode, exposition_problems(one.stdout, parse)), one.stdout)
+        two = one.stdout + tool("stat", "--prometheus", str(pids[1])).stdout
+        check("stat --prometheus twice concatenated: HELP/TYPE repeated, found so",
+              exposition_problems(two, parse) != [], "not found", two)
+
+        def judge(r, before, after):
+            if r.returncode != 0 or exposition_problems(r.stdout, parse):
+                return ["not a valid exposition"]
+            samples = by_pid(list(parse(r.stdout)), pids)
+            results = {pid: same_figures(samples[pid], before[pid], after[pid]) for pid in pids}
+            return ["pid %d: %d figures compared, %r" % (pid, n, d)
+                    for pid, (n, d) in results.items() if n < 12 or d]
+        r, _, docs, differences = bracketed(
+            pids, lambda: tool("stat", "--all", "--prometheus"), judge)
+        problems = exposition_problems(r.stdout, parse)
+        if not check("stat --all --prometheus: one valid exposition, each HELP, TYPE and "
+                     "family once", r.returncode == 0 and not problems,
+                     "exit %d: %s" % (r.returncode, problems), r.stdout + r.stderr):
+            return
+        families = list(parse(r.stdout))
+        samples = by_pid(families, pids)
+        counts = {pid: [n for n, found in samples[pid].items() if len(found) != 1]
+                  for pid in pids}
+        check("stat --all --prometheus: one sample per process and metric, labelled pid",
+              all(len(samples[pid]) >= 15 and not counts[pid] for pid in pids),
+              "metrics per pid %r, repeated %r" % ({p: len(samples[p]) for p in pids}, counts),
+              r.stdout)
+        check("stat --all --prometheus: each process's values are its stat --json's",
+              not differences, "%r" % differences)
+        info = samples[pids[2]].get("membudget_info", [])
+        comm = ODD_NAME[:15]
+        check("stat --all --prometheus: quote, backslash and newline of comm escaped",
+              len(info) == 1 and info[0].labels["comm"] == comm and
+              docs[pids[2]]["comm"] == comm and
+              'comm="mb\\"q\\\\z\\nw"' in r.stdout, "info %r" % info, r.stdout)
+    finally:
+        for p, pid in started:
+            stop(p, pid)
+
+
+def stat_all_json():
+    """`stat --all --json`: one document, its version first, every process's
+    object as `stat PID --json` writes it."""
+    started = [start_idle(), start_idle()]
+    pids = [pid for _, pid in started]
+    try:
+        name = "stat --all --json: one document listing each process as stat --json does"
+
+        def judge(r, before, after):
+            try:
+                doc = json.loads(r.stdout)
+                listed = {o["pid"]: o for o in doc["processes"]}
+                return [d for p in pids for d in
+                        (same_object(listed[p], before[p], after[p], "pid %d" % p)
+                         if p in listed else ["pid %d not listed" % p])]
+            except (ValueError, KeyError, TypeError) as e:
+                return [repr(e)]
+        r, _, _, differences = bracketed(pids, lambda: tool("stat", "--all", "--json"), judge)
+        try:
+            doc = json.loads(r.stdout)
+            check(name, r.returncode == 0 and list(doc)[0] == "membudget_stat_all" and
+                  doc["membudget_stat_all"] == 1 and doc["bound_ns"] > 0 and
+                  doc["stale_after_ns"] > doc["bound_ns"] and not differences,
+                  "%r" % differences, r.stdout + r.stderr)
+        except (ValueError, KeyError, TypeError) as e:
+            fail(name, repr(e), r.stdout + r.stderr)
+        r = tool("stat", "--all")
+        blocks = [b for b in r.stdout.split("\n\n") if b.startswith("pid")]
+        check("stat --all: a block per process",
+              r.returncode == 0 and all(sum(re.match(r"pid\s+%d \(live\)" % p, b) is not None
+                                            for b in blocks) == 1 for p in pids) and
+              all(re.search(r"^updated\s+[\d.]+ s ago, (within|past|STALE)", b, re.M)
+                  for b in blocks), "unexpected", r.stdout + r.stderr)
+    finally:
+        for p, pid in started:
+            stop(p, pid)
+
+
+def stat_all_users():
+    """As root, --all lists the processes of every user (one of nobody's beside
+    ours, each once in the exposition); nobody's --all lists nobody's own and
+    counts our directory as not shown."""
+    name = "stat --all as root: every user's processes"
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        skip(name, "needs root and setpriv")
+        return
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    nobody_dir = "%s/membudget-65534" % SHM
+    existed = os.path.exists(nobody_dir)
+    p = subprocess.Popen(as_nobody + ["env", "LD_PRELOAD=" + LIB, LIVE, "256", "40", "120"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    children.append(p)
+    p.announced = {}
+    theirs = read_announcements(p, ("ready",)).get("ready")
+    q, ours = start_live(256, 40, 120, via_run=False)
+    try:
+        readable = wait_for(lambda: theirs and tool("stat", str(theirs)).returncode == 0 and
+                            page_ready(ours), 10)
+        if not check("stat --all: a process of nobody's publishes its page", readable,
+                     "no page of pid %r" % theirs):
+            return
+        r = tool("stat", "--all", "--prometheus")
+        parse = prometheus_parser()
+        info = [s.labels["pid"] for f in (parse(r.stdout) if parse and r.returncode == 0 else ())
+                for s in f.samples if s.name == "membudget_info"]
+        check(name, info.count(str(theirs)) == 1 and info.count(str(ours)) == 1,
+              "membudget_info of pids %r" % info, r.stdout + r.stderr)
+        r = tool("stat", "--all", "--json", prefix=as_nobody)
+        try:
+            doc = json.loads(r.stdout)
+            pids = [o["pid"] for o in doc["processes"]]
+            check("stat --all as nobody: nobody's own processes, ours not shown",
+                  theirs in pids and ours not in pids and doc["denied"] >= 1,
+                  "pids %r, denied %r" % (pids, doc["denied"]), r.stdout + r.stderr)
+        except (ValueError, KeyError, TypeError) as e:
+            fail("stat --all as nobody: nobody's own processes, ours not shown", repr(e),
+                 r.stdout + r.stderr)
+    finally:
+        stop(q, ours)
+        stop(p, theirs)
+        if not existed:
+            try:
+                os.rmdir(nobody_dir)
+            except OSError:
+                pass
+
+
+def stale_figures():
+    """A page of a live process whose figures are a minute old (the process
+    is this one, the page written here): stale in stat, stat --json, top and
+    the exposition; a current process beside it is not."""
+    import mmap
+    import struct
+    parse = prometheus_parser()
+    pid = os.getpid()
+    page_dir_ready()
+    path = page_path(pid)
+    if os.path.exists(path):
+        os.unlink(path)
+    with open("/proc/self/stat") as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    old = time.time_ns() - 60 * 10 ** 9
+    record = struct.pack("<IIIIQQ16sQ", 0x3170626d, 1, PAGE_SIZE_V1, pid, start_ticks, old,
+                         b"stalewriter", 2)
+    record += struct.pack("<14QII", old, 10 ** 9, 7, 48 * MIB, 50 * MIB, 47 * MIB, 49 * MIB, MIB,
+                          48 * MIB, 256 * MIB, 200 * MIB, 230 * MIB, 256 * MIB, 0, 0, 1)
+    record += struct.pack("<24s8s12s36s192s", b"unrestricted", b"abort", b"active", b"rss",
+                          b"MEMBUDGET_LIMIT=256M")
+    p, current = start_live(256, 40, 120, via_run=False)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, record + b"\0" * (4096 - len(record)))
+        # Mapped, as the library keeps its page (else taken for a gone process's).
+        mapping = mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ)
+        try:
+            wait_for(lambda: page_ready(current))
+            r, f = stat_fields(pid)
+            check("stale: stat marks a minute-old page STALE before its figures",
+                  r.returncode == 0 and f.get("STALE", "").startswith("STALE") and
+                  "not current" in f["STALE"] and "STALE" in f.get("updated", "") and
+                  r.stdout.index("STALE") < r.stdout.index("footprint"), "unexpected",
+                  r.stdout + r.stderr)
+            doc = stat_json(pid)
+            check("stale: stat --json says so", doc is not None and doc["stale"] is True and
+                  doc["age_ns"] >= 59 * 10 ** 9, "doc %r" % doc)
+            r, row = top_row(pid)
+            check("stale: top marks the row stale", row is not None and
+                  re.search(r" stale( |$)", row) and "stale: past" in r.stdout, "row %r" % row,
+                  r.stdout)
+            r = tool("stat", "--all", "--prometheus")
+            stale = {}
+            if parse is not None and r.returncode == 0:
+                for family in parse(r.stdout):
+                    for sample in family.samples:
+                        if sample.name == "membudget_stale":
+                            stale[int(sample.labels["pid"])] = sample.value
+            check("stale: membudget_stale is 1 for it, 0 for a process that runs",
+                  stale.get(pid) == 1 and stale.get(current) == 0, "%r" % stale,
+                  r.stdout + r.stderr)
+        finally:
+            mapping.close()
+    finally:
+        os.close(fd)
+        if os.path.exists(path):
+            os.unlink(path)
+        stop(p, current)
+
+
 # ---- install, pkg-config, man pages ------------------------------------------------
 
 def install():
@@ -1191,7 +1556,8 @@ def main():
              run_environment, run_budget_death, run_library_paths, run_install_prefix_with_space,
              run_cannot_preload, run_library_not_started, run_handshake_not_inherited,
              handshake_values, live_statistics, stat_json_text, top_site_live,
-             top_site_sampling_off, top_site_old_page, stale_pages, fork_child_page, install,
+             top_site_sampling_off, top_site_old_page, stale_pages, fork_child_page,
+             stat_all_prometheus, stat_all_json, stat_all_users, stale_figures, install,
              man_pages]
     try:
         for case in cases:
