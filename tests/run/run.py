@@ -143,6 +143,36 @@ def why_it_died():
     check("a kill report of the pid dated before the command started: not a budget death (134)",
           r.returncode == 134 and "exceeded" not in r.stderr, "exit %d" % r.returncode, r.stderr)
 
+    # The report is read as hostile input: behind a symbolic link it is not
+    # read, though it says all the right things.
+    for kind in ("link", "file"):
+        script = ('now=$(date +%%s%%N); printf \'{"membudget_dump": 1, "pid": %%d, "reason": '
+                  '"kill", "time_unix_ns": %%s, "limit": {"state": "active", "kill_bytes": 1048576}, '
+                  '"footprint": {"bytes": 2097152}}\' $$ "$now" > "$0"/%s.$$.real; %s; '
+                  'kill -ABRT $$') % (kind, 'ln -s "$0"/%s.$$.real "$0"/%s.$$.json' % (kind, kind)
+                                       if kind == "link" else
+                                       'mv "$0"/%s.$$.real "$0"/%s.$$.json' % (kind, kind))
+        r = run("--report", os.path.join(tmp, kind + ".%p.json"), "--", "sh", "-c", script, tmp)
+        if kind == "link":
+            check("a kill report behind a symbolic link is not read: 134, no budget line",
+                  r.returncode == 134 and "exceeded" not in r.stderr, "exit %d" % r.returncode,
+                  r.stderr)
+        else:
+            # The same, as a regular file of ours: the command's word is taken.
+            check("the same report as a regular file of the user's is read: 121, 2 MiB of 1 MiB",
+                  r.returncode == BUDGET and
+                  "exceeded its active limit (2 MiB of 1 MiB)" in r.stderr,
+                  "exit %d" % r.returncode, r.stderr)
+    # A command name with a newline and terminal controls: one line, escaped.
+    odd = os.path.join(tmp, "ev\x1b[31mil\nname")
+    with open(odd, "w") as f:
+        f.write("#!/bin/sh\nexit 3\n")
+    os.chmod(odd, 0o755)
+    r = run("--", odd)
+    check("a command name with controls: the reason line escaped, one line",
+          r.returncode == 3 and len(r.stderr.splitlines()) == 1 and "\x1b" not in r.stderr and
+          "ev\\x1b[31mil\\x0aname (pid " in r.stderr, "exit %d" % r.returncode, repr(r.stderr))
+
 
 # ---- the events file -----------------------------------------------------------------
 
