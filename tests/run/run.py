@@ -365,6 +365,45 @@ def signals_stop_restarts():
               "exit %s, %d runs" % (p.returncode, len(lines_of(count))), err)
 
 
+SIGWAIT_PY = r"""
+import signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+open(sys.argv[1], "a").write("ready\n")
+while True:
+    info = signal.sigwaitinfo([signal.SIGINT])
+    open(sys.argv[1], "a").write("INT %d %d\n" % (info.si_code, info.si_pid))
+"""
+
+
+def terminal_sigint():
+    """Ctrl-C on run's terminal reaches the command from the kernel
+    (si_code SI_KERNEL); a SIGINT a process sends to run is passed on (si_pid
+    is run's).  That run does not send the terminal's SIGINT a second time
+    cannot be seen here: SIGINT does not queue, so a second copy arriving
+    while the first is pending merges with it."""
+    import pty
+    log = fresh("sigint")
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execve(TOOL, [TOOL, "run", "--", "python3", "-c", SIGWAIT_PY, log], env())
+    try:
+        ready = wait_for(lambda: "ready" in "".join(lines_of(log)))
+        os.write(master, b"\x03")
+        first = wait_for(lambda: any(l.startswith("INT") for l in lines_of(log)))
+        os.kill(pid, signal.SIGINT)
+        marked = wait_for(lambda: any(l == "INT 0 %d" % pid for l in lines_of(log)))
+        got = [l for l in lines_of(log) if l.startswith("INT")]
+        check("a terminal's SIGINT reaches the command; one a process sends to run is passed on",
+              ready and first and marked and got == ["INT 128 0", "INT 0 %d" % pid],
+              "signals %r" % got)
+    finally:
+        os.kill(pid, signal.SIGTERM)  # passed on: the command ends, then run
+        _, status = os.waitpid(pid, 0)
+        os.close(master)
+    check("run ends with the command's SIGTERM status (143)",
+          os.WIFEXITED(status) and os.WEXITSTATUS(status) == 143, "status %#x" % status)
+
+
 # ---- bad options ------------------------------------------------------------------------
 
 def bad_options():
@@ -398,7 +437,7 @@ def main():
             sys.exit(1)
     print("backend %s" % suite.BACKEND, flush=True)
     for case in (why_it_died, events_file, restarts, restart_window, signals_stop_restarts,
-                 bad_options):
+                 terminal_sigint, bad_options):
         try:
             case()
         except Exception as e:  # a case that breaks fails, the others still run
