@@ -51,6 +51,11 @@ TOOL_CFLAGS  += -DMB_TOOL_SYMBOLS
 TOOL_LDLIBS  += -ldw -lelf -lstdc++
 endif
 endif
+# `run` as the command's parent: why it ended (the report read with jansson,
+# as the report tool reads it), the events file, restarts.
+TOOL_SRCS    += tools/run_death.c tools/run_events.c tools/run_loop.c
+TOOL_HDRS    += tools/run_death.h tools/run_events.h tools/run_loop.h
+TOOL_LDLIBS  += -ljansson
 TOOL_OBJS    := $(TOOL_SRCS:%.c=$(TOOL_OBJDIR)/%.o)
 
 MB_VERSION   := $(shell sed -n 's/.*MEMBUDGET_VERSION "\([^"]*\)".*/\1/p' include/membudget.h)
