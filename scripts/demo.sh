@@ -32,7 +32,7 @@ status=0
 PYTHONMALLOC=malloc DEMO_MEMBUDGET_TOOL="$tool" \
     "$tool" run --limit 64M --report "$out/membudget.%p.json" -- \
     "$python" "$here/scripts/demo_cache.py" 2>&1 || status=$?
-echo "exit status $status (128 + SIGABRT: stopped over its budget, as a shell reports it)"
+echo "exit status $status (121: stopped by its budget; membudget run says why on the line above)"
 dump=$(ls "$out"/membudget.*.json 2>/dev/null | head -n 1 || true)
 if [ -z "$dump" ]; then
     echo "demo: no report was written"

@@ -387,8 +387,8 @@ def run_budget_death():
              env=clean_env({"TMPDIR": tmp}))
     m = re.search(r"exceeded its memory budget: .*; report: (\S+\.json)", r.stderr)
     dump = m.group(1) if m else None
-    good = r.returncode == 134 and dump is not None and os.path.exists(dump)
-    check("run: budget death -> 134, the line and the report", good,
+    good = r.returncode == 121 and dump is not None and os.path.exists(dump)
+    check("run: budget death -> 121, the line and the report", good,
           "exit %d, report %s" % (r.returncode, dump), r.stderr)
     if not good:
         return
@@ -429,7 +429,7 @@ def run_budget_death():
             written = m.group(1) if m else None
             extra = [l for l in r.stderr.splitlines() if "exceeded its memory budget" not in l]
             check("run: a report name already taken (%s): summary from the name written" % kind,
-                  r.returncode == 134 and written not in (None, taken) and
+                  r.returncode == 121 and written not in (None, taken) and
                   os.path.exists(written) and open(taken).read() == before and len(extra) >= 3,
                   "exit %d, report %s, %d summary lines" % (r.returncode, written, len(extra)),
                   r.stderr)
@@ -510,9 +510,9 @@ def build_c(name, source, *flags):
 
 
 def stopped_by_budget(r):
-    """The command died of its budget: SIGABRT, the death line, and it never
+    """The command died of its budget: exit 121, the death line, and it never
     printed that it allocated everything."""
-    return (r.returncode == 134 and "exceeded its memory budget" in r.stderr and
+    return (r.returncode == 121 and "exceeded its memory budget" in r.stderr and
             "allocated" not in r.stdout)
 
 
