@@ -6,7 +6,8 @@
 # a PSI file and a meminfo file of the test's own (MEMBUDGET_PSI_FILE,
 # MEMBUDGET_MEMINFO_FILE), switched off, and in a real v1 memory cgroup whose
 # limit is lowered and raised while it runs (root; skipped with the reason
-# when there is no v1 memory controller).
+# when there is no v1 memory controller); the inline monitor's case runs on
+# the debug library.
 
 PRESSURE_DIR  := $(BUILD_ROOT)/tests/pressure
 PRESSURE_UNIT := $(PRESSURE_DIR)/test_machine
@@ -29,7 +30,7 @@ $(PRESSURE_HOLD): tests/pressure/hold.c tests/pressure.mk
 	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror $< -o $@ -ldl
 
 # run.py runs the unit program first and adds its counts to its own closing line.
-check-pressure: $(PRESSURE_UNIT) $(PRESSURE_HOLD) $(REL_LIB) tool
+check-pressure: $(PRESSURE_UNIT) $(PRESSURE_HOLD) $(REL_LIB) $(DEBUG_LIB) tool
 	@mkdir -p $(RESULTS)
 	@bash -o pipefail -c '$(PYTHON) tests/pressure/run.py $(BUILD_ROOT) 2>&1 | \
 		tee $(RESULTS)/pressure.txt'

@@ -39,6 +39,7 @@ import suite  # noqa: E402  (tests/suite.py)
 BUILD = os.path.realpath(sys.argv[1])
 TOOL = os.path.join(BUILD, "membudget")
 LIB = os.path.join(BUILD, "libmembudget.so")
+DEBUG_LIB = os.path.join(BUILD, "debug", "libmembudget.so")
 HOLD = os.path.join(BUILD, "tests", "pressure", "hold")
 UNIT = os.path.join(BUILD, "tests", "pressure", "test_machine")
 MIB = 1 << 20
@@ -75,10 +76,10 @@ class Held:
     """tests/pressure/hold under the library: its output lines gathered by a
     thread, its figures read with `membudget stat --json`."""
 
-    def __init__(self, env, mib=16, preexec=None):
+    def __init__(self, env, mib=16, preexec=None, lib=LIB):
         self.lines = []
         self.cond = threading.Condition()
-        self.proc = subprocess.Popen([HOLD, str(mib)], env=suite.environment(env, LIB),
+        self.proc = subprocess.Popen([HOLD, str(mib)], env=suite.environment(env, lib),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -144,6 +145,19 @@ class Held:
         if first is None:
             return False
         return self.wait_stat(lambda s: s["updates"] >= first["updates"] + n)[1]
+
+    def grow(self, mib):
+        """Allocates mib more mebibytes in the process; whether it answered."""
+        before = len([l for l in self.lines if l and l.startswith("grown ")])
+        self.proc.stdin.write("grow %d\n" % mib)
+        self.proc.stdin.flush()
+        end = time.monotonic() + WAIT
+        with self.cond:
+            while len([l for l in self.lines if l and l.startswith("grown ")]) == before:
+                if None in self.lines or time.monotonic() >= end:
+                    return False
+                self.cond.wait(0.1)
+        return True
 
     def dump(self, path):
         self.proc.stdin.write("dump %s\n" % path)
@@ -256,6 +270,37 @@ def check_meminfo():
                  "MEMBUDGET_MEMINFO_FILE", meminfo_text(total, total // 2),
                  meminfo_text(total, total * 8 // 100), meminfo_text(total, total * 4 // 100), 2,
                  "memavailable", {"MEMBUDGET_PSI": "off", "MEMBUDGET_CGROUP_USED": "off"})
+
+
+def check_inline():
+    """Without the monitor thread, the tick runs on allocation slow paths: a
+    process that allocates under PSI pressure hears the callback at a charge
+    after the tick that read the file (the debug library, whose lock-rank
+    checks watch the tick taking the pressure lock inside an allocation)."""
+    name = "inline monitor, debug library: PSI pressure acted on while the process allocates"
+    if not os.path.exists(DEBUG_LIB):
+        return fail(name, "%s is missing" % DEBUG_LIB)
+    path = os.path.join(tmp, "inline.txt")
+    write_atomic(path, psi_text(0, 0))
+    h = Held({"MEMBUDGET_MONITOR": "inline", "MEMBUDGET_INTERVAL": "1ms",
+              "MEMBUDGET_PSI_FILE": path, "MEMBUDGET_MEM_USED": "off",
+              "MEMBUDGET_CGROUP_USED": "off"}, 4, lib=DEBUG_LIB)
+    try:
+        if h.wait_line(lambda l: l.startswith("ready ")) is None:
+            return fail(name, "the process did not start", h.stop())
+        write_atomic(path, psi_text(12, 0))
+        grown = 0
+        while not h.levels() and grown < 512:
+            if not h.grow(8):
+                return fail(name, "the process stopped answering", h.stop())
+            grown += 8
+        if h.levels() != [1]:
+            return fail(name, "levels %s after %d MiB more" % (h.levels(), grown))
+        ok(name + " (after %d MiB)" % grown)
+    finally:
+        err = h.stop()
+        if h.proc.returncode != 0:
+            fail(name + ": exit status 0", "status %d" % h.proc.returncode, err)
 
 
 def check_off(name, extra):
@@ -483,7 +528,7 @@ def check_unit():
 
 
 def main():
-    for path in (TOOL, LIB, HOLD, UNIT):
+    for path in (TOOL, LIB, HOLD, UNIT, DEBUG_LIB):
         if not os.path.exists(path):
             print("FAIL setup: %s is missing" % path)
             print(results.summary())
@@ -493,6 +538,7 @@ def main():
         check_bad_values()
         check_psi()
         check_meminfo()
+        check_inline()
         check_off("switched off: MEMBUDGET_MACHINE=off, PSI at 90%: no pressure",
                   {"MEMBUDGET_MACHINE": "off"})
         check_off("switched off: MEMBUDGET_PSI=off, PSI at 90%: no pressure",
