@@ -273,6 +273,32 @@ static void test_read_cgroups(void) {
     expect_true(!r.cgroup_valid);
 }
 
+/* Where the files are: the v2 cgroup's own memory.pressure when it has one,
+ * else the system's; the test variables win. */
+static void test_files(void) {
+    char v2[512];
+    sub(v2, sizeof v2, "files-v2");
+    struct mb_limits lim;
+    memset(&lim, 0, sizeof lim);
+    lim.cgroup_version = 2;
+    snprintf(lim.cgroup_dir, sizeof lim.cgroup_dir, "%s", v2);
+    struct mb_machine_files f;
+    os_machine_files(&lim, "", NULL, &f);
+    expect_true(strcmp(f.psi, "/proc/pressure/memory") == 0, "%s", f.psi);
+    expect_true(strcmp(f.meminfo, "/proc/meminfo") == 0, "%s", f.meminfo);
+    expect_int_eq(f.cgroup_version, 2);
+    expect_true(strcmp(f.cgroup_dir, v2) == 0, "%s", f.cgroup_dir);
+    put(v2, "memory.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+    os_machine_files(&lim, NULL, NULL, &f);
+    expect_true(strstr(f.psi, "/files-v2/memory.pressure") != NULL, "%s", f.psi);
+    os_machine_files(&lim, "/test/psi", "/test/meminfo", &f);
+    expect_true(strcmp(f.psi, "/test/psi") == 0, "%s", f.psi);
+    expect_true(strcmp(f.meminfo, "/test/meminfo") == 0, "%s", f.meminfo);
+    lim.cgroup_version = 1; /* v1 keeps no pressure of its own */
+    os_machine_files(&lim, NULL, NULL, &f);
+    expect_true(strcmp(f.psi, "/proc/pressure/memory") == 0, "%s", f.psi);
+}
+
 /* ---- the limit followed ------------------------------------------------------------ */
 
 static void test_limit_change(void) {
@@ -345,6 +371,7 @@ int main(void) {
     RUN(test_level_sources);
     RUN(test_read_psi_and_meminfo);
     RUN(test_read_cgroups);
+    RUN(test_files);
     RUN(test_limit_change);
     nftw(temp_root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return harness_finish();
