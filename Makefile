@@ -25,14 +25,15 @@ endif
 #   MB_OS_LIMITS_SRCS  with RAM and container limits: what policy/limits.c
 #                      needs, for the programs that link it alone (the
 #                      command, tests/limits, fuzz)
-#   MB_OS_SRCS         all of them, with the loaded modules: the library's
+#   MB_OS_SRCS         all of them, with the loaded modules and the machine's
+#                      memory (policy/machine.h): the library's
 #   MB_OS_CFLAGS       the exported names' list (MB_INTERPOSE_H, preload/api.c)
 #   MB_OS_LIB_LDFLAGS  how the library is linked and what it exports
 MB_OS ?= $(if $(findstring linux,$(shell $(CC) -dumpmachine 2>/dev/null)),linux,unknown)
 ifeq ($(MB_OS),linux)
 MB_OS_BASE_SRCS := alloc/os.c alloc/os_linux.c
 MB_OS_LIMITS_SRCS := $(MB_OS_BASE_SRCS) policy/limits_linux.c
-MB_OS_SRCS  := $(MB_OS_LIMITS_SRCS) policy/modules_linux.c
+MB_OS_SRCS  := $(MB_OS_LIMITS_SRCS) policy/modules_linux.c policy/machine_linux.c
 MB_OS_CFLAGS := -DMB_INTERPOSE_H='"preload/interpose_linux.h"'
 MB_OS_LIB_LDFLAGS := -Wl,--version-script=preload/exports.map -Wl,-z,now -Wl,-z,relro \
 	-Wl,-soname,libmembudget.so
@@ -54,7 +55,7 @@ MB_LIB_SRCS := \
 	$(MB_OS_SRCS) alloc/fmt.c alloc/meta.c alloc/sizeclass.c alloc/chunk.c \
 	alloc/heap.c alloc/large.c alloc/check.c alloc/alloc.c alloc/stats.c \
 	alloc/native.c alloc/backend.c \
-	policy/monitor.c policy/pressure.c policy/sample.c \
+	policy/monitor.c policy/machine.c policy/pressure.c policy/sample.c \
 	policy/dump.c \
 	policy/statspage.c alloc/jemalloc.c \
 	preload/api.c preload/public.c preload/mmap.c preload/init.c preload/debug.c

@@ -11,6 +11,9 @@
  *                                  the container's usage file
  *           policy/modules_linux.c the loaded modules (policy/modules.h: ELF,
  *                                  /proc/self/maps)
+ *           policy/machine_linux.c the machine's and the container's memory
+ *                                  (policy/machine.h: PSI, meminfo, the
+ *                                  cgroup's usage and limits)
  *           preload/interpose_linux.h  the exported names (MB_INTERPOSE_H):
  *                                  ELF aliases of the mb_* entry points
  *   alloc/os.c holds what is written once on top of these (os_map_aligned).
@@ -149,6 +152,21 @@ void os_limits_probe(struct mb_limits *lim, const char *root);
 /* The file holding the container's current memory use (the footprint with
  * MEMBUDGET_FOOTPRINT=cgroup); false when there is none or it does not fit. */
 bool os_container_usage_file(const struct mb_limits *lim, char *out, size_t cap);
+
+/* ---- the machine's and the container's memory (policy/machine.h) --------------- */
+
+struct mb_machine_files;
+struct mb_machine_reading;
+/* Where the pressure sources are: the memory PSI file (Linux: the cgroup's
+ * memory.pressure on v2, else /proc/pressure/memory), the meminfo file, the
+ * container's directory from lim.  psi_file and meminfo_file, when not "",
+ * replace the system's (the test variables). */
+void os_machine_files(const struct mb_limits *lim, const char *psi_file, const char *meminfo_file,
+                      struct mb_machine_files *out);
+/* Reads every source once, with the small-file reader, into stack buffers:
+ * PSI, MemTotal and MemAvailable, the container's usage, high and max limits,
+ * and its limit as ramSize takes it (followed while the process runs). */
+void os_machine_read(const struct mb_machine_files *f, struct mb_machine_reading *out);
 
 /* ---- the live statistics pages (policy/statspage.h) -------------------------- */
 

@@ -273,6 +273,27 @@ bool mb_parse_size_or_fraction(const char *s, struct mb_amount *out) {
     return true;
 }
 
+bool mb_parse_levels(const char *s, struct mb_levels *out) {
+    const char *p, *end;
+    trimmed(s, &p, &end);
+    if (equals_nocase(p, end, "off")) {
+        *out = (struct mb_levels){0, 0};
+        return true;
+    }
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    if (comma == NULL || (size_t)(comma - p) >= 32 || (size_t)(end - comma - 1) >= 32) return false;
+    char first[32], second[32];
+    memcpy(first, p, (size_t)(comma - p));
+    first[comma - p] = '\0';
+    memcpy(second, comma + 1, (size_t)(end - comma - 1));
+    second[end - comma - 1] = '\0';
+    struct mb_levels v;
+    if (!mb_parse_percent(first, &v.conservative_ppb) || !mb_parse_percent(second, &v.strict_ppb))
+        return false;
+    *out = v;
+    return true;
+}
+
 uint64_t mb_apply_ppb(uint64_t base, uint32_t ppb) {
     /* base = q * 10^9 + r: q * ppb < 2^64 because ppb <= 10^9, r * ppb < 10^18. */
     return (base / MB_PPB) * ppb + (base % MB_PPB) * ppb / MB_PPB;
@@ -286,6 +307,7 @@ static const char *const state_names[] = {"active", "inactive", NULL};
 static const char *const footprint_names[] = {"rss", "cgroup", NULL};
 static const char *const monitor_names[] = {"inline", "thread", NULL};
 static const char *const backend_names[] = {"native", "jemalloc", NULL};
+static const char *const machine_names[] = {"on", "off", NULL};
 
 #define NS_PER_MS UINT64_C(1000000)
 
@@ -335,6 +357,23 @@ static const struct mb_option_desc options[MB_OPT_COUNT] = {
     [MB_OPT_BACKEND] = {"MEMBUDGET_BACKEND", MB_KIND_ENUM, "native", "native or jemalloc",
                         backend_names, 0, 0},
     [MB_OPT_VERBOSE] = {"MEMBUDGET_VERBOSE", MB_KIND_UINT, "0", "0, 1 or 2", NULL, 0, 2},
+    [MB_OPT_MACHINE] = {"MEMBUDGET_MACHINE", MB_KIND_ENUM, "on", "on or off", machine_names, 0, 0},
+    [MB_OPT_PSI] = {"MEMBUDGET_PSI", MB_KIND_LEVELS, MB_PSI_DEFAULT_TEXT,
+                    "two percentages of stalled time, some avg10 for conservative and full "
+                    "avg10 for strict, such as 7%,70% (0% turns one off), or off",
+                    NULL, 0, 0},
+    [MB_OPT_MEM_USED] = {"MEMBUDGET_MEM_USED", MB_KIND_LEVELS, MB_MEM_USED_DEFAULT_TEXT,
+                         "two percentages of MemTotal not available, for conservative and "
+                         "strict, such as 90%,95% (0% turns one off), or off",
+                         NULL, 0, 0},
+    [MB_OPT_CGROUP_USED] = {"MEMBUDGET_CGROUP_USED", MB_KIND_LEVELS, MB_CGROUP_USED_DEFAULT_TEXT,
+                            "two percentages of the cgroup's limit in use, for conservative "
+                            "and strict, such as 90%,95% (0% turns one off), or off",
+                            NULL, 0, 0},
+    [MB_OPT_PSI_FILE] = {"MEMBUDGET_PSI_FILE", MB_KIND_FILE, "the system's",
+                         "an absolute path shorter than 1024 bytes", NULL, 0, 0},
+    [MB_OPT_MEMINFO_FILE] = {"MEMBUDGET_MEMINFO_FILE", MB_KIND_FILE, "the system's",
+                             "an absolute path shorter than 1024 bytes", NULL, 0, 0},
 };
 
 const struct mb_option_desc *mb_option_desc(enum mb_option_id id) {
@@ -372,6 +411,11 @@ void mb_config_defaults(struct mb_config *cfg) {
     cfg->report_path[0] = '\0';
     cfg->backend = MB_BACKEND_NATIVE;
     cfg->verbose = 0;
+    cfg->machine = MB_MACHINE_ON;
+    cfg->psi = MB_PSI_DEFAULT;
+    cfg->mem_used = MB_MEM_USED_DEFAULT;
+    cfg->cgroup_used = MB_CGROUP_USED_DEFAULT;
+    cfg->psi_file[0] = cfg->meminfo_file[0] = '\0';
 }
 
 /* A value that passed its option's parser and range, before it is stored. */
@@ -379,6 +423,7 @@ struct parsed {
     uint64_t number;
     unsigned index;
     struct mb_amount amount;
+    struct mb_levels levels;
 };
 
 static bool amount_in_range(const struct mb_option_desc *d, const struct mb_amount *a) {
@@ -416,6 +461,10 @@ static bool option_parse(const struct mb_option_desc *d, const char *value, stru
                amount_in_range(d, &out->amount);
     case MB_KIND_PATH:
         return path_is_valid(value);
+    case MB_KIND_LEVELS:
+        return mb_parse_levels(value, &out->levels);
+    case MB_KIND_FILE:
+        return value[0] == '/' && strlen(value) < MB_CONFIG_PATH_MAX;
     }
     return false;
 }
@@ -438,6 +487,12 @@ static void option_store(struct mb_config *cfg, enum mb_option_id id, const char
     case MB_OPT_REPORT: memcpy(cfg->report_path, value, strlen(value) + 1); break;
     case MB_OPT_BACKEND: cfg->backend = (enum mb_backend)v->index; break;
     case MB_OPT_VERBOSE: cfg->verbose = (unsigned)v->number; break;
+    case MB_OPT_MACHINE: cfg->machine = (enum mb_machine)v->index; break;
+    case MB_OPT_PSI: cfg->psi = v->levels; break;
+    case MB_OPT_MEM_USED: cfg->mem_used = v->levels; break;
+    case MB_OPT_CGROUP_USED: cfg->cgroup_used = v->levels; break;
+    case MB_OPT_PSI_FILE: memcpy(cfg->psi_file, value, strlen(value) + 1); break;
+    case MB_OPT_MEMINFO_FILE: memcpy(cfg->meminfo_file, value, strlen(value) + 1); break;
     case MB_OPT_COUNT: break;
     }
 }
@@ -504,7 +559,7 @@ unsigned mb_config_check_unknown(char *const *envp, const struct mb_sink *sink) 
             known = strlen(options[i].name) == n && memcmp(options[i].name, entry, n) == 0;
         if (known) continue;
         unknown++;
-        char name[96], line[512];
+        char name[96], line[1024];
         size_t keep = n < sizeof name - 1 ? n : sizeof name - 1;
         memcpy(name, entry, keep);
         name[keep] = '\0';

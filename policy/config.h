@@ -95,6 +95,23 @@ bool mb_parse_size_or_percent(const char *s, struct mb_amount *out);
 /* "80%" and a bare number with a decimal point or not above 1 ("0.8", "1") are
  * fractions; a number with a unit ("2G") or a bare integer >= 2 is bytes. */
 bool mb_parse_size_or_fraction(const char *s, struct mb_amount *out);
+/* The two levels of an outside pressure source (policy/machine.h): the share
+ * of something at which the policy rises to Conservative and to Strict, in
+ * parts per billion; 0 turns that level off. */
+struct mb_levels {
+    uint32_t conservative_ppb, strict_ppb;
+};
+/* The defaults (policy/machine.h says where they come from), as values and
+ * as the options table's text. */
+#define MB_PSI_DEFAULT ((struct mb_levels){70000000u, 700000000u})
+#define MB_PSI_DEFAULT_TEXT "7%,70%"
+#define MB_MEM_USED_DEFAULT ((struct mb_levels){900000000u, 950000000u})
+#define MB_MEM_USED_DEFAULT_TEXT "90%,95%"
+#define MB_CGROUP_USED_DEFAULT ((struct mb_levels){900000000u, 950000000u})
+#define MB_CGROUP_USED_DEFAULT_TEXT "90%,95%"
+/* "off" ({0, 0}), or two percentages separated by a comma, "90%,95%", each
+ * from 0% (that level off) to 100%. */
+bool mb_parse_levels(const char *s, struct mb_levels *out);
 /* floor(base * ppb / 10^9) without overflow. */
 uint64_t mb_apply_ppb(uint64_t base, uint32_t ppb);
 
@@ -106,6 +123,9 @@ enum mb_state { MB_STATE_ACTIVE = 0, MB_STATE_INACTIVE };
 enum mb_footprint_source { MB_FOOTPRINT_RSS = 0, MB_FOOTPRINT_CGROUP };
 enum mb_monitor { MB_MONITOR_INLINE = 0, MB_MONITOR_THREAD };
 enum mb_backend { MB_BACKEND_NATIVE = 0, MB_BACKEND_JEMALLOC };
+/* MEMBUDGET_MACHINE: watch the machine's and the container's memory while the
+ * process runs (policy/machine.h), or not. */
+enum mb_machine { MB_MACHINE_ON = 0, MB_MACHINE_OFF };
 
 /* One entry per variable, in the order of DESIGN §10. */
 enum mb_option_id {
@@ -124,6 +144,13 @@ enum mb_option_id {
     MB_OPT_REPORT,
     MB_OPT_BACKEND,
     MB_OPT_VERBOSE,
+    /* Pressure from around the process (policy/machine.h). */
+    MB_OPT_MACHINE,
+    MB_OPT_PSI,
+    MB_OPT_MEM_USED,
+    MB_OPT_CGROUP_USED,
+    MB_OPT_PSI_FILE,     /* for tests: the PSI file to read instead of the system's */
+    MB_OPT_MEMINFO_FILE, /* for tests: the meminfo file to read instead */
     MB_OPT_COUNT
 };
 
@@ -134,7 +161,9 @@ enum mb_option_kind {
     MB_KIND_SIZE_OR_PERCENT,  /* bytes >= min, or 0 < N% <= 100 */
     MB_KIND_SIZE_OR_FRACTION, /* bytes >= min, or 0 < fraction <= 1 */
     MB_KIND_DURATION,         /* nanoseconds in [min, max] */
-    MB_KIND_PATH              /* non-empty, fits, only %p and %% escapes */
+    MB_KIND_PATH,             /* non-empty, fits, only %p and %% escapes */
+    MB_KIND_LEVELS,           /* "off", or two percentages "C%,S%" (mb_parse_levels) */
+    MB_KIND_FILE              /* an absolute path that fits */
 };
 
 struct mb_option_desc {
@@ -172,6 +201,12 @@ struct mb_config {
     char report_path[MB_CONFIG_PATH_MAX]; /* "": the default, $TMPDIR/membudget.%p.json */
     enum mb_backend backend;
     unsigned verbose; /* 0..2 */
+    enum mb_machine machine;
+    struct mb_levels psi;         /* some avg10 -> Conservative, full avg10 -> Strict */
+    struct mb_levels mem_used;    /* share of MemTotal that is not MemAvailable */
+    struct mb_levels cgroup_used; /* the cgroup's usage against its limit */
+    char psi_file[MB_CONFIG_PATH_MAX];     /* "": the system's (test variable) */
+    char meminfo_file[MB_CONFIG_PATH_MAX]; /* "": the system's (test variable) */
 
     uint32_t set_mask;   /* bit id: a valid value came from the environment */
     uint32_t error_mask; /* bit id: a value was rejected (the default stands) */

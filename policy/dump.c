@@ -15,6 +15,7 @@
 #include "membudget.h"
 #include "policy/config.h"
 #include "policy/modules.h"
+#include "policy/machine.h"
 #include "policy/monitor.h"
 #include "policy/pressure.h"
 #include "policy/sample.h"
@@ -327,6 +328,11 @@ static void write_policy(struct writer *w) {
         w_u64(w, "footprint_bytes", e->footprint_bytes);
         w_u64(w, "threshold_bytes", e->threshold_bytes);
         w_u64(w, "released_bytes", e->released_bytes);
+        w_str(w, "source", mb_outside_source_name((enum mb_outside_source)e->source));
+        if (e->source != MB_OUTSIDE_NONE) {
+            w_u64(w, "source_value", e->outside_value);
+            w_u64(w, "source_bound", e->outside_bound);
+        }
         w_close(w, "}");
     }
     w_close(w, "]");

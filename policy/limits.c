@@ -75,8 +75,51 @@ void mb_limits_probe(struct mb_limits *lim, const char *root, const struct mb_co
      * succeeds must not leave errno changed. */
     int saved = errno;
     os_limits_probe(lim, root);
+    lim->cgroup_change = 0;
     compute_ram(lim, cfg);
     errno = saved;
+}
+
+void mb_limits_set_cgroup(struct mb_limits *lim, const struct mb_config *cfg, uint64_t bytes,
+                          uint64_t old, const char *file) {
+    struct mb_buf src;
+    mb_buf_init(&src, lim->cgroup_source, sizeof lim->cgroup_source);
+    lim->cgroup_change = bytes != 0 && (old == 0 || bytes < old) ? -1 : 1;
+    lim->cgroup_bytes = bytes;
+    if (bytes == 0) {
+        mb_buf_str(&src, "none: removed at run time from ");
+        mb_buf_str(&src, file);
+        mb_buf_str(&src, " (was ");
+        mb_buf_u64(&src, old);
+        mb_buf_char(&src, ')');
+    } else {
+        mb_buf_str(&src, file);
+        mb_buf_str(&src, " = ");
+        mb_buf_u64(&src, bytes);
+        mb_buf_str(&src, lim->cgroup_change < 0 ? ", lowered at run time from "
+                                                : ", raised at run time from ");
+        if (old == 0)
+            mb_buf_str(&src, "none");
+        else
+            mb_buf_u64(&src, old);
+    }
+    compute_ram(lim, cfg);
+}
+
+/* The kill threshold's source, when the cgroup's limit changed at run time and
+ * decided it through ramSize: "cgroup limit lowered at run time to 256 MiB: "
+ * before the rule's own text. */
+static void note_cgroup_change(struct mb_limits *lim) {
+    if (lim->cgroup_change == 0 || !lim->kill_from_ram || !lim->ram_from_cgroup) return;
+    char rule[MB_SOURCE_MAX];
+    memcpy(rule, lim->kill_source, sizeof rule);
+    struct mb_buf b;
+    mb_buf_init(&b, lim->kill_source, sizeof lim->kill_source);
+    mb_buf_str(&b, lim->cgroup_change < 0 ? "cgroup limit lowered at run time to "
+                                          : "cgroup limit raised at run time to ");
+    mb_buf_bytes(&b, lim->cgroup_bytes);
+    mb_buf_str(&b, ": ");
+    mb_buf_str(&b, rule);
 }
 
 /* ---- the kill threshold ---------------------------------------------------- */
@@ -350,6 +393,7 @@ unsigned mb_limits_compute(struct mb_limits *lim, const struct mb_config *cfg,
     lim->strict_sync_bytes = t.strict_sync_bytes;
     describe_kill(lim, cfg, p, &t);
     describe_policy(lim, cfg, &t);
+    note_cgroup_change(lim);
     return t.order_rejected ? 1 : 0;
 }
 

@@ -41,6 +41,9 @@ struct mb_limits {
     uint64_t ram_bytes; /* ramSize: a non-zero multiple of MB_RAM_MULTIPLE */
     char ram_source[MB_SOURCE_MAX];
     bool ram_from_cgroup; /* the cgroup limit is the smallest input of ramSize */
+    /* The cgroup limit changed while the process ran (mb_limits_set_cgroup):
+     * -1 lowered, +1 raised or removed, 0 as read at start-up. */
+    int cgroup_change;
 
     /* ---- the thresholds, filled by mb_limits_compute ---- */
     enum mb_model model;
@@ -77,6 +80,14 @@ struct mb_limits {
  * and MEMBUDGET_RAM from cfg, and sets ram_bytes.  root NULL or "" means "/".
  * Never fails: what cannot be read is said so in the source text. */
 void mb_limits_probe(struct mb_limits *lim, const char *root, const struct mb_config *cfg);
+
+/* The cgroup limit read again while the process runs (policy/machine.h):
+ * bytes (0: none) from file, old the one before; sets cgroup_bytes, its source
+ * ("... lowered at run time from ...") and ramSize again.  The thresholds
+ * follow with mb_limits_compute, whose kill threshold's source then says that
+ * the cgroup's limit changed when ramSize decided it. */
+void mb_limits_set_cgroup(struct mb_limits *lim, const struct mb_config *cfg, uint64_t bytes,
+                          uint64_t old, const char *file);
 
 /* The inputs of the thresholds that can change while the process runs
  * (membudget_set_process_state, _set_page_count, _set_limit). */

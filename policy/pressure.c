@@ -23,6 +23,7 @@
 #include "membudget.h"
 #include "policy/budget.h"
 #include "policy/dump.h"
+#include "policy/machine.h"
 #include "policy/monitor.h"
 
 /* Leave a policy level only below this share of its threshold (hysteresis). */
@@ -93,6 +94,15 @@ static _Atomic uint64_t counter_threshold = UINT64_MAX; /* as given to the budge
 static struct mb_event ring[MB_EVENT_RING];
 static _Atomic uint64_t event_total;
 
+/* What the machine's and the container's memory ask for (policy/machine.h):
+ * written by the poller (machine_update), read inside the gate. */
+static _Atomic int outside_level;
+static _Atomic unsigned outside_source;
+static _Atomic uint64_t outside_value, outside_bound;
+/* A change of the cgroup's limit, recorded by the next thread inside the gate. */
+static _Atomic bool limit_event_pending;
+static _Atomic uint64_t limit_event_new, limit_event_old;
+
 struct pressure_callback {
     void (*fn)(int level, void *arg);
     void *arg;
@@ -130,13 +140,20 @@ const char *mb_policy_name(enum mb_policy p) {
 }
 
 const char *mb_event_kind_name(enum mb_event_kind kind) {
-    static const char *const names[] = {"policy", "kill-survived", "kill", "inactive-limit"};
-    _Static_assert(sizeof names / sizeof *names == MB_EVENT_INACTIVE_LIMIT + 1, "a name per kind");
+    static const char *const names[] = {"policy", "kill-survived", "kill", "inactive-limit",
+                                        "limit"};
+    _Static_assert(sizeof names / sizeof *names == MB_EVENT_LIMIT + 1, "a name per kind");
     return (unsigned)kind < sizeof names / sizeof *names ? names[kind] : "?";
 }
 
-static void record(enum mb_event_kind kind, int from, int to, uint64_t footprint,
-                   uint64_t crossed, uint64_t released) {
+/* Why an event happened, when not the footprint alone. */
+struct cause {
+    unsigned source; /* enum mb_outside_source */
+    uint64_t value, bound;
+};
+
+static void record_cause(enum mb_event_kind kind, int from, int to, uint64_t footprint,
+                         uint64_t crossed, uint64_t released, const struct cause *why) {
     uint64_t n = atomic_load_explicit(&event_total, memory_order_relaxed);
     struct mb_event *e = &ring[n % MB_EVENT_RING];
     e->time_ns = os_now_ns();
@@ -146,7 +163,26 @@ static void record(enum mb_event_kind kind, int from, int to, uint64_t footprint
     e->kind = (uint8_t)kind;
     e->from = (uint8_t)from;
     e->to = (uint8_t)to;
+    e->source = (uint8_t)(why != NULL ? why->source : MB_OUTSIDE_NONE);
+    e->outside_value = why != NULL ? why->value : 0;
+    e->outside_bound = why != NULL ? why->bound : 0;
     atomic_store_explicit(&event_total, n + 1, memory_order_release);
+}
+
+static void record(enum mb_event_kind kind, int from, int to, uint64_t footprint,
+                   uint64_t crossed, uint64_t released) {
+    record_cause(kind, from, to, footprint, crossed, released, NULL);
+}
+
+/* The outside level and its cause, as the poller left them. */
+static int outside(struct cause *why) {
+    int level = atomic_load_explicit(&outside_level, memory_order_acquire);
+    if (why != NULL) {
+        why->source = atomic_load_explicit(&outside_source, memory_order_relaxed);
+        why->value = atomic_load_explicit(&outside_value, memory_order_relaxed);
+        why->bound = atomic_load_explicit(&outside_bound, memory_order_relaxed);
+    }
+    return level;
 }
 
 size_t mb_pressure_events(struct mb_event *out, size_t cap, uint64_t *total) {
@@ -183,6 +219,8 @@ static void set_next_threshold(void) {
         uint64_t base = mb_monitor_baseline();
         counter_next = next > base ? next - base : 0;
     }
+    /* The machine asks for more than the policy is: the next charge acts. */
+    if (outside(NULL) > current) counter_next = 0;
     atomic_store_explicit(&counter_threshold, counter_next, memory_order_relaxed);
     budget_set_threshold(counter_next, on_threshold);
 }
@@ -248,7 +286,10 @@ static bool shrink_or_die(uint64_t footprint, bool callbacks_done) {
 static bool evaluate(void) {
     uint64_t footprint = mb_monitor_footprint();
     int old = atomic_load_explicit(&policy, memory_order_relaxed);
-    enum mb_policy level = level_for(footprint);
+    enum mb_policy own = level_for(footprint), level = own;
+    struct cause why;
+    int asked = outside(&why);
+    if (asked > (int)level) level = (enum mb_policy)asked;
     bool critical_done = false;
     uint64_t kill = kill_effective();
     if ((int)level > old) {
@@ -258,7 +299,10 @@ static bool evaluate(void) {
         uint64_t released = alloc_backend.release_shared(release_level(level));
         run_pressure_callbacks(callback_level(level));
         critical_done = level >= MB_POLICY_STRICT_SYNC;
-        record(MB_EVENT_POLICY, old, level, footprint, threshold(level), released);
+        if (own >= level)
+            record(MB_EVENT_POLICY, old, level, footprint, threshold(level), released);
+        else
+            record_cause(MB_EVENT_POLICY, old, level, footprint, 0, released, &why);
         if (level == MB_POLICY_STRICT_SYNC && footprint < kill)
             mb_dump_critical_line(footprint, threshold(T_STRICT_SYNC));
     }
@@ -329,6 +373,7 @@ void mb_pressure_init(const struct mb_config *cfg, const struct mb_limits *lim) 
     mb_limits_params_from_config(&params, cfg);
     start_ns = os_now_ns();
     publish_thresholds(lim);
+    mb_machine_init(cfg, lim);
     atomic_store_explicit(&enabled, true, memory_order_release);
     gate_enter();
     set_next_threshold();
@@ -376,11 +421,15 @@ int mb_pressure_add_kill_callback(void (*fn)(void *arg), void *arg) {
 
 static void discard_line(void *ctx, const char *line, size_t len) { (void)ctx, (void)line, (void)len; }
 
-/* With pressure_lock held: recomputes into the spare limits and publishes. */
-static void recompute_locked(void) {
+/* With pressure_lock held: recomputes into the spare limits and publishes;
+ * with news, after taking the cgroup's new limit. */
+static void recompute_locked(const struct mb_machine_news *news) {
     int current = atomic_load_explicit(&limits_current, memory_order_relaxed);
     struct mb_limits *spare = &limits[1 - current];
     *spare = limits[current];
+    if (news != NULL)
+        mb_limits_set_cgroup(spare, &config, news->limit_bytes, news->old_limit_bytes,
+                             news->limit_file);
     /* An override order problem was reported once at start-up. */
     const struct mb_sink quiet = {discard_line, NULL};
     mb_limits_compute(spare, &config, &params, &quiet);
@@ -401,7 +450,7 @@ int mb_pressure_set_limit(uint64_t bytes) {
     if ((bytes != 0 && bytes < MB_MIB) || bytes > MB_SIZE_SETTING_MAX) return EINVAL;
     mb_lock(&pressure_lock);
     params.api_limit_bytes = bytes;
-    recompute_locked();
+    recompute_locked(NULL);
     mb_unlock(&pressure_lock);
     rearm();
     return 0;
@@ -410,7 +459,7 @@ int mb_pressure_set_limit(uint64_t bytes) {
 void mb_pressure_set_state(enum mb_state state) {
     mb_lock(&pressure_lock);
     params.state = state;
-    recompute_locked();
+    recompute_locked(NULL);
     mb_unlock(&pressure_lock);
     rearm();
 }
@@ -418,25 +467,61 @@ void mb_pressure_set_state(enum mb_state state) {
 void mb_pressure_set_pages(unsigned pages) {
     mb_lock(&pressure_lock);
     params.pages = pages != 0 ? pages : 1;
-    recompute_locked();
+    recompute_locked(NULL);
     mb_unlock(&pressure_lock);
     rearm();
 }
 
+/* Reads the machine's and the container's memory (at most once per interval,
+ * one thread) and publishes what they ask for; a changed cgroup limit
+ * recomputes the thresholds at once, and its event waits for the gate. */
+static void machine_update(void) {
+    struct mb_machine_news news;
+    if (!mb_machine_poll(os_now_ns(), config.interval_ns, mb_pressure_limits()->cgroup_bytes,
+                         &news))
+        return;
+    if (news.limit_changed) {
+        mb_lock(&pressure_lock);
+        recompute_locked(&news);
+        mb_unlock(&pressure_lock);
+        atomic_store_explicit(&limit_event_new, news.limit_bytes, memory_order_relaxed);
+        atomic_store_explicit(&limit_event_old, news.old_limit_bytes, memory_order_relaxed);
+        atomic_store_explicit(&limit_event_pending, true, memory_order_release);
+    }
+    atomic_store_explicit(&outside_source, news.outside.source, memory_order_relaxed);
+    atomic_store_explicit(&outside_value, news.outside.value, memory_order_relaxed);
+    atomic_store_explicit(&outside_bound, news.outside.bound, memory_order_relaxed);
+    atomic_store_explicit(&outside_level, (int)news.outside.level, memory_order_release);
+}
+
+/* Inside the gate: the event of a changed cgroup limit, if one waits. */
+static void record_limit_event(uint64_t footprint) {
+    if (!atomic_exchange_explicit(&limit_event_pending, false, memory_order_acquire)) return;
+    struct cause why = {MB_OUTSIDE_LIMIT,
+                        atomic_load_explicit(&limit_event_new, memory_order_relaxed),
+                        atomic_load_explicit(&limit_event_old, memory_order_relaxed)};
+    int p = atomic_load_explicit(&policy, memory_order_relaxed);
+    record_cause(MB_EVENT_LIMIT, p, p, footprint, threshold(T_KILL), 0, &why);
+}
+
 void mb_pressure_tick(bool idle) {
     if (!mb_pressure_enabled() || atomic_load_explicit(&dying, memory_order_relaxed)) return;
+    if (!in_pressure) machine_update();
     if (in_pressure || !gate_try()) return; /* the one inside sets the threshold */
     in_pressure = 1;
     uint64_t footprint = mb_monitor_footprint();
+    record_limit_event(footprint);
+    struct cause why;
+    int wanted = outside(&why);
     int old = atomic_load_explicit(&policy, memory_order_relaxed), level = old;
-    while (level > MB_POLICY_UNRESTRICTED) {
+    while (level > MB_POLICY_UNRESTRICTED && level > wanted) {
         uint64_t t = threshold(level);
         if (footprint >= t - t / HYSTERESIS_DIVISOR) break;
         level--;
     }
     if (level < old) {
         atomic_store_explicit(&policy, level, memory_order_relaxed);
-        record(MB_EVENT_POLICY, old, level, footprint, 0, 0);
+        record_cause(MB_EVENT_POLICY, old, level, footprint, 0, 0, wanted > 0 ? &why : NULL);
     }
     uint64_t kill = threshold(T_KILL), inactive = threshold(T_INACTIVE);
     if (kill_crossed && footprint < kill - kill / HYSTERESIS_DIVISOR) kill_crossed = false;
@@ -444,7 +529,9 @@ void mb_pressure_tick(bool idle) {
                              footprint < inactive - inactive / HYSTERESIS_DIVISOR))
         inactive_crossed = false;
     /* The monitor thread is outside any allocation: act on a crossing the
-     * baseline alone brought about, which no charge would notice. */
+     * baseline alone brought about (or new thresholds, or the machine's
+     * memory), which no charge would notice. */
+    set_next_threshold();
     if (idle && budget_counter() >= atomic_load_explicit(&counter_threshold, memory_order_relaxed))
         evaluate();
     set_next_threshold();
@@ -464,6 +551,9 @@ void mb_pressure_atfork_child(void) {
     kill_crossed = inactive_crossed = fail_reported = false;
     atomic_store_explicit(&dying, false, memory_order_relaxed);
     atomic_store_explicit(&event_total, 0, memory_order_relaxed);
+    atomic_store_explicit(&outside_level, 0, memory_order_relaxed);
+    atomic_store_explicit(&limit_event_pending, false, memory_order_relaxed);
+    mb_machine_atfork_child();
     start_ns = os_now_ns();
     if (!mb_pressure_enabled()) return;
     mb_monitor_refresh();

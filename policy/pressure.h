@@ -32,7 +32,8 @@ enum mb_event_kind {
     MB_EVENT_POLICY = 0,     /* the policy moved (from -> to) */
     MB_EVENT_KILL_SURVIVED,  /* shrink-or-die brought the footprint under the kill threshold */
     MB_EVENT_KILL,           /* still over after shrinking: the action follows */
-    MB_EVENT_INACTIVE_LIMIT  /* active, over the inactive process's kill threshold */
+    MB_EVENT_INACTIVE_LIMIT, /* active, over the inactive process's kill threshold */
+    MB_EVENT_LIMIT           /* the cgroup's limit changed: thresholds recomputed */
 };
 const char *mb_event_kind_name(enum mb_event_kind kind);
 
@@ -45,6 +46,12 @@ struct mb_event {
     uint64_t released_bytes;  /* returned to the OS by the reaction */
     uint8_t kind;             /* enum mb_event_kind */
     uint8_t from, to;         /* enum mb_policy */
+    /* enum mb_outside_source (policy/machine.h): why the policy moved, the
+     * footprint (0) or the machine's or the container's memory, and that
+     * source's measure and the threshold it reached (machine.h gives the
+     * units; for MB_EVENT_LIMIT the new and the old limit in bytes). */
+    uint8_t source;
+    uint64_t outside_value, outside_bound;
 };
 #define MB_EVENT_RING 64
 
@@ -76,7 +83,10 @@ int mb_pressure_set_limit(uint64_t bytes); /* 0: back to the configuration */
 void mb_pressure_set_state(enum mb_state state);
 void mb_pressure_set_pages(unsigned pages);
 
-/* From the monitor after a refresh: lowers the policy with hysteresis, rearms
+/* From the monitor after a refresh: reads the machine's and the container's
+ * memory (policy/machine.h, at most once per interval) and follows the
+ * cgroup's limit, raises the policy to the level they ask for (at once when
+ * idle, else at the next charge), lowers it with hysteresis, rearms
  * the one-shot reactions and moves the counter threshold with the baseline.
  * idle: called from the monitor thread, not from an allocation, so a crossing
  * found here (the baseline grew) is acted on at once. */

@@ -93,7 +93,7 @@
     FIGURE(chunks,               no,  yes, no,  no,  no,      0, NULL,     "Chunks reserved from the OS.") \
     FIGURE(os_bytes,             u64, no,  no,  yes, gauge,   0, NULL,     "The operating system's view the baseline comes from.") \
     THRESHOLD(phys,              "physical RAM",            "unknown", no,  "Physical RAM.") \
-    THRESHOLD(cgroup,            "cgroup limit",            "none",    no,  "The smallest cgroup limit found.") \
+    THRESHOLD(cgroup,            "cgroup limit",            "none",    appended, "The smallest cgroup limit found.") \
     THRESHOLD(ram,               "ramSize",                 NULL,      no,  "ramSize, the jetsam model's memory size.") \
     THRESHOLD(kill,              "kill threshold",          NULL,      no,  "The kill threshold.") \
     FIGURE(limit_bytes,          u64, yes, no,  yes, gauge,   2, "LIMIT",  "The kill threshold.") \
@@ -105,6 +105,13 @@
     FIGURE(policy_events_total,  u64, no,  no,  yes, counter, 0, NULL,     "Policy history events recorded.") \
     FIGURE(policy,               u32, yes, no,  no,  gauge,   0, NULL,     "Policy: 0 unrestricted, 1 conservative, 2 strict, 3 strict-synchronous.") \
     FIGURE(pages,                u32, no,  no,  yes, no,      0, NULL,     "The jetsam model's page count.") \
+    FIGURE(outside_policy,       appended, no, no, yes, gauge, 0, NULL,  "Policy the machine's and the container's memory ask for: 0 none, 1 conservative, 2 strict.") \
+    FIGURE(outside_source,       appended, no, no, yes, gauge, 0, NULL,  "Source of outside_policy: 0 none, 1 memory PSI, 2 MemAvailable, 3 cgroup usage.") \
+    FIGURE(psi_some,             appended, no, no, yes, gauge, 0, NULL,  "Memory PSI some avg10, in hundredths of a percent.") \
+    FIGURE(psi_full,             appended, no, no, yes, gauge, 0, NULL,  "Memory PSI full avg10, in hundredths of a percent.") \
+    FIGURE(mem_available_bytes,  appended, no, no, yes, gauge, 0, NULL,  "MemAvailable of the machine.") \
+    FIGURE(mem_total_bytes,      appended, no, no, yes, gauge, 0, NULL,  "MemTotal of the machine.") \
+    FIGURE(cgroup_usage_bytes,   appended, no, no, yes, gauge, 0, NULL,  "The memory cgroup's usage.") \
     TEXT(policy_name,            24,  "policy",           yes) \
     TEXT(action,                 8,   "action",           yes) \
     TEXT(state,                  12,  "state",            yes) \

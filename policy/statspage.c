@@ -14,6 +14,7 @@
 #include "alloc/os.h"
 #include "policy/budget.h"
 #include "policy/config.h"
+#include "policy/machine.h"
 #include "policy/modules.h"
 #include "policy/monitor.h"
 #include "policy/pressure.h"
@@ -176,6 +177,20 @@ static void top_fill(struct mb_statspage *p) {
 #define COPY_THRESHOLD(stem, label, zero, page, help)                                              \
     MB_IF_PAGE_##page(p->stem##_bytes = lim->stem##_bytes;)
 
+/* The machine's and the container's memory as last read (policy/machine.h). */
+static void outside_fill(struct mb_statspage *p) {
+    struct mb_machine_reading r;
+    struct mb_outside o;
+    mb_machine_last(&r, &o);
+    p->outside_policy = o.level;
+    p->outside_source = o.source;
+    p->psi_some = r.psi_some_avg10;
+    p->psi_full = r.psi_full_avg10;
+    p->mem_available_bytes = r.mem_available_bytes;
+    p->mem_total_bytes = r.mem_total_bytes;
+    p->cgroup_usage_bytes = r.cgroup_usage_bytes;
+}
+
 /* One update of the changing part, under the sequence counter. */
 static void fill(struct mb_statspage *p) {
     top_refresh();
@@ -213,6 +228,7 @@ static void fill(struct mb_statspage *p) {
     copy_text(p->footprint_source, sizeof p->footprint_source, mb_monitor_source_name());
     copy_text(p->limit_source, sizeof p->limit_source, lim->kill_source);
     top_fill(p);
+    outside_fill(p);
 
     atomic_store_explicit(&p->seq, seq + 2, memory_order_release);
 }

@@ -105,12 +105,12 @@ static struct mb_sink capture_sink(struct capture *c) {
 }
 
 struct env_table {
-    const char *pairs[16][2];
+    const char *pairs[24][2];
 };
 
 static const char *table_getenv(void *ctx, const char *name) {
     const struct env_table *t = ctx;
-    for (int i = 0; i < 16 && t->pairs[i][0] != NULL; i++)
+    for (int i = 0; i < 24 && t->pairs[i][0] != NULL; i++)
         if (strcmp(t->pairs[i][0], name) == 0) return t->pairs[i][1];
     return NULL;
 }
@@ -125,6 +125,10 @@ static bool amount_equal(const struct mb_amount *a, const struct mb_amount *b) {
 }
 
 /* Field by field: padding bytes are not part of a configuration. */
+static bool levels_equal(const struct mb_levels *a, const struct mb_levels *b) {
+    return a->conservative_ppb == b->conservative_ppb && a->strict_ppb == b->strict_ppb;
+}
+
 static bool config_equal(const struct mb_config *a, const struct mb_config *b, bool with_masks) {
     bool same = amount_equal(&a->limit, &b->limit) && a->action == b->action &&
                 a->model == b->model && a->state == b->state && a->pages == b->pages &&
@@ -133,7 +137,11 @@ static bool config_equal(const struct mb_config *a, const struct mb_config *b, b
                 a->monitor == b->monitor && a->interval_ns == b->interval_ns &&
                 a->sample_bytes == b->sample_bytes &&
                 strcmp(a->report_path, b->report_path) == 0 && a->backend == b->backend &&
-                a->verbose == b->verbose;
+                a->verbose == b->verbose && a->machine == b->machine &&
+                levels_equal(&a->psi, &b->psi) && levels_equal(&a->mem_used, &b->mem_used) &&
+                levels_equal(&a->cgroup_used, &b->cgroup_used) &&
+                strcmp(a->psi_file, b->psi_file) == 0 &&
+                strcmp(a->meminfo_file, b->meminfo_file) == 0;
     if (with_masks) {
         same = same && a->set_mask == b->set_mask && a->error_mask == b->error_mask;
         for (int i = 0; i < MB_OPT_COUNT; i++) same = same && strcmp(a->raw[i], b->raw[i]) == 0;
@@ -1212,6 +1220,12 @@ static void test_good_environment(void) {
         {"MEMBUDGET_REPORT", "/var/tmp/mb.%p.json"},
         {"MEMBUDGET_BACKEND", "jemalloc"},
         {"MEMBUDGET_VERBOSE", "2"},
+        {"MEMBUDGET_MACHINE", "off"},
+        {"MEMBUDGET_PSI", "10%,50%"},
+        {"MEMBUDGET_MEM_USED", "off"},
+        {"MEMBUDGET_CGROUP_USED", "80%,0%"},
+        {"MEMBUDGET_PSI_FILE", "/tmp/psi"},
+        {"MEMBUDGET_MEMINFO_FILE", "/tmp/meminfo"},
         {"UNRELATED", "x"},
     }};
     struct mb_config cfg;
@@ -1239,6 +1253,14 @@ static void test_good_environment(void) {
     expect_true(strcmp(cfg.report_path, report) == 0, "'%s'", cfg.report_path);
     expect_int_eq(cfg.backend, MB_BACKEND_JEMALLOC);
     expect_int_eq(cfg.verbose, 2);
+    expect_int_eq(cfg.machine, MB_MACHINE_OFF);
+    expect_int_eq(cfg.psi.conservative_ppb, 100000000);
+    expect_int_eq(cfg.psi.strict_ppb, 500000000);
+    expect_int_eq(cfg.mem_used.conservative_ppb + cfg.mem_used.strict_ppb, 0);
+    expect_int_eq(cfg.cgroup_used.conservative_ppb, 800000000);
+    expect_int_eq(cfg.cgroup_used.strict_ppb, 0);
+    expect_true(strcmp(cfg.psi_file, "/tmp/psi") == 0, "'%s'", cfg.psi_file);
+    expect_true(strcmp(cfg.meminfo_file, "/tmp/meminfo") == 0, "'%s'", cfg.meminfo_file);
     expect_int_eq(cfg.set_mask, (1u << MB_OPT_COUNT) - 1);
     expect_int_eq(cfg.error_mask, 0);
     expect_true(strcmp(cfg.raw[MB_OPT_LIMIT], "1.5G") == 0);
@@ -1292,7 +1314,9 @@ static void test_defaults_match_table(void) {
     struct mb_config defaults, cfg;
     mb_config_defaults(&defaults);
     for (int id = 0; id < MB_OPT_COUNT; id++) {
-        if (id == MB_OPT_LIMIT || id == MB_OPT_RAM || id == MB_OPT_REPORT) continue;
+        if (id == MB_OPT_LIMIT || id == MB_OPT_RAM || id == MB_OPT_REPORT ||
+            id == MB_OPT_PSI_FILE || id == MB_OPT_MEMINFO_FILE)
+            continue;
         const struct mb_option_desc *d = mb_option_desc((enum mb_option_id)id);
         cfg = defaults;
         expect_true(mb_config_set(&cfg, (enum mb_option_id)id, d->default_text, NULL), "%s",
@@ -1307,6 +1331,42 @@ static void test_defaults_match_table(void) {
     expect_true(strcmp(mb_option_value_name(MB_OPT_PAGES, 0), "?") == 0);
 }
 
+/* The outside pressure's variables (policy/machine.h): two percentages or
+ * off, on or off, absolute paths; each bad value one line naming the
+ * variable, the default kept. */
+static void test_machine_variables(void) {
+    struct mb_config cfg;
+    mb_config_defaults(&cfg);
+    expect_eq_ctx(cfg.psi.conservative_ppb, 70000000u, "%s", "PSI default");
+    expect_eq_ctx(cfg.psi.strict_ppb, 700000000u, "%s", "PSI default");
+    expect_eq_ctx(cfg.mem_used.conservative_ppb, 900000000u, "%s", "MEM_USED default");
+    expect_eq_ctx(cfg.cgroup_used.strict_ppb, 950000000u, "%s", "CGROUP_USED default");
+    expect_true(mb_config_set(&cfg, MB_OPT_PSI, " 12.5%, 0% ", NULL));
+    expect_eq_ctx(cfg.psi.conservative_ppb, 125000000u, "%s", "12.5%");
+    expect_eq_ctx(cfg.psi.strict_ppb, 0u, "%s", "0%");
+    expect_true(mb_config_set(&cfg, MB_OPT_MEM_USED, "OFF", NULL));
+    expect_eq_ctx(cfg.mem_used.conservative_ppb + cfg.mem_used.strict_ppb, 0u, "%s", "off");
+    expect_true(mb_config_set(&cfg, MB_OPT_MACHINE, "off", NULL));
+    expect_int_eq(cfg.machine, MB_MACHINE_OFF);
+    expect_true(mb_config_set(&cfg, MB_OPT_PSI_FILE, "/tmp/psi", NULL));
+    expect_true(strcmp(cfg.psi_file, "/tmp/psi") == 0, "%s", cfg.psi_file);
+    static const struct {
+        enum mb_option_id id;
+        const char *value;
+    } bad[] = {{MB_OPT_PSI, "7"},         {MB_OPT_PSI, "7%"},        {MB_OPT_PSI, "7%,101%"},
+               {MB_OPT_PSI, "7%,70%,1%"}, {MB_OPT_MEM_USED, "-1%,5%"}, {MB_OPT_CGROUP_USED, ""},
+               {MB_OPT_MACHINE, "yes"},   {MB_OPT_PSI_FILE, "psi"},  {MB_OPT_MEMINFO_FILE, ""}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct capture cap;
+        struct mb_sink sink = capture_sink(&cap);
+        struct mb_config before = cfg;
+        expect_true(!mb_config_set(&cfg, bad[i].id, bad[i].value, &sink), "%s", bad[i].value);
+        expect_int_eq(cap.lines, 1);
+        expect_true(strstr(cap.text, mb_option_desc(bad[i].id)->name) != NULL, "%s", cap.text);
+        expect_true(config_equal(&cfg, &before, false), "'%s' kept the value", bad[i].value);
+    }
+}
+
 static void test_unknown_variables(void) {
     char *envp[] = {"PATH=/bin", "MEMBUDGET_LIMIT=1G", "MEMBUDGET_LIMT=1G", "MEMBUDGET_=x",
                     "XMEMBUDGET_FOO=1", NULL};
@@ -1317,7 +1377,7 @@ static void test_unknown_variables(void) {
     static const char first[] = "membudget: MEMBUDGET_LIMT is not a known variable (known: "
                                 "MEMBUDGET_LIMIT, MEMBUDGET_ACTION, ";
     expect_true(strncmp(cap.text, first, sizeof first - 1) == 0, "%s", cap.text);
-    expect_true(strstr(cap.text, "MEMBUDGET_VERBOSE); ignored\n") != NULL, "%s", cap.text);
+    expect_true(strstr(cap.text, "MEMBUDGET_MEMINFO_FILE); ignored\n") != NULL, "%s", cap.text);
 }
 
 static void test_text_helpers(void) {
@@ -1623,6 +1683,7 @@ int main(void) {
     RUN(test_read_env);
     RUN(test_defaults_match_table);
     RUN(test_unknown_variables);
+    RUN(test_machine_variables);
     RUN(test_text_helpers);
     RUN(test_this_machine);
     run_maybe_skipped("test_real_v1_cgroup", test_real_v1_cgroup);
