@@ -147,6 +147,32 @@ static void print_stale_warning(const struct mb_statspage *p) {
            "STALE", (double)age / 1e9);
 }
 
+/* Why the machine or the container asks for a policy, when it does (the
+ * appended outside_* figures: zero on pages written before them). */
+static void print_outside(const struct mb_statspage *p) {
+    static const char *const sources[] = {"none", "memory PSI", "MemAvailable", "cgroup usage"};
+    if (p->outside_policy == 0) return;
+    char a[32], b[32];
+    printf("%-11s %s, asked by %s: ", "outside", p->outside_policy >= 2 ? "strict" : "conservative",
+           p->outside_source < sizeof sources / sizeof *sources ? sources[p->outside_source]
+                                                                : "an unknown source");
+    switch (p->outside_source) {
+    case 1:
+        printf("some avg10 %.2f%%, full avg10 %.2f%%\n", (double)p->psi_some / 100,
+               (double)p->psi_full / 100);
+        break;
+    case 2:
+        printf("%s available of %s\n", mb_bytes_text(a, sizeof a, p->mem_available_bytes),
+               mb_bytes_text(b, sizeof b, p->mem_total_bytes));
+        break;
+    case 3:
+        printf("%s used, limit %s\n", mb_bytes_text(a, sizeof a, p->cgroup_usage_bytes),
+               mb_bytes_text(b, sizeof b, p->cgroup_bytes));
+        break;
+    default: printf("source %" PRIu64 "\n", p->outside_source); break;
+    }
+}
+
 static void print_stat(const struct live_process *lp) {
     const struct mb_statspage *p = &lp->page;
     char a[32], b[32], c[32], cmdline[256];
@@ -183,6 +209,7 @@ static void print_stat(const struct live_process *lp) {
     term(p->policy_name);
     printf(" (%" PRIu64 " %s recorded)\n", p->policy_events_total,
            p->policy_events_total == 1 ? "event" : "events");
+    print_outside(p);
     printf("%-11s ", "state");
     term(p->state);
     printf(", %u %s\n", p->pages, p->pages == 1 ? "page" : "pages");

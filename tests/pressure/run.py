@@ -205,7 +205,7 @@ def outside_events(dump, source):
 
 # ---- PSI and MemAvailable through the test's own files --------------------------
 
-def check_source(name, var, calm, conservative, strict, source, source_name, extra):
+def check_source(name, var, calm, conservative, strict, source, source_name, text_name, extra):
     """One source driven through its file: calm, then the conservative
     level, the strict level, calm again; the callback's levels and the
     report's events along the way."""
@@ -232,6 +232,11 @@ def check_source(name, var, calm, conservative, strict, source, source_name, ext
         s, good = h.wait_stat(policy_is("strict", 2, source))
         if not good:
             return fail(name, "not strict from %s" % source_name, describe(s))
+        text = subprocess.run([TOOL, "stat", str(h.proc.pid)], capture_output=True, text=True,
+                              timeout=WAIT).stdout
+        said = [l for l in text.splitlines() if l.startswith("outside")]
+        if len(said) != 1 or "strict, asked by %s" % text_name not in said[0]:
+            return fail(name, "`membudget stat` does not say why: %r" % said, text)
         write_atomic(path, calm)
         s, good = h.wait_stat(policy_is("unrestricted", 0))
         if not good:
@@ -261,7 +266,7 @@ def check_source(name, var, calm, conservative, strict, source, source_name, ext
 def check_psi():
     check_source("psi file: some avg10 12% conservative, full avg10 80% strict, 0% calm",
                  "MEMBUDGET_PSI_FILE", psi_text(0, 0), psi_text(12, 0), psi_text(30, 80), 1,
-                 "psi", {"MEMBUDGET_MEM_USED": "off", "MEMBUDGET_CGROUP_USED": "off"})
+                 "psi", "memory PSI", {"MEMBUDGET_MEM_USED": "off", "MEMBUDGET_CGROUP_USED": "off"})
 
 
 def check_meminfo():
@@ -269,7 +274,7 @@ def check_meminfo():
     check_source("meminfo file: 92% used conservative, 96% strict, 50% calm",
                  "MEMBUDGET_MEMINFO_FILE", meminfo_text(total, total // 2),
                  meminfo_text(total, total * 8 // 100), meminfo_text(total, total * 4 // 100), 2,
-                 "memavailable", {"MEMBUDGET_PSI": "off", "MEMBUDGET_CGROUP_USED": "off"})
+                 "memavailable", "MemAvailable", {"MEMBUDGET_PSI": "off", "MEMBUDGET_CGROUP_USED": "off"})
 
 
 def check_inline():
