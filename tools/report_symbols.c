@@ -298,8 +298,8 @@ static void frame_release(struct rp_frame *f) {
 
 /* The frames an address resolved to, for the sites that share it (their outer
  * frames mostly): an open-addressing table of addresses, each naming its
- * frames in `frames`.  Looking a return address up in the DWARF
- * (dwarf_getscopes walks its unit) costs far more than the copy. */
+ * frames in `frames`.  Looking a return address up (its symbol, its line,
+ * the scopes around it) costs far more than the copy. */
 struct memo_slot {
     uint64_t address; /* 0: empty (a frame at 0 is never resolved) */
     size_t first, count;
@@ -414,13 +414,108 @@ static void report_modules(Dwfl *dwfl, struct rp_report *r, bool *lines) {
     dwfl_report_end(dwfl, NULL, NULL);
 }
 
+/* A module's symbol lookups answered from earlier ones.  libdwfl's
+ * dwfl_module_addrinfo reads the whole symbol table at every call.  Between
+ * two consecutive boundaries (addresses at which a symbol of the module
+ * starts or ends: its st_value placed at the module's address, its resolved
+ * entry, each plus its size), every address has the same symbols at or before
+ * it and the same symbols around it, so libdwfl's choice among them, which
+ * depends on nothing else, is the same: a symbol with a size found for one
+ * address strictly inside such an interval is the answer for every other
+ * address inside it, at its own offset.  Addresses on a boundary, and
+ * answers without a size (whose choice also depends on sections), are always
+ * asked to libdwfl. */
+struct symtab_index {
+    bool built;
+    size_t count;       /* boundaries */
+    GElf_Addr *bounds;  /* sorted, distinct */
+    const char **names; /* per interval (bounds[k], bounds[k + 1]): NULL until known */
+    GElf_Addr *values;  /* the address minus the offset, for names[k] */
+};
+
+static int addr_order(const void *a, const void *b) {
+    GElf_Addr x = *(const GElf_Addr *)a, y = *(const GElf_Addr *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void symtab_build(struct symtab_index *t, Dwfl_Module *mod) {
+    t->built = true;
+    int n = dwfl_module_getsymtab(mod);
+    GElf_Addr *b = n > 0 ? malloc((size_t)n * 4 * sizeof *b) : NULL;
+    if (b == NULL) return;
+    size_t c = 0;
+    for (int i = 0; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        if (dwfl_module_getsym(mod, i, &sym, NULL) != NULL) {
+            b[c++] = sym.st_value;
+            b[c++] = sym.st_value + sym.st_size;
+        }
+        if (dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL) != NULL) {
+            b[c++] = addr;
+            b[c++] = addr + sym.st_size;
+        }
+    }
+    qsort(b, c, sizeof *b, addr_order);
+    size_t u = 0;
+    for (size_t i = 0; i < c; i++)
+        if (u == 0 || b[i] != b[u - 1]) b[u++] = b[i];
+    t->names = calloc(u ? u : 1, sizeof *t->names);
+    t->values = calloc(u ? u : 1, sizeof *t->values);
+    if (t->names == NULL || t->values == NULL) {
+        free(t->names);
+        free(t->values);
+        t->names = NULL;
+        t->values = NULL;
+        free(b);
+        return;
+    }
+    t->bounds = b;
+    t->count = u;
+}
+
+/* The interval of t strictly containing pc, or SIZE_MAX. */
+static size_t symtab_interval(const struct symtab_index *t, GElf_Addr pc) {
+    if (t->count < 2 || pc <= t->bounds[0] || pc >= t->bounds[t->count - 1]) return SIZE_MAX;
+    size_t lo = 0, hi = t->count - 1; /* bounds[lo] < pc < bounds[hi] */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->bounds[mid] == pc) return SIZE_MAX;
+        if (t->bounds[mid] < pc)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* dwfl_module_addrinfo(mod, pc, offset, ...), through t when there is one. */
+static const char *symbol_at(struct symtab_index *t, Dwfl_Module *mod, GElf_Addr pc,
+                             GElf_Off *offset) {
+    GElf_Sym sym;
+    if (t == NULL) return dwfl_module_addrinfo(mod, pc, offset, &sym, NULL, NULL, NULL);
+    if (!t->built) symtab_build(t, mod);
+    size_t k = symtab_interval(t, pc);
+    if (k != SIZE_MAX && t->names[k] != NULL) {
+        *offset = pc - t->values[k];
+        return t->names[k];
+    }
+    const char *name = dwfl_module_addrinfo(mod, pc, offset, &sym, NULL, NULL, NULL);
+    if (k != SIZE_MAX && name != NULL && sym.st_size != 0) {
+        t->names[k] = name;
+        t->values[k] = pc - *offset;
+    }
+    return name;
+}
+
 /* What rp_symbolize works with. */
 struct symbolizer {
     struct rp_report *r;
     Dwfl *dwfl;
     const bool *lines; /* per module: its line information may be read */
     struct memo memo;
-    struct rp_scopes *units; /* the scopes of each unit a frame falls in, indexed once */
+    struct rp_scopes *units;      /* the scopes of each unit a frame falls in, indexed once */
+    struct symtab_index *symtabs; /* per module; NULL: none (one lookup per address) */
 };
 
 /* Names site->frames[f]: in place without expansion; else its frames (the
@@ -449,8 +544,8 @@ static void symbolize_frame(struct symbolizer *z, struct rp_site *site, size_t f
         mod = dwfl_addrmodule(z->dwfl, pc);
     if (mod != NULL) {
         GElf_Off offset = 0;
-        GElf_Sym sym;
-        const char *name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
+        struct symtab_index *t = z->symtabs != NULL ? &z->symtabs[m - r->modules] : NULL;
+        const char *name = symbol_at(t, mod, pc, &offset);
         if (name != NULL) {
             set_function(&frame, name);
             frame.function_offset = offset + 1;
@@ -504,7 +599,10 @@ void rp_symbolize(struct rp_report *r) {
         z.memo.slots = calloc(slots, sizeof *z.memo.slots);
         z.memo.mask = slots - 1;
     }
-    if (r->expand_frames) z.units = rp_scopes_new();
+    if (r->expand_frames) {
+        z.units = rp_scopes_new();
+        z.symtabs = calloc(r->module_count ? r->module_count : 1, sizeof *z.symtabs);
+    }
     for (size_t s = 0; s < r->site_count; s++) {
         struct rp_site *site = &r->sites[s];
         struct frame_list l = {0};
@@ -518,6 +616,12 @@ void rp_symbolize(struct rp_report *r) {
     free(z.memo.frames.frames);
     free(z.memo.slots);
     rp_scopes_free(z.units);
+    for (size_t i = 0; z.symtabs != NULL && i < r->module_count; i++) {
+        free(z.symtabs[i].bounds);
+        free(z.symtabs[i].names);
+        free(z.symtabs[i].values);
+    }
+    free(z.symtabs);
     free(lines);
     dwfl_end(z.dwfl);
 }
