@@ -20,7 +20,7 @@
 #include <gelf.h>
 
 #include "tools/report_model.h"
-#include "tools/report_scopes.h"
+#include "tools/report_index.h"
 
 /* Separate debug files are looked for under /usr/lib/debug only (by build-id,
  * or by the debug link's name in the module's directory mirrored there), never
@@ -414,100 +414,6 @@ static void report_modules(Dwfl *dwfl, struct rp_report *r, bool *lines) {
     dwfl_report_end(dwfl, NULL, NULL);
 }
 
-/* A module's symbol lookups answered from earlier ones.  libdwfl's
- * dwfl_module_addrinfo reads the whole symbol table at every call.  Between
- * two consecutive boundaries (addresses at which a symbol of the module
- * starts or ends: its st_value placed at the module's address, its resolved
- * entry, each plus its size), every address has the same symbols at or before
- * it and the same symbols around it, so libdwfl's choice among them, which
- * depends on nothing else, is the same: a symbol with a size found for one
- * address strictly inside such an interval is the answer for every other
- * address inside it, at its own offset.  Addresses on a boundary, and
- * answers without a size (whose choice also depends on sections), are always
- * asked to libdwfl. */
-struct symtab_index {
-    bool built;
-    size_t count;       /* boundaries */
-    GElf_Addr *bounds;  /* sorted, distinct */
-    const char **names; /* per interval (bounds[k], bounds[k + 1]): NULL until known */
-    GElf_Addr *values;  /* the address minus the offset, for names[k] */
-};
-
-static int addr_order(const void *a, const void *b) {
-    GElf_Addr x = *(const GElf_Addr *)a, y = *(const GElf_Addr *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void symtab_build(struct symtab_index *t, Dwfl_Module *mod) {
-    t->built = true;
-    int n = dwfl_module_getsymtab(mod);
-    GElf_Addr *b = n > 0 ? malloc((size_t)n * 4 * sizeof *b) : NULL;
-    if (b == NULL) return;
-    size_t c = 0;
-    for (int i = 0; i < n; i++) {
-        GElf_Sym sym;
-        GElf_Addr addr;
-        if (dwfl_module_getsym(mod, i, &sym, NULL) != NULL) {
-            b[c++] = sym.st_value;
-            b[c++] = sym.st_value + sym.st_size;
-        }
-        if (dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL) != NULL) {
-            b[c++] = addr;
-            b[c++] = addr + sym.st_size;
-        }
-    }
-    qsort(b, c, sizeof *b, addr_order);
-    size_t u = 0;
-    for (size_t i = 0; i < c; i++)
-        if (u == 0 || b[i] != b[u - 1]) b[u++] = b[i];
-    t->names = calloc(u ? u : 1, sizeof *t->names);
-    t->values = calloc(u ? u : 1, sizeof *t->values);
-    if (t->names == NULL || t->values == NULL) {
-        free(t->names);
-        free(t->values);
-        t->names = NULL;
-        t->values = NULL;
-        free(b);
-        return;
-    }
-    t->bounds = b;
-    t->count = u;
-}
-
-/* The interval of t strictly containing pc, or SIZE_MAX. */
-static size_t symtab_interval(const struct symtab_index *t, GElf_Addr pc) {
-    if (t->count < 2 || pc <= t->bounds[0] || pc >= t->bounds[t->count - 1]) return SIZE_MAX;
-    size_t lo = 0, hi = t->count - 1; /* bounds[lo] < pc < bounds[hi] */
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->bounds[mid] == pc) return SIZE_MAX;
-        if (t->bounds[mid] < pc)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* dwfl_module_addrinfo(mod, pc, offset, ...), through t when there is one. */
-static const char *symbol_at(struct symtab_index *t, Dwfl_Module *mod, GElf_Addr pc,
-                             GElf_Off *offset) {
-    GElf_Sym sym;
-    if (t == NULL) return dwfl_module_addrinfo(mod, pc, offset, &sym, NULL, NULL, NULL);
-    if (!t->built) symtab_build(t, mod);
-    size_t k = symtab_interval(t, pc);
-    if (k != SIZE_MAX && t->names[k] != NULL) {
-        *offset = pc - t->values[k];
-        return t->names[k];
-    }
-    const char *name = dwfl_module_addrinfo(mod, pc, offset, &sym, NULL, NULL, NULL);
-    if (k != SIZE_MAX && name != NULL && sym.st_size != 0) {
-        t->names[k] = name;
-        t->values[k] = pc - *offset;
-    }
-    return name;
-}
-
 /* What rp_symbolize works with. */
 struct symbolizer {
     struct rp_report *r;
@@ -515,7 +421,7 @@ struct symbolizer {
     const bool *lines; /* per module: its line information may be read */
     struct memo memo;
     struct rp_scopes *units;      /* the scopes of each unit a frame falls in, indexed once */
-    struct symtab_index *symtabs; /* per module; NULL: none (one lookup per address) */
+    struct rp_symtab *symtabs;    /* per module; NULL: none (one lookup per address) */
 };
 
 /* Names site->frames[f]: in place without expansion; else its frames (the
@@ -544,8 +450,8 @@ static void symbolize_frame(struct symbolizer *z, struct rp_site *site, size_t f
         mod = dwfl_addrmodule(z->dwfl, pc);
     if (mod != NULL) {
         GElf_Off offset = 0;
-        struct symtab_index *t = z->symtabs != NULL ? &z->symtabs[m - r->modules] : NULL;
-        const char *name = symbol_at(t, mod, pc, &offset);
+        struct rp_symtab *t = z->symtabs != NULL ? &z->symtabs[m - r->modules] : NULL;
+        const char *name = rp_symtab_addrinfo(t, mod, pc, &offset);
         if (name != NULL) {
             set_function(&frame, name);
             frame.function_offset = offset + 1;
@@ -616,11 +522,8 @@ void rp_symbolize(struct rp_report *r) {
     free(z.memo.frames.frames);
     free(z.memo.slots);
     rp_scopes_free(z.units);
-    for (size_t i = 0; z.symtabs != NULL && i < r->module_count; i++) {
-        free(z.symtabs[i].bounds);
-        free(z.symtabs[i].names);
-        free(z.symtabs[i].values);
-    }
+    for (size_t i = 0; z.symtabs != NULL && i < r->module_count; i++)
+        rp_symtab_release(&z.symtabs[i]);
     free(z.symtabs);
     free(lines);
     dwfl_end(z.dwfl);

@@ -43,8 +43,8 @@ TOOL_HDRS    += alloc/fmt.h policy/stats_list.h
 ifneq ($(wildcard /usr/include/elfutils/libdwfl.h),)
 ifneq ($(wildcard /usr/include/jansson.h),)
 TOOL_SRCS    += tools/report_symbols.c
-TOOL_SRCS    += tools/report_scopes.c
-TOOL_HDRS    += tools/report_model.h tools/report_scopes.h
+TOOL_SRCS    += tools/report_index.c
+TOOL_HDRS    += tools/report_model.h tools/report_index.h
 TOOL_CFLAGS  += -DMB_TOOL_SYMBOLS
 TOOL_LDLIBS  += -ldw -lelf -lstdc++
 endif

@@ -1,5 +1,6 @@
-/* The scopes around an address or a DIE from an index of each unit, built
- * once (tools/report_scopes.h).
+/* The indexes of tools/report_index.h: the scopes around an address or a
+ * DIE from an index of each DWARF unit, built once; a module's symbol lookups
+ * answered from earlier ones.
  *
  * libdw's dwarf_getscopes walks the unit's DIE tree for every address it is
  * asked about: once, pruned, to find the DIEs containing the address, and,
@@ -32,8 +33,9 @@
 #include <string.h>
 
 #include <dwarf.h>
+#include <elfutils/libdwfl.h>
 
-#include "tools/report_scopes.h"
+#include "tools/report_index.h"
 
 #define NONE UINT32_MAX
 /* DIEs nested in one another, imported units counted (libdw recurses without
@@ -339,4 +341,99 @@ int rp_scopes_die(struct rp_scopes *s, Dwarf_Die *die, Dwarf_Die **scopes) {
         out[k++] = x->nodes[p].die;
     *scopes = out;
     return (int)n;
+}
+
+/* ---- symbols ---------------------------------------------------------------------- */
+
+/* A module's symbol lookups answered from earlier ones.  libdwfl's
+ * dwfl_module_addrinfo reads the whole symbol table at every call.  Between
+ * two consecutive boundaries (addresses at which a symbol of the module
+ * starts or ends: its st_value placed at the module's address, its resolved
+ * entry, each plus its size), every address has the same symbols at or before
+ * it and the same symbols around it, so libdwfl's choice among them, which
+ * depends on nothing else, is the same: a symbol with a size found for one
+ * address strictly inside such an interval is the answer for every other
+ * address inside it, at its own offset.  Addresses on a boundary, and
+ * answers without a size (whose choice also depends on sections), are always
+ * asked to libdwfl. */
+
+static int addr_order(const void *a, const void *b) {
+    GElf_Addr x = *(const GElf_Addr *)a, y = *(const GElf_Addr *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void symtab_build(struct rp_symtab *t, Dwfl_Module *mod) {
+    t->built = true;
+    int n = dwfl_module_getsymtab(mod);
+    GElf_Addr *b = n > 0 ? malloc((size_t)n * 4 * sizeof *b) : NULL;
+    if (b == NULL) return;
+    size_t c = 0;
+    for (int i = 0; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        if (dwfl_module_getsym(mod, i, &sym, NULL) != NULL) {
+            b[c++] = sym.st_value;
+            b[c++] = sym.st_value + sym.st_size;
+        }
+        if (dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL) != NULL) {
+            b[c++] = addr;
+            b[c++] = addr + sym.st_size;
+        }
+    }
+    qsort(b, c, sizeof *b, addr_order);
+    size_t u = 0;
+    for (size_t i = 0; i < c; i++)
+        if (u == 0 || b[i] != b[u - 1]) b[u++] = b[i];
+    t->names = calloc(u ? u : 1, sizeof *t->names);
+    t->values = calloc(u ? u : 1, sizeof *t->values);
+    if (t->names == NULL || t->values == NULL) {
+        free(t->names);
+        free(t->values);
+        t->names = NULL;
+        t->values = NULL;
+        free(b);
+        return;
+    }
+    t->bounds = b;
+    t->count = u;
+}
+
+/* The interval of t strictly containing pc, or SIZE_MAX. */
+static size_t symtab_interval(const struct rp_symtab *t, GElf_Addr pc) {
+    if (t->count < 2 || pc <= t->bounds[0] || pc >= t->bounds[t->count - 1]) return SIZE_MAX;
+    size_t lo = 0, hi = t->count - 1; /* bounds[lo] < pc < bounds[hi] */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->bounds[mid] == pc) return SIZE_MAX;
+        if (t->bounds[mid] < pc)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+const char *rp_symtab_addrinfo(struct rp_symtab *t, Dwfl_Module *mod, GElf_Addr pc,
+                               GElf_Off *offset) {
+    GElf_Sym sym;
+    if (t == NULL) return dwfl_module_addrinfo(mod, pc, offset, &sym, NULL, NULL, NULL);
+    if (!t->built) symtab_build(t, mod);
+    size_t k = symtab_interval(t, pc);
+    if (k != SIZE_MAX && t->names[k] != NULL) {
+        *offset = pc - t->values[k];
+        return t->names[k];
+    }
+    const char *name = dwfl_module_addrinfo(mod, pc, offset, &sym, NULL, NULL, NULL);
+    if (k != SIZE_MAX && name != NULL && sym.st_size != 0) {
+        t->names[k] = name;
+        t->values[k] = pc - *offset;
+    }
+    return name;
+}
+
+void rp_symtab_release(struct rp_symtab *t) {
+    free(t->bounds);
+    free(t->names);
+    free(t->values);
+    *t = (struct rp_symtab){0};
 }
