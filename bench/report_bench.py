@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -163,6 +164,7 @@ def main():
         diff = "-" if t == 0 else ("yes" if not same[name] else "no: " + ", ".join(same[name]))
         lines.append("| %s | %.3f s | %.3f s | %s |" % (name, statistics.median(times[t]),
                                                       min(times[t]), diff))
+    shutil.rmtree(tmp, ignore_errors=True)
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out:
