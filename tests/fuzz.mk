@@ -65,6 +65,7 @@ $(FUZZ_DIR)/fuzz_config: tests/fuzz/fuzz_config.c policy/config.c policy/limits.
 # The report tool's sources as membudget-report builds them, without its main.
 FUZZ_REPORT_SRCS := alloc/fmt.c tools/textout.c tools/report.c tools/report_symbols.c tools/report_svg.c \
 	tools/report_diff.c tools/report_html.c
+FUZZ_REPORT_SRCS += tools/report_index.c
 
 $(FUZZ_DIR)/fuzz_report: tests/fuzz/fuzz_report.c $(FUZZ_REPORT_SRCS) $(REPORT_HDRS) tests/fuzz.mk
 	@mkdir -p $(dir $@)
@@ -78,6 +79,7 @@ FUZZ_LIVE_LIBS :=
 ifneq ($(wildcard /usr/include/elfutils/libdwfl.h),)
 ifneq ($(wildcard /usr/include/jansson.h),)
 FUZZ_LIVE_SRCS += tools/report_symbols.c
+FUZZ_LIVE_SRCS += tools/report_index.c
 FUZZ_LIVE_FLAGS += -DMB_TOOL_SYMBOLS
 FUZZ_LIVE_LIBS += -ldw -lelf -lstdc++
 endif

@@ -8,7 +8,7 @@
 
 REPORT_TEST_DIR   := $(BUILD_ROOT)/tests/report
 REPORT_TEST_PROGS := $(REPORT_TEST_DIR)/leak3 $(REPORT_TEST_DIR)/hold $(REPORT_TEST_DIR)/resample \
-	$(REPORT_TEST_DIR)/grow $(REPORT_TEST_DIR)/cxxnames
+	$(REPORT_TEST_DIR)/grow $(REPORT_TEST_DIR)/cxxnames $(REPORT_TEST_DIR)/twosyms
 # Each leaking function a frame of its own, with line information.
 REPORT_TEST_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -fno-inline \
 	-Wall -Wextra -Werror -pthread

@@ -6,7 +6,9 @@
 
 REPORT_TOOL    := $(BUILD)/membudget-report
 REPORT_SRCS    := alloc/fmt.c tools/textout.c tools/report.c tools/report_symbols.c tools/report_svg.c tools/report_diff.c tools/report_html.c tools/report_main.c
+REPORT_SRCS    += tools/report_index.c
 REPORT_HDRS    := alloc/fmt.h policy/stats_list.h tools/textout.h policy/utf8.h tools/report.h tools/report_model.h tools/report_diff.h
+REPORT_HDRS    += tools/report_index.h
 REPORT_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O2 -I. -Iinclude $(WARN)
 # libstdc++ for its demangler (__cxa_demangle), called through its C symbol.
 REPORT_LDLIBS  := -ljansson -ldw -lelf -lstdc++

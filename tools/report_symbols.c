@@ -20,6 +20,7 @@
 #include <gelf.h>
 
 #include "tools/report_model.h"
+#include "tools/report_index.h"
 
 /* Separate debug files are looked for under /usr/lib/debug only (by build-id,
  * or by the debug link's name in the module's directory mirrored there), never
@@ -200,7 +201,7 @@ static const char *die_linkage_name(Dwarf_Die *die) {
     return NULL;
 }
 
-static bool die_qualified_name(Dwarf_Die *die, char *buf, size_t cap) {
+static bool die_qualified_name(struct rp_scopes *units, Dwarf_Die *die, char *buf, size_t cap) {
     Dwarf_Attribute attr;
     const char *name = NULL;
     if (dwarf_attr_integrate(die, DW_AT_name, &attr) == NULL ||
@@ -216,7 +217,7 @@ static bool die_qualified_name(Dwarf_Die *die, char *buf, size_t cap) {
     }
     struct mb_buf b = mb_buf_on(buf, cap);
     Dwarf_Die *scopes = NULL;
-    int n = dwarf_getscopes_die(&decl, &scopes);
+    int n = rp_scopes_die(units, &decl, &scopes);
     /* scopes[0] is the declaration, then each scope around it outwards. */
     for (int i = n - 1; i > 0; i--) {
         int tag = dwarf_tag(&scopes[i]);
@@ -297,8 +298,8 @@ static void frame_release(struct rp_frame *f) {
 
 /* The frames an address resolved to, for the sites that share it (their outer
  * frames mostly): an open-addressing table of addresses, each naming its
- * frames in `frames`.  Looking a return address up in the DWARF
- * (dwarf_getscopes walks its unit) costs far more than the copy. */
+ * frames in `frames`.  Looking a return address up (its symbol, its line,
+ * the scopes around it) costs far more than the copy. */
 struct memo_slot {
     uint64_t address; /* 0: empty (a frame at 0 is never resolved) */
     size_t first, count;
@@ -322,8 +323,8 @@ static struct memo_slot *memo_find(struct memo *m, uint64_t address) {
  * callee at the line of pc; each caller at the call site of the callee
  * below it; the function itself (the ELF symbol) last.  Without inlined
  * calls, the frame alone with the line of pc. */
-static void expand_frame(Dwfl_Module *mod, Dwarf_Addr pc, struct rp_frame *frame,
-                         struct frame_list *l) {
+static void expand_frame(struct rp_scopes *units, Dwfl_Module *mod, Dwarf_Addr pc,
+                         struct rp_frame *frame, struct frame_list *l) {
     Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
     int lineno = 0;
     const char *file = line != NULL ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
@@ -332,7 +333,7 @@ static void expand_frame(Dwfl_Module *mod, Dwarf_Addr pc, struct rp_frame *frame
     Dwarf_Addr bias = 0;
     Dwarf_Die *cudie = dwfl_module_addrdie(mod, pc, &bias);
     Dwarf_Die *scopes = NULL;
-    int n = cudie != NULL ? dwarf_getscopes(cudie, pc - bias, &scopes) : 0;
+    int n = cudie != NULL ? rp_scopes_pc(units, cudie, pc - bias, &scopes) : 0;
     size_t inlined = 0;
     for (int i = 0; i < n && dwarf_tag(&scopes[i]) != DW_TAG_subprogram; i++)
         if (dwarf_tag(&scopes[i]) == DW_TAG_inlined_subroutine) inlined++;
@@ -342,7 +343,7 @@ static void expand_frame(Dwfl_Module *mod, Dwarf_Addr pc, struct rp_frame *frame
         if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine || seen++ < skip) continue;
         const char *linkage = die_linkage_name(&scopes[i]);
         char name[RP_DEMANGLE_MAX];
-        bool named = linkage == NULL && die_qualified_name(&scopes[i], name, sizeof name);
+        bool named = linkage == NULL && die_qualified_name(units, &scopes[i], name, sizeof name);
         struct rp_frame *f = frame_push(l);
         if (f == NULL) break;
         f->address = frame->address;
@@ -372,17 +373,12 @@ static void expand_frame(Dwfl_Module *mod, Dwarf_Addr pc, struct rp_frame *frame
     }
 }
 
-void rp_symbolize(struct rp_report *r) {
-    elf_version(EV_CURRENT);
-    Dwfl *dwfl = dwfl_begin(&callbacks);
-    if (dwfl == NULL) return;
-    dwfl_report_begin(dwfl);
+/* Reports each module of the dump whose file can be trusted to dwfl (the
+ * module's state set), at most RP_MODULE_FILES_MAX files; lines[i] true when
+ * module i's line information may be read (file_build_id). */
+static void report_modules(Dwfl *dwfl, struct rp_report *r, bool *lines) {
     size_t files = 0;
-    bool *lines = calloc(r->module_count ? r->module_count : 1, sizeof *lines);
-    if (lines == NULL) {
-        dwfl_end(dwfl);
-        return;
-    }
+    dwfl_report_begin(dwfl);
     for (size_t i = 0; i < r->module_count; i++) {
         struct rp_module *m = &r->modules[i];
         char id[256];
@@ -416,82 +412,119 @@ void rp_symbolize(struct rp_report *r) {
         m->state = RP_MODULE_READ;
     }
     dwfl_report_end(dwfl, NULL, NULL);
+}
+
+/* What rp_symbolize works with. */
+struct symbolizer {
+    struct rp_report *r;
+    Dwfl *dwfl;
+    const bool *lines; /* per module: its line information may be read */
+    struct memo memo;
+    struct rp_scopes *units;      /* the scopes of each unit a frame falls in, indexed once */
+    struct rp_symtab *symtabs;    /* per module; NULL: none (one lookup per address) */
+};
+
+/* Names site->frames[f]: in place without expansion; else its frames (the
+ * calls inlined at its address, then itself) appended to l, from the memo
+ * when its address was met before. */
+static void symbolize_frame(struct symbolizer *z, struct rp_site *site, size_t f,
+                            struct frame_list *l) {
+    struct rp_report *r = z->r;
+    struct rp_frame frame = site->frames[f];
+    const struct rp_module *m = frame.module;
+    Dwfl_Module *mod = NULL;
+    struct memo_slot *known = r->expand_frames && m != NULL && m->state == RP_MODULE_READ
+                                  ? memo_find(&z->memo, frame.address)
+                                  : NULL;
+    if (known != NULL && known->address != 0) {
+        for (size_t k = 0; k < known->count; k++) {
+            struct rp_frame *slot = frame_push(l);
+            if (slot != NULL) *slot = frame_copy(&z->memo.frames.frames[known->first + k]);
+        }
+        return;
+    }
+    size_t before = l->count;
+    /* A return address: the call is the instruction before it. */
+    Dwarf_Addr pc = frame.address - 1;
+    if (m != NULL && m->state == RP_MODULE_READ && frame.address != 0)
+        mod = dwfl_addrmodule(z->dwfl, pc);
+    if (mod != NULL) {
+        GElf_Off offset = 0;
+        struct rp_symtab *t = z->symtabs != NULL ? &z->symtabs[m - r->modules] : NULL;
+        const char *name = rp_symtab_addrinfo(t, mod, pc, &offset);
+        if (name != NULL) {
+            set_function(&frame, name);
+            frame.function_offset = offset + 1;
+        }
+    }
+    if (!r->expand_frames) {
+        free(frame.mangled);
+        frame.mangled = NULL;
+        if (mod != NULL && z->lines[m - r->modules]) line_of(mod, pc, &frame);
+        site->frames[f] = frame;
+    } else if (mod != NULL && z->lines[m - r->modules]) {
+        expand_frame(z->units, mod, pc, &frame, l);
+    } else {
+        struct rp_frame *slot = frame_push(l);
+        if (slot != NULL) {
+            *slot = frame;
+        } else {
+            free(frame.function);
+            free(frame.mangled);
+        }
+    }
+    if (known != NULL && frame.address != 0) {
+        known->address = frame.address;
+        known->first = z->memo.frames.count;
+        for (size_t k = before; k < l->count; k++) {
+            struct rp_frame *slot = frame_push(&z->memo.frames);
+            if (slot == NULL) break;
+            *slot = frame_copy(&l->frames[k]);
+        }
+        known->count = z->memo.frames.count - known->first;
+    }
+}
+
+void rp_symbolize(struct rp_report *r) {
+    elf_version(EV_CURRENT);
+    struct symbolizer z = {.r = r, .dwfl = dwfl_begin(&callbacks)};
+    if (z.dwfl == NULL) return;
+    bool *lines = calloc(r->module_count ? r->module_count : 1, sizeof *lines);
+    if (lines == NULL) {
+        dwfl_end(z.dwfl);
+        return;
+    }
+    report_modules(z.dwfl, r, lines);
+    z.lines = lines;
     /* The memo holds at most one slot per frame read, at most half full. */
-    struct memo memo = {0};
     size_t frames_read = 0;
     for (size_t s = 0; s < r->site_count; s++) frames_read += r->sites[s].frame_count;
     if (r->expand_frames && frames_read > 0) {
         size_t slots = 16;
         while (slots < 2 * frames_read) slots *= 2;
-        memo.slots = calloc(slots, sizeof *memo.slots);
-        memo.mask = slots - 1;
+        z.memo.slots = calloc(slots, sizeof *z.memo.slots);
+        z.memo.mask = slots - 1;
+    }
+    if (r->expand_frames) {
+        z.units = rp_scopes_new();
+        z.symtabs = calloc(r->module_count ? r->module_count : 1, sizeof *z.symtabs);
     }
     for (size_t s = 0; s < r->site_count; s++) {
         struct rp_site *site = &r->sites[s];
         struct frame_list l = {0};
-        for (size_t f = 0; f < site->frame_count; f++) {
-            struct rp_frame frame = site->frames[f];
-            const struct rp_module *m = frame.module;
-            Dwfl_Module *mod = NULL;
-            struct memo_slot *known = r->expand_frames && m != NULL && m->state == RP_MODULE_READ
-                                          ? memo_find(&memo, frame.address)
-                                          : NULL;
-            if (known != NULL && known->address != 0) {
-                for (size_t k = 0; k < known->count; k++) {
-                    struct rp_frame *slot = frame_push(&l);
-                    if (slot != NULL) *slot = frame_copy(&memo.frames.frames[known->first + k]);
-                }
-                continue;
-            }
-            size_t before = l.count;
-            /* A return address: the call is the instruction before it. */
-            Dwarf_Addr pc = frame.address - 1;
-            if (m != NULL && m->state == RP_MODULE_READ && frame.address != 0)
-                mod = dwfl_addrmodule(dwfl, pc);
-            if (mod != NULL) {
-                GElf_Off offset = 0;
-                GElf_Sym sym;
-                const char *name = dwfl_module_addrinfo(mod, pc, &offset, &sym, NULL, NULL, NULL);
-                if (name != NULL) {
-                    set_function(&frame, name);
-                    frame.function_offset = offset + 1;
-                }
-            }
-            if (!r->expand_frames) {
-                free(frame.mangled);
-                frame.mangled = NULL;
-                if (mod != NULL && lines[m - r->modules]) line_of(mod, pc, &frame);
-                site->frames[f] = frame;
-            } else if (mod != NULL && lines[m - r->modules]) {
-                expand_frame(mod, pc, &frame, &l);
-            } else {
-                struct rp_frame *slot = frame_push(&l);
-                if (slot != NULL) {
-                    *slot = frame;
-                } else {
-                    free(frame.function);
-                    free(frame.mangled);
-                }
-            }
-            if (known != NULL && frame.address != 0) {
-                known->address = frame.address;
-                known->first = memo.frames.count;
-                for (size_t k = before; k < l.count; k++) {
-                    struct rp_frame *slot = frame_push(&memo.frames);
-                    if (slot == NULL) break;
-                    *slot = frame_copy(&l.frames[k]);
-                }
-                known->count = memo.frames.count - known->first;
-            }
-        }
+        for (size_t f = 0; f < site->frame_count; f++) symbolize_frame(&z, site, f, &l);
         if (!r->expand_frames || l.frames == NULL) continue; /* in place */
         free(site->frames);
         site->frames = l.frames;
         site->frame_count = l.count;
     }
-    for (size_t k = 0; k < memo.frames.count; k++) frame_release(&memo.frames.frames[k]);
-    free(memo.frames.frames);
-    free(memo.slots);
+    for (size_t k = 0; k < z.memo.frames.count; k++) frame_release(&z.memo.frames.frames[k]);
+    free(z.memo.frames.frames);
+    free(z.memo.slots);
+    rp_scopes_free(z.units);
+    for (size_t i = 0; z.symtabs != NULL && i < r->module_count; i++)
+        rp_symtab_release(&z.symtabs[i]);
+    free(z.symtabs);
     free(lines);
-    dwfl_end(dwfl);
+    dwfl_end(z.dwfl);
 }

@@ -46,7 +46,8 @@ TOOL_HDRS    += tools/stat_out.h
 ifneq ($(wildcard /usr/include/elfutils/libdwfl.h),)
 ifneq ($(wildcard /usr/include/jansson.h),)
 TOOL_SRCS    += tools/report_symbols.c
-TOOL_HDRS    += tools/report_model.h
+TOOL_SRCS    += tools/report_index.c
+TOOL_HDRS    += tools/report_model.h tools/report_index.h
 TOOL_CFLAGS  += -DMB_TOOL_SYMBOLS
 TOOL_LDLIBS  += -ldw -lelf -lstdc++
 endif

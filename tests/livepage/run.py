@@ -17,6 +17,10 @@ that `nobody` places or owns.
                   (0700); a directory of that name that another user made, or
                   a FIFO or a symbolic link there, keeps the library from
                   publishing without stopping or blocking its process
+  cxx_names       a C++ program whose largest allocation site is
+                  store::Arena<store::Block>::grow(unsigned long), reached
+                  through operator new: stat, stat --json and top --once name
+                  both frames demangled, and no mangled (_Z) name shows
 
 Everything runs in a private mount namespace with a tmpfs of its own on
 /dev/shm (the suite re-executes itself under `unshare -m`), so nothing of the
@@ -43,6 +47,7 @@ BUILD = os.path.realpath(sys.argv[1]) if len(sys.argv) > 1 else None
 TOOL = BUILD and os.path.join(BUILD, "membudget")
 LIB = BUILD and os.path.join(BUILD, "libmembudget.so")
 LIVE = BUILD and os.path.join(BUILD, "tests", "cli", "live")
+CXXSITE = BUILD and os.path.join(BUILD, "tests", "livepage", "cxxsite")
 SHM = "/dev/shm"
 TIMEOUT = 10
 NOBODY = 65534
@@ -524,6 +529,75 @@ def library_directory():
         reset_shm()
 
 
+# tests/livepage/cxxsite: 512 KiB steps up to 48 MiB, three of every four from
+# the template member (36 MiB), one from store::spare (12 MiB); sampled at 1 per
+# 64 KiB, the member's site holds the largest estimate by far.
+CXX_SITE = "store::Arena<store::Block>::grow(unsigned long)"
+CXX_NEW = "operator new(unsigned long)"
+CXX_MANGLED = "_ZN5store5ArenaINS_5BlockEE4growEm"
+
+
+def cxx_top_site(pid):
+    """stat --json of pid once its page names a top site (None if none comes
+    within the time limit: the monitor publishes it at a tick)."""
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        r = tool("stat", "--json", str(pid))
+        try:
+            site = json.loads(r.out)["top_site"]
+            if site["state"] == "ok" and len(site["frames"]) >= 2:
+                return r, site
+        except (ValueError, KeyError, TypeError):
+            pass
+        time.sleep(0.1)
+    return r, None
+
+
+def cxx_names():
+    """The top site of a C++ process, by its demangled names."""
+    env = suite.environment({"MEMBUDGET_SAMPLE": "64K", "MEMBUDGET_MONITOR": "thread"},
+                            preload=LIB)
+    p = subprocess.Popen([CXXSITE, "512", "48"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    children.append(p)
+    try:
+        line = p.stdout.readline().decode()
+        m = re.match(r"done (\d+)$", line.strip())
+        if not check("cxx names: the C++ program allocates its sites", m is not None and
+                     int(m.group(1)) == p.pid, "no done line: %r" % line):
+            return
+        pid = p.pid
+        r, site = cxx_top_site(pid)
+        names = [f.get("function") for f in site["frames"]] if site else []
+        check("cxx names: stat --json names operator new < %s" % CXX_SITE,
+              r.returncode == 0 and names[:2] == [CXX_NEW, CXX_SITE] and
+              site["text"].startswith("%s < %s < main" % (CXX_NEW, CXX_SITE)) and
+              "_Z" not in r.out, "frames %s" % names, r.out + r.err)
+        r = tool("stat", str(pid))
+        head = re.search(r"^top site\s+(.*?): \S+ \S+ \(\d+ bytes\) estimated live", r.out, re.M)
+        frames = re.findall(r"^\s+#(\d+) (.*?)(?: at (\S+)| in (\S+))?$", r.out, re.M)
+        src = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cxxsite.cc")).read()
+        new_line = next(i + 1 for i, l in enumerate(src.splitlines()) if "the largest site" in l)
+        check("cxx names: stat names the site %s at cxxsite.cc:%d" % (CXX_SITE, new_line),
+              r.returncode == 0 and head is not None and head.group(1) == CXX_NEW and
+              len(frames) >= 2 and frames[0][1] == CXX_NEW and frames[1][1] == CXX_SITE and
+              frames[1][2].endswith("/cxxsite.cc:%d" % new_line) and
+              "_Z" not in r.out and CXX_MANGLED not in r.out, "frames %s" % frames[:3],
+              r.out + r.err)
+        env = suite.environment()
+        env.pop("COLUMNS", None)
+        t = subprocess.run([TOOL, "top", "--once"], capture_output=True, timeout=TIMEOUT, env=env)
+        out = t.stdout.decode("utf-8", "replace")
+        rows = [l for l in out.splitlines() if re.match(r"\s*%d \S" % pid, l)]
+        check("cxx names: top --once shows the site as %s < %s < main" % (CXX_NEW, CXX_SITE),
+              t.returncode == 0 and len(rows) == 1 and
+              rows[0].endswith(" %s < %s < main" % (CXX_NEW, CXX_SITE)) and "_Z" not in out,
+              "row %r" % (rows[:1],), out + t.stderr.decode("utf-8", "replace"))
+    finally:
+        stop(p)
+        reset_shm()
+
+
 def main():
     if BUILD is None:
         print("usage: run.py BUILD_ROOT", file=sys.stderr)
@@ -544,7 +618,7 @@ def main():
         fail("a private /dev/shm", "mount failed", mount.stderr)
         print(results.summary())
         return 1
-    cases = [fifo, forged, truncate, module_fifo, escapes, bounds, library_directory]
+    cases = [fifo, forged, truncate, module_fifo, escapes, bounds, library_directory, cxx_names]
     chosen = sys.argv[2:]  # names of cases to run; all when none
     cases = [c for c in cases if not chosen or c.__name__ in chosen]
     try:

@@ -23,6 +23,11 @@ Cases:
   cxxnames   C++ names demangled in the text, --folded and --json (which keeps
              the mangled name); an inlined helper a frame of its own, marked;
              a stack deeper than the writer keeps ends in a marked frame
+  symbols    a sized function symbol inside another's range (twosyms): the
+             return address before it is named by the outer function, the one
+             inside it by the inner symbol, though the outer one was named
+             first (a module's symbol lookups are answered from earlier ones
+             only between two symbol boundaries)
   diff       --diff OLD NEW over two membudget_dump() reports of a program
              that leaks at one site between them: that site first, with the
              growth, in the text, --folded (differential) and --json; bad
@@ -599,6 +604,23 @@ def check_cxx():
         return fail(name, "no mark in the text", text)
     ok(name)
     return short
+
+
+def check_symbol_boundaries():
+    name = "symbols: an address inside a symbol nested in another's range takes the inner name"
+    d = os.path.join(tmp, "twosyms")
+    os.makedirs(d, exist_ok=True)
+    rc, out, err = run([os.path.join(BIN, "twosyms"), d], clean_env({"MEMBUDGET_SAMPLE": "1"}, LIB))
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    r = report_json(os.path.join(d, "twosyms.json"))
+    inner = [(f.get("function"), f.get("function_offset")) for s in r["sites"] for f in s["frames"][:1]]
+    # The outer function's site first (it holds four times the bytes), then
+    # the inner symbol's.
+    if (len(inner) != 2 or inner[0][0] != "two_parts" or inner[1][0] != "inner_part"
+            or not inner[0][1] > 0 or not inner[1][1] > 0):
+        return fail(name, "innermost frames %s" % inner)
+    ok(name + " (two_parts+%d, inner_part+%d)" % (inner[0][1], inner[1][1]))
 
 
 # ---- report --diff -------------------------------------------------------------------
@@ -1314,6 +1336,7 @@ def main():
     check_hold("other")
     check_resample()
     check_cxx()
+    check_symbol_boundaries()
     check_diff()
     check_huge_requests()
     check_non_ascii_paths()
