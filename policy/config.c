@@ -286,6 +286,7 @@ static const char *const state_names[] = {"active", "inactive", NULL};
 static const char *const footprint_names[] = {"rss", "cgroup", NULL};
 static const char *const monitor_names[] = {"inline", "thread", NULL};
 static const char *const backend_names[] = {"native", "jemalloc", NULL};
+static const char *const control_names[] = {"on", "off", NULL};
 
 #define NS_PER_MS UINT64_C(1000000)
 
@@ -335,6 +336,7 @@ static const struct mb_option_desc options[MB_OPT_COUNT] = {
     [MB_OPT_BACKEND] = {"MEMBUDGET_BACKEND", MB_KIND_ENUM, "native", "native or jemalloc",
                         backend_names, 0, 0},
     [MB_OPT_VERBOSE] = {"MEMBUDGET_VERBOSE", MB_KIND_UINT, "0", "0, 1 or 2", NULL, 0, 2},
+    [MB_OPT_CONTROL] = {"MEMBUDGET_CONTROL", MB_KIND_ENUM, "on", "on or off", control_names, 0, 0},
 };
 
 const struct mb_option_desc *mb_option_desc(enum mb_option_id id) {
@@ -372,6 +374,7 @@ void mb_config_defaults(struct mb_config *cfg) {
     cfg->report_path[0] = '\0';
     cfg->backend = MB_BACKEND_NATIVE;
     cfg->verbose = 0;
+    cfg->control = MB_CONTROL_MODE_ON;
 }
 
 /* A value that passed its option's parser and range, before it is stored. */
@@ -438,6 +441,7 @@ static void option_store(struct mb_config *cfg, enum mb_option_id id, const char
     case MB_OPT_REPORT: memcpy(cfg->report_path, value, strlen(value) + 1); break;
     case MB_OPT_BACKEND: cfg->backend = (enum mb_backend)v->index; break;
     case MB_OPT_VERBOSE: cfg->verbose = (unsigned)v->number; break;
+    case MB_OPT_CONTROL: cfg->control = (enum mb_control_mode)v->index; break;
     case MB_OPT_COUNT: break;
     }
 }

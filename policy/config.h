@@ -106,6 +106,7 @@ enum mb_state { MB_STATE_ACTIVE = 0, MB_STATE_INACTIVE };
 enum mb_footprint_source { MB_FOOTPRINT_RSS = 0, MB_FOOTPRINT_CGROUP };
 enum mb_monitor { MB_MONITOR_INLINE = 0, MB_MONITOR_THREAD };
 enum mb_backend { MB_BACKEND_NATIVE = 0, MB_BACKEND_JEMALLOC };
+enum mb_control_mode { MB_CONTROL_MODE_ON = 0, MB_CONTROL_MODE_OFF };
 
 /* One entry per variable, in the order of DESIGN §10. */
 enum mb_option_id {
@@ -124,6 +125,7 @@ enum mb_option_id {
     MB_OPT_REPORT,
     MB_OPT_BACKEND,
     MB_OPT_VERBOSE,
+    MB_OPT_CONTROL,
     MB_OPT_COUNT
 };
 
@@ -172,6 +174,7 @@ struct mb_config {
     char report_path[MB_CONFIG_PATH_MAX]; /* "": the default, $TMPDIR/membudget.%p.json */
     enum mb_backend backend;
     unsigned verbose; /* 0..2 */
+    enum mb_control_mode control; /* the control thread (policy/control.h) */
 
     uint32_t set_mask;   /* bit id: a valid value came from the environment */
     uint32_t error_mask; /* bit id: a value was rejected (the default stands) */

@@ -105,12 +105,12 @@ static struct mb_sink capture_sink(struct capture *c) {
 }
 
 struct env_table {
-    const char *pairs[16][2];
+    const char *pairs[20][2];
 };
 
 static const char *table_getenv(void *ctx, const char *name) {
     const struct env_table *t = ctx;
-    for (int i = 0; i < 16 && t->pairs[i][0] != NULL; i++)
+    for (int i = 0; i < 20 && t->pairs[i][0] != NULL; i++)
         if (strcmp(t->pairs[i][0], name) == 0) return t->pairs[i][1];
     return NULL;
 }
@@ -1105,6 +1105,8 @@ static const struct bad_case bad_cases[] = {
      "membudget: MEMBUDGET_VERBOSE='3' is not valid (expected 0, 1 or 2); using the default"},
     {MB_OPT_VERBOSE, "yes", NULL},
     {MB_OPT_VERBOSE, "-1", NULL},
+    {MB_OPT_CONTROL, "maybe",
+     "membudget: MEMBUDGET_CONTROL='maybe' is not valid (expected on or off); using the default"},
 };
 
 static void test_bad_values(void) {
@@ -1212,6 +1214,7 @@ static void test_good_environment(void) {
         {"MEMBUDGET_REPORT", "/var/tmp/mb.%p.json"},
         {"MEMBUDGET_BACKEND", "jemalloc"},
         {"MEMBUDGET_VERBOSE", "2"},
+        {"MEMBUDGET_CONTROL", "off"},
         {"UNRELATED", "x"},
     }};
     struct mb_config cfg;
@@ -1239,6 +1242,7 @@ static void test_good_environment(void) {
     expect_true(strcmp(cfg.report_path, report) == 0, "'%s'", cfg.report_path);
     expect_int_eq(cfg.backend, MB_BACKEND_JEMALLOC);
     expect_int_eq(cfg.verbose, 2);
+    expect_int_eq(cfg.control, MB_CONTROL_MODE_OFF);
     expect_int_eq(cfg.set_mask, (1u << MB_OPT_COUNT) - 1);
     expect_int_eq(cfg.error_mask, 0);
     expect_true(strcmp(cfg.raw[MB_OPT_LIMIT], "1.5G") == 0);
