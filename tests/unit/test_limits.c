@@ -1321,7 +1321,8 @@ static void test_unknown_variables(void) {
     static const char first[] = "membudget: MEMBUDGET_LIMT is not a known variable (known: "
                                 "MEMBUDGET_LIMIT, MEMBUDGET_ACTION, ";
     expect_true(strncmp(cap.text, first, sizeof first - 1) == 0, "%s", cap.text);
-    expect_true(strstr(cap.text, "MEMBUDGET_VERBOSE); ignored\n") != NULL, "%s", cap.text);
+    expect_true(strstr(cap.text, "MEMBUDGET_VERBOSE, MEMBUDGET_CONTROL); ignored\n") != NULL, "%s",
+                cap.text);
 }
 
 static void test_text_helpers(void) {
