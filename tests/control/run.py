@@ -14,6 +14,7 @@ callback, takes its memory early and then waits without allocating.
   control off     MEMBUDGET_CONTROL=off: the documented refusal
   forged, stale   a page with another process's start time, or none
   no answer       a stopped process: the commander gives up with one line
+  cut short       the page truncated under a waiting commander: one line
   dead lock       a lock left by a commander that died is taken over
   another user    (root only) nobody may not command root's process
   fork child      the child starts its own thread: its page and its answers
@@ -399,6 +400,31 @@ def no_answer():
         stop(p)
 
 
+def cut_short():
+    """The page is cut to nothing while a commander waits on it (the process
+    stopped): the commander says so in one line instead of dying of SIGBUS."""
+    p, pid, _ = start(8)
+    try:
+        wait_for(lambda: page_ready(pid), seconds=15)
+        os.kill(pid, signal.SIGSTOP)
+        c = subprocess.Popen([TOOL, "dump", str(pid), "--timeout", "20"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=suite.environment())
+        children.append(c)
+        # The request posted (request even and non-zero): the commander now waits.
+        posted = wait_for(lambda: struct.unpack_from("<I", open(page_path(pid), "rb").read(),
+                                                     CONTROL_AT + 8)[0] % 2 == 0 and
+                          struct.unpack_from("<I", open(page_path(pid), "rb").read(),
+                                             CONTROL_AT + 8)[0] != 0, seconds=15)
+        os.truncate(page_path(pid), 0)
+        out, err = c.communicate(timeout=TIMEOUT)
+        check("cut short: a page truncated under a waiting commander: one line, exit 1, no "
+              "SIGBUS", posted and c.returncode == 1 and err.count("\n") == 1 and
+              "cut short" in err and out == "", "exit %s" % c.returncode, err)
+    finally:
+        p.kill()  # its own page is gone from under it: it is not asked to go on
+        p.wait()
+
+
 def dead_lock():
     p, pid, _ = start(8)
     try:
@@ -491,7 +517,7 @@ def bad_arguments():
 
 def main():
     cases = [bad_arguments, idle_figures, state_and_pages, state_starts_policies, release, dump,
-             control_off, forged_pages, no_answer, dead_lock, another_user, fork_child]
+             control_off, forged_pages, no_answer, cut_short, dead_lock, another_user, fork_child]
     try:
         for case in cases:
             try:
