@@ -232,7 +232,13 @@ void alloc_set_tick_hook(alloc_tick_fn fn) {
 void alloc_tick(void) {
     uint64_t now = os_now_ns();
     alloc_tick_fn tick = atomic_load_explicit(&tick_hook, memory_order_acquire);
-    if (tick != NULL) tick(now);
+    if (tick != NULL) {
+        /* From a consistent state: the hook may allocate (a fork child's
+         * first tick starts the library's thread). */
+        int inside = alloc_pause();
+        tick(now);
+        alloc_resume(inside);
+    }
     uint64_t last = atomic_load_explicit(&last_scavenge_ns, memory_order_relaxed);
     if (now - last < SCAVENGE_INTERVAL_NS) return;
     if (!atomic_compare_exchange_strong_explicit(&last_scavenge_ns, &last, now,

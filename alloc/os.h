@@ -79,6 +79,14 @@ bool os_random(void *buf, size_t n);
 /* Waits while *addr == expected (or spuriously); wakes up to count waiters. */
 void os_futex_wait(_Atomic int *addr, int expected);
 void os_futex_wake(_Atomic int *addr, int count);
+/* The same on a word of a mapping other processes share (a live page): waits
+ * while *addr == expected, at most timeout_ns (0: no limit), or until a
+ * signal or a wake from any process mapping the same file.  0 when woken,
+ * -ETIMEDOUT, -EAGAIN (the word differed), -EINTR, or -EFAULT (the mapping
+ * no longer has the word: a file cut short). */
+long os_futex_wait_shared(_Atomic uint32_t *addr, uint32_t expected, uint64_t timeout_ns);
+/* Wakes up to count waiters of a shared word; -EFAULT as above. */
+long os_futex_wake_shared(_Atomic uint32_t *addr, int count);
 void os_yield(void);
 
 /* ---- files -------------------------------------------------------------- */

@@ -283,6 +283,17 @@ void os_futex_wake(_Atomic int *addr, int count) {
     os_syscall6(SYS_futex, (long)addr, FUTEX_WAKE_PRIVATE, count, 0, 0, 0);
 }
 
+long os_futex_wait_shared(_Atomic uint32_t *addr, uint32_t expected, uint64_t timeout_ns) {
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u)};
+    /* FUTEX_WAIT, not FUTEX_WAIT_PRIVATE: the waker is another process. */
+    return os_syscall6(SYS_futex, (long)addr, FUTEX_WAIT, (long)expected,
+                       timeout_ns != 0 ? (long)&ts : 0, 0, 0);
+}
+
+long os_futex_wake_shared(_Atomic uint32_t *addr, int count) {
+    return os_syscall6(SYS_futex, (long)addr, FUTEX_WAKE, count, 0, 0, 0);
+}
+
 void os_yield(void) { os_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0); }
 
 /* ---- threads and hooks ------------------------------------------------------ */

@@ -86,8 +86,10 @@ int membudget_set_limit(size_t bytes);
  * again before the process is judged at the kill threshold (unless it was just
  * called for StrictSynchronous); and with MEMBUDGET_LEVEL_INACTIVE_LIMIT, once
  * per crossing, when an active process passes the inactive kill threshold (see
- * enum membudget_level).  The callback runs inside the allocation that crossed
- * (or on the monitor thread, MEMBUDGET_MONITOR=thread): it may free and allocate
+ * enum membudget_level); and at the level `membudget release PID LEVEL` names.
+ * The callback runs inside the allocation that crossed (or on the library's
+ * thread: MEMBUDGET_MONITOR=thread, `membudget state`, `membudget release`,
+ * a crossing found while idle): it may free and allocate
  * (its own allocations are never refused) but should be quick and must not wait
  * for another thread that may be allocating.
  * Returns 0, or -1 with errno EINVAL (NULL) or ENOMEM (table full). */

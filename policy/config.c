@@ -307,7 +307,7 @@ static const char *const state_names[] = {"active", "inactive", NULL};
 static const char *const footprint_names[] = {"rss", "cgroup", NULL};
 static const char *const monitor_names[] = {"inline", "thread", NULL};
 static const char *const backend_names[] = {"native", "jemalloc", NULL};
-static const char *const machine_names[] = {"on", "off", NULL};
+static const char *const on_off_names[] = {"on", "off", NULL};
 
 #define NS_PER_MS UINT64_C(1000000)
 
@@ -357,7 +357,7 @@ static const struct mb_option_desc options[MB_OPT_COUNT] = {
     [MB_OPT_BACKEND] = {"MEMBUDGET_BACKEND", MB_KIND_ENUM, "native", "native or jemalloc",
                         backend_names, 0, 0},
     [MB_OPT_VERBOSE] = {"MEMBUDGET_VERBOSE", MB_KIND_UINT, "0", "0, 1 or 2", NULL, 0, 2},
-    [MB_OPT_MACHINE] = {"MEMBUDGET_MACHINE", MB_KIND_ENUM, "on", "on or off", machine_names, 0, 0},
+    [MB_OPT_MACHINE] = {"MEMBUDGET_MACHINE", MB_KIND_ENUM, "on", "on or off", on_off_names, 0, 0},
     [MB_OPT_PSI] = {"MEMBUDGET_PSI", MB_KIND_LEVELS, MB_PSI_DEFAULT_TEXT,
                     "two percentages of stalled time, some avg10 for conservative and full "
                     "avg10 for strict, such as 7%,70% (0% turns one off), or off",
@@ -374,6 +374,7 @@ static const struct mb_option_desc options[MB_OPT_COUNT] = {
                          "an absolute path shorter than 1024 bytes", NULL, 0, 0},
     [MB_OPT_MEMINFO_FILE] = {"MEMBUDGET_MEMINFO_FILE", MB_KIND_FILE, "the system's",
                              "an absolute path shorter than 1024 bytes", NULL, 0, 0},
+    [MB_OPT_CONTROL] = {"MEMBUDGET_CONTROL", MB_KIND_ENUM, "on", "on or off", on_off_names, 0, 0},
 };
 
 const struct mb_option_desc *mb_option_desc(enum mb_option_id id) {
@@ -416,6 +417,7 @@ void mb_config_defaults(struct mb_config *cfg) {
     cfg->mem_used = MB_MEM_USED_DEFAULT;
     cfg->cgroup_used = MB_CGROUP_USED_DEFAULT;
     cfg->psi_file[0] = cfg->meminfo_file[0] = '\0';
+    cfg->control = MB_CONTROL_MODE_ON;
 }
 
 /* A value that passed its option's parser and range, before it is stored. */
@@ -493,6 +495,7 @@ static void option_store(struct mb_config *cfg, enum mb_option_id id, const char
     case MB_OPT_CGROUP_USED: cfg->cgroup_used = v->levels; break;
     case MB_OPT_PSI_FILE: memcpy(cfg->psi_file, value, strlen(value) + 1); break;
     case MB_OPT_MEMINFO_FILE: memcpy(cfg->meminfo_file, value, strlen(value) + 1); break;
+    case MB_OPT_CONTROL: cfg->control = (enum mb_control_mode)v->index; break;
     case MB_OPT_COUNT: break;
     }
 }

@@ -126,6 +126,7 @@ enum mb_backend { MB_BACKEND_NATIVE = 0, MB_BACKEND_JEMALLOC };
 /* MEMBUDGET_MACHINE: watch the machine's and the container's memory while the
  * process runs (policy/machine.h), or not. */
 enum mb_machine { MB_MACHINE_ON = 0, MB_MACHINE_OFF };
+enum mb_control_mode { MB_CONTROL_MODE_ON = 0, MB_CONTROL_MODE_OFF };
 
 /* One entry per variable, in the order of DESIGN §10. */
 enum mb_option_id {
@@ -151,6 +152,7 @@ enum mb_option_id {
     MB_OPT_CGROUP_USED,
     MB_OPT_PSI_FILE,     /* for tests: the PSI file to read instead of the system's */
     MB_OPT_MEMINFO_FILE, /* for tests: the meminfo file to read instead */
+    MB_OPT_CONTROL,
     MB_OPT_COUNT
 };
 
@@ -207,6 +209,7 @@ struct mb_config {
     struct mb_levels cgroup_used; /* the cgroup's usage against its limit */
     char psi_file[MB_CONFIG_PATH_MAX];     /* "": the system's (test variable) */
     char meminfo_file[MB_CONFIG_PATH_MAX]; /* "": the system's (test variable) */
+    enum mb_control_mode control; /* the control thread (policy/control.h) */
 
     uint32_t set_mask;   /* bit id: a valid value came from the environment */
     uint32_t error_mask; /* bit id: a value was rejected (the default stands) */

@@ -768,3 +768,22 @@ void mb_dump_critical_line(uint64_t footprint, uint64_t threshold_bytes) {
     mb_buf_str(&b, " (strict-synchronous threshold); releasing memory");
     mb_sink_line(NULL, b.data, b.len);
 }
+
+int mb_dump_request(char *path, size_t cap) {
+    /* Room for a random part beside the configured name (under dump_busy). */
+    static char name[MB_CONFIG_PATH_MAX + 64 + 1 + REPORT_SUFFIX_CHARS];
+    dump_lock();
+    unsigned n = atomic_fetch_add_explicit(&reports_written, 1, memory_order_relaxed) + 1;
+    int fd = mb_dump_path(name, sizeof name, n) ? create_report_unique(name, sizeof name)
+                                               : -ENAMETOOLONG;
+    long rc = fd;
+    if (fd >= 0) {
+        rc = write_dump(fd, MB_DUMP_REQUEST, mb_monitor_footprint());
+        os_close(fd);
+    }
+    struct mb_buf b;
+    mb_buf_init(&b, path, cap);
+    mb_buf_str(&b, name);
+    dump_unlock();
+    return (int)rc;
+}

@@ -44,6 +44,12 @@ int mb_dump_write_path(const char *path, enum mb_dump_reason reason, uint64_t fo
  * stderr when no file can be created. */
 void mb_dump_report(enum mb_dump_reason reason, uint64_t footprint_bytes);
 
+/* A report asked for from outside (`membudget dump PID`): the next report
+ * file of the process, created as mb_dump_report does (a random name beside
+ * a taken one), written with reason "request"; the process goes on.  path
+ * receives the name used (or tried).  0, or a negative errno. */
+int mb_dump_request(char *path, size_t cap);
+
 /* The "critical memory usage" line of StrictSynchronous. */
 void mb_dump_critical_line(uint64_t footprint_bytes, uint64_t threshold_bytes);
 

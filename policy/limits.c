@@ -178,6 +178,7 @@ void mb_limits_params_from_config(struct mb_limits_params *p, const struct mb_co
     p->pages = cfg->pages;
     p->word_bits = (unsigned)(sizeof(void *) * 8);
     p->api_limit_bytes = 0;
+    p->set_by = 0;
 }
 
 /* ---- the policy thresholds ------------------------------------------------- */
@@ -316,6 +317,17 @@ void mb_thresholds_compute(struct mb_thresholds *t, uint64_t ram_bytes, const st
     compute_policy(t, cfg);
 }
 
+/* Appends who set the model's inputs from outside the process, if anyone:
+ * " (state set by membudget state, pages by membudget pages)". */
+static void set_by_source(char *out, size_t cap, unsigned set_by) {
+    if (set_by == 0) return;
+    struct mb_buf b = {.data = out, .cap = cap, .len = strnlen(out, cap - 1), .truncated = false};
+    bool state = (set_by & MB_SET_BY_STATE_COMMAND) != 0;
+    mb_buf_str(&b, state ? " (state set by membudget state" : " (pages set by membudget pages");
+    if (state && (set_by & MB_SET_BY_PAGES_COMMAND) != 0) mb_buf_str(&b, ", pages by membudget pages");
+    mb_buf_char(&b, ')');
+}
+
 /* Where the kill and inactive-kill thresholds came from. */
 static void describe_kill(struct mb_limits *lim, const struct mb_config *cfg,
                           const struct mb_limits_params *p, const struct mb_thresholds *t) {
@@ -339,6 +351,7 @@ static void describe_kill(struct mb_limits *lim, const struct mb_config *cfg,
     case MB_KILL_MODEL:
         model_source(lim->kill_source, sizeof lim->kill_source, cfg->model, p->state, t->pages,
                      t->word_bits, t->ram_bytes);
+        set_by_source(lim->kill_source, sizeof lim->kill_source, p->set_by);
         break;
     }
     mb_buf_init(&b, lim->inactive_kill_source, sizeof lim->inactive_kill_source);

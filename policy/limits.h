@@ -96,7 +96,11 @@ struct mb_limits_params {
     unsigned pages;     /* 0 is taken as 1 */
     unsigned word_bits; /* 32 selects the 32-bit model, anything else 64-bit */
     uint64_t api_limit_bytes; /* non-zero: membudget_set_limit(), over MEMBUDGET_LIMIT */
+    unsigned set_by; /* MB_SET_BY_*: state or pages set by a command (policy/control.c) */
 };
+/* Bits of set_by: the model's source then says "(state set by membudget state)". */
+#define MB_SET_BY_STATE_COMMAND 1u
+#define MB_SET_BY_PAGES_COMMAND 2u
 /* state and pages from cfg, the word size of this build, no API limit. */
 void mb_limits_params_from_config(struct mb_limits_params *p, const struct mb_config *cfg);
 

@@ -10,6 +10,7 @@
 
 #include "alloc/alloc.h"
 #include "policy/budget.h"
+#include "policy/control.h"
 #include "policy/pressure.h"
 #include "policy/statspage.h"
 
@@ -17,6 +18,11 @@ static uint64_t interval_ns = 100 * 1000000ull;
 static bool use_cgroup;
 static bool cgroup_missing; /* cgroup asked for, none found: RSS used instead */
 static char cgroup_file[MB_PATH_MAX + 32];
+
+/* The library's thread (mb_monitor_start_thread): what it does, and whether
+ * a fork child must start its own at its first tick. */
+static bool thread_monitors, thread_controls, thread_wanted;
+static _Atomic bool thread_lost;
 
 static _Atomic uint64_t baseline_bytes;
 static _Atomic uint64_t last_tick_ns;
@@ -151,6 +157,8 @@ void mb_monitor_init(const struct mb_config *cfg, const struct mb_limits *lim) {
     alloc_set_tick_hook(mb_monitor_tick);
 }
 
+static void thread_restart(void);
+
 void mb_monitor_tick(uint64_t now_ns) {
     uint64_t last = atomic_load_explicit(&last_tick_ns, memory_order_relaxed);
     if (now_ns - last < interval_ns) return;
@@ -158,6 +166,8 @@ void mb_monitor_tick(uint64_t now_ns) {
     if (!atomic_compare_exchange_strong_explicit(&last_tick_ns, &last, now_ns, memory_order_relaxed,
                                                  memory_order_relaxed))
         return;
+    if (__builtin_expect(atomic_load_explicit(&thread_lost, memory_order_relaxed), 0))
+        thread_restart();
     mb_monitor_refresh();
     mb_pressure_tick(false);
     timeline_record(now_ns);
@@ -167,23 +177,56 @@ void mb_monitor_tick(uint64_t now_ns) {
 void mb_monitor_atfork_child(void) {
     atomic_store_explicit(&last_tick_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&timeline_total, 0, memory_order_relaxed); /* its own story */
+    /* Threads do not survive fork: the child's first tick starts its own
+     * (never here: creating a thread is no work for a fork handler). */
+    atomic_store_explicit(&thread_lost, thread_wanted, memory_order_relaxed);
 }
 
-static void *monitor_thread(void *arg) {
+/* The library's one thread: the monitor (MEMBUDGET_MONITOR=thread) every
+ * interval, and with MEMBUDGET_CONTROL=on the page republished at least
+ * every MB_STATSPAGE_PUBLISH_NS and requests served as they come. */
+static void monitor_pass(void) {
+    uint64_t now = os_now_ns();
+    atomic_store_explicit(&last_tick_ns, now, memory_order_relaxed);
+    mb_monitor_refresh();
+    mb_pressure_tick(true);
+    timeline_record(now);
+    mb_statspage_update();
+}
+
+static void *membudget_thread(void *arg) {
     (void)arg;
-    os_name_this_thread("membudget-mon");
+    os_name_this_thread("membudget");
+    uint64_t last_pass = os_now_ns();
     for (;;) {
-        os_sleep_ns(interval_ns);
-        atomic_store_explicit(&last_tick_ns, os_now_ns(), memory_order_relaxed);
-        mb_monitor_refresh();
-        mb_pressure_tick(true);
-        timeline_record(os_now_ns());
-        mb_statspage_update();
+        uint64_t now = os_now_ns(), wait = thread_monitors ? interval_ns : MB_STATSPAGE_PUBLISH_NS;
+        if (thread_monitors && now - last_pass < wait) wait -= now - last_pass;
+        if (thread_controls) {
+            uint64_t due = mb_statspage_due_ns();
+            if (wait > MB_STATSPAGE_PUBLISH_NS) wait = MB_STATSPAGE_PUBLISH_NS;
+            if (now < due && due - now < wait) wait = due - now; /* the page, as soon as due */
+            mb_control_wait(wait);
+        } else {
+            os_sleep_ns(wait);
+        }
+        now = os_now_ns();
+        if (thread_monitors && now - last_pass >= interval_ns) {
+            monitor_pass();
+            last_pass = now;
+        } else if (thread_controls && now >= mb_statspage_due_ns()) {
+            mb_monitor_refresh();
+            mb_statspage_publish();
+        }
+        if (thread_controls) mb_control_serve();
     }
     return NULL;
 }
 
-int mb_monitor_start_thread(void) {
+int mb_monitor_start_thread(bool monitor, bool control) {
+    thread_monitors = monitor;
+    thread_controls = control;
+    thread_wanted = monitor || control;
+    if (!thread_wanted) return 0;
     /* Signals go to the application's threads, never to ours. */
     sigset_t all, old;
     sigfillset(&all);
@@ -193,8 +236,21 @@ int mb_monitor_start_thread(void) {
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     pthread_t thread;
-    int rc = pthread_create(&thread, &attr, monitor_thread, NULL);
+    int rc = pthread_create(&thread, &attr, membudget_thread, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (control) mb_statspage_set_serving(rc == 0 ? MB_CONTROL_SERVING : MB_CONTROL_NO_THREAD);
     return rc;
+}
+
+/* In a fork child, at its first tick (inside an allocation, from a consistent
+ * state: the thread's creation may allocate through us). */
+static void thread_restart(void) {
+    if (!atomic_exchange_explicit(&thread_lost, false, memory_order_relaxed)) return;
+    int rc = mb_monitor_start_thread(thread_monitors, thread_controls);
+    if (rc != 0 && mb_pressure_config()->verbose >= 1) {
+        static const char msg[] = "membudget: the library's thread could not be started again "
+                                  "in the fork child\n";
+        os_write_all(2, msg, sizeof msg - 1);
+    }
 }

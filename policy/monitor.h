@@ -37,9 +37,15 @@ struct mb_os_view {
 /* Reads the footprint source chosen by cfg (the cgroup directory comes from
  * lim), measures once and installs the allocator tick.  From the constructor. */
 void mb_monitor_init(const struct mb_config *cfg, const struct mb_limits *lim);
-/* Starts the background thread (MEMBUDGET_MONITOR=thread); from the
- * constructor, never from an allocation.  Returns 0 or an errno value. */
-int mb_monitor_start_thread(void);
+/* Starts the library's one thread (named "membudget", every signal blocked,
+ * a 256 KiB stack): monitor, the monitor every interval
+ * (MEMBUDGET_MONITOR=thread); control, the page republished at least every
+ * MB_STATSPAGE_PUBLISH_NS and commands served (MEMBUDGET_CONTROL=on,
+ * policy/control.h); one thread for both.  From the constructor, after
+ * mb_statspage_start; a fork child starts its own at its first tick.  With
+ * control, the page's control.serving says whether it started.  Returns 0 (also
+ * when neither is asked) or an errno value. */
+int mb_monitor_start_thread(bool monitor, bool control);
 
 /* Reads the OS view now into *out; false when it could not be read. */
 bool mb_monitor_read_os(struct mb_os_view *out);
@@ -71,8 +77,9 @@ uint64_t mb_monitor_interval_ns(void);
 /* The allocator's tick hook: refreshes at most once per interval and lets the
  * pressure code lower its policy.  Never allocates. */
 void mb_monitor_tick(uint64_t now_ns);
-/* In a fork child: the next tick measures at once (the thread is not
- * restarted: threads do not survive fork). */
+/* In a fork child: the next tick measures at once, and starts the child's
+ * own thread if the parent had one (threads do not survive fork; a thread is
+ * never created in the fork handler itself). */
 void mb_monitor_atfork_child(void);
 
 #endif

@@ -456,17 +456,25 @@ int mb_pressure_set_limit(uint64_t bytes) {
     return 0;
 }
 
-void mb_pressure_set_state(enum mb_state state) {
+void mb_pressure_set_state(enum mb_state state) { mb_pressure_set_state_by(state, false); }
+
+void mb_pressure_set_pages(unsigned pages) { mb_pressure_set_pages_by(pages, false); }
+
+void mb_pressure_set_state_by(enum mb_state state, bool command) {
     mb_lock(&pressure_lock);
     params.state = state;
+    params.set_by = command ? params.set_by | MB_SET_BY_STATE_COMMAND
+                            : params.set_by & ~MB_SET_BY_STATE_COMMAND;
     recompute_locked(NULL);
     mb_unlock(&pressure_lock);
     rearm();
 }
 
-void mb_pressure_set_pages(unsigned pages) {
+void mb_pressure_set_pages_by(unsigned pages, bool command) {
     mb_lock(&pressure_lock);
     params.pages = pages != 0 ? pages : 1;
+    params.set_by = command ? params.set_by | MB_SET_BY_PAGES_COMMAND
+                            : params.set_by & ~MB_SET_BY_PAGES_COMMAND;
     recompute_locked(NULL);
     mb_unlock(&pressure_lock);
     rearm();
@@ -560,4 +568,22 @@ void mb_pressure_atfork_child(void) {
     gate_enter();
     set_next_threshold();
     gate_leave();
+}
+
+/* ---- pressure sent from outside (membudget release, policy/control.c) ----- */
+
+size_t mb_pressure_notify(int level) {
+    if (!mb_pressure_enabled() || in_pressure) return 0;
+    gate_enter();
+    in_pressure = 1; /* the callbacks' own allocations pass, as at a crossing */
+    run_pressure_callbacks(level);
+    enum alloc_release_level what = ALLOC_RELEASE_IDLE;
+    if (level == MEMBUDGET_LEVEL_STRICT) what = ALLOC_RELEASE_FREE;
+    if (level == MEMBUDGET_LEVEL_CRITICAL) what = ALLOC_RELEASE_CRITICAL;
+    uint64_t released = 0;
+    if (level != MEMBUDGET_LEVEL_INACTIVE_LIMIT) released = alloc_backend.release_shared(what);
+    set_next_threshold();
+    in_pressure = 0;
+    gate_leave();
+    return (size_t)released;
 }

@@ -82,6 +82,17 @@ int mb_pressure_add_kill_callback(void (*fn)(void *arg), void *arg);
 int mb_pressure_set_limit(uint64_t bytes); /* 0: back to the configuration */
 void mb_pressure_set_state(enum mb_state state);
 void mb_pressure_set_pages(unsigned pages);
+/* The same, saying in the kill threshold's source whether a command set it
+ * from outside (MB_SET_BY_*_COMMAND, policy/limits.h); the API's calls clear
+ * that. */
+void mb_pressure_set_state_by(enum mb_state state, bool command);
+void mb_pressure_set_pages_by(unsigned pages, bool command);
+
+/* Pressure from outside (`membudget release`, WebKit's notifications): runs
+ * the callbacks at level (enum membudget_level) inside the gate, then
+ * releases what that level releases (nothing for the inactive-limit notice).
+ * From a thread outside any allocation; returns the bytes released. */
+size_t mb_pressure_notify(int level);
 
 /* From the monitor after a refresh: reads the machine's and the container's
  * memory (policy/machine.h, at most once per interval) and follows the

@@ -36,6 +36,7 @@ static bool verbose_failure;      /* say in one line when creation fails */
 static uint64_t birth_ns;         /* start-up, or the fork: when this process began */
 static _Atomic bool closed;       /* exit has begun: never create again */
 static _Atomic int busy;          /* an update (or creation) is in progress */
+static _Atomic uint32_t serving;  /* what a new page says in control.serving */
 
 /* The published top site, its frames resolved to files; only touched under
  * `busy`, so one static copy is enough. */
@@ -311,6 +312,8 @@ static int create(void) {
     char comm[32];
     os_read_comm(comm, sizeof comm);
     copy_text(p->comm, sizeof p->comm, comm);
+    atomic_store_explicit(&p->control.serving, atomic_load_explicit(&serving, memory_order_relaxed),
+                          memory_order_relaxed);
     fill(p);
     __atomic_store_n(&p->magic, MB_STATSPAGE_MAGIC, __ATOMIC_RELEASE);
     page = p;
@@ -342,9 +345,8 @@ static void report_failure(int err) {
     mb_sink_line(NULL, b.data, b.len);
 }
 
-void mb_statspage_update(void) {
-    if (!wanted || atomic_load_explicit(&closed, memory_order_relaxed)) return;
-    if (!busy_try()) return;
+/* With busy held: the update itself. */
+static void update_held(void) {
     if (page != NULL) {
         fill(page);
     } else if (failed_pid != os_getpid() && os_now_ns() - birth_ns >= MB_STATSPAGE_MIN_AGE_NS) {
@@ -354,6 +356,25 @@ void mb_statspage_update(void) {
             if (verbose_failure) report_failure(-rc);
         }
     }
+}
+
+void mb_statspage_update(void) {
+    if (!wanted || atomic_load_explicit(&closed, memory_order_relaxed)) return;
+    if (!busy_try()) return;
+    update_held();
+    busy_release();
+}
+
+void mb_statspage_publish(void) {
+    if (!wanted) return;
+    /* An update in progress in another thread takes microseconds and never
+     * blocks: wait it out, so that this one is not skipped (a bounded wait:
+     * a thread stopped in the middle of one costs this update, nothing else). */
+    for (unsigned tries = 0; !busy_try(); tries++) {
+        if (tries == 100000) return;
+        os_yield();
+    }
+    if (!atomic_load_explicit(&closed, memory_order_relaxed)) update_held();
     busy_release();
 }
 
@@ -383,4 +404,17 @@ void mb_statspage_atfork_child(void) {
      * child's own page gets them at its first tick. */
     top.last_scan_ns = 0;
     atomic_store_explicit(&busy, 0, memory_order_relaxed);
+}
+
+struct mb_statspage_control *mb_statspage_control_area(void) {
+    struct mb_statspage *p = page;
+    return p != NULL && page_pid == os_getpid() ? &p->control : NULL;
+}
+
+uint64_t mb_statspage_due_ns(void) { return birth_ns + MB_STATSPAGE_MIN_AGE_NS; }
+
+void mb_statspage_set_serving(uint32_t value) {
+    atomic_store_explicit(&serving, value, memory_order_relaxed);
+    struct mb_statspage_control *c = mb_statspage_control_area();
+    if (c != NULL) atomic_store_explicit(&c->serving, value, memory_order_release);
 }

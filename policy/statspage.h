@@ -74,12 +74,65 @@ static inline bool mb_statspage_path(char *out, size_t cap, const char *root, ui
 #define MB_STATSPAGE_VERSION 1u
 #define MB_STATSPAGE_FILE_BYTES 4096u        /* the file's length: one page */
 #define MB_STATSPAGE_MIN_AGE_NS 500000000ull /* no page before 0.5 s of life */
+/* The publish bound: with MEMBUDGET_CONTROL=on (the default), a process's
+ * control thread republishes its page at least this often, idle or not, so
+ * a page's figures are never older than this (plus one update). */
+#define MB_STATSPAGE_PUBLISH_NS 1000000000ull
 
 /* The sampled top site (appended fields, below). */
 #define MB_STATSPAGE_TOP_FRAMES 8      /* innermost frames of the site published */
 #define MB_STATSPAGE_TOP_MODULES 4     /* distinct files those frames lie in */
 #define MB_STATSPAGE_MODULE_PATH 256   /* a longer path is not recorded */
 #define MB_STATSPAGE_NO_MODULE 0xffu   /* a frame in no recorded file */
+
+/* The control area (appended after the top site): how `membudget state`,
+ * `pages`, `release` and `dump` ask a running process to act (DESIGN §11).
+ * Anyone who may write the page (its owner, root) may write here, so the
+ * process takes every field as hostile: it copies a request once, checks it,
+ * acts, and only then answers.
+ *
+ *   commander: takes `lock` (CAS 0 -> its pid; the lock of a pid that no
+ *              longer exists may be taken over), makes `request` odd (being
+ *              written), writes op, arg and requester, makes `request` even
+ *              again (posted: R) and wakes it (FUTEX_WAKE, shared); then waits
+ *              on `done` until it reads R, a few seconds at most; reads the
+ *              result; sets `lock` back to 0.
+ *   process:   its control thread waits on `request` (FUTEX_WAIT, shared,
+ *              at most MB_STATSPAGE_PUBLISH_NS); an even R that differs from
+ *              `done` is a new request: op and arg copied, R read again (a
+ *              change means a commander is writing: the copy is dropped),
+ *              checked, acted on; result, result_bytes and result_text
+ *              written, then `done` = R (release order) and woken.
+ * An odd `request` is never served: a commander that died mid-write leaves
+ * nothing half-read. */
+enum mb_control_op {
+    MB_CONTROL_NONE = 0,
+    MB_CONTROL_STATE,   /* arg: 0 active, 1 inactive (enum mb_state) */
+    MB_CONTROL_PAGES,   /* arg: the page count, 1..MB_CONTROL_PAGES_MAX */
+    MB_CONTROL_RELEASE, /* arg: a public level (enum membudget_level, 1..4) */
+    MB_CONTROL_DUMP,    /* arg: 0; result_text: the report's path */
+    MB_CONTROL_OP_COUNT
+};
+#define MB_CONTROL_PAGES_MAX 1000000u
+/* `serving`: what the process says of its control thread. */
+#define MB_CONTROL_OFF 0u     /* MEMBUDGET_CONTROL=off, or a writer without control */
+#define MB_CONTROL_SERVING 1u /* its thread takes commands */
+#define MB_CONTROL_NO_THREAD 2u /* MEMBUDGET_CONTROL=on, but the thread could not start */
+#define MB_CONTROL_TEXT 1280u
+struct mb_statspage_control {
+    _Atomic uint32_t serving;   /* written by the process */
+    _Atomic uint32_t lock;      /* 0, or the pid of the commander holding it */
+    _Atomic uint32_t request;   /* the futex word the process waits on */
+    _Atomic uint32_t done;      /* the last request answered; commanders wait on it */
+    uint32_t op;                /* enum mb_control_op */
+    uint32_t requester;         /* the commander's pid, as it says */
+    uint64_t arg;
+    int32_t result;             /* 0, or an errno value */
+    uint32_t reserved;
+    uint64_t result_bytes;      /* release: bytes released; state/pages: the new kill threshold */
+    uint64_t result_footprint;  /* the footprint after acting */
+    char result_text[MB_CONTROL_TEXT]; /* NUL-terminated: a path, or why it failed */
+};
 
 /* One frame of the top site, in a form another process can symbolize: the
  * return address, and the file and file offset it was mapped from (read from
@@ -145,6 +198,10 @@ struct mb_statspage {
     struct mb_statspage_frame top_frames[MB_STATSPAGE_TOP_FRAMES]; /* innermost first */
     char top_modules[MB_STATSPAGE_TOP_MODULES][MB_STATSPAGE_MODULE_PATH]; /* file paths */
 
+    /* ---- appended: the control area (MB_STATSPAGE_SIZE_CONTROL), written
+     * by commanders and the control thread, outside the sequence counter ---- */
+    struct mb_statspage_control control;
+
     /* ---- appended: the list's rows with page appended, in its order (a
      * reader shows one only when the writer's size covers it) ---- */
     MB_STATS(MB_STATSPAGE_FIGURE_APPENDED, MB_STATSPAGE_THRESHOLD_APPENDED, MB_STATS_NONE)
@@ -154,6 +211,9 @@ struct mb_statspage {
  * page reads with them zero, and readers show the site as unknown. */
 #define MB_STATSPAGE_SIZE_TOP_SITE                                                                 \
     (offsetof(struct mb_statspage, top_modules) + sizeof(((struct mb_statspage *)0)->top_modules))
+/* A page whose size reaches this has the control area. */
+#define MB_STATSPAGE_SIZE_CONTROL                                                                  \
+    (offsetof(struct mb_statspage, control) + sizeof(struct mb_statspage_control))
 /* The size of a page written before the top site was added. */
 #define MB_STATSPAGE_SIZE_V1 offsetof(struct mb_statspage, sample_rate_bytes)
 
@@ -162,6 +222,8 @@ _Static_assert(sizeof(struct mb_statspage) <= MB_STATSPAGE_FILE_BYTES,
 /* Readers and tests (tests/cli/run.py) know the layout by these sizes. */
 _Static_assert(MB_STATSPAGE_SIZE_V1 == 448, "the first layout is frozen");
 _Static_assert(MB_STATSPAGE_SIZE_TOP_SITE == 1752, "the top site's layout is frozen");
+_Static_assert(offsetof(struct mb_statspage, control) == 1752 && MB_STATSPAGE_SIZE_CONTROL == 3088,
+               "the control area's layout is frozen");
 _Static_assert(offsetof(struct mb_statspage, updated_unix_ns) == 56 &&
                    offsetof(struct mb_statspage, strict_sync_bytes) == 152 &&
                    offsetof(struct mb_statspage, policy) == 168 &&
@@ -180,11 +242,25 @@ void mb_statspage_start(bool verbose);
  * allocates, never waits: a second thread arriving during an update skips it. */
 void mb_statspage_update(void);
 
+/* The same from the library's own thread (policy/control.c), which must not
+ * skip it: waits out an update in progress in another thread first. */
+void mb_statspage_publish(void);
+
 /* At exit: removes the page (the mapping stays valid until the process ends,
  * so a late tick from another thread writes harmlessly into it). */
 void mb_statspage_close(void);
 
 /* In the fork child: lets go of the parent's page without touching it. */
 void mb_statspage_atfork_child(void);
+
+/* This process's control area (NULL while it has no page of its own), for
+ * the control thread (policy/control.h). */
+struct mb_statspage_control *mb_statspage_control_area(void);
+/* When the process may create its page (monotonic ns: start-up or fork, plus
+ * MB_STATSPAGE_MIN_AGE_NS). */
+uint64_t mb_statspage_due_ns(void);
+/* What a new page says in control.serving (MB_CONTROL_*); set before the page
+ * exists, by the code that starts the control thread. */
+void mb_statspage_set_serving(uint32_t serving);
 
 #endif

@@ -74,17 +74,27 @@ static void policy_start(void) {
     mb_pressure_init(&cfg, &lim);
     mb_dump_init(mb_fill_stats);
     mb_sample_init(cfg.sample_bytes);
-    if (cfg.monitor == MB_MONITOR_THREAD && mb_monitor_start_thread() != 0) {
-        static const char msg[] =
-            "membudget: MEMBUDGET_MONITOR=thread: the monitor thread could not be started; "
-            "the monitor runs inline only\n";
-        os_write_all(2, msg, sizeof msg - 1);
-    }
     if (mb_verbose >= 2) {
         char buf[4096];
         size_t n = mb_limits_format(mb_pressure_limits(), buf, sizeof buf);
         os_write_all(2, buf, n);
     }
+}
+
+/* The library's one thread (policy/monitor.h): the monitor with
+ * MEMBUDGET_MONITOR=thread, publishing and commands with MEMBUDGET_CONTROL=on;
+ * after mb_statspage_start, which sets when the page is due. */
+static void thread_start(void) {
+    bool monitor = cfg.monitor == MB_MONITOR_THREAD, control = cfg.control == MB_CONTROL_MODE_ON;
+    if (mb_monitor_start_thread(monitor, control) == 0) return;
+    static const char monitor_msg[] =
+        "membudget: MEMBUDGET_MONITOR=thread: the monitor thread could not be started; "
+        "the monitor runs inline only\n";
+    static const char control_msg[] =
+        "membudget: MEMBUDGET_CONTROL=on: the control thread could not be started; the process "
+        "takes no commands and publishes its live statistics at allocations only\n";
+    if (monitor) os_write_all(2, monitor_msg, sizeof monitor_msg - 1);
+    if (control && mb_verbose >= 1) os_write_all(2, control_msg, sizeof control_msg - 1);
 }
 
 /* MEMBUDGET_BACKEND: switch before our fork handler is registered, so that a
@@ -176,6 +186,7 @@ __attribute__((constructor)) static void membudget_start(void) {
     os_atfork(fork_prepare, fork_parent, fork_child);
     policy_start();
     mb_statspage_start(mb_verbose >= 1); /* live statistics, from the first tick */
+    thread_start();
 #ifndef MB_NO_EXPORTS
     /* Loaded with dlopen, our malloc is not the one the process calls.  Ask
      * the process's malloc for a block and see whose it is: comparing

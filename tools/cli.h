@@ -57,5 +57,7 @@ int cmd_limits(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+/* state, pages, release and dump (tools/cmd_control.c): argv[0] says which. */
+int cmd_control(int argc, char **argv);
 
 #endif

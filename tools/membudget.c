@@ -1,7 +1,8 @@
 /* membudget: the command a user types (DESIGN §9).  `run` puts a program under
  * the budget, `limits` prints the numbers of DESIGN §4 for this machine,
- * `stat` and `top` read the live-statistics pages of running processes, and
- * `report` hands a death dump to the report tool.  This file dispatches; each
+ * `stat` and `top` read the live-statistics pages of running processes,
+ * `state`, `pages`, `release` and `dump` command a running process through
+ * its page, and `report` hands a death dump to the report tool.  This file dispatches; each
  * subcommand lives in its own cmd_*.c. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,10 @@ static const char usage_text[] =
     "  top [-d SECONDS] [-n COUNT] [--once]\n"
     "                                   live figures of every such process, refreshed\n"
     "  report DUMP [OPTIONS]            summarize a report written when a budget was exceeded\n"
+    "  state PID active|inactive        set a running process's state: its thresholds change\n"
+    "  pages PID N                      set a running process's page count\n"
+    "  release PID LEVEL                send a running process pressure (its callbacks run)\n"
+    "  dump PID                         make a running process write a report, and go on\n"
     "\n"
     "  membudget COMMAND --help         the options of one command\n"
     "  membudget --version              the version\n"
@@ -37,6 +42,8 @@ struct command {
 static const struct command commands[] = {
     {"run", cmd_run}, {"limits", cmd_limits}, {"stat", cmd_stat},
     {"top", cmd_top}, {"report", cmd_report},
+    {"state", cmd_control}, {"pages", cmd_control}, {"release", cmd_control},
+    {"dump", cmd_control},
 };
 
 static const struct command *find_command(const char *name) {
@@ -86,8 +93,8 @@ static void leave_preload(char **argv) {
 int main(int argc, char **argv) {
     leave_preload(argv);
     if (argc < 2)
-        cli_usage_error(NULL, "no command given (accepted: run, limits, stat, top, report, help, "
-                              "--help, --version)");
+        cli_usage_error(NULL, "no command given (accepted: run, limits, stat, top, report, state, "
+                              "pages, release, dump, help, --help, --version)");
     const char *sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
         fputs(usage_text, stdout);
@@ -104,7 +111,9 @@ int main(int argc, char **argv) {
         }
         const struct command *c = find_command(argv[2]);
         if (c == NULL)
-            cli_usage_error(NULL, "unknown command '%s' (accepted: run, limits, stat, top, report)",
+            cli_usage_error(NULL,
+                            "unknown command '%s' (accepted: run, limits, stat, top, report, "
+                            "state, pages, release, dump)",
                             argv[2]);
         char *help_argv[] = {argv[2], "--help", NULL};
         return c->fn(2, help_argv);
@@ -112,8 +121,8 @@ int main(int argc, char **argv) {
     const struct command *c = find_command(sub);
     if (c == NULL)
         cli_usage_error(NULL,
-                        "unknown command '%s' (accepted: run, limits, stat, top, report, help, "
-                        "--help, --version)",
+                        "unknown command '%s' (accepted: run, limits, stat, top, report, state, "
+                        "pages, release, dump, help, --help, --version)",
                         sub);
     return c->fn(argc - 1, argv + 1);
 }

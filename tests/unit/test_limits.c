@@ -105,12 +105,12 @@ static struct mb_sink capture_sink(struct capture *c) {
 }
 
 struct env_table {
-    const char *pairs[24][2];
+    const char *pairs[26][2];
 };
 
 static const char *table_getenv(void *ctx, const char *name) {
     const struct env_table *t = ctx;
-    for (int i = 0; i < 24 && t->pairs[i][0] != NULL; i++)
+    for (int i = 0; i < 26 && t->pairs[i][0] != NULL; i++)
         if (strcmp(t->pairs[i][0], name) == 0) return t->pairs[i][1];
     return NULL;
 }
@@ -1113,6 +1113,8 @@ static const struct bad_case bad_cases[] = {
      "membudget: MEMBUDGET_VERBOSE='3' is not valid (expected 0, 1 or 2); using the default"},
     {MB_OPT_VERBOSE, "yes", NULL},
     {MB_OPT_VERBOSE, "-1", NULL},
+    {MB_OPT_CONTROL, "maybe",
+     "membudget: MEMBUDGET_CONTROL='maybe' is not valid (expected on or off); using the default"},
 };
 
 static void test_bad_values(void) {
@@ -1226,6 +1228,7 @@ static void test_good_environment(void) {
         {"MEMBUDGET_CGROUP_USED", "80%,0%"},
         {"MEMBUDGET_PSI_FILE", "/tmp/psi"},
         {"MEMBUDGET_MEMINFO_FILE", "/tmp/meminfo"},
+        {"MEMBUDGET_CONTROL", "off"},
         {"UNRELATED", "x"},
     }};
     struct mb_config cfg;
@@ -1261,6 +1264,7 @@ static void test_good_environment(void) {
     expect_int_eq(cfg.cgroup_used.strict_ppb, 0);
     expect_true(strcmp(cfg.psi_file, "/tmp/psi") == 0, "'%s'", cfg.psi_file);
     expect_true(strcmp(cfg.meminfo_file, "/tmp/meminfo") == 0, "'%s'", cfg.meminfo_file);
+    expect_int_eq(cfg.control, MB_CONTROL_MODE_OFF);
     expect_int_eq(cfg.set_mask, (1u << MB_OPT_COUNT) - 1);
     expect_int_eq(cfg.error_mask, 0);
     expect_true(strcmp(cfg.raw[MB_OPT_LIMIT], "1.5G") == 0);
@@ -1377,7 +1381,8 @@ static void test_unknown_variables(void) {
     static const char first[] = "membudget: MEMBUDGET_LIMT is not a known variable (known: "
                                 "MEMBUDGET_LIMIT, MEMBUDGET_ACTION, ";
     expect_true(strncmp(cap.text, first, sizeof first - 1) == 0, "%s", cap.text);
-    expect_true(strstr(cap.text, "MEMBUDGET_MEMINFO_FILE); ignored\n") != NULL, "%s", cap.text);
+    expect_true(strstr(cap.text, "MEMBUDGET_MEMINFO_FILE, MEMBUDGET_CONTROL); ignored\n") != NULL,
+                "%s", cap.text);
 }
 
 static void test_text_helpers(void) {
