@@ -214,7 +214,12 @@ static void *membudget_thread(void *arg) {
             monitor_pass();
             last_pass = now;
         } else if (thread_controls && now >= mb_statspage_due_ns()) {
+            /* No allocation has ticked for a while: the pressure tick runs
+             * here, so that an idle process also follows the machine's and
+             * the cgroup's memory (policy/machine.h) and a changed limit,
+             * within MB_STATSPAGE_PUBLISH_NS. */
             mb_monitor_refresh();
+            mb_pressure_tick(true);
             mb_statspage_publish();
         }
         if (thread_controls) mb_control_serve();

@@ -308,6 +308,31 @@ def check_inline():
             fail(name + ": exit status 0", "status %d" % h.proc.returncode, err)
 
 
+def check_idle_inline():
+    """The default monitor mode with a process that allocates nothing: the
+    library's thread runs the pressure tick when it republishes the page, so
+    the process still hears the machine's pressure (the release build)."""
+    name = "inline monitor, idle process: PSI pressure acted on by the library's thread"
+    path = os.path.join(tmp, "idle.txt")
+    write_atomic(path, psi_text(0, 0))
+    h = Held({"MEMBUDGET_MONITOR": "inline", "MEMBUDGET_PSI_FILE": path,
+              "MEMBUDGET_MEM_USED": "off", "MEMBUDGET_CGROUP_USED": "off"}, 4)
+    try:
+        if h.wait_line(lambda l: l.startswith("ready ")) is None:
+            return fail(name, "the process did not start", h.stop())
+        write_atomic(path, psi_text(12, 0))
+        if h.wait_line(lambda l: l == "level 1") is None:
+            return fail(name, "no callback while idle (levels %s)" % h.levels(), describe(h.stat()))
+        s, good = h.wait_stat(policy_is("conservative", 1, 1))
+        if not good:
+            return fail(name, "not conservative from psi", describe(s))
+        ok(name)
+    finally:
+        err = h.stop()
+        if h.proc.returncode != 0:
+            fail(name + ": exit status 0", "status %d" % h.proc.returncode, err)
+
+
 def check_off(name, extra):
     """A PSI file far over both thresholds raises nothing when switched off."""
     path = os.path.join(tmp, "off.txt")
@@ -544,6 +569,7 @@ def main():
         check_psi()
         check_meminfo()
         check_inline()
+        check_idle_inline()
         check_off("switched off: MEMBUDGET_MACHINE=off, PSI at 90%: no pressure",
                   {"MEMBUDGET_MACHINE": "off"})
         check_off("switched off: MEMBUDGET_PSI=off, PSI at 90%: no pressure",
