@@ -217,9 +217,10 @@ static void *membudget_thread(void *arg) {
             /* No allocation has ticked for a while: the pressure tick runs
              * here, so that an idle process also follows the machine's and
              * the cgroup's memory (policy/machine.h) and a changed limit,
-             * within MB_STATSPAGE_PUBLISH_NS. */
+             * within MB_STATSPAGE_PUBLISH_NS; a kill still waits for its
+             * next allocation (the inline monitor's promise). */
             mb_monitor_refresh();
-            mb_pressure_tick(true);
+            mb_pressure_tick_policies();
             mb_statspage_publish();
         }
         if (thread_controls) mb_control_serve();

@@ -283,7 +283,10 @@ static bool shrink_or_die(uint64_t footprint, bool callbacks_done) {
 
 /* Inside the gate: move the policy up to where the footprint is, react, and
  * run shrink-or-die at the kill threshold. */
-static bool evaluate(void) {
+/* may_kill false: the policies climb and their callbacks run, but a footprint
+ * at the kill threshold is left to the next charge (the idle pass of an inline
+ * monitor, mb_pressure_tick_policies). */
+static bool evaluate(bool may_kill) {
     uint64_t footprint = mb_monitor_footprint();
     int old = atomic_load_explicit(&policy, memory_order_relaxed);
     enum mb_policy own = level_for(footprint), level = own;
@@ -314,7 +317,7 @@ static bool evaluate(void) {
         run_pressure_callbacks(MEMBUDGET_LEVEL_INACTIVE_LIMIT);
     }
     bool warned = config.action == MB_ACTION_WARN && kill_crossed;
-    if (!warned && footprint >= kill) return shrink_or_die(footprint, critical_done);
+    if (!warned && may_kill && footprint >= kill) return shrink_or_die(footprint, critical_done);
     return true;
 }
 
@@ -330,7 +333,7 @@ static bool on_threshold(uint64_t counter, size_t charge) {
     for (;;) {
         if (gate_try()) {
             in_pressure = 1;
-            bool stands = evaluate();
+            bool stands = evaluate(true);
             set_next_threshold();
             in_pressure = 0;
             gate_leave();
@@ -512,7 +515,7 @@ static void record_limit_event(uint64_t footprint) {
     record_cause(MB_EVENT_LIMIT, p, p, footprint, threshold(T_KILL), 0, &why);
 }
 
-void mb_pressure_tick(bool idle) {
+static void tick(bool idle, bool may_kill) {
     if (!mb_pressure_enabled() || atomic_load_explicit(&dying, memory_order_relaxed)) return;
     if (!in_pressure) machine_update();
     if (in_pressure || !gate_try()) return; /* the one inside sets the threshold */
@@ -541,11 +544,15 @@ void mb_pressure_tick(bool idle) {
      * memory), which no charge would notice. */
     set_next_threshold();
     if (idle && budget_counter() >= atomic_load_explicit(&counter_threshold, memory_order_relaxed))
-        evaluate();
+        evaluate(may_kill);
     set_next_threshold();
     in_pressure = 0;
     gate_leave();
 }
+
+void mb_pressure_tick(bool idle) { tick(idle, true); }
+
+void mb_pressure_tick_policies(void) { tick(true, false); }
 
 void mb_pressure_atfork_prepare(void) { mb_lock(&pressure_lock); }
 void mb_pressure_atfork_parent(void) { mb_unlock(&pressure_lock); }

@@ -102,6 +102,12 @@ size_t mb_pressure_notify(int level);
  * idle: called from the monitor thread, not from an allocation, so a crossing
  * found here (the baseline grew) is acted on at once. */
 void mb_pressure_tick(bool idle);
+/* The tick of an idle pass of the library's thread while the monitor runs
+ * inline: as mb_pressure_tick(true) (the machine's pressure, a changed limit
+ * and the baseline raise the policies and run their callbacks at once), but a
+ * footprint at the kill threshold is acted on at the process's next
+ * allocation, as MEMBUDGET_MONITOR=inline says, not from this thread. */
+void mb_pressure_tick_policies(void);
 
 void mb_pressure_atfork_prepare(void);
 void mb_pressure_atfork_parent(void);
