@@ -31,6 +31,7 @@ endif
 #   MB_OS_LIB_SUFFIX   the library's file name ends with it
 MB_OS_TRIPLE := $(shell $(CC) -dumpmachine 2>/dev/null)
 MB_OS ?= $(if $(findstring linux,$(MB_OS_TRIPLE)),linux,$(if $(findstring apple,$(MB_OS_TRIPLE)),darwin,unknown))
+#   MB_OS_TOOL_*       the command's and the report tool's own files and flags
 MB_OS_LIB_SUFFIX := .so
 ifeq ($(MB_OS),linux)
 MB_OS_BASE_SRCS := alloc/os.c alloc/os_linux.c
@@ -40,6 +41,8 @@ MB_OS_CFLAGS := -DMB_INTERPOSE_H='"preload/interpose_linux.h"'
 MB_OS_LIB_LDFLAGS := -Wl,--version-script=preload/exports.map -Wl,-z,now -Wl,-z,relro \
 	-Wl,-soname,libmembudget.so
 MB_OS_CFLAGS += -DMB_MMAP_EXPORTS_H='"preload/mmap_linux.h"'
+MB_OS_TOOL_SRCS := tools/proc_linux.c tools/run_preload_linux.c
+MB_OS_REPORT_SYMBOLS := tools/report_symbols.c
 else ifeq ($(MB_OS),darwin)
 # macOS (tests/macos.mk builds it here against an SDK: make check-macos).  The
 # malloc zone is a file of the library's own; the jemalloc backend stays Linux's.
@@ -52,6 +55,13 @@ MB_OS_LIB_LDFLAGS := -dynamiclib -Wl,-install_name,@rpath/libmembudget.dylib \
 	-Wl,-exported_symbols_list,preload/exports_darwin.txt $(MACOS_LDFLAGS)
 MB_OS_LIB_SUFFIX := .dylib
 JEMALLOC_PIC :=
+# The tools: libproc instead of /proc, atos instead of libdw (no macOS build),
+# jansson from MACOS_JANSSON_CFLAGS/LDFLAGS (tests/macos.mk builds it).
+MB_OS_TOOL_SRCS := tools/proc_darwin.c tools/run_preload_darwin.c
+MB_OS_REPORT_SYMBOLS := tools/report_symbols_darwin.c
+MB_OS_TOOL_CFLAGS := -include alloc/os_darwin_compat.h $(MACOS_JANSSON_CFLAGS)
+MB_OS_TOOL_LDFLAGS := $(MACOS_LDFLAGS) $(MACOS_JANSSON_LDFLAGS)
+MB_OS_REPORT_LDLIBS := -ljansson -lc++
 else
 $(error membudget: no platform implementation for $(MB_OS) (the target of $(CC)); see alloc/os.h)
 endif

@@ -2,6 +2,7 @@
 """Link checks of libmembudget.dylib against a macOS SDK (make check-macos).
 
     check_macos.py SDK ARCH DYLIB LINUX_SO EXPORTS_MAP
+    check_macos.py --tool SDK ARCH PROGRAM
 
 For one architecture of the Darwin library, with the SDK's text stubs (.tbd)
 as the truth about libSystem:
@@ -14,6 +15,8 @@ as the truth about libSystem:
               own calls, which libSystem must indeed lack
   undefined   every undefined symbol is exported by libSystem for ARCH
   api         the exported membudget_* names equal the Linux library's
+With --tool, for a program (membudget, membudget-report): a Mach-O executable
+for ARCH, every undefined symbol exported by libSystem or libc++ for ARCH.
 Prints one line per check, "ok ..." or "FAIL ...", and exits 1 on any FAIL.
 """
 import fnmatch
@@ -45,11 +48,11 @@ class Loader(yaml.SafeLoader):
 Loader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_mapping(node))
 
 
-def tbd_exports(sdk, arch):
-    """Every symbol libSystem exports for ARCH-macos, through its re-exports."""
+def tbd_exports(sdk, arch, roots=("/usr/lib/libSystem.B.dylib",)):
+    """Every symbol the libraries export for ARCH-macos, through their re-exports."""
     target = arch + "-macos"
     seen, symbols = set(), set()
-    todo = ["/usr/lib/libSystem.B.dylib"]
+    todo = list(roots)
     while todo:
         install = todo.pop()
         if install in seen:
@@ -91,7 +94,35 @@ def darwin_name(name, libsystem):
     return None
 
 
+def check_tool(sdk, arch, program):
+    failures = 0
+    name = os.path.basename(program)
+
+    def report(ok, what):
+        nonlocal failures
+        print(("ok   " if ok else "FAIL ") + f"{arch}: {name}: {what}")
+        failures += not ok
+
+    headers = run(tool("llvm-objdump"), "--macho", "--private-headers", program)
+    want_cpu = {"x86_64": "X86_64", "arm64": "ARM64"}[arch]
+    report(re.search(r"MH_MAGIC_64\s+" + want_cpu + r"\s+\S+\s+\S+\s+EXECUTE\s", headers) is not None
+           and re.search(r"platform macos\n\s*sdk 12\.0\n\s*minos 11\.0\n", headers) is not None,
+           f"Mach-O executable, cpu {want_cpu}, macOS minos 11.0, sdk 12.0")
+    libs = sorted(set(re.findall(r"cmd LC_LOAD_DYLIB\n\s*cmdsize \d+\n\s*name (\S+)", headers)))
+    known = tbd_exports(sdk, arch, ("/usr/lib/libSystem.B.dylib", "/usr/lib/libc++.1.dylib"))
+    undefined = [line.split()[-1] for line in run(tool("llvm-nm"), "-u", program).splitlines()]
+    unresolved = sorted(s for s in undefined if s not in known)
+    allowed = {"/usr/lib/libSystem.B.dylib", "/usr/lib/libc++.1.dylib"}
+    report(not unresolved and set(libs) <= allowed,
+           f"undefined: {len(undefined)} symbols, all in the SDK's libSystem or libc++; "
+           f"loads {' '.join(libs)}"
+           + (f"; not there: {' '.join(unresolved)}" if unresolved else ""))
+    return 1 if failures else 0
+
+
 def main():
+    if sys.argv[1] == "--tool":
+        return check_tool(*sys.argv[2:5])
     sdk, arch, dylib, linux_so, exports_map = sys.argv[1:6]
     failures = 0
 

@@ -25,7 +25,7 @@ else
 check-macos: macos-deps $(REL_LIB)
 	@mkdir -p $(RESULTS)
 	@bash -o pipefail -c 'bash scripts/check_macos.sh "$(abspath $(MACOS_SDK))" \
-		"$(MACOS_LLVM_BIN)" $(REL_LIB) $(BUILD_ROOT) 2>&1 | tee $(RESULTS)/macos.txt'
+		"$(MACOS_LLVM_BIN)" $(REL_LIB) $(BUILD_ROOT) "$(MACOS_JANSSON)" 2>&1 | tee $(RESULTS)/macos.txt'
 
 .PHONY: macos-deps
 macos-deps:
