@@ -39,6 +39,11 @@ const char *proc_preload_variable(void);
 /* The library's file name: libmembudget.so, libmembudget.dylib. */
 const char *proc_library_file(void);
 
+/* What to add when the library did not start in a command: "" on Linux (the
+ * checks before exec have said it all); on Darwin, the reasons dyld drops
+ * DYLD_INSERT_LIBRARIES that cannot be seen from outside. */
+const char *proc_not_live_hint(void);
+
 /* A signal's name: "SIGKILL", "SIGRTMIN+3" (Linux), else "signal N". */
 void proc_signal_name(int sig, char *buf, size_t cap);
 

@@ -107,6 +107,12 @@ void proc_signal_name(int sig, char *buf, size_t cap) {
         if (buf[i] >= 'a' && buf[i] <= 'z') buf[i] = (char)(buf[i] - 'a' + 'A');
 }
 
+const char *proc_not_live_hint(void) {
+    return ": dyld dropped DYLD_INSERT_LIBRARIES (System Integrity Protection strips it for a "
+           "protected program or interpreter, the hardened runtime for a program without the "
+           "com.apple.security.cs.allow-dyld-environment-variables entitlement)";
+}
+
 const char *proc_preload_variable(void) { return "DYLD_INSERT_LIBRARIES"; }
 const char *proc_library_file(void) { return "libmembudget.dylib"; }
 

@@ -111,6 +111,8 @@ void proc_signal_name(int sig, char *buf, size_t cap) {
         snprintf(buf, cap, "signal %d", sig);
 }
 
+const char *proc_not_live_hint(void) { return ""; }
+
 const char *proc_preload_variable(void) { return "LD_PRELOAD"; }
 const char *proc_library_file(void) { return "libmembudget.so"; }
 

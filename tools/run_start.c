@@ -217,17 +217,18 @@ enum run_start_result run_handshake_wait(struct run_handshake *hs, pid_t pid, do
             /* End of file: no process holds the other end any more.  One
              * that is exiting closes its descriptors before it can be
              * waited for: the caller tells the two apart by the status. */
-            snprintf(why, cap, "the library did not start in it");
+            snprintf(why, cap, "the library did not start in it%s", proc_not_live_hint());
             result = RUN_START_CLOSED;
             break;
         }
         if (ended(pid)) {
-            snprintf(why, cap, "the library did not start in it");
+            snprintf(why, cap, "the library did not start in it%s", proc_not_live_hint());
             result = RUN_START_EXITED;
             break;
         }
         if (n == 0 && deadline - now_seconds() <= 0) {
-            snprintf(why, cap, "the library did not start in it (no answer in %g s)", seconds);
+            snprintf(why, cap, "the library did not start in it (no answer in %g s)%s", seconds,
+                     proc_not_live_hint());
             result = RUN_START_NO_ANSWER;
             break;
         }
