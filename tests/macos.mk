@@ -5,7 +5,9 @@
 # scripts/check_macos.sh builds the library for x86_64- and arm64-apple-macos11
 # with Debian's clang (-isysroot, -Werror) and ld64.lld, checks each with
 # scripts/check_macos.py (llvm-objdump, llvm-nm and the SDK's .tbd stubs), and
-# makes a universal file with llvm-lipo.  Without MACOS_SDK the check is skipped
+# makes a universal file with llvm-lipo; it compiles the command and the report
+# tool with -Werror, and links and checks them when MACOS_JANSSON=DIR names a
+# jansson source tree (the SDK has none).  Without MACOS_SDK the check is skipped
 # with one line saying how to run it (make check stays green); with it, clang,
 # lld, llvm and python3-yaml are installed first (scripts/deps.sh macos).
 

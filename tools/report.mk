@@ -16,6 +16,15 @@ REPORT_LDLIBS  := $(if $(MB_OS_REPORT_LDLIBS),$(MB_OS_REPORT_LDLIBS),-ljansson -
 all: report-tool
 report-tool: $(REPORT_TOOL)
 
+# The report tool's sources compiled one by one without the link (make
+# check-macos without a jansson built for the target).
+REPORT_OBJDIR := $(BUILD)/report/obj
+.PHONY: report-tool-objs
+report-tool-objs: $(REPORT_SRCS:%.c=$(REPORT_OBJDIR)/%.o)
+$(REPORT_OBJDIR)/%.o: %.c $(REPORT_HDRS) tools/report.mk | build-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(REPORT_CFLAGS) -c $< -o $@
+
 $(REPORT_TOOL): $(REPORT_SRCS) $(REPORT_HDRS) tools/report.mk | build-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(REPORT_CFLAGS) $(REPORT_SRCS) -o $@ $(MB_OS_TOOL_LDFLAGS) $(REPORT_LDLIBS)

@@ -86,6 +86,11 @@ $(TOOL_OBJDIR)/%.o: %.c $(TOOL_HDRS) tools/tools.mk | build-deps
 
 $(TOOL_OBJDIR)/tools/cli.o: $(TOOL_DIRS_H)
 
+# The command's objects without the link (make check-macos without a jansson
+# built for the target).
+.PHONY: tool-objs
+tool-objs: $(TOOL_OBJS)
+
 $(TOOL): $(TOOL_OBJS)
 	$(CC) -o $@ $(TOOL_OBJS) $(MB_OS_TOOL_LDFLAGS) $(TOOL_LDLIBS)
 
