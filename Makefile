@@ -29,7 +29,11 @@ endif
 #                      memory (policy/machine.h): the library's
 #   MB_OS_CFLAGS       the exported names' list (MB_INTERPOSE_H, preload/api.c)
 #   MB_OS_LIB_LDFLAGS  how the library is linked and what it exports
-MB_OS ?= $(if $(findstring linux,$(shell $(CC) -dumpmachine 2>/dev/null)),linux,unknown)
+#   MB_OS_LIB_SUFFIX   the library's file name ends with it
+MB_OS_TRIPLE := $(shell $(CC) -dumpmachine 2>/dev/null)
+MB_OS ?= $(if $(findstring linux,$(MB_OS_TRIPLE)),linux,$(if $(findstring apple,$(MB_OS_TRIPLE)),darwin,unknown))
+#   MB_OS_TOOL_*       the command's and the report tool's own files and flags
+MB_OS_LIB_SUFFIX := .so
 ifeq ($(MB_OS),linux)
 MB_OS_BASE_SRCS := alloc/os.c alloc/os_linux.c
 MB_OS_LIMITS_SRCS := $(MB_OS_BASE_SRCS) policy/limits_linux.c
@@ -37,13 +41,35 @@ MB_OS_SRCS  := $(MB_OS_LIMITS_SRCS) policy/modules_linux.c policy/machine_linux.
 MB_OS_CFLAGS := -DMB_INTERPOSE_H='"preload/interpose_linux.h"'
 MB_OS_LIB_LDFLAGS := -Wl,--version-script=preload/exports.map -Wl,-z,now -Wl,-z,relro \
 	-Wl,-soname,libmembudget.so
+MB_OS_CFLAGS += -DMB_MMAP_EXPORTS_H='"preload/mmap_linux.h"'
+MB_OS_TOOL_SRCS := tools/proc_linux.c tools/run_preload_linux.c
+MB_OS_REPORT_SYMBOLS := tools/report_symbols.c tools/report_index.c
+else ifeq ($(MB_OS),darwin)
+# macOS (tests/macos.mk builds it here against an SDK: make check-macos).  The
+# malloc zone is a file of the library's own; the jemalloc backend stays Linux's.
+MB_OS_BASE_SRCS := alloc/os.c alloc/os_darwin.c
+MB_OS_LIMITS_SRCS := $(MB_OS_BASE_SRCS) policy/limits_darwin.c
+MB_OS_SRCS  := $(MB_OS_LIMITS_SRCS) policy/modules_darwin.c preload/zone_darwin.c
+MB_OS_CFLAGS := -include alloc/os_darwin_compat.h \
+	-DMB_INTERPOSE_H='"preload/interpose_darwin.h"' -DMB_MMAP_EXPORTS_H='"preload/mmap_darwin.h"'
+MB_OS_LIB_LDFLAGS := -dynamiclib -Wl,-install_name,@rpath/libmembudget.dylib \
+	-Wl,-exported_symbols_list,preload/exports_darwin.txt $(MACOS_LDFLAGS)
+MB_OS_LIB_SUFFIX := .dylib
+JEMALLOC_PIC :=
+# The tools: libproc instead of /proc, atos instead of libdw (no macOS build),
+# jansson from MACOS_JANSSON_CFLAGS/LDFLAGS (tests/macos.mk builds it).
+MB_OS_TOOL_SRCS := tools/proc_darwin.c tools/run_preload_darwin.c
+MB_OS_REPORT_SYMBOLS := tools/report_symbols_darwin.c
+MB_OS_TOOL_CFLAGS := -include alloc/os_darwin_compat.h $(MACOS_JANSSON_CFLAGS)
+MB_OS_TOOL_LDFLAGS := $(MACOS_LDFLAGS) $(MACOS_JANSSON_LDFLAGS)
+MB_OS_REPORT_LDLIBS := -ljansson -lc++
 else
 $(error membudget: no platform implementation for $(MB_OS) (the target of $(CC)); see alloc/os.h)
 endif
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -fPIC -fvisibility=hidden \
-	-ftls-model=initial-exec -fno-plt -fno-semantic-interposition \
+	-ftls-model=initial-exec $(if $(filter linux,$(MB_OS)),-fno-plt -fno-semantic-interposition) \
 	-Iinclude -I. $(WARN) $(MB_OS_CFLAGS)
 CFLAGS_LIB := $(BASE_CFLAGS) $(MODE_CFLAGS) $(EXTRA_CFLAGS)
 
@@ -62,7 +88,7 @@ MB_LIB_SRCS := \
 MB_LIB_HDRS := $(wildcard include/*.h policy/*.h alloc/*.h preload/*.h)
 # What the library links against: libunwind for the sampled backtraces (DESIGN
 # §6).  The sanitizer builds of tests/unit.mk link the same.
-MB_LIB_LDLIBS := -lunwind
+MB_LIB_LDLIBS := $(if $(filter darwin,$(MB_OS)),,-lunwind)
 MB_LIB_OBJS := $(MB_LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 # The jemalloc backend (alloc/jemalloc.c): Debian's libjemalloc_pic.a
@@ -88,7 +114,7 @@ $(JE_OBJ): $(JEMALLOC_PIC) alloc/jemalloc.syms Makefile | build-deps
 	$(LD) -r -o $(@D)/merged.o $$(ls $(@D)/members/*.o | grep -v jemalloc_cpp)
 	objcopy --redefine-syms=alloc/jemalloc.syms -R .init_array $(@D)/merged.o $@
 
-LIB       := $(BUILD)/libmembudget.so
+LIB       := $(BUILD)/libmembudget$(MB_OS_LIB_SUFFIX)
 REL_LIB   := $(BUILD_ROOT)/libmembudget.so
 DEBUG_LIB := $(BUILD_ROOT)/debug/libmembudget.so
 

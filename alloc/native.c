@@ -104,4 +104,8 @@ const struct alloc_backend alloc_backend_native = NATIVE_BACKEND;
  * jumps through it, so a stray write must not be able to redirect them. */
 union alloc_backend_page alloc_backend_page __attribute__((aligned(OS_PAGE_SIZE))) = {
     .backend = NATIVE_BACKEND};
+#ifdef MB_OS_DATA_ALIAS /* the platform's way, where it has no alias attribute */
+MB_OS_DATA_ALIAS(struct alloc_backend, alloc_backend, alloc_backend_page);
+#else
 extern struct alloc_backend alloc_backend __attribute__((alias("alloc_backend_page")));
+#endif

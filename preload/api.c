@@ -6,7 +6,9 @@
  * the exported names are aliases of them, so a sanitizer build can link the
  * same code without exporting malloc (-DMB_NO_EXPORTS). */
 #include <errno.h>
+#if __has_include(<malloc.h>) /* glibc's mallinfo; elsewhere the platform's header has it */
 #include <malloc.h>
+#endif
 #include <stdbool.h>
 #include <string.h>
 

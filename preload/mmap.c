@@ -195,7 +195,8 @@ static int mb_munmap(void *addr, size_t len) {
     return 0;
 }
 
-static void *mb_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr) {
+/* Unused where the OS has no mremap (the platform's exports, MB_MMAP_EXPORTS_H). */
+__attribute__((unused)) static void *mb_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, void *new_addr) {
     uintptr_t old_start = (uintptr_t)old_addr;
     uintptr_t old_bytes = page_round_up(old_len), new_bytes = page_round_up(new_len);
     bool keep_old = (flags & MREMAP_DONTUNMAP) != 0;
@@ -258,21 +259,5 @@ void mmap_atfork_parent(void) { mb_unlock(&mmap_lock); }
 void mmap_atfork_child(void) { mb_lock_reset(&mmap_lock); }
 
 #ifndef MB_NO_EXPORTS
-MB_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-    return mb_mmap(addr, len, prot, flags, fd, off);
-}
-MB_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
-    return mb_mmap(addr, len, prot, flags, fd, off);
-}
-MB_EXPORT int munmap(void *addr, size_t len) { return mb_munmap(addr, len); }
-MB_EXPORT void *mremap(void *old_addr, size_t old_len, size_t new_len, int flags, ...) {
-    void *new_addr = NULL;
-    if (flags & MREMAP_FIXED) {
-        va_list ap;
-        va_start(ap, flags);
-        new_addr = va_arg(ap, void *);
-        va_end(ap);
-    }
-    return mb_mremap(old_addr, old_len, new_len, flags, new_addr);
-}
+#include MB_MMAP_EXPORTS_H /* the Makefile's platform block: preload/mmap_<os>.h */
 #endif

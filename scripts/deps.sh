@@ -9,6 +9,8 @@
 #   demo   build, and python3 to run under the budget (make demo)
 #   bench  build, the peer allocators and the real programs (make bench)
 #   check  everything the suites use (make check)
+#   macos  build, and what builds and checks the macOS port without a Mac
+#          (make check-macos MACOS_SDK=DIR; not part of check)
 #
 # --check prints one line naming the missing packages and the command that
 # installs them, and fails.  --install (the default) installs them with apt-get
@@ -72,12 +74,20 @@ check=(
     "util-linux       cmd:setpriv"
     "python3-prometheus-client /usr/lib/python3/dist-packages/prometheus_client/parser.py"
 )
+macos=(
+    "${build[@]}"
+    "clang            cmd:clang"
+    "lld              /usr/bin/ld.lld"
+    "llvm             /usr/bin/llvm-nm"
+    "python3-yaml     /usr/lib/python3/dist-packages/yaml/__init__.py"
+)
 case "$profile" in
     build) needs=("${build[@]}") ;;
+    macos) needs=("${macos[@]}") ;;
     demo) needs=("${demo[@]}") ;;
     bench) needs=("${bench[@]}") ;;
     check) needs=("${check[@]}") ;;
-    *) echo "deps.sh: unknown profile '$profile' (build, demo, bench or check)" >&2; exit 2 ;;
+    *) echo "deps.sh: unknown profile '$profile' (build, demo, bench, check or macos)" >&2; exit 2 ;;
 esac
 
 present() {

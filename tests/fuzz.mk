@@ -73,7 +73,7 @@ $(FUZZ_DIR)/fuzz_report: tests/fuzz/fuzz_report.c $(FUZZ_REPORT_SRCS) $(REPORT_H
 
 # The reader as the command links it, with the symbolizer (libdw) when the
 # command has it (tools/tools.mk).
-FUZZ_LIVE_SRCS := tools/livestats.c tools/textout.c $(MB_OS_BASE_SRCS)
+FUZZ_LIVE_SRCS := tools/livestats.c tools/textout.c $(MB_OS_BASE_SRCS) $(filter tools/proc_%,$(MB_OS_TOOL_SRCS))
 FUZZ_LIVE_FLAGS :=
 FUZZ_LIVE_LIBS :=
 ifneq ($(wildcard /usr/include/elfutils/libdwfl.h),)

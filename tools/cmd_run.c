@@ -18,6 +18,7 @@
 
 #include "policy/config.h"
 #include "tools/cli.h"
+#include "tools/proc.h"
 #include "tools/run_loop.h"
 #include "tools/run_start.h"
 
@@ -133,7 +134,7 @@ static bool names_our_library(const char *entry, size_t len) {
 /* "LIB:rest", where rest is the old LD_PRELOAD without any other copy of the
  * library (two copies would both try to be the allocator). */
 static char *preload_value(const char *lib) {
-    const char *old = getenv("LD_PRELOAD");
+    const char *old = getenv(proc_preload_variable());
     size_t cap = strlen(lib) + (old != NULL ? strlen(old) : 0) + 2;
     char *out = malloc(cap);
     if (out == NULL) return NULL;
@@ -167,7 +168,7 @@ static void child_env(void *arg) {
             setenv(mb_option_desc(settings[i].id)->name, settings[i].value, 1);
     setenv("MEMBUDGET_REPORT", c->report_pattern, 1);
     char *preload = preload_value(c->library);
-    if (preload != NULL) setenv("LD_PRELOAD", preload, 1);
+    if (preload != NULL) setenv(proc_preload_variable(), preload, 1);
 }
 
 /* The limit and state CMD starts with, as given, for the events file. */

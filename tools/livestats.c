@@ -1,6 +1,8 @@
 /* Reading live-statistics pages (see livestats.h). */
 #include "tools/livestats.h"
 
+#include "tools/proc.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -43,76 +45,17 @@ static enum live_status say(struct live_error *e, enum live_status s, int err, c
     return s;
 }
 
-bool live_process_owner(pid_t pid, uid_t *uid) {
-    char path[64], text[2048];
-    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0) {
-        errno = EIO;
-        return false;
-    }
-    text[n] = '\0';
-    const char *line = strstr(text, "\nUid:");
-    unsigned long real, effective;
-    if (line == NULL || sscanf(line + 5, "%lu %lu", &real, &effective) != 2) {
-        errno = EIO;
-        return false;
-    }
-    *uid = (uid_t)effective;
-    return true;
-}
+bool live_process_owner(pid_t pid, uid_t *uid) { return proc_owner(pid, uid); }
 
-/* The state (field 3) and start time (field 22) of /proc/<pid>/stat; false
- * when unreadable.  Fields are counted from the last ')': the command name may
- * hold both spaces and parentheses. */
+/* The state and start time of a process (tools/proc.h). */
 static bool proc_stat_of(pid_t pid, char *state, uint64_t *start_ticks) {
-    char path[64], text[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL) return false;
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    char *p = strrchr(text, ')');
-    if (p == NULL || p[1] != ' ') return false;
-    *state = p[2];
-    p++;
-    for (int field = 3; field < 22; field++) {
-        while (*p == ' ') p++;
-        while (*p != ' ' && *p != '\0') p++;
-    }
-    char *end;
-    unsigned long long v = strtoull(p, &end, 10);
-    if (end == p) return false;
-    *start_ticks = v;
-    return true;
+    return proc_state_start(pid, state, start_ticks);
 }
 
-/* Calls fn with the path of each file mapping of /proc/<pid>/maps (the rest
- * of the line from its first '/', newline removed) until fn returns true.
- * -1 when maps cannot be read, else whether fn returned true. */
+/* Calls fn with the path of each file mapping of the process until fn returns
+ * true: -1 when its mappings cannot be read, else whether fn returned true. */
 static int maps_paths(pid_t pid, bool (*fn)(void *ctx, const char *path), void *ctx) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL) return -1;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int found = 0;
-    bool any = false;
-    while (!found && (n = getline(&line, &cap, f)) > 0) {
-        any = true;
-        if (line[n - 1] == '\n') line[n - 1] = '\0';
-        char *name = strchr(line, '/');
-        if (name != NULL && fn(ctx, name)) found = 1;
-    }
-    free(line);
-    fclose(f);
-    return any ? found : -1; /* an empty read: a zombie, or no access */
+    return proc_maps_paths(pid, fn, ctx);
 }
 
 static bool names_page(void *ctx, const char *path) {

@@ -4,6 +4,7 @@
  * `state`, `pages`, `release` and `dump` command a running process through
  * its page, and `report` hands a death dump to the report tool.  This file dispatches; each
  * subcommand lives in its own cmd_*.c. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "membudget.h"
 #include "tools/cli.h"
+#include "tools/proc.h"
 
 static const char usage_text[] =
     "usage: membudget COMMAND [ARGS...]\n"
@@ -64,7 +66,7 @@ static bool is_our_library(const char *entry, size_t len) {
  * publish live statistics of its own): if LD_PRELOAD names the library, start
  * again without it.  Other preloaded entries stay. */
 static void leave_preload(char **argv) {
-    const char *preload = getenv("LD_PRELOAD");
+    const char *preload = getenv(proc_preload_variable());
     if (preload == NULL || strstr(preload, "libmembudget") == NULL) return;
     size_t cap = strlen(preload) + 1;
     char *kept = malloc(cap);
@@ -82,11 +84,12 @@ static void leave_preload(char **argv) {
     }
     kept[len] = '\0';
     if (len > 0)
-        setenv("LD_PRELOAD", kept, 1);
+        setenv(proc_preload_variable(), kept, 1);
     else
-        unsetenv("LD_PRELOAD");
+        unsetenv(proc_preload_variable());
     free(kept);
-    execv("/proc/self/exe", argv);
+    char self[PATH_MAX];
+    if (proc_self_exe(self, sizeof self)) execv(self, argv);
     /* Still here: carry on under the preload rather than not at all. */
 }
 

@@ -6,6 +6,7 @@
  * link, opened O_NOFOLLOW|O_NONBLOCK, at most RUN_REPORT_MAX bytes, parsed by
  * jansson, and every field used checked for its type and range; its strings
  * are escaped for the terminal when printed. */
+#include "tools/proc.h"
 #include "tools/run_death.h"
 
 #include <dirent.h>
@@ -225,13 +226,7 @@ void run_end_classify(int wait_status, pid_t pid, uint64_t started_ns,
 }
 
 const char *run_signal_name(int sig, char *buf, size_t cap) {
-    const char *abbrev = sigabbrev_np(sig);
-    if (abbrev != NULL)
-        snprintf(buf, cap, "SIG%s", abbrev);
-    else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
-        snprintf(buf, cap, "SIGRTMIN+%d", sig - SIGRTMIN);
-    else
-        snprintf(buf, cap, "signal %d", sig);
+    proc_signal_name(sig, buf, cap);
     return buf;
 }
 

@@ -15,6 +15,7 @@
 
 #include "tools/cli.h"
 #include "tools/livestats.h"
+#include "tools/proc.h"
 #include "tools/run_start.h"
 #include "tools/textout.h"
 
@@ -84,7 +85,7 @@ static bool spawn(const struct run_job *job, struct spawned *s) {
     int pipe_fds[2];
     memset(s, 0, sizeof *s);
     if (!run_handshake_open(&hs)) return false;
-    if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    if (proc_pipe_cloexec(pipe_fds) != 0) {
         cli_error("run", "pipe: %s", strerror(errno));
         run_handshake_close(&hs);
         return false;

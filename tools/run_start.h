@@ -36,6 +36,9 @@ void run_preload_finish(struct run_preload *pre);
  * for another ELF class or machine.  true when nothing stands in the way, or
  * when the program cannot be read (exec then has its say). */
 bool run_can_preload(const char *cmd, const char *lib, char *why, size_t cap);
+/* The file execvp would run for cmd: cmd itself when it has a slash, else the
+ * first executable regular file of that name along $PATH. */
+bool run_find_command(const char *cmd, char *out, size_t cap);
 
 /* ---- after exec: the handshake ---- */
 

@@ -8,21 +8,10 @@
 #include <string.h>
 
 #include "policy/utf8.h"
+#include "tools/proc.h"
 #include "tools/textout.h"
 
-void stat_read_cmdline(pid_t pid, char *out, size_t cap) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
-    out[0] = '\0';
-    FILE *f = fopen(path, "re");
-    if (f == NULL) return;
-    size_t n = fread(out, 1, cap - 1, f);
-    fclose(f);
-    while (n > 0 && out[n - 1] == '\0') n--;
-    for (size_t i = 0; i < n; i++)
-        if (out[i] == '\0' || out[i] == '\n') out[i] = ' ';
-    out[n] = '\0';
-}
+void stat_read_cmdline(pid_t pid, char *out, size_t cap) { proc_cmdline(pid, out, cap); }
 
 double stat_limit_percent(const struct mb_statspage *p) {
     return p->limit_bytes != 0 ? 100.0 * (double)p->footprint_bytes / (double)p->limit_bytes : 0;

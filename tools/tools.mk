@@ -25,12 +25,12 @@ TOOL_DIRS_H  := $(TOOL_GENDIR)/install_dirs.h
 TOOL_SRCS    := tools/membudget.c tools/cli.c tools/textout.c tools/cmd_run.c tools/run_start.c \
 	tools/cmd_limits.c tools/cmd_live.c tools/cmd_report.c tools/cmd_control.c tools/livestats.c \
 	policy/config.c \
-	policy/limits.c $(MB_OS_LIMITS_SRCS)
+	policy/limits.c $(MB_OS_LIMITS_SRCS) $(MB_OS_TOOL_SRCS)
 TOOL_HDRS    := tools/cli.h tools/textout.h policy/utf8.h tools/livestats.h tools/run_start.h \
 	preload/handshake.h policy/statspage.h policy/config.h \
-	policy/limits.h include/membudget.h alloc/os.h alloc/os_linux.h
+	policy/limits.h include/membudget.h alloc/os.h alloc/os_linux.h tools/proc.h
 TOOL_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -Iinclude -I. -I$(TOOL_GENDIR) $(WARN) \
-	$(MODE_CFLAGS) $(EXTRA_CFLAGS)
+	$(MODE_CFLAGS) $(MB_OS_TOOL_CFLAGS) $(EXTRA_CFLAGS)
 TOOL_LDLIBS  := -lm
 # Text is written with the one buffer of every layer (alloc/fmt.h); the live
 # page's and the limits' figures come from the statistics list.
@@ -43,7 +43,9 @@ TOOL_HDRS    += tools/stat_out.h
 # report tool's symbolizer (tools/report_symbols.c: elfutils' libdw, whose model
 # header uses jansson's types; C++ names demangled by libstdc++'s __cxa_demangle).
 # Both are Debian dependencies (scripts/deps.sh);
-# without their headers the command still builds and names frames module+offset.
+# without their headers the command still builds and names frames module+offset,
+# as it does on macOS.
+ifeq ($(MB_OS),linux)
 ifneq ($(wildcard /usr/include/elfutils/libdwfl.h),)
 ifneq ($(wildcard /usr/include/jansson.h),)
 TOOL_SRCS    += tools/report_symbols.c
@@ -51,6 +53,7 @@ TOOL_SRCS    += tools/report_index.c
 TOOL_HDRS    += tools/report_model.h tools/report_index.h
 TOOL_CFLAGS  += -DMB_TOOL_SYMBOLS
 TOOL_LDLIBS  += -ldw -lelf -lstdc++
+endif
 endif
 endif
 # `run` as the command's parent: why it ended (the report read with jansson,
@@ -85,8 +88,13 @@ $(TOOL_OBJDIR)/%.o: %.c $(TOOL_HDRS) tools/tools.mk | build-deps
 
 $(TOOL_OBJDIR)/tools/cli.o: $(TOOL_DIRS_H)
 
+# The command's objects without the link (make check-macos without a jansson
+# built for the target).
+.PHONY: tool-objs
+tool-objs: $(TOOL_OBJS)
+
 $(TOOL): $(TOOL_OBJS)
-	$(CC) -o $@ $(TOOL_OBJS) $(TOOL_LDLIBS)
+	$(CC) -o $@ $(TOOL_OBJS) $(MB_OS_TOOL_LDFLAGS) $(TOOL_LDLIBS)
 
 $(MANGEN): tools/mangen.c policy/config.c policy/config.h alloc/fmt.c alloc/fmt.h include/membudget.h \
 		tools/tools.mk

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Link checks of libmembudget.dylib against a macOS SDK (make check-macos).
+
+    check_macos.py SDK ARCH DYLIB LINUX_SO EXPORTS_MAP
+    check_macos.py --tool SDK ARCH PROGRAM
+
+For one architecture of the Darwin library, with the SDK's text stubs (.tbd)
+as the truth about libSystem:
+  platform    the file is a Mach-O dylib for ARCH, built for macOS 11 with SDK 12
+  interpose   every name of the Linux ABI (EXPORTS_MAP) that libSystem has is
+              bound in __DATA,__interpose (a tuple per name, each bound), and
+              so are Darwin's own malloc_size, malloc_good_size, reallocf and
+              reallocarrayf; the ABI's names that libSystem lacks are exported
+              by the library instead, but for glibc's internal names and Linux's
+              own calls, which libSystem must indeed lack
+  undefined   every undefined symbol is exported by libSystem for ARCH
+  api         the exported membudget_* names equal the Linux library's
+With --tool, for a program (membudget, membudget-report): a Mach-O executable
+for ARCH, every undefined symbol exported by libSystem or libc++ for ARCH.
+Prints one line per check, "ok ..." or "FAIL ...", and exits 1 on any FAIL.
+"""
+import fnmatch
+import os
+import re
+import subprocess
+import sys
+
+import yaml
+
+# glibc's internal entry points and Linux's own calls: not on Darwin.
+NOT_ON_DARWIN = {"__libc_*", "__posix_memalign", "mmap64", "mremap"}
+DARWIN_OWN = {"malloc_size", "malloc_good_size", "reallocf", "reallocarrayf"}
+
+
+def tool(name):
+    """An LLVM tool: from MACOS_LLVM_BIN (check_macos.sh sets it), else PATH."""
+    return os.path.join(os.environ.get("MACOS_LLVM_BIN", ""), name)
+
+
+def run(*argv):
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+class Loader(yaml.SafeLoader):
+    pass
+
+
+Loader.add_multi_constructor("!", lambda loader, suffix, node: loader.construct_mapping(node))
+
+
+def tbd_exports(sdk, arch, roots=("/usr/lib/libSystem.B.dylib",)):
+    """Every symbol the libraries export for ARCH-macos, through their re-exports."""
+    target = arch + "-macos"
+    seen, symbols = set(), set()
+    todo = list(roots)
+    while todo:
+        install = todo.pop()
+        if install in seen:
+            continue
+        seen.add(install)
+        path = os.path.join(sdk, install.lstrip("/"))
+        path = os.path.splitext(path)[0] + ".tbd"
+        with open(path) as f:
+            docs = list(yaml.load_all(f, Loader=Loader))
+        for doc in docs:
+            for block in doc.get("reexported-libraries", []) or []:
+                if target in block.get("targets", []):
+                    todo.extend(block.get("libraries", []))
+            for key in ("exports", "reexports"):
+                for block in doc.get(key, []) or []:
+                    if target not in block.get("targets", []):
+                        continue
+                    for kind in ("symbols", "weak-symbols", "thread-local-symbols"):
+                        symbols.update(block.get(kind, []) or [])
+                    for cls in block.get("objc-classes", []) or []:
+                        symbols.add("_OBJC_CLASS_$_" + cls)
+                        symbols.add("_OBJC_METACLASS_$_" + cls)
+    symbols.add("dyld_stub_binder")
+    return symbols
+
+
+def abi_names(exports_map):
+    text = open(exports_map).read()
+    body = text.split("global:", 1)[1].split("local:", 1)[0]
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    return [n.strip() for n in body.replace("\n", " ").split(";") if n.strip()]
+
+
+def darwin_name(name, libsystem):
+    """The symbol libSystem gives a C name, if any ($DARWIN_EXTSN variants)."""
+    for sym in ("_" + name, "_" + name + "$DARWIN_EXTSN"):
+        if sym in libsystem:
+            return sym
+    return None
+
+
+def check_tool(sdk, arch, program):
+    failures = 0
+    name = os.path.basename(program)
+
+    def report(ok, what):
+        nonlocal failures
+        print(("ok   " if ok else "FAIL ") + f"{arch}: {name}: {what}")
+        failures += not ok
+
+    headers = run(tool("llvm-objdump"), "--macho", "--private-headers", program)
+    want_cpu = {"x86_64": "X86_64", "arm64": "ARM64"}[arch]
+    report(re.search(r"MH_MAGIC_64\s+" + want_cpu + r"\s+\S+\s+\S+\s+EXECUTE\s", headers) is not None
+           and re.search(r"platform macos\n\s*sdk 12\.0\n\s*minos 11\.0\n", headers) is not None,
+           f"Mach-O executable, cpu {want_cpu}, macOS minos 11.0, sdk 12.0")
+    libs = sorted(set(re.findall(r"cmd LC_LOAD_DYLIB\n\s*cmdsize \d+\n\s*name (\S+)", headers)))
+    known = tbd_exports(sdk, arch, ("/usr/lib/libSystem.B.dylib", "/usr/lib/libc++.1.dylib"))
+    undefined = [line.split()[-1] for line in run(tool("llvm-nm"), "-u", program).splitlines()]
+    unresolved = sorted(s for s in undefined if s not in known)
+    allowed = {"/usr/lib/libSystem.B.dylib", "/usr/lib/libc++.1.dylib"}
+    report(not unresolved and set(libs) <= allowed,
+           f"undefined: {len(undefined)} symbols, all in the SDK's libSystem or libc++; "
+           f"loads {' '.join(libs)}"
+           + (f"; not there: {' '.join(unresolved)}" if unresolved else ""))
+    return 1 if failures else 0
+
+
+def main():
+    if sys.argv[1] == "--tool":
+        return check_tool(*sys.argv[2:5])
+    sdk, arch, dylib, linux_so, exports_map = sys.argv[1:6]
+    failures = 0
+
+    def report(ok, what):
+        nonlocal failures
+        print(("ok   " if ok else "FAIL ") + f"{arch}: {what}")
+        failures += not ok
+
+    headers = run(tool("llvm-objdump"), "--macho", "--private-headers", dylib)
+    want_cpu = {"x86_64": "X86_64", "arm64": "ARM64"}[arch]
+    platform_ok = (re.search(r"MH_MAGIC_64\s+" + want_cpu + r"\s+\S+\s+\S+\s+DYLIB\s", headers)
+                   is not None
+                   and re.search(r"platform macos\n\s*sdk 12\.0\n\s*minos 11\.0\n", headers)
+                   is not None)
+    report(platform_ok, f"platform: Mach-O dylib, cpu {want_cpu}, macOS minos 11.0, sdk 12.0")
+
+    libsystem = tbd_exports(sdk, arch)
+    binds = run(tool("llvm-objdump"), "--macho", "--bind", dylib)
+    bound = [line.split()[-1] for line in binds.splitlines()
+             if re.match(r"\s*__DATA\s+__interpose\s", line)]
+    sections = run(tool("llvm-objdump"), "--macho", "--section-headers", dylib)
+    m = re.search(r"__interpose\s+([0-9a-f]+)", sections)
+    tuples = int(m.group(1), 16) // 16 if m else 0
+    exported = {line.split()[-1] for line in run(tool("llvm-nm"), "-gU", dylib).splitlines()}
+    missing, misplaced, wrongly_absent = [], [], []
+    names = abi_names(exports_map)
+    for name in names:
+        if name == "membudget_*":
+            continue
+        sym = darwin_name(name, libsystem)
+        if any(fnmatch.fnmatch(name, p) for p in NOT_ON_DARWIN):
+            if sym is not None:
+                wrongly_absent.append(name)
+        elif sym is not None:
+            if sym not in bound:
+                missing.append(name)
+        elif "_" + name not in exported:
+            misplaced.append(name)
+    for name in sorted(DARWIN_OWN):
+        sym = darwin_name(name, libsystem)
+        if sym is None or sym not in bound:
+            missing.append(name)
+    interposed = sorted(set(bound))
+    report(not missing and tuples == len(bound) and len(set(bound)) == len(bound),
+           f"interpose: {tuples} tuples, {len(bound)} bound, each once: "
+           + " ".join(s.lstrip("_") for s in interposed)
+           + (f"; not bound: {' '.join(missing)}" if missing else ""))
+    report(not misplaced and not wrongly_absent,
+           "ABI names libSystem lacks are exported: "
+           + " ".join(sorted(s.lstrip("_") for s in exported if not s.startswith("_membudget_")))
+           + (f"; neither bound nor exported: {' '.join(misplaced)}" if misplaced else "")
+           + (f"; libSystem has these after all: {' '.join(wrongly_absent)}"
+              if wrongly_absent else ""))
+
+    undefined = [line.split()[-1] for line in run(tool("llvm-nm"), "-u", dylib).splitlines()]
+    unresolved = sorted(s for s in undefined if s not in libsystem)
+    report(not unresolved, f"undefined: {len(undefined)} symbols, all in the SDK's libSystem"
+           + (f"; not there: {' '.join(unresolved)}" if unresolved else ""))
+
+    linux = {line.split()[-1] for line in run("nm", "-D", "--defined-only", linux_so).splitlines()}
+    linux_api = sorted(s for s in linux if s.startswith("membudget_"))
+    darwin_api = sorted(s[1:] for s in exported if s.startswith("_membudget_"))
+    report(linux_api == darwin_api and linux_api,
+           f"api: {len(darwin_api)} membudget_* exports, the same as {os.path.basename(linux_so)}'s"
+           + ("" if linux_api == darwin_api else
+              f"; only Linux: {sorted(set(linux_api) - set(darwin_api))}"
+              f"; only Darwin: {sorted(set(darwin_api) - set(linux_api))}"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
