@@ -60,23 +60,26 @@ static void peak_advance_locked(uint64_t now) {
 }
 
 /* The bytes the cache may hold now, with `incoming` bytes (charged, about to
- * be freed) not yet in it: the smaller of half the room under the
- * Conservative threshold that the cache and the incoming span leave, and the
- * live bytes' distance to their recent peak plus an eighth of that peak. */
-static size_t cache_limit_locked(size_t incoming) {
+ * be freed) not yet in it and `pending` bytes about to be charged: the smaller
+ * of half the room under the Conservative threshold that the cache and the
+ * incoming span leave, and the live bytes' distance to their recent peak plus
+ * an eighth of that peak. */
+static size_t cache_limit_locked(size_t incoming, size_t pending) {
     size_t recent = peak_now > peak_prev ? peak_now : peak_prev;
     size_t allowed = recent + recent / 8;
     size_t limit = allowed > span_bytes ? allowed - span_bytes : 0;
     alloc_headroom_fn hook = atomic_load_explicit(&headroom_hook, memory_order_acquire);
     if (hook != NULL) {
         uint64_t headroom = hook();
-        if (headroom == 0) return 0; /* at or over the threshold: keep nothing */
+        if (headroom <= pending) return 0; /* at or over the threshold: keep nothing */
+        headroom -= pending;
         uint64_t room = headroom + cache_bytes + incoming;
         if (room < headroom) room = UINT64_MAX; /* saturate */
         if (room / 2 < limit) limit = (size_t)(room / 2);
     }
     return limit;
 }
+
 /* The last LARGE_UNMAPPED_SLOTS ranges unmapped (a ring, guarded by
  * large_lock): a free of an address in one of them is a double free as long
  * as nobody mapped its page since, which large_check_unknown asks the kernel. */
@@ -245,6 +248,23 @@ static struct span *cache_take_adjacent_locked(uintptr_t end) {
     return NULL;
 }
 
+/* Before `need` fresh bytes are charged: drops the spans idle longest until
+ * the cache fits its limit with those bytes counted, so that a charge reaches
+ * the Conservative threshold only with the cache empty, never because of it. */
+static void cache_make_room(size_t need) {
+    for (;;) {
+        mb_lock(&large_lock);
+        struct span *victim = NULL;
+        if (cache_count > 0 && cache_bytes > cache_limit_locked(0, need)) {
+            victim = cache_take_oldest_locked();
+            released_bytes += victim->size;
+        }
+        mb_unlock(&large_lock);
+        if (victim == NULL) return;
+        span_destroy(victim);
+    }
+}
+
 static size_t round_to_pages(size_t size) {
     if (size > SIZE_MAX - OS_PAGE_SIZE) return 0;
     return (size + OS_PAGE_SIZE - 1) & ~(OS_PAGE_SIZE - 1);
@@ -288,6 +308,7 @@ void *large_alloc(size_t size, size_t align, bool zero) {
     }
     if (span == NULL) {
         alloc_tick();
+        cache_make_room(need);
         span = meta_alloc(sizeof *span);
         if (span == NULL) return NULL;
         if (!budget_charge(need)) {
@@ -342,7 +363,7 @@ bool large_free(void *p) {
      * span that has been idle longest.  The scavenger drops spans idle for a
      * while, and a policy rise or budget pressure trims the cache. */
     peak_advance_locked(now);
-    size_t cache_limit = cache_limit_locked(span->size);
+    size_t cache_limit = cache_limit_locked(span->size, 0);
     /* Coalesce with cached neighbours (pieces split off earlier), so the cache
      * holds a few large warm spans rather than many small ones. */
     struct span *merged[2] = {NULL, NULL};
@@ -495,7 +516,7 @@ size_t large_release_cache(uint64_t now_ns, uint64_t min_age_ns) {
         }
         /* Then down to the limit the headroom and the recent peak allow now:
          * nothing once the policy has left Unrestricted. */
-        if (victim == NULL && cache_bytes > cache_limit_locked(0)) victim = cache_take_oldest_locked();
+        if (victim == NULL && cache_bytes > cache_limit_locked(0, 0)) victim = cache_take_oldest_locked();
         if (victim != NULL) released_bytes += victim->size;
         mb_unlock(&large_lock);
         if (victim == NULL) return released;
