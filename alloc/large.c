@@ -51,10 +51,11 @@ void alloc_set_headroom_hook(alloc_headroom_fn fn) {
     atomic_store_explicit(&headroom_hook, fn, memory_order_release);
 }
 
-/* Starts a new peak window when the current one is over. */
+/* Starts a new peak window when the current one is over (frees advance it:
+ * the peak seen since the last one stays the recent peak for one window). */
 static void peak_advance_locked(uint64_t now) {
     if (now - peak_window_ns < LARGE_PEAK_WINDOW_NS) return;
-    peak_prev = now - peak_window_ns < 2 * LARGE_PEAK_WINDOW_NS ? peak_now : span_bytes;
+    peak_prev = peak_now;
     peak_now = span_bytes;
     peak_window_ns = now;
 }
