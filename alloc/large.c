@@ -390,21 +390,23 @@ bool large_free(void *p) {
         mb_lock(&large_lock);
     }
     victim = span;
-    if (span->size <= cache_limit) {
-        while (cache_count > 0 &&
-               (cache_count == LARGE_CACHE_SLOTS || cache_bytes + span->size > cache_limit)) {
-            struct span *evicted = cache_take_oldest_locked();
-            released_bytes += evicted->size;
-            mb_unlock(&large_lock);
-            span_destroy(evicted);
-            mb_lock(&large_lock);
-        }
-        if (cache_count < LARGE_CACHE_SLOTS && cache_bytes + span->size <= cache_limit) {
-            span->freed_ns = now;
-            cache[cache_count++] = span;
-            cache_bytes += span->size;
-            victim = NULL;
-        }
+    /* Evict down to the limit, with room for this span when it fits: the
+     * limit shrinks as the footprint nears the threshold. */
+    bool keep = span->size <= cache_limit;
+    size_t want = keep ? span->size : 0;
+    while (cache_count > 0 && ((keep && cache_count == LARGE_CACHE_SLOTS) ||
+                               cache_bytes + want > cache_limit)) {
+        struct span *evicted = cache_take_oldest_locked();
+        released_bytes += evicted->size;
+        mb_unlock(&large_lock);
+        span_destroy(evicted);
+        mb_lock(&large_lock);
+    }
+    if (keep && cache_count < LARGE_CACHE_SLOTS && cache_bytes + span->size <= cache_limit) {
+        span->freed_ns = now;
+        cache[cache_count++] = span;
+        cache_bytes += span->size;
+        victim = NULL;
     }
     if (victim) released_bytes += victim->size;
     mb_unlock(&large_lock);
