@@ -38,6 +38,14 @@ void alloc_init(void);
 typedef void (*alloc_tick_fn)(uint64_t now_ns);
 void alloc_set_tick_hook(alloc_tick_fn fn);
 
+/* How many bytes the footprint may still grow before it reaches the first
+ * pressure threshold (Conservative); 0 at or over it, or once the policy has
+ * left Unrestricted; UINT64_MAX without one.  Set by the policy layer; the
+ * native allocator keeps freed large spans committed within half of it
+ * (alloc/large.c).  Called under allocator locks: it must only read atomics. */
+typedef uint64_t (*alloc_headroom_fn)(void);
+void alloc_set_headroom_hook(alloc_headroom_fn fn);
+
 /* Sampling (DESIGN §6).  record: the thread's allocation countdown ran out on
  * the allocation *p of size bytes, just made; it may sample it (and move it,
  * through alloc_backend.sample_prepare), and returns the bytes to allocate

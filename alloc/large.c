@@ -1,10 +1,21 @@
 /* Large objects (above CLASS_MAX): page-aligned spans mapped directly, known
  * by a hash table of their start addresses (which also answers "is this ours?"
- * for any page-aligned pointer outside our chunks), with a small cache of freed
- * spans so that a program that frees and reallocates big buffers does not pay
- * an mmap/munmap pair and the page faults after it every time.
+ * for any page-aligned pointer outside our chunks), with a cache of freed spans
+ * so that a program that frees and reallocates big buffers does not pay an
+ * mmap/munmap pair and a page fault per page every time.
+ *
+ * How much the cache keeps (cache_limit_locked): cached spans stay committed
+ * and charged, so they count in the footprint.  While the footprint is under
+ * the Conservative threshold the cache may hold half of the room left under
+ * it (the policy layer tells it, alloc_set_headroom_hook), and no more than
+ * the gap between the live large bytes and their recent peak (plus an
+ * eighth): a program whose large data shrinks gets its memory back, one that
+ * replaces blocks reuses their pages, and the footprint stays within what the
+ * program itself held a moment ago.  At or over the threshold nothing is
+ * kept; a policy rise and a release trim the cache to that rule at once.
  *
  * Budget rule, as everywhere: no charge is made while large_lock is held. */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -13,9 +24,10 @@
 #include "policy/budget.h"
 
 #define LARGE_CACHE_SLOTS 32
-#define LARGE_CACHE_MAX_BYTES ((size_t)64 << 20)
-#define LARGE_CACHE_ITEM_MAX ((size_t)16 << 20)
 #define LARGE_BUCKETS_MIN 256
+/* The recent peak of the live large bytes: the higher of this window's and
+ * the last one's. */
+#define LARGE_PEAK_WINDOW_NS (1000 * 1000000ull)
 
 struct span {
     uintptr_t addr; /* the user pointer: the start of the mapping */
@@ -31,6 +43,44 @@ static size_t bucket_count, span_count, span_bytes;
 static struct span *cache[LARGE_CACHE_SLOTS];
 static size_t cache_count, cache_bytes;
 static uint64_t released_bytes;
+static size_t peak_now, peak_prev; /* live span bytes: this window's peak, the last one's */
+static uint64_t peak_window_ns;
+static _Atomic(alloc_headroom_fn) headroom_hook;
+
+void alloc_set_headroom_hook(alloc_headroom_fn fn) {
+    atomic_store_explicit(&headroom_hook, fn, memory_order_release);
+}
+
+/* Starts a new peak window when the current one is over (frees advance it:
+ * the peak seen since the last one stays the recent peak for one window). */
+static void peak_advance_locked(uint64_t now) {
+    if (now - peak_window_ns < LARGE_PEAK_WINDOW_NS) return;
+    peak_prev = peak_now;
+    peak_now = span_bytes;
+    peak_window_ns = now;
+}
+
+/* The bytes the cache may hold now, with `incoming` bytes (charged, about to
+ * be freed) not yet in it and `pending` bytes about to be charged: the smaller
+ * of half the room under the Conservative threshold that the cache and the
+ * incoming span leave, and the live bytes' distance to their recent peak plus
+ * an eighth of that peak. */
+static size_t cache_limit_locked(size_t incoming, size_t pending) {
+    size_t recent = peak_now > peak_prev ? peak_now : peak_prev;
+    size_t allowed = recent + recent / 8;
+    size_t limit = allowed > span_bytes ? allowed - span_bytes : 0;
+    alloc_headroom_fn hook = atomic_load_explicit(&headroom_hook, memory_order_acquire);
+    if (hook != NULL) {
+        uint64_t headroom = hook();
+        if (headroom <= pending) return 0; /* at or over the threshold: keep nothing */
+        headroom -= pending;
+        uint64_t room = headroom + cache_bytes + incoming;
+        if (room < headroom) room = UINT64_MAX; /* saturate */
+        if (room / 2 < limit) limit = (size_t)(room / 2);
+    }
+    return limit;
+}
+
 /* The last LARGE_UNMAPPED_SLOTS ranges unmapped (a ring, guarded by
  * large_lock): a free of an address in one of them is a double free as long
  * as nobody mapped its page since, which large_check_unknown asks the kernel. */
@@ -71,6 +121,7 @@ static void hash_insert_locked(struct span *span) {
     *head = span;
     span_count++;
     span_bytes += span->size;
+    if (span_bytes > peak_now) peak_now = span_bytes;
 }
 
 static struct span *hash_remove_locked(uintptr_t addr) {
@@ -174,6 +225,18 @@ static void cache_put_piece(uintptr_t addr, size_t size, uint64_t now) {
     budget_uncharge(size);
 }
 
+/* Takes the cached span idle longest, or none when the cache is empty. */
+static struct span *cache_take_oldest_locked(void) {
+    if (cache_count == 0) return NULL;
+    size_t oldest = 0;
+    for (size_t i = 1; i < cache_count; i++)
+        if (cache[i]->freed_ns < cache[oldest]->freed_ns) oldest = i;
+    struct span *span = cache[oldest];
+    cache[oldest] = cache[--cache_count];
+    cache_bytes -= span->size;
+    return span;
+}
+
 /* Takes the cached span that starts right where [addr, addr + size) ends. */
 static struct span *cache_take_adjacent_locked(uintptr_t end) {
     for (size_t i = 0; i < cache_count; i++) {
@@ -184,6 +247,23 @@ static struct span *cache_take_adjacent_locked(uintptr_t end) {
         return span;
     }
     return NULL;
+}
+
+/* Before `need` fresh bytes are charged: drops the spans idle longest until
+ * the cache fits its limit with those bytes counted, so that a charge reaches
+ * the Conservative threshold only with the cache empty, never because of it. */
+static void cache_make_room(size_t need) {
+    for (;;) {
+        mb_lock(&large_lock);
+        struct span *victim = NULL;
+        if (cache_count > 0 && cache_bytes > cache_limit_locked(0, need)) {
+            victim = cache_take_oldest_locked();
+            released_bytes += victim->size;
+        }
+        mb_unlock(&large_lock);
+        if (victim == NULL) return;
+        span_destroy(victim);
+    }
 }
 
 static size_t round_to_pages(size_t size) {
@@ -229,6 +309,7 @@ void *large_alloc(size_t size, size_t align, bool zero) {
     }
     if (span == NULL) {
         alloc_tick();
+        cache_make_room(need);
         span = meta_alloc(sizeof *span);
         if (span == NULL) return NULL;
         if (!budget_charge(need)) {
@@ -279,10 +360,11 @@ bool large_free(void *p) {
         alloc_sampled_free(p);
         mb_lock(&large_lock);
     }
-    /* Keep it for reuse unless it is too big; make room by evicting the span
-     * that has been idle longest.  The scavenger drops spans idle for a while,
-     * and budget pressure drops them all. */
-    size_t cache_limit = LARGE_CACHE_MAX_BYTES;
+    /* Keep it for reuse within the cache's limit; make room by evicting the
+     * span that has been idle longest.  The scavenger drops spans idle for a
+     * while, and a policy rise or budget pressure trims the cache. */
+    peak_advance_locked(now);
+    size_t cache_limit = cache_limit_locked(span->size, 0);
     /* Coalesce with cached neighbours (pieces split off earlier), so the cache
      * holds a few large warm spans rather than many small ones. */
     struct span *merged[2] = {NULL, NULL};
@@ -308,26 +390,23 @@ bool large_free(void *p) {
         mb_lock(&large_lock);
     }
     victim = span;
-    if (span->size <= LARGE_CACHE_ITEM_MAX && span->size <= cache_limit) {
-        while (cache_count > 0 &&
-               (cache_count == LARGE_CACHE_SLOTS || cache_bytes + span->size > cache_limit)) {
-            size_t oldest = 0;
-            for (size_t i = 1; i < cache_count; i++)
-                if (cache[i]->freed_ns < cache[oldest]->freed_ns) oldest = i;
-            struct span *evicted = cache[oldest];
-            cache[oldest] = cache[--cache_count];
-            cache_bytes -= evicted->size;
-            released_bytes += evicted->size;
-            mb_unlock(&large_lock);
-            span_destroy(evicted);
-            mb_lock(&large_lock);
-        }
-        if (cache_count < LARGE_CACHE_SLOTS && cache_bytes + span->size <= cache_limit) {
-            span->freed_ns = now;
-            cache[cache_count++] = span;
-            cache_bytes += span->size;
-            victim = NULL;
-        }
+    /* Evict down to the limit, with room for this span when it fits: the
+     * limit shrinks as the footprint nears the threshold. */
+    bool keep = span->size <= cache_limit;
+    size_t want = keep ? span->size : 0;
+    while (cache_count > 0 && ((keep && cache_count == LARGE_CACHE_SLOTS) ||
+                               cache_bytes + want > cache_limit)) {
+        struct span *evicted = cache_take_oldest_locked();
+        released_bytes += evicted->size;
+        mb_unlock(&large_lock);
+        span_destroy(evicted);
+        mb_lock(&large_lock);
+    }
+    if (keep && cache_count < LARGE_CACHE_SLOTS && cache_bytes + span->size <= cache_limit) {
+        span->freed_ns = now;
+        cache[cache_count++] = span;
+        cache_bytes += span->size;
+        victim = NULL;
     }
     if (victim) released_bytes += victim->size;
     mb_unlock(&large_lock);
@@ -435,10 +514,13 @@ size_t large_release_cache(uint64_t now_ns, uint64_t min_age_ns) {
                 victim = cache[i];
                 cache[i] = cache[--cache_count];
                 cache_bytes -= victim->size;
-                released_bytes += victim->size;
                 break;
             }
         }
+        /* Then down to the limit the headroom and the recent peak allow now:
+         * nothing once the policy has left Unrestricted. */
+        if (victim == NULL && cache_bytes > cache_limit_locked(0, 0)) victim = cache_take_oldest_locked();
+        if (victim != NULL) released_bytes += victim->size;
         mb_unlock(&large_lock);
         if (victim == NULL) return released;
         released += victim->size;

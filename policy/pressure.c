@@ -369,6 +369,17 @@ static void publish_thresholds(const struct mb_limits *lim) {
                           memory_order_relaxed);
 }
 
+/* The allocator's headroom hook (alloc/alloc.h): the room under the
+ * Conservative threshold while the policy is Unrestricted. */
+static uint64_t conservative_headroom(void) {
+    if (!atomic_load_explicit(&enabled, memory_order_acquire)) return UINT64_MAX;
+    if (atomic_load_explicit(&policy, memory_order_relaxed) != MB_POLICY_UNRESTRICTED) return 0;
+    uint64_t limit = threshold(T_CONSERVATIVE);
+    if (limit == UINT64_MAX) return UINT64_MAX;
+    uint64_t footprint = mb_monitor_footprint();
+    return footprint < limit ? limit - footprint : 0;
+}
+
 void mb_pressure_init(const struct mb_config *cfg, const struct mb_limits *lim) {
     config = *cfg;
     limits[0] = *lim;
@@ -381,6 +392,7 @@ void mb_pressure_init(const struct mb_config *cfg, const struct mb_limits *lim) 
     gate_enter();
     set_next_threshold();
     gate_leave();
+    alloc_set_headroom_hook(conservative_headroom);
 }
 
 bool mb_pressure_enabled(void) { return atomic_load_explicit(&enabled, memory_order_acquire); }
@@ -447,6 +459,7 @@ static void rearm(void) {
     gate_enter();
     set_next_threshold();
     gate_leave();
+    alloc_set_headroom_hook(conservative_headroom);
 }
 
 int mb_pressure_set_limit(uint64_t bytes) {
@@ -575,6 +588,7 @@ void mb_pressure_atfork_child(void) {
     gate_enter();
     set_next_threshold();
     gate_leave();
+    alloc_set_headroom_hook(conservative_headroom);
 }
 
 /* ---- pressure sent from outside (membudget release, policy/control.c) ----- */
