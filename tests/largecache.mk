@@ -18,9 +18,10 @@ $(LARGECACHE_PROG): tests/largecache/largecache.c include/membudget.h tests/larg
 
 check-largecache: $(LARGECACHE_PROG) $(REL_LIB) $(DEBUG_LIB)
 	@mkdir -p $(RESULTS)
-	@bash -o pipefail -c 'fails=0; for lib in $(abspath $(REL_LIB)) $(abspath $(DEBUG_LIB)); do \
+	@bash -o pipefail -c 'fails=0 passes=0; for lib in $(abspath $(REL_LIB)) $(abspath $(DEBUG_LIB)); do \
 		for c in headroom rise release fork; do \
-			if env $(LARGECACHE_ENV) LD_PRELOAD=$$lib $(LARGECACHE_PROG) $$c; then :; \
-			else echo "largecache: $$c under $$lib failed"; fails=$$((fails + 1)); fi; \
-		done; done; echo "largecache: $$fails failed of 8"; test $$fails -eq 0' 2>&1 \
+			if env $(LARGECACHE_ENV) LD_PRELOAD=$$lib $(LARGECACHE_PROG) $$c; then \
+			echo "ok $$c under $$lib"; passes=$$((passes + 1)); \
+			else echo "FAIL $$c under $$lib"; fails=$$((fails + 1)); fi; \
+		done; done; echo "largecache: $$passes passed, $$fails failed"; test $$fails -eq 0' 2>&1 \
 		| tee $(RESULTS)/largecache.txt
