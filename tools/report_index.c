@@ -3,22 +3,26 @@
  * answered from earlier ones.
  *
  * libdw's dwarf_getscopes walks the unit's DIE tree for every address it is
- * asked about: once, pruned, to find the DIEs containing the address, and,
- * when the innermost of them lies in an inlined call, again (without pruning)
- * to find the abstract definition of the deepest inlined call, whose own
- * enclosing scopes follow it.  dwarf_getscopes_die walks the tree until it
- * meets the DIE.  For a library such as libpython with its debug symbols,
- * whose units hold tens of thousands of DIEs, that was nearly all of the
- * report's time.
+ * asked about, and dwarf_getscopes_die walks the tree until it meets the DIE.
+ * For a library such as libpython with its debug symbols, whose units hold
+ * tens of thousands of DIEs, that was nearly all of the report's time.  Nor
+ * does dwarf_getscopes give every inlined call: past the innermost inlined
+ * call it answers the scopes around that call's abstract definition, not the
+ * calls it is nested in (inner inlined into middle inlined into outer: inner,
+ * then outer's unit, middle lost), and none at all when that definition lies
+ * in another unit (link-time optimization: DW_FORM_ref_addr; dwz: a partial
+ * unit or the .gnu_debugaltlink file).
  *
  * Here the tree of a unit is walked once, by the same rules as libdw's walk
  * (children of the DIEs that may hold scopes; the children of an imported
  * partial unit taken in place of the DW_TAG_imported_unit that imports it)
  * into an array in preorder, each node with its parent, the end of its
  * subtree and its address ranges (dwarf_ranges, which dwarf_haspc reads), and
- * a table from DIE address to node.  A lookup then descends from the unit
- * through the first child containing the address at each level, as the pruned
- * walk does, and answers the same scopes in the same order.
+ * a table from DIE address to node.  A lookup of an address descends from the
+ * unit through the first child containing the address at each level, as
+ * libdw's pruned walk does, and answers that whole path, innermost first:
+ * each inlined call on it is one of the calls active at the address, in the
+ * order addr2line -i and gdb list them.
  *
  * What differs from libdw: an error met while walking a unit (malformed
  * DWARF, an import cycle, nesting deeper than SCOPES_DEPTH_MAX, memory) makes
@@ -290,37 +294,16 @@ static size_t pc_path(const struct unit_index *x, Dwarf_Addr pc, uint32_t *path,
     return len;
 }
 
-int rp_scopes_pc(struct rp_scopes *s, Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die **scopes) {
+int rp_scopes_path(struct rp_scopes *s, Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die **scopes) {
     struct unit_index *x = s != NULL && cudie != NULL ? unit_of(s, cudie) : NULL;
     if (x == NULL || x->failed) return -1;
     uint32_t path[SCOPES_DEPTH_MAX + 2];
     size_t len = pc_path(x, pc, path, sizeof path / sizeof path[0]);
     if (len == 1) return 0; /* no DIE of the unit contains pc */
-    /* The deepest inlined call: the scopes from the innermost out to it, then
-     * those around its abstract definition (none without an inlined call:
-     * then the path out to the unit). */
-    size_t inlined = 0;
-    for (size_t k = 1; k < len; k++)
-        if (x->nodes[path[k]].tag == DW_TAG_inlined_subroutine) inlined = k;
-    uint32_t origin = NONE;
-    size_t n = len - inlined;
-    if (inlined != 0) {
-        Dwarf_Attribute attr;
-        Dwarf_Die die;
-        if (dwarf_formref_die(
-                dwarf_attr(&x->nodes[path[inlined]].die, DW_AT_abstract_origin, &attr), &die) ==
-            NULL)
-            return -1;
-        if ((origin = find(x, die.addr)) == NONE) return 0; /* not in this unit's walk */
-        n += depth_of(x, origin);
-    }
+    size_t n = len - 1;     /* the unit itself left out */
     Dwarf_Die *out = malloc(n * sizeof *out);
     if (out == NULL) return -1;
-    size_t k = 0;
-    for (size_t i = len; i-- > inlined;) out[k++] = x->nodes[path[i]].die;
-    if (origin != NONE)
-        for (uint32_t p = x->nodes[origin].parent; p != NONE; p = x->nodes[p].parent)
-            out[k++] = x->nodes[p].die;
+    for (size_t k = 0; k < n; k++) out[k] = x->nodes[path[len - 1 - k]].die;
     *scopes = out;
     return (int)n;
 }

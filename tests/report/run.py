@@ -28,6 +28,10 @@ Cases:
              inside it by the inner symbol, though the outer one was named
              first (a module's symbol lookups are answered from earlier ones
              only between two symbol boundaries)
+  inline3    calls inlined in one another (inner into middle into outer into
+             chain, -O2 -g): every inlined call a frame of its own, innermost
+             first, each caller at the line of its call; names and lines the
+             same as addr2line -i -f for the return address
   diff       --diff OLD NEW over two membudget_dump() reports of a program
              that leaks at one site between them: that site first, with the
              growth, in the text, --folded (differential) and --json; bad
@@ -621,6 +625,60 @@ def check_symbol_boundaries():
             or not inner[0][1] > 0 or not inner[1][1] > 0):
         return fail(name, "innermost frames %s" % inner)
     ok(name + " (two_parts+%d, inner_part+%d)" % (inner[0][1], inner[1][1]))
+
+
+def addr2line_frames(module, offset):
+    """addr2line -i -f -C's frames for offset in module: (function, file's
+    base name, line), innermost first; None when it cannot be run."""
+    try:
+        p = subprocess.run(["addr2line", "-i", "-f", "-C", "-e", module, "0x%x" % offset],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+    except FileNotFoundError:
+        return None
+    lines = p.stdout.splitlines()
+    frames = []
+    for fn, where in zip(lines[0::2], lines[1::2]):
+        where = where.split(" (discriminator")[0]
+        path, _, line = where.rpartition(":")
+        frames.append((fn, os.path.basename(path), int(line) if line.isdigit() else 0))
+    return frames
+
+
+def check_inline3():
+    name = "inline3: calls inlined in one another, each a frame, as addr2line -i lists them"
+    d = os.path.join(tmp, "inline3")
+    os.makedirs(d, exist_ok=True)
+    prog = os.path.join(BIN, "inline3")
+    rc, out, err = run([prog, d], clean_env({"MEMBUDGET_SAMPLE": "1"}, LIB))
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    path = os.path.join(d, "inline3.json")
+    r = report_json(path)
+    frames = r["sites"][0]["frames"] if r["sites"] else []
+    k = next((i for i, f in enumerate(frames) if f.get("function") == "chain"), None)
+    if k is None:
+        return fail(name, "no frame names chain: %s" % frames)
+    address = frames[k]["address"]
+    got = [(f.get("function"), os.path.basename(f.get("file", "")), f.get("line"))
+           for f in frames[:k + 1] if f["address"] == address]
+    marks = [bool(f.get("inlined")) for f in frames[:k + 1]]
+    # A return address: the call is the byte before it.
+    want = addr2line_frames(prog, int(frames[k]["offset"], 16) - 1)
+    if want is None:
+        return skip(name, "addr2line (binutils) not installed")
+    names = [w[0] for w in want]
+    if names != ["inner", "middle", "outer", "chain"]:
+        return fail(name, "addr2line -i lists %s (the build did not inline the chain)" % want)
+    if got != want or marks != [True, True, True, False]:
+        return fail(name, "report %s (inlined %s), addr2line -i %s" % (got, marks, want))
+    text = report("--frames", "0", path)[1]
+    src = os.path.basename(want[0][1])
+    for fn, _, line in want:
+        mark = " (inlined)" if fn != "chain" else ""
+        if not re.search(r"^ +%s%s  \S*%s:%d$" % (fn, re.escape(mark), re.escape(src), line),
+                         text, re.M):
+            return fail(name, "text has no line for %s%s at %s:%d" % (fn, mark, src, line), text)
+    ok(name + " (%s)" % ", ".join("%s:%d" % (fn, line) for fn, _, line in want))
 
 
 # ---- report --diff -------------------------------------------------------------------
@@ -1337,6 +1395,7 @@ def main():
     check_resample()
     check_cxx()
     check_symbol_boundaries()
+    check_inline3()
     check_diff()
     check_huge_requests()
     check_non_ascii_paths()
