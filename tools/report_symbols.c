@@ -201,6 +201,11 @@ static const char *die_linkage_name(Dwarf_Die *die) {
     return NULL;
 }
 
+static bool is_c(int lang) {
+    return lang == DW_LANG_C89 || lang == DW_LANG_C || lang == DW_LANG_C99 ||
+           lang == DW_LANG_C11 || lang == 0x2c /* DW_LANG_C17 */;
+}
+
 static bool die_qualified_name(struct rp_scopes *units, Dwarf_Die *die, char *buf, size_t cap) {
     Dwarf_Attribute attr;
     const char *name = NULL;
@@ -217,7 +222,11 @@ static bool die_qualified_name(struct rp_scopes *units, Dwarf_Die *die, char *bu
     }
     struct mb_buf b = mb_buf_on(buf, cap);
     Dwarf_Die *scopes = NULL;
-    int n = rp_scopes_die(units, &decl, &scopes);
+    /* C has no namespaces or classes around a function: its unit (with
+     * link-time optimization, often not the unit of the call) is not walked. */
+    Dwarf_Die unit;
+    bool c = dwarf_diecu(&decl, &unit, NULL, NULL) != NULL && is_c(dwarf_srclang(&unit));
+    int n = c ? 0 : rp_scopes_die(units, &decl, &scopes);
     /* scopes[0] is the declaration, then each scope around it outwards. */
     for (int i = n - 1; i > 0; i--) {
         int tag = dwarf_tag(&scopes[i]);
