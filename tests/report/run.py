@@ -32,6 +32,11 @@ Cases:
              chain, -O2 -g): every inlined call a frame of its own, innermost
              first, each caller at the line of its call; names and lines the
              same as addr2line -i -f for the return address
+  dwz        the same chain in two units of one program, its DWARF rewritten
+             by dwz (the inlined functions' definitions moved to a partial
+             unit the two units import): the frames equal addr2line -i -f's
+             for the program before dwz (binutils' addr2line does not follow
+             the partial unit); skipped without dwz
   lto        Debian's python3.11 (link-time optimized, python3.11-dbg's
              DWARF): on a dump of it, the interpreter's frames of up to 300
              return addresses equal addr2line -i -f's, inlined calls included
@@ -683,6 +688,52 @@ def check_inline3():
         if not re.search(r"^ +%s%s  \S*%s:%d$" % (fn, re.escape(mark), re.escape(src), line),
                          text, re.M):
             return fail(name, "text has no line for %s%s at %s:%d" % (fn, mark, src, line), text)
+    ok(name + " (%s)" % ", ".join("%s:%d" % (fn, line) for fn, _, line in want))
+
+
+# The chain of inline3.c a second time, in a unit of its own.
+DWZ_SECOND = """#define main inline3_second_main
+#define chain chain_again
+#include "%s"
+"""
+
+
+def check_dwz():
+    name = "dwz: inlined calls whose definitions dwz moved to a partial unit, as addr2line -i lists them"
+    if not shutil.which("dwz"):
+        return skip(name, "dwz not installed")
+    d = os.path.join(tmp, "dwz")
+    os.makedirs(d, exist_ok=True)
+    second, plain, prog = (os.path.join(d, n) for n in ("second.c", "plain", "inline3-dwz"))
+    with open(second, "w") as f:
+        f.write(DWZ_SECOND % os.path.join(HERE, "inline3.c"))
+    flags = ["-std=c11", "-O2", "-g", "-fno-omit-frame-pointer"]
+    steps = [["cc"] + flags + ["-c", os.path.join(HERE, "inline3.c"), "-o", plain + "1.o"],
+             ["cc"] + flags + ["-c", second, "-o", plain + "2.o"],
+             ["cc", plain + "1.o", plain + "2.o", "-o", plain, "-ldl"],
+             ["cp", plain, prog], ["dwz", prog], ["readelf", "--debug-dump=info", prog]]
+    for cmd in steps:
+        rc, out, err = run(cmd)
+        if rc != 0:
+            return fail(name, "%s: exit %s" % (cmd[0], rc), err)
+    if "DW_TAG_imported_unit" not in out:
+        return skip(name, "dwz made no partial unit of the two units")
+    rc, out, err = run([prog, d], clean_env({"MEMBUDGET_SAMPLE": "1"}, LIB))
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    r = report_json(os.path.join(d, "inline3.json"))
+    frames = r["sites"][0]["frames"] if r["sites"] else []
+    k = next((i for i, f in enumerate(frames) if f.get("function") == "chain"), None)
+    if k is None:
+        return fail(name, "no frame names chain: %s" % frames)
+    got = [(f.get("function"), os.path.basename(f.get("file", "")), f.get("line"))
+           for f in frames[:k + 1]]
+    # dwz rewrites the DWARF only: the code and its addresses are the same.
+    want = addr2line_frames(plain, int(frames[k]["offset"], 16) - 1)
+    if want is None:
+        return skip(name, "addr2line (binutils) not installed")
+    if [w[0] for w in want] != ["inner", "middle", "outer", "chain"] or got != want:
+        return fail(name, "report %s, addr2line -i (before dwz) %s" % (got, want))
     ok(name + " (%s)" % ", ".join("%s:%d" % (fn, line) for fn, _, line in want))
 
 
@@ -1497,6 +1548,7 @@ def main():
     check_cxx()
     check_symbol_boundaries()
     check_inline3()
+    check_dwz()
     check_lto()
     check_diff()
     check_huge_requests()
