@@ -57,6 +57,12 @@ struct node {
     int tag;
 };
 
+/* A range of one of the unit's children: [lo, hi) of node. */
+struct span {
+    Dwarf_Addr lo, hi;
+    uint32_t node;
+};
+
 struct unit_index {
     void *root; /* the unit DIE's address: the key */
     bool failed;
@@ -65,6 +71,9 @@ struct unit_index {
     Dwarf_Addr (*ranges)[2];
     size_t range_count, range_cap;
     uint32_t *slots; /* DIE address -> node + 1 (0: empty), its first in preorder */
+    struct span *top; /* the ranges of the unit's children, by start (top_by_start) */
+    Dwarf_Addr *top_end; /* top_end[k]: the largest end of top[0 .. k] */
+    size_t top_count;
     size_t mask;
 };
 
@@ -209,6 +218,51 @@ static bool build_table(struct unit_index *x) {
     return true;
 }
 
+static int span_order(const void *a, const void *b) {
+    const struct span *x = a, *y = b;
+    if (x->lo != y->lo) return x->lo < y->lo ? -1 : 1;
+    return x->node < y->node ? -1 : x->node > y->node;
+}
+
+/* The ranges of the unit's children sorted by start, with the largest end
+ * so far: a unit of a program built with link-time optimization has
+ * thousands of functions, which each lookup would otherwise try in turn. */
+static bool build_top(struct unit_index *x) {
+    size_t n = 0;
+    for (uint32_t j = 1; j < x->nodes[0].end; j = x->nodes[j].end) n += x->nodes[j].range_count;
+    if (n == 0) return true;
+    x->top = malloc(n * sizeof *x->top);
+    x->top_end = malloc(n * sizeof *x->top_end);
+    if (x->top == NULL || x->top_end == NULL) return false;
+    for (uint32_t j = 1; j < x->nodes[0].end; j = x->nodes[j].end)
+        for (uint32_t k = 0; k < x->nodes[j].range_count; k++) {
+            const Dwarf_Addr *range = x->ranges[x->nodes[j].range_first + k];
+            x->top[x->top_count++] = (struct span){range[0], range[1], j};
+        }
+    qsort(x->top, x->top_count, sizeof *x->top, span_order);
+    for (size_t k = 0; k < x->top_count; k++)
+        x->top_end[k] = k == 0 || x->top[k].hi > x->top_end[k - 1] ? x->top[k].hi : x->top_end[k - 1];
+    return true;
+}
+
+/* The unit's first child (in preorder) containing pc, or NONE: among the
+ * spans starting at or before pc, back from the last one, as long as one of
+ * them may still end after pc. */
+static uint32_t top_child(const struct unit_index *x, Dwarf_Addr pc) {
+    size_t lo = 0, hi = x->top_count; /* the first span starting after pc */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (x->top[mid].lo <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint32_t found = NONE;
+    for (size_t k = lo; k-- > 0 && x->top_end[k] > pc;)
+        if (x->top[k].hi > pc && x->top[k].node < found) found = x->top[k].node;
+    return found;
+}
+
 /* The index of the unit whose DIE is root, walked now; on an error, one
  * marked failed (and holding nothing). */
 static struct unit_index *build(Dwarf_Die *root) {
@@ -222,12 +276,14 @@ static struct unit_index *build(Dwarf_Die *root) {
               (r != 0 || walk_children(x, 0, first, NULL, 1));
     if (ok) {
         x->nodes[0].end = (uint32_t)x->count;
-        ok = build_table(x);
+        ok = build_table(x) && build_top(x);
     }
     if (!ok) {
         free(x->nodes);
         free(x->ranges);
         free(x->slots);
+        free(x->top);
+        free(x->top_end);
         *x = (struct unit_index){.root = root->addr, .failed = true};
     }
     return x;
@@ -256,6 +312,8 @@ void rp_scopes_free(struct rp_scopes *s) {
         free(s->units[i]->nodes);
         free(s->units[i]->ranges);
         free(s->units[i]->slots);
+        free(s->units[i]->top);
+        free(s->units[i]->top_end);
         free(s->units[i]);
     }
     free(s->units);
@@ -285,8 +343,9 @@ static size_t pc_path(const struct unit_index *x, Dwarf_Addr pc, uint32_t *path,
     uint32_t at = 0;
     path[len++] = 0;
     while (len < cap) {
-        uint32_t found = NONE;
-        for (uint32_t j = at + 1; j < x->nodes[at].end && found == NONE; j = x->nodes[j].end)
+        uint32_t found = at == 0 ? top_child(x, pc) : NONE;
+        for (uint32_t j = at + 1; at != 0 && j < x->nodes[at].end && found == NONE;
+             j = x->nodes[j].end)
             if (has_pc(x, j, pc)) found = j;
         if (found == NONE) break;
         path[len++] = at = found;
