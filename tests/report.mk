@@ -8,7 +8,8 @@
 
 REPORT_TEST_DIR   := $(BUILD_ROOT)/tests/report
 REPORT_TEST_PROGS := $(REPORT_TEST_DIR)/leak3 $(REPORT_TEST_DIR)/hold $(REPORT_TEST_DIR)/resample \
-	$(REPORT_TEST_DIR)/grow $(REPORT_TEST_DIR)/cxxnames $(REPORT_TEST_DIR)/twosyms
+	$(REPORT_TEST_DIR)/grow $(REPORT_TEST_DIR)/cxxnames $(REPORT_TEST_DIR)/twosyms \
+	$(REPORT_TEST_DIR)/inline3
 # Each leaking function a frame of its own, with line information.
 REPORT_TEST_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -fno-inline \
 	-Wall -Wextra -Werror -pthread
@@ -25,6 +26,11 @@ $(REPORT_TEST_DIR)/%: tests/report/%.c tests/report.mk
 $(REPORT_TEST_DIR)/cxxnames: tests/report/cxxnames.cc tests/report.mk
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror $< -o $@ -ldl
+
+# Calls inlined in one another: optimized, each of the three forced inline.
+$(REPORT_TEST_DIR)/inline3: tests/report/inline3.c tests/report.mk
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -fno-omit-frame-pointer -Wall -Wextra -Werror $< -o $@ -ldl
 
 check-report: $(REL_LIB) $(DEBUG_LIB) $(BUILD_ROOT)/membudget-report $(REPORT_TEST_PROGS)
 	@mkdir -p $(RESULTS)

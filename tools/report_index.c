@@ -3,22 +3,26 @@
  * answered from earlier ones.
  *
  * libdw's dwarf_getscopes walks the unit's DIE tree for every address it is
- * asked about: once, pruned, to find the DIEs containing the address, and,
- * when the innermost of them lies in an inlined call, again (without pruning)
- * to find the abstract definition of the deepest inlined call, whose own
- * enclosing scopes follow it.  dwarf_getscopes_die walks the tree until it
- * meets the DIE.  For a library such as libpython with its debug symbols,
- * whose units hold tens of thousands of DIEs, that was nearly all of the
- * report's time.
+ * asked about, and dwarf_getscopes_die walks the tree until it meets the DIE.
+ * For a library such as libpython with its debug symbols, whose units hold
+ * tens of thousands of DIEs, that was nearly all of the report's time.  Nor
+ * does dwarf_getscopes give every inlined call: past the innermost inlined
+ * call it answers the scopes around that call's abstract definition, not the
+ * calls it is nested in (inner inlined into middle inlined into outer: inner,
+ * then outer's unit, middle lost), and none at all when that definition lies
+ * in another unit (link-time optimization: DW_FORM_ref_addr; dwz: a partial
+ * unit or the .gnu_debugaltlink file).
  *
  * Here the tree of a unit is walked once, by the same rules as libdw's walk
  * (children of the DIEs that may hold scopes; the children of an imported
  * partial unit taken in place of the DW_TAG_imported_unit that imports it)
  * into an array in preorder, each node with its parent, the end of its
  * subtree and its address ranges (dwarf_ranges, which dwarf_haspc reads), and
- * a table from DIE address to node.  A lookup then descends from the unit
- * through the first child containing the address at each level, as the pruned
- * walk does, and answers the same scopes in the same order.
+ * a table from DIE address to node.  A lookup of an address descends from the
+ * unit through the first child containing the address at each level, as
+ * libdw's pruned walk does, and answers that whole path, innermost first:
+ * each inlined call on it is one of the calls active at the address, in the
+ * order addr2line -i and gdb list them.
  *
  * What differs from libdw: an error met while walking a unit (malformed
  * DWARF, an import cycle, nesting deeper than SCOPES_DEPTH_MAX, memory) makes
@@ -53,6 +57,12 @@ struct node {
     int tag;
 };
 
+/* A range of one of the unit's children: [lo, hi) of node. */
+struct span {
+    Dwarf_Addr lo, hi;
+    uint32_t node;
+};
+
 struct unit_index {
     void *root; /* the unit DIE's address: the key */
     bool failed;
@@ -61,6 +71,9 @@ struct unit_index {
     Dwarf_Addr (*ranges)[2];
     size_t range_count, range_cap;
     uint32_t *slots; /* DIE address -> node + 1 (0: empty), its first in preorder */
+    struct span *top; /* the ranges of the unit's children, by start (top_by_start) */
+    Dwarf_Addr *top_end; /* top_end[k]: the largest end of top[0 .. k] */
+    size_t top_count;
     size_t mask;
 };
 
@@ -205,6 +218,51 @@ static bool build_table(struct unit_index *x) {
     return true;
 }
 
+static int span_order(const void *a, const void *b) {
+    const struct span *x = a, *y = b;
+    if (x->lo != y->lo) return x->lo < y->lo ? -1 : 1;
+    return x->node < y->node ? -1 : x->node > y->node;
+}
+
+/* The ranges of the unit's children sorted by start, with the largest end
+ * so far: a unit of a program built with link-time optimization has
+ * thousands of functions, which each lookup would otherwise try in turn. */
+static bool build_top(struct unit_index *x) {
+    size_t n = 0;
+    for (uint32_t j = 1; j < x->nodes[0].end; j = x->nodes[j].end) n += x->nodes[j].range_count;
+    if (n == 0) return true;
+    x->top = malloc(n * sizeof *x->top);
+    x->top_end = malloc(n * sizeof *x->top_end);
+    if (x->top == NULL || x->top_end == NULL) return false;
+    for (uint32_t j = 1; j < x->nodes[0].end; j = x->nodes[j].end)
+        for (uint32_t k = 0; k < x->nodes[j].range_count; k++) {
+            const Dwarf_Addr *range = x->ranges[x->nodes[j].range_first + k];
+            x->top[x->top_count++] = (struct span){range[0], range[1], j};
+        }
+    qsort(x->top, x->top_count, sizeof *x->top, span_order);
+    for (size_t k = 0; k < x->top_count; k++)
+        x->top_end[k] = k == 0 || x->top[k].hi > x->top_end[k - 1] ? x->top[k].hi : x->top_end[k - 1];
+    return true;
+}
+
+/* The unit's first child (in preorder) containing pc, or NONE: among the
+ * spans starting at or before pc, back from the last one, as long as one of
+ * them may still end after pc. */
+static uint32_t top_child(const struct unit_index *x, Dwarf_Addr pc) {
+    size_t lo = 0, hi = x->top_count; /* the first span starting after pc */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (x->top[mid].lo <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint32_t found = NONE;
+    for (size_t k = lo; k-- > 0 && x->top_end[k] > pc;)
+        if (x->top[k].hi > pc && x->top[k].node < found) found = x->top[k].node;
+    return found;
+}
+
 /* The index of the unit whose DIE is root, walked now; on an error, one
  * marked failed (and holding nothing). */
 static struct unit_index *build(Dwarf_Die *root) {
@@ -218,12 +276,14 @@ static struct unit_index *build(Dwarf_Die *root) {
               (r != 0 || walk_children(x, 0, first, NULL, 1));
     if (ok) {
         x->nodes[0].end = (uint32_t)x->count;
-        ok = build_table(x);
+        ok = build_table(x) && build_top(x);
     }
     if (!ok) {
         free(x->nodes);
         free(x->ranges);
         free(x->slots);
+        free(x->top);
+        free(x->top_end);
         *x = (struct unit_index){.root = root->addr, .failed = true};
     }
     return x;
@@ -252,6 +312,8 @@ void rp_scopes_free(struct rp_scopes *s) {
         free(s->units[i]->nodes);
         free(s->units[i]->ranges);
         free(s->units[i]->slots);
+        free(s->units[i]->top);
+        free(s->units[i]->top_end);
         free(s->units[i]);
     }
     free(s->units);
@@ -281,8 +343,9 @@ static size_t pc_path(const struct unit_index *x, Dwarf_Addr pc, uint32_t *path,
     uint32_t at = 0;
     path[len++] = 0;
     while (len < cap) {
-        uint32_t found = NONE;
-        for (uint32_t j = at + 1; j < x->nodes[at].end && found == NONE; j = x->nodes[j].end)
+        uint32_t found = at == 0 ? top_child(x, pc) : NONE;
+        for (uint32_t j = at + 1; at != 0 && j < x->nodes[at].end && found == NONE;
+             j = x->nodes[j].end)
             if (has_pc(x, j, pc)) found = j;
         if (found == NONE) break;
         path[len++] = at = found;
@@ -290,37 +353,16 @@ static size_t pc_path(const struct unit_index *x, Dwarf_Addr pc, uint32_t *path,
     return len;
 }
 
-int rp_scopes_pc(struct rp_scopes *s, Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die **scopes) {
+int rp_scopes_path(struct rp_scopes *s, Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die **scopes) {
     struct unit_index *x = s != NULL && cudie != NULL ? unit_of(s, cudie) : NULL;
     if (x == NULL || x->failed) return -1;
     uint32_t path[SCOPES_DEPTH_MAX + 2];
     size_t len = pc_path(x, pc, path, sizeof path / sizeof path[0]);
     if (len == 1) return 0; /* no DIE of the unit contains pc */
-    /* The deepest inlined call: the scopes from the innermost out to it, then
-     * those around its abstract definition (none without an inlined call:
-     * then the path out to the unit). */
-    size_t inlined = 0;
-    for (size_t k = 1; k < len; k++)
-        if (x->nodes[path[k]].tag == DW_TAG_inlined_subroutine) inlined = k;
-    uint32_t origin = NONE;
-    size_t n = len - inlined;
-    if (inlined != 0) {
-        Dwarf_Attribute attr;
-        Dwarf_Die die;
-        if (dwarf_formref_die(
-                dwarf_attr(&x->nodes[path[inlined]].die, DW_AT_abstract_origin, &attr), &die) ==
-            NULL)
-            return -1;
-        if ((origin = find(x, die.addr)) == NONE) return 0; /* not in this unit's walk */
-        n += depth_of(x, origin);
-    }
+    size_t n = len - 1;     /* the unit itself left out */
     Dwarf_Die *out = malloc(n * sizeof *out);
     if (out == NULL) return -1;
-    size_t k = 0;
-    for (size_t i = len; i-- > inlined;) out[k++] = x->nodes[path[i]].die;
-    if (origin != NONE)
-        for (uint32_t p = x->nodes[origin].parent; p != NONE; p = x->nodes[p].parent)
-            out[k++] = x->nodes[p].die;
+    for (size_t k = 0; k < n; k++) out[k] = x->nodes[path[len - 1 - k]].die;
     *scopes = out;
     return (int)n;
 }

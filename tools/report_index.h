@@ -1,8 +1,8 @@
 /* The indexes the report's symbolizer (tools/report_symbols.c) builds once
  * instead of asking libdw and libdwfl again for every return address
- * (tools/report_index.c): the scopes around an address or a DIE, as
- * dwarf_getscopes and dwarf_getscopes_die give them, from an index of each
- * DWARF unit (those two walk the unit's DIE tree at every call); a module's
+ * (tools/report_index.c): the scopes around an address (each inlined call
+ * active there) or a DIE (as dwarf_getscopes_die gives them), from an index
+ * of each DWARF unit (libdw walks the unit's DIE tree at every call); a module's
  * symbol lookups, as dwfl_module_addrinfo answers them (it reads the whole
  * symbol table at every call), from earlier answers. */
 #ifndef MEMBUDGET_TOOLS_REPORT_INDEX_H
@@ -20,9 +20,13 @@ struct rp_scopes;
 struct rp_scopes *rp_scopes_new(void);
 void rp_scopes_free(struct rp_scopes *s);
 
-/* dwarf_getscopes(cudie, pc, scopes): the DIEs containing pc, innermost
- * first, in *scopes (malloc'd); their number, 0 when none, -1 on an error. */
-int rp_scopes_pc(struct rp_scopes *s, Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die **scopes);
+/* The DIEs of cudie's unit containing pc, innermost first, out to (not
+ * counting) the unit DIE, in *scopes (malloc'd): every inlined call active at
+ * pc (DW_TAG_inlined_subroutine, each inside the next) and the subprogram
+ * they are inlined into, with the lexical blocks among them (dwarf_getscopes
+ * answers the same up to the innermost inlined call only).  Their number, 0
+ * when none, -1 on an error. */
+int rp_scopes_path(struct rp_scopes *s, Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die **scopes);
 
 /* dwarf_getscopes_die(die, scopes): a copy of die, then each scope around it
  * outwards to its unit, in *scopes (malloc'd); their number, 0 when die is in

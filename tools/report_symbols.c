@@ -201,6 +201,11 @@ static const char *die_linkage_name(Dwarf_Die *die) {
     return NULL;
 }
 
+static bool is_c(int lang) {
+    return lang == DW_LANG_C89 || lang == DW_LANG_C || lang == DW_LANG_C99 ||
+           lang == DW_LANG_C11 || lang == 0x2c /* DW_LANG_C17 */;
+}
+
 static bool die_qualified_name(struct rp_scopes *units, Dwarf_Die *die, char *buf, size_t cap) {
     Dwarf_Attribute attr;
     const char *name = NULL;
@@ -217,7 +222,11 @@ static bool die_qualified_name(struct rp_scopes *units, Dwarf_Die *die, char *bu
     }
     struct mb_buf b = mb_buf_on(buf, cap);
     Dwarf_Die *scopes = NULL;
-    int n = rp_scopes_die(units, &decl, &scopes);
+    /* C has no namespaces or classes around a function: its unit (with
+     * link-time optimization, often not the unit of the call) is not walked. */
+    Dwarf_Die unit;
+    bool c = dwarf_diecu(&decl, &unit, NULL, NULL) != NULL && is_c(dwarf_srclang(&unit));
+    int n = c ? 0 : rp_scopes_die(units, &decl, &scopes);
     /* scopes[0] is the declaration, then each scope around it outwards. */
     for (int i = n - 1; i > 0; i--) {
         int tag = dwarf_tag(&scopes[i]);
@@ -234,7 +243,7 @@ static bool die_qualified_name(struct rp_scopes *units, Dwarf_Die *die, char *bu
 }
 
 /* Where an inlined subroutine was called from: DW_AT_call_file (an index in
- * the unit's file table) and DW_AT_call_line. */
+ * the file table of the DIE's own unit, else cudie's) and DW_AT_call_line. */
 static void call_site(Dwarf_Die *cudie, Dwarf_Die *inlined, const char **file, int *line) {
     *file = NULL;
     *line = 0;
@@ -242,10 +251,16 @@ static void call_site(Dwarf_Die *cudie, Dwarf_Die *inlined, const char **file, i
     Dwarf_Word index, lineno;
     Dwarf_Files *files;
     size_t nfiles;
+    Dwarf_Die own;
     if (dwarf_formudata(dwarf_attr(inlined, DW_AT_call_file, &attr), &index) != 0 ||
         dwarf_formudata(dwarf_attr(inlined, DW_AT_call_line, &attr), &lineno) != 0 || lineno == 0 ||
-        lineno > INT32_MAX || dwarf_getsrcfiles(cudie, &files, &nfiles) != 0 || index >= nfiles)
+        lineno > INT32_MAX)
         return;
+    if ((dwarf_diecu(inlined, &own, NULL, NULL) == NULL ||
+         dwarf_getsrcfiles(&own, &files, &nfiles) != 0) &&
+        dwarf_getsrcfiles(cudie, &files, &nfiles) != 0)
+        return;
+    if (index >= nfiles) return;
     *file = dwarf_filesrc(files, index, NULL, NULL);
     *line = (int)lineno;
 }
@@ -318,11 +333,34 @@ static struct memo_slot *memo_find(struct memo *m, uint64_t address) {
     return &m->slots[i];
 }
 
+/* An inlined call's frame at file:lineno (none when file is NULL), pushed
+ * on l: named by the DIE's linkage name, else its qualified name. */
+static void push_inlined(struct rp_scopes *units, Dwarf_Die *die, const struct rp_frame *frame,
+                         const char *file, int lineno, struct frame_list *l) {
+    const char *linkage = die_linkage_name(die);
+    char name[RP_DEMANGLE_MAX];
+    bool named = linkage == NULL && die_qualified_name(units, die, name, sizeof name);
+    struct rp_frame *f = frame_push(l);
+    if (f == NULL) return;
+    f->address = frame->address;
+    f->module = frame->module;
+    f->inlined = true;
+    if (linkage != NULL)
+        set_function(f, linkage);
+    else if (named)
+        f->function = name_copy(name);
+    if (file != NULL) {
+        f->file = name_copy(file);
+        f->line = lineno;
+    }
+}
+
 /* The frame at pc (symbolized in *frame already, its line still to set) and
  * the calls inlined there, innermost first, into l: the innermost inlined
- * callee at the line of pc; each caller at the call site of the callee
- * below it; the function itself (the ELF symbol) last.  Without inlined
- * calls, the frame alone with the line of pc. */
+ * callee at the line of pc; each caller (an inlined call, then the function
+ * itself, the ELF symbol, last) at the call site of the callee inside it, as
+ * addr2line -i lists them.  Without inlined calls, the frame alone with the
+ * line of pc. */
 static void expand_frame(struct rp_scopes *units, Dwfl_Module *mod, Dwarf_Addr pc,
                          struct rp_frame *frame, struct frame_list *l) {
     Dwfl_Line *line = dwfl_module_getsrc(mod, pc);
@@ -333,30 +371,13 @@ static void expand_frame(struct rp_scopes *units, Dwfl_Module *mod, Dwarf_Addr p
     Dwarf_Addr bias = 0;
     Dwarf_Die *cudie = dwfl_module_addrdie(mod, pc, &bias);
     Dwarf_Die *scopes = NULL;
-    int n = cudie != NULL ? rp_scopes_pc(units, cudie, pc - bias, &scopes) : 0;
-    size_t inlined = 0;
-    for (int i = 0; i < n && dwarf_tag(&scopes[i]) != DW_TAG_subprogram; i++)
-        if (dwarf_tag(&scopes[i]) == DW_TAG_inlined_subroutine) inlined++;
-    /* The deepest RP_INLINE_MAX are kept: the outer ones are left out. */
-    size_t skip = inlined > RP_INLINE_MAX ? inlined - RP_INLINE_MAX : 0, seen = 0;
+    int n = cudie != NULL ? rp_scopes_path(units, cudie, pc - bias, &scopes) : 0;
+    /* The deepest RP_INLINE_MAX are kept: the outer ones are left out (their
+     * call sites still followed, so that the function's line is its own). */
+    size_t seen = 0;
     for (int i = 0; i < n && dwarf_tag(&scopes[i]) != DW_TAG_subprogram; i++) {
-        if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine || seen++ < skip) continue;
-        const char *linkage = die_linkage_name(&scopes[i]);
-        char name[RP_DEMANGLE_MAX];
-        bool named = linkage == NULL && die_qualified_name(units, &scopes[i], name, sizeof name);
-        struct rp_frame *f = frame_push(l);
-        if (f == NULL) break;
-        f->address = frame->address;
-        f->module = frame->module;
-        f->inlined = true;
-        if (linkage != NULL)
-            set_function(f, linkage);
-        else if (named)
-            f->function = name_copy(name);
-        if (file != NULL) {
-            f->file = name_copy(file);
-            f->line = lineno;
-        }
+        if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine) continue;
+        if (seen++ < RP_INLINE_MAX) push_inlined(units, &scopes[i], frame, file, lineno, l);
         call_site(cudie, &scopes[i], &file, &lineno); /* where the caller is */
     }
     free(scopes);

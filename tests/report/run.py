@@ -28,6 +28,20 @@ Cases:
              inside it by the inner symbol, though the outer one was named
              first (a module's symbol lookups are answered from earlier ones
              only between two symbol boundaries)
+  inline3    calls inlined in one another (inner into middle into outer into
+             chain, -O2 -g): every inlined call a frame of its own, innermost
+             first, each caller at the line of its call; names and lines the
+             same as addr2line -i -f for the return address
+  dwz        the same chain in two units of one program, its DWARF rewritten
+             by dwz (the inlined functions' definitions moved to a partial
+             unit the two units import): the frames equal addr2line -i -f's
+             for the program before dwz (binutils' addr2line does not follow
+             the partial unit); skipped without dwz
+  lto        Debian's python3.11 (link-time optimized, python3.11-dbg's
+             DWARF): on a dump of it, the interpreter's frames of up to 300
+             return addresses equal addr2line -i -f's, inlined calls included
+             (their definitions lie in other units: DW_FORM_ref_addr);
+             skipped without python3.11-dbg
   diff       --diff OLD NEW over two membudget_dump() reports of a program
              that leaks at one site between them: that site first, with the
              growth, in the text, --folded (differential) and --json; bad
@@ -624,6 +638,202 @@ def check_symbol_boundaries():
             or not inner[0][1] > 0 or not inner[1][1] > 0):
         return fail(name, "innermost frames %s" % inner)
     ok(name + " (two_parts+%d, inner_part+%d)" % (inner[0][1], inner[1][1]))
+
+
+def addr2line_frames(module, offset):
+    """addr2line -i -f -C's frames for offset in module: (function, file's
+    base name, line), innermost first; None when it cannot be run."""
+    try:
+        p = subprocess.run(["addr2line", "-i", "-f", "-C", "-e", module, "0x%x" % offset],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+    except FileNotFoundError:
+        return None
+    lines = p.stdout.splitlines()
+    frames = []
+    for fn, where in zip(lines[0::2], lines[1::2]):
+        where = where.split(" (discriminator")[0]
+        path, _, line = where.rpartition(":")
+        frames.append((fn, os.path.basename(path), int(line) if line.isdigit() else 0))
+    return frames
+
+
+def check_inline3():
+    name = "inline3: calls inlined in one another, each a frame, as addr2line -i lists them"
+    d = os.path.join(tmp, "inline3")
+    os.makedirs(d, exist_ok=True)
+    prog = os.path.join(BIN, "inline3")
+    rc, out, err = run([prog, d], clean_env({"MEMBUDGET_SAMPLE": "1"}, LIB))
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    path = os.path.join(d, "inline3.json")
+    r = report_json(path)
+    frames = r["sites"][0]["frames"] if r["sites"] else []
+    k = next((i for i, f in enumerate(frames) if f.get("function") == "chain"), None)
+    if k is None:
+        return fail(name, "no frame names chain: %s" % frames)
+    address = frames[k]["address"]
+    got = [(f.get("function"), os.path.basename(f.get("file", "")), f.get("line"))
+           for f in frames[:k + 1] if f["address"] == address]
+    marks = [bool(f.get("inlined")) for f in frames[:k + 1]]
+    # A return address: the call is the byte before it.
+    want = addr2line_frames(prog, int(frames[k]["offset"], 16) - 1)
+    if want is None:
+        return skip(name, "addr2line (binutils) not installed")
+    names = [w[0] for w in want]
+    if names != ["inner", "middle", "outer", "chain"]:
+        return fail(name, "addr2line -i lists %s (the build did not inline the chain)" % want)
+    if got != want or marks != [True, True, True, False]:
+        return fail(name, "report %s (inlined %s), addr2line -i %s" % (got, marks, want))
+    text = report("--frames", "0", path)[1]
+    src = os.path.basename(want[0][1])
+    for fn, _, line in want:
+        mark = " (inlined)" if fn != "chain" else ""
+        if not re.search(r"^ +%s%s  \S*%s:%d$" % (fn, re.escape(mark), re.escape(src), line),
+                         text, re.M):
+            return fail(name, "text has no line for %s%s at %s:%d" % (fn, mark, src, line), text)
+    ok(name + " (%s)" % ", ".join("%s:%d" % (fn, line) for fn, _, line in want))
+
+
+# The chain of inline3.c a second time, in a unit of its own.
+DWZ_SECOND = """#define main inline3_second_main
+#define chain chain_again
+#include "%s"
+"""
+
+
+def check_dwz():
+    name = "dwz: inlined calls whose definitions dwz moved to a partial unit, as addr2line -i lists them"
+    if not shutil.which("dwz"):
+        return skip(name, "dwz not installed")
+    d = os.path.join(tmp, "dwz")
+    os.makedirs(d, exist_ok=True)
+    second, plain, prog = (os.path.join(d, n) for n in ("second.c", "plain", "inline3-dwz"))
+    with open(second, "w") as f:
+        f.write(DWZ_SECOND % os.path.join(HERE, "inline3.c"))
+    flags = ["-std=c11", "-O2", "-g", "-fno-omit-frame-pointer"]
+    steps = [["cc"] + flags + ["-c", os.path.join(HERE, "inline3.c"), "-o", plain + "1.o"],
+             ["cc"] + flags + ["-c", second, "-o", plain + "2.o"],
+             ["cc", plain + "1.o", plain + "2.o", "-o", plain, "-ldl"],
+             ["cp", plain, prog], ["dwz", prog], ["readelf", "--debug-dump=info", prog]]
+    for cmd in steps:
+        rc, out, err = run(cmd)
+        if rc != 0:
+            return fail(name, "%s: exit %s" % (cmd[0], rc), err)
+    if "DW_TAG_imported_unit" not in out:
+        return skip(name, "dwz made no partial unit of the two units")
+    rc, out, err = run([prog, d], clean_env({"MEMBUDGET_SAMPLE": "1"}, LIB))
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    r = report_json(os.path.join(d, "inline3.json"))
+    frames = r["sites"][0]["frames"] if r["sites"] else []
+    k = next((i for i, f in enumerate(frames) if f.get("function") == "chain"), None)
+    if k is None:
+        return fail(name, "no frame names chain: %s" % frames)
+    got = [(f.get("function"), os.path.basename(f.get("file", "")), f.get("line"))
+           for f in frames[:k + 1]]
+    # dwz rewrites the DWARF only: the code and its addresses are the same.
+    want = addr2line_frames(plain, int(frames[k]["offset"], 16) - 1)
+    if want is None:
+        return skip(name, "addr2line (binutils) not installed")
+    if [w[0] for w in want] != ["inner", "middle", "outer", "chain"] or got != want:
+        return fail(name, "report %s, addr2line -i (before dwz) %s" % (got, want))
+    ok(name + " (%s)" % ", ".join("%s:%d" % (fn, line) for fn, _, line in want))
+
+
+LTO_PYTHON = "/usr/bin/python3.11"
+LTO_WORKLOAD = r"""
+import ctypes, json, re, sys
+keep = []
+for i in range(200):
+    keep.append({"k%d" % j: [j, str(j) * 8, (j, i)] for j in range(32)})
+    keep.append(json.loads(json.dumps(keep[-1])))
+    keep.append(re.compile(r"(\w+)-%d-(\d+)" % i))
+    keep.append(compile("def f%d(x):\n    return [x * k for k in range(%d)]\n" % (i, i),
+                        "<gen>", "exec"))
+if ctypes.CDLL(None).membudget_dump(sys.argv[1].encode()) != 0:
+    sys.exit("membudget_dump failed")
+"""
+LTO_ADDRESSES = 300
+
+
+def frame_runs(frames, module):
+    """The frames of each distinct return address in module: its inlined
+    calls and the function after them, first met; {address: frames}."""
+    runs, k = {}, 0
+    while k < len(frames):
+        j = k
+        while j < len(frames) - 1 and frames[j].get("inlined") and \
+                frames[j + 1]["address"] == frames[k]["address"]:
+            j += 1
+        if frames[k].get("module") == module:
+            runs.setdefault(frames[k]["address"], frames[k:j + 1])
+        k = j + 1
+    return runs
+
+
+def same_frames(got, want):
+    """The report's frames against addr2line's: names (the function itself
+    is the ELF symbol in the report, the DWARF's or the symbol's name in
+    addr2line: compared without GCC's suffixes, .lto_priv.0, .constprop.1,
+    .cold), base names of files ('??' and LTO's <artificial>, which addr2line
+    prints where it cannot name the file, match any) and lines."""
+    if len(got) != len(want):
+        return False
+    for k, ((gf, gfile, gline), (wf, wfile, wline)) in enumerate(zip(got, want)):
+        if k == len(got) - 1:
+            gf, wf = (gf or "").split(".")[0], wf.split(".")[0]
+        if gf != wf or gline != wline or (gfile != wfile and wfile not in ("??", "<artificial>")):
+            return False
+    return True
+
+
+def check_lto():
+    name = "lto: Debian's python3.11 (link-time optimized): frames as addr2line -i lists them"
+    if not os.path.exists(LTO_PYTHON) or not shutil.which("addr2line"):
+        return skip(name, "%s or addr2line not installed" % LTO_PYTHON)
+    d = os.path.join(tmp, "lto")
+    os.makedirs(d, exist_ok=True)
+    script, path = os.path.join(d, "work.py"), os.path.join(d, "python3.json")
+    with open(script, "w") as f:
+        f.write(LTO_WORKLOAD)
+    rc, out, err = run([LTO_PYTHON, script, path],
+                       clean_env({"MEMBUDGET_SAMPLE": "4K", "PYTHONMALLOC": "malloc"}, LIB))
+    if rc != 0:
+        return fail(name, "exit %s" % rc, err)
+    r = report_json(path)
+    if not any(m["path"] == LTO_PYTHON and m["symbols"] == "read" for m in r["modules"]):
+        return skip(name, "no debug information for %s (python3.11-dbg)" % LTO_PYTHON)
+    frames = [f for site in r["sites"] for f in site["frames"]]
+    runs = frame_runs(frames, LTO_PYTHON)
+    addrs = sorted(runs)[:LTO_ADDRESSES]
+    if not addrs or not any(f.get("line") for a in addrs for f in runs[a]):
+        return skip(name, "no line information for %s (python3.11-dbg)" % LTO_PYTHON)
+    p = subprocess.run(["addr2line", "-a", "-i", "-f", "-e", LTO_PYTHON] +
+                       ["0x%x" % (int(runs[a][0]["offset"], 16) - 1) for a in addrs],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    groups = []
+    for line in p.stdout.splitlines():
+        if re.match(r"^0x[0-9a-f]+$", line):
+            groups.append([])
+        elif groups:
+            groups[-1].append(line)
+    if p.returncode != 0 or len(groups) != len(addrs):
+        return fail(name, "addr2line exit %s, %d answers" % (p.returncode, len(groups)), p.stderr)
+    inlined = expected = 0
+    for a, g in zip(addrs, groups):
+        want = []
+        for fn, where in zip(g[0::2], g[1::2]):
+            file, _, line = where.split(" (discriminator")[0].rpartition(":")
+            want.append((fn, os.path.basename(file), int(line) if line.isdigit() else 0))
+        got = [(f.get("function"), os.path.basename(f.get("file", "")) or "??", f.get("line", 0))
+               for f in runs[a]]
+        inlined += len(got) - 1
+        expected += len(want) - 1
+        if not same_frames(got, want):
+            return fail(name, "%s: report %s, addr2line -i %s" % (a, got, want))
+    if expected == 0:
+        return fail(name, "addr2line -i finds no inlined call at %d addresses" % len(addrs))
+    ok(name + " (%d addresses, %d inlined frames)" % (len(addrs), inlined))
 
 
 # ---- report --diff -------------------------------------------------------------------
@@ -1340,6 +1550,9 @@ def main():
     check_resample()
     check_cxx()
     check_symbol_boundaries()
+    check_inline3()
+    check_dwz()
+    check_lto()
     check_diff()
     check_huge_requests()
     check_non_ascii_paths()
