@@ -73,6 +73,8 @@ check=(
     "groff-base       cmd:groff"
     "util-linux       cmd:setpriv"
     "python3-prometheus-client /usr/lib/python3/dist-packages/prometheus_client/parser.py"
+    "python3.11-dbg   /usr/bin/python3.11d"
+    "dwz              cmd:dwz"
 )
 macos=(
     "${build[@]}"
