@@ -30,8 +30,8 @@ static _Atomic uint64_t pub_level, pub_source, pub_psi_some, pub_psi_full, pub_m
 
 const char *mb_outside_source_name(enum mb_outside_source source) {
     static const char *const names[] = {"footprint", "psi", "memavailable", "cgroup",
-                                        "cgroup-limit"};
-    _Static_assert(sizeof names / sizeof *names == MB_OUTSIDE_LIMIT + 1, "a name per source");
+                                        "cgroup-limit", "vm-pressure"};
+    _Static_assert(sizeof names / sizeof *names == MB_OUTSIDE_VM_PRESSURE + 1, "a name per source");
     return (unsigned)source < sizeof names / sizeof *names ? names[source] : "?";
 }
 
@@ -102,6 +102,14 @@ void mb_machine_level(const struct mb_machine_reading *r, const struct mb_config
         out->source = sources[i];
         out->value = value[i];
         out->bound = bound[i];
+    }
+    /* The kernel's level holds its own hysteresis; value and bound are in its
+     * unit (the level read, the level that maps to the policy). */
+    if (r->vm_pressure_valid && r->vm_pressure_level > out->level) {
+        out->level = r->vm_pressure_level;
+        out->source = MB_OUTSIDE_VM_PRESSURE;
+        out->value = r->vm_pressure_raw;
+        out->bound = r->vm_pressure_raw;
     }
 }
 

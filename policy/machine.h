@@ -46,9 +46,10 @@ enum mb_outside_source {
     MB_OUTSIDE_PSI,
     MB_OUTSIDE_MEMINFO,
     MB_OUTSIDE_CGROUP,
-    MB_OUTSIDE_LIMIT /* the cgroup's limit changed: the thresholds were recomputed */
+    MB_OUTSIDE_LIMIT, /* the cgroup's limit changed: the thresholds were recomputed */
+    MB_OUTSIDE_VM_PRESSURE /* the kernel's own pressure level (macOS: warning, critical) */
 };
-/* "footprint", "psi", "memavailable", "cgroup", "cgroup-limit". */
+/* "footprint", "psi", "memavailable", "cgroup", "cgroup-limit", "vm-pressure". */
 const char *mb_outside_source_name(enum mb_outside_source source);
 
 /* The files, found once at start-up by the platform. */
@@ -71,6 +72,12 @@ struct mb_machine_reading {
     bool limit_valid;
     uint64_t limit_bytes; /* the cgroup's limit as ramSize takes it; 0: none */
     char limit_file[MB_SOURCE_MAX]; /* the file that gave it */
+    /* The kernel's own pressure level where it keeps one instead of PSI (macOS:
+     * kern.memorystatus_vm_pressure_level 1 normal, 2 warning, 4 critical), in
+     * the kernel's unit, and the policy it maps to (0, Conservative, Strict). */
+    bool vm_pressure_valid;
+    uint32_t vm_pressure_raw;
+    unsigned vm_pressure_level;
 };
 
 /* What the sources ask for. */
