@@ -70,7 +70,13 @@ void os_decommit(void *addr, size_t len) {
     memset(addr, 0, len);
 }
 
-long os_protect_readonly(void *addr, size_t len) { return OS_CALL(mprotect(addr, len, PROT_READ)); }
+/* Whole pages of the machine's size (vm_page_size: 16 KiB on Apple silicon),
+ * or nothing: mprotect would round a shorter range out over its neighbours. */
+long os_protect_readonly(void *addr, size_t len) {
+    uintptr_t mask = (uintptr_t)vm_page_size - 1;
+    if ((((uintptr_t)addr | (uintptr_t)len) & mask) != 0) return -EINVAL;
+    return OS_CALL(mprotect(addr, len, PROT_READ));
+}
 
 bool os_page_mapped(const void *p) {
     mach_vm_address_t addr = (uintptr_t)p & ~(uintptr_t)(OS_PAGE_SIZE - 1);
