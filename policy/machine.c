@@ -105,12 +105,21 @@ void mb_machine_level(const struct mb_machine_reading *r, const struct mb_config
     }
     /* The kernel's level holds its own hysteresis; value and bound are in its
      * unit (the level read, the level that maps to the policy). */
-    if (r->vm_pressure_valid && r->vm_pressure_level > out->level) {
-        out->level = r->vm_pressure_level;
+    unsigned vm = r->vm_pressure_valid ? mb_machine_vm_pressure_policy(r->vm_pressure_raw, &cfg->psi)
+                                       : 0;
+    if (vm > out->level) {
+        out->level = vm;
         out->source = MB_OUTSIDE_VM_PRESSURE;
         out->value = r->vm_pressure_raw;
-        out->bound = r->vm_pressure_raw;
+        out->bound = vm == MB_POLICY_STRICT ? MB_VM_PRESSURE_CRITICAL : MB_VM_PRESSURE_WARNING;
     }
+}
+
+unsigned mb_machine_vm_pressure_policy(uint32_t raw, const struct mb_levels *switches) {
+    if (raw >= MB_VM_PRESSURE_CRITICAL && switches->strict_ppb != 0) return MB_POLICY_STRICT;
+    if (raw >= MB_VM_PRESSURE_WARNING && switches->conservative_ppb != 0)
+        return MB_POLICY_CONSERVATIVE;
+    return 0;
 }
 
 /* ---- the state ------------------------------------------------------------------ */

@@ -73,12 +73,21 @@ struct mb_machine_reading {
     uint64_t limit_bytes; /* the cgroup's limit as ramSize takes it; 0: none */
     char limit_file[MB_SOURCE_MAX]; /* the file that gave it */
     /* The kernel's own pressure level where it keeps one instead of PSI (macOS:
-     * kern.memorystatus_vm_pressure_level 1 normal, 2 warning, 4 critical), in
-     * the kernel's unit, and the policy it maps to (0, Conservative, Strict). */
+     * kern.memorystatus_vm_pressure_level), in the kernel's unit. */
     bool vm_pressure_valid;
     uint32_t vm_pressure_raw;
-    unsigned vm_pressure_level;
 };
+
+/* The kernel's pressure levels (xnu's kVMPressure*, as memory_pressure(1) and
+ * libdispatch's DISPATCH_SOURCE_TYPE_MEMORYPRESSURE report them). */
+#define MB_VM_PRESSURE_NORMAL 1u
+#define MB_VM_PRESSURE_WARNING 2u
+#define MB_VM_PRESSURE_CRITICAL 4u
+/* The policy a kernel level asks for: warning Conservative, critical Strict
+ * (unknown higher values count as the level they reach), each only while
+ * MEMBUDGET_PSI leaves that level on (its ppb not 0): the kernel's level is
+ * PSI's stand-in where there is no PSI. */
+unsigned mb_machine_vm_pressure_policy(uint32_t raw, const struct mb_levels *switches);
 
 /* What the sources ask for. */
 struct mb_outside {

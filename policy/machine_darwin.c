@@ -6,7 +6,8 @@
  *       one memory_pressure(1) prints and libdispatch's
  *       DISPATCH_SOURCE_TYPE_MEMORYPRESSURE delivers: 1 normal, 2 warning,
  *       4 critical.  Warning maps to Conservative, critical to Strict (source
- *       "vm-pressure"); the kernel keeps its own hysteresis.
+ *       "vm-pressure", policy/machine.c, switched by MEMBUDGET_PSI); the
+ *       kernel keeps its own hysteresis.
  *   hw.memsize and the free, inactive, speculative and purgeable page counts
  *       (vm.page_*_count, times vm.pagesize): the memory the kernel can hand
  *       out without compressing or swapping, against all of it (source
@@ -25,12 +26,6 @@
 #include "alloc/os.h"
 #include "policy/limits.h"
 #include "policy/machine.h"
-#include "policy/pressure.h"
-
-/* The kernel's levels (xnu's kVMPressure*: sys/kern_memorystatus.h). */
-#define VM_PRESSURE_NORMAL 1
-#define VM_PRESSURE_WARNING 2
-#define VM_PRESSURE_CRITICAL 4
 
 enum { MIB_PRESSURE, MIB_MEMSIZE, MIB_PAGESIZE, MIB_FREE, MIB_INACTIVE, MIB_SPECULATIVE,
        MIB_PURGEABLE, MIB_COUNT };
@@ -75,14 +70,6 @@ static bool read_number(int which, uint64_t *out) {
     return true;
 }
 
-/* The policy of a kernel level: unknown values (a later kernel's) count as
- * the highest known level they reach. */
-static unsigned policy_of_vm_pressure(uint64_t raw) {
-    if (raw >= VM_PRESSURE_CRITICAL) return MB_POLICY_STRICT;
-    if (raw >= VM_PRESSURE_WARNING) return MB_POLICY_CONSERVATIVE;
-    return 0;
-}
-
 static bool read_available(uint64_t *total, uint64_t *available) {
     uint64_t page = 0, sum = 0;
     if (!read_number(MIB_MEMSIZE, total) || *total == 0 || !read_number(MIB_PAGESIZE, &page) ||
@@ -111,10 +98,9 @@ void os_machine_read(const struct mb_machine_files *f, struct mb_machine_reading
     (void)f;
     memset(out, 0, sizeof *out);
     uint64_t raw = 0;
-    if (read_number(MIB_PRESSURE, &raw) && raw >= VM_PRESSURE_NORMAL) {
+    if (read_number(MIB_PRESSURE, &raw) && raw >= MB_VM_PRESSURE_NORMAL) {
         out->vm_pressure_valid = true;
         out->vm_pressure_raw = (uint32_t)(raw > UINT32_MAX ? UINT32_MAX : raw);
-        out->vm_pressure_level = policy_of_vm_pressure(raw);
     }
     out->mem_valid = read_available(&out->mem_total_bytes, &out->mem_available_bytes);
 }
