@@ -22,7 +22,8 @@ as the truth about libSystem:
   backend page    alloc_backend is alloc_backend_page, which starts a 16 KiB
               page (arm64's) and shares it with no other symbol
 With --tool, for a program (membudget, membudget-report): a Mach-O executable
-for ARCH, every undefined symbol exported by libSystem or libc++ for ARCH.
+for ARCH, every undefined symbol exported by libSystem or libc++ for ARCH, and
+for membudget the shared futex's calls linked (membudget control).
 Prints one line per check, "ok ..." or "FAIL ...", and exits 1 on any FAIL.
 """
 import fnmatch
@@ -122,6 +123,10 @@ def check_tool(sdk, arch, program):
     known = tbd_exports(sdk, arch, ("/usr/lib/libSystem.B.dylib", "/usr/lib/libc++.1.dylib"))
     undefined = [line.split()[-1] for line in run(tool("llvm-nm"), "-u", program).splitlines()]
     unresolved = sorted(s for s in undefined if s not in known)
+    if name == "membudget":  # `control` waits on the live page's shared futex
+        lacking = [s for s in ("___ulock_wait", "___ulock_wake") if s not in undefined]
+        report(not lacking, "control: waits and wakes with __ulock_wait, __ulock_wake"
+               + (f"; not called: {' '.join(lacking)}" if lacking else ""))
     allowed = {"/usr/lib/libSystem.B.dylib", "/usr/lib/libc++.1.dylib"}
     report(not unresolved and set(libs) <= allowed,
            f"undefined: {len(undefined)} symbols, all in the SDK's libSystem or libc++; "
