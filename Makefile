@@ -49,7 +49,8 @@ else ifeq ($(MB_OS),darwin)
 # malloc zone is a file of the library's own; the jemalloc backend stays Linux's.
 MB_OS_BASE_SRCS := alloc/os.c alloc/os_darwin.c
 MB_OS_LIMITS_SRCS := $(MB_OS_BASE_SRCS) policy/limits_darwin.c
-MB_OS_SRCS  := $(MB_OS_LIMITS_SRCS) policy/modules_darwin.c preload/zone_darwin.c
+MB_OS_SRCS  := $(MB_OS_LIMITS_SRCS) policy/modules_darwin.c policy/machine_darwin.c \
+	preload/zone_darwin.c
 MB_OS_CFLAGS := -include alloc/os_darwin_compat.h \
 	-DMB_INTERPOSE_H='"preload/interpose_darwin.h"' -DMB_MMAP_EXPORTS_H='"preload/mmap_darwin.h"'
 MB_OS_LIB_LDFLAGS := -dynamiclib -Wl,-install_name,@rpath/libmembudget.dylib \

@@ -112,9 +112,14 @@ struct alloc_backend {
  * instruction, not through the GOT.  It is the first member of a page of its
  * own (alloc/native.c), read-only once alloc_backend_choose has run. */
 extern struct alloc_backend alloc_backend __attribute__((visibility("hidden")));
+/* The unit mprotect works in: OS_PAGE_SIZE, unless the platform's pages can
+ * be larger (alloc/os_darwin_compat.h: 16 KiB, arm64's). */
+#ifndef MB_OS_PROTECT_PAGE
+#define MB_OS_PROTECT_PAGE OS_PAGE_SIZE
+#endif
 union alloc_backend_page {
     struct alloc_backend backend;
-    unsigned char page[OS_PAGE_SIZE];
+    unsigned char page[MB_OS_PROTECT_PAGE];
 };
 extern union alloc_backend_page alloc_backend_page __attribute__((visibility("hidden")));
 

@@ -102,7 +102,7 @@ const struct alloc_backend alloc_backend_native = NATIVE_BACKEND;
  * allocation on, until the constructor chooses (alloc/backend.c).  It has a
  * page of its own, which the choice then makes read-only: every entry point
  * jumps through it, so a stray write must not be able to redirect them. */
-union alloc_backend_page alloc_backend_page __attribute__((aligned(OS_PAGE_SIZE))) = {
+union alloc_backend_page alloc_backend_page __attribute__((aligned(MB_OS_PROTECT_PAGE))) = {
     .backend = NATIVE_BACKEND};
 #ifdef MB_OS_DATA_ALIAS /* the platform's way, where it has no alias attribute */
 MB_OS_DATA_ALIAS(struct alloc_backend, alloc_backend, alloc_backend_page);

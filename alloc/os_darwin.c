@@ -16,6 +16,7 @@
 #include <mach/mach_vm.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -69,7 +70,13 @@ void os_decommit(void *addr, size_t len) {
     memset(addr, 0, len);
 }
 
-long os_protect_readonly(void *addr, size_t len) { return OS_CALL(mprotect(addr, len, PROT_READ)); }
+/* Whole pages of the machine's size (vm_page_size: 16 KiB on Apple silicon),
+ * or nothing: mprotect would round a shorter range out over its neighbours. */
+long os_protect_readonly(void *addr, size_t len) {
+    uintptr_t mask = (uintptr_t)vm_page_size - 1;
+    if ((((uintptr_t)addr | (uintptr_t)len) & mask) != 0) return -EINVAL;
+    return OS_CALL(mprotect(addr, len, PROT_READ));
+}
 
 bool os_page_mapped(const void *p) {
     mach_vm_address_t addr = (uintptr_t)p & ~(uintptr_t)(OS_PAGE_SIZE - 1);
@@ -132,6 +139,7 @@ bool os_random(void *buf, size_t n) {
 int __ulock_wait(uint32_t operation, void *addr, uint64_t value, uint32_t timeout_us);
 int __ulock_wake(uint32_t operation, void *addr, uint64_t wake_value);
 #define MB_UL_COMPARE_AND_WAIT 1
+#define MB_UL_COMPARE_AND_WAIT_SHARED 3 /* keyed on the page, not the address: macOS 10.15 */
 #define MB_ULF_WAKE_ALL 0x00000100
 #define MB_ULF_NO_ERRNO 0x01000000
 
@@ -142,6 +150,31 @@ void os_futex_wait(_Atomic int *addr, int expected) {
 void os_futex_wake(_Atomic int *addr, int count) {
     uint32_t op = MB_UL_COMPARE_AND_WAIT | MB_ULF_NO_ERRNO | (count > 1 ? MB_ULF_WAKE_ALL : 0);
     __ulock_wake(op, (void *)addr, 0);
+}
+
+/* The shared form: the kernel finds the waiters by the physical page, so a
+ * wake from another process mapping the same file reaches them.  The timeout
+ * is in microseconds (0: none), rounded up, at most UINT32_MAX (71 minutes:
+ * a longer wait returns -ETIMEDOUT early, which the contract allows). */
+long os_futex_wait_shared(_Atomic uint32_t *addr, uint32_t expected, uint64_t timeout_ns) {
+    if (atomic_load_explicit(addr, memory_order_acquire) != expected) return -EAGAIN;
+    uint64_t us = timeout_ns / 1000 + (timeout_ns % 1000 != 0);
+    uint32_t timeout_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    int saved = errno;
+    int rc = __ulock_wait(MB_UL_COMPARE_AND_WAIT_SHARED | MB_ULF_NO_ERRNO, (void *)addr, expected,
+                          timeout_us);
+    errno = saved;
+    /* rc >= 0: woken, or the word differed (the kernel does not tell which). */
+    return rc >= 0 ? 0 : rc; /* -ETIMEDOUT, -EINTR, -EFAULT */
+}
+
+long os_futex_wake_shared(_Atomic uint32_t *addr, int count) {
+    uint32_t op = MB_UL_COMPARE_AND_WAIT_SHARED | MB_ULF_NO_ERRNO |
+                  (count > 1 ? MB_ULF_WAKE_ALL : 0);
+    int saved = errno;
+    int rc = __ulock_wake(op, (void *)addr, 0);
+    errno = saved;
+    return rc >= 0 || rc == -ENOENT ? 0 : rc; /* -ENOENT: no one was waiting */
 }
 
 void os_yield(void) { sched_yield(); }

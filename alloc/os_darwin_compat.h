@@ -40,6 +40,11 @@ struct mallinfo2 {
 #define unw_set_caching_policy(space, policy) ((void)(space), (void)(policy), 0)
 #define UNW_CACHE_PER_THREAD 0
 
+/* Apple silicon's pages are 16 KiB (x86_64's 4 KiB): the backend table's
+ * page (alloc/backend.h) is that large and aligned, so that mprotect makes it
+ * read-only and nothing else with it. */
+#define MB_OS_PROTECT_PAGE ((size_t)16384)
+
 /* A second name for a data symbol of the same object (alloc/native.c's
  * alloc_backend for alloc_backend_page): Mach-O has no alias attribute, its
  * assembler has symbol assignment. */

@@ -30,8 +30,8 @@ static _Atomic uint64_t pub_level, pub_source, pub_psi_some, pub_psi_full, pub_m
 
 const char *mb_outside_source_name(enum mb_outside_source source) {
     static const char *const names[] = {"footprint", "psi", "memavailable", "cgroup",
-                                        "cgroup-limit"};
-    _Static_assert(sizeof names / sizeof *names == MB_OUTSIDE_LIMIT + 1, "a name per source");
+                                        "cgroup-limit", "vm-pressure"};
+    _Static_assert(sizeof names / sizeof *names == MB_OUTSIDE_VM_PRESSURE + 1, "a name per source");
     return (unsigned)source < sizeof names / sizeof *names ? names[source] : "?";
 }
 
@@ -103,6 +103,23 @@ void mb_machine_level(const struct mb_machine_reading *r, const struct mb_config
         out->value = value[i];
         out->bound = bound[i];
     }
+    /* The kernel's level holds its own hysteresis; value and bound are in its
+     * unit (the level read, the level that maps to the policy). */
+    unsigned vm = r->vm_pressure_valid ? mb_machine_vm_pressure_policy(r->vm_pressure_raw, &cfg->psi)
+                                       : 0;
+    if (vm > out->level) {
+        out->level = vm;
+        out->source = MB_OUTSIDE_VM_PRESSURE;
+        out->value = r->vm_pressure_raw;
+        out->bound = vm == MB_POLICY_STRICT ? MB_VM_PRESSURE_CRITICAL : MB_VM_PRESSURE_WARNING;
+    }
+}
+
+unsigned mb_machine_vm_pressure_policy(uint32_t raw, const struct mb_levels *switches) {
+    if (raw >= MB_VM_PRESSURE_CRITICAL && switches->strict_ppb != 0) return MB_POLICY_STRICT;
+    if (raw >= MB_VM_PRESSURE_WARNING && switches->conservative_ppb != 0)
+        return MB_POLICY_CONSERVATIVE;
+    return 0;
 }
 
 /* ---- the state ------------------------------------------------------------------ */

@@ -46,9 +46,10 @@ enum mb_outside_source {
     MB_OUTSIDE_PSI,
     MB_OUTSIDE_MEMINFO,
     MB_OUTSIDE_CGROUP,
-    MB_OUTSIDE_LIMIT /* the cgroup's limit changed: the thresholds were recomputed */
+    MB_OUTSIDE_LIMIT, /* the cgroup's limit changed: the thresholds were recomputed */
+    MB_OUTSIDE_VM_PRESSURE /* the kernel's own pressure level (macOS: warning, critical) */
 };
-/* "footprint", "psi", "memavailable", "cgroup", "cgroup-limit". */
+/* "footprint", "psi", "memavailable", "cgroup", "cgroup-limit", "vm-pressure". */
 const char *mb_outside_source_name(enum mb_outside_source source);
 
 /* The files, found once at start-up by the platform. */
@@ -71,7 +72,22 @@ struct mb_machine_reading {
     bool limit_valid;
     uint64_t limit_bytes; /* the cgroup's limit as ramSize takes it; 0: none */
     char limit_file[MB_SOURCE_MAX]; /* the file that gave it */
+    /* The kernel's own pressure level where it keeps one instead of PSI (macOS:
+     * kern.memorystatus_vm_pressure_level), in the kernel's unit. */
+    bool vm_pressure_valid;
+    uint32_t vm_pressure_raw;
 };
+
+/* The kernel's pressure levels (xnu's kVMPressure*, as memory_pressure(1) and
+ * libdispatch's DISPATCH_SOURCE_TYPE_MEMORYPRESSURE report them). */
+#define MB_VM_PRESSURE_NORMAL 1u
+#define MB_VM_PRESSURE_WARNING 2u
+#define MB_VM_PRESSURE_CRITICAL 4u
+/* The policy a kernel level asks for: warning Conservative, critical Strict
+ * (unknown higher values count as the level they reach), each only while
+ * MEMBUDGET_PSI leaves that level on (its ppb not 0): the kernel's level is
+ * PSI's stand-in where there is no PSI. */
+unsigned mb_machine_vm_pressure_policy(uint32_t raw, const struct mb_levels *switches);
 
 /* What the sources ask for. */
 struct mb_outside {

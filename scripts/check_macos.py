@@ -15,8 +15,15 @@ as the truth about libSystem:
               own calls, which libSystem must indeed lack
   undefined   every undefined symbol is exported by libSystem for ARCH
   api         the exported membudget_* names equal the Linux library's
+  platform calls  the calls alloc/os_darwin.c and policy/machine_darwin.c make
+              for the platform interface are linked: the shared futex
+              (__ulock_*), the pressure level and free pages (sysctl), the
+              thread count (proc_pidinfo), the read-only page (mprotect)
+  backend page    alloc_backend is alloc_backend_page, which starts a 16 KiB
+              page (arm64's) and shares it with no other symbol
 With --tool, for a program (membudget, membudget-report): a Mach-O executable
-for ARCH, every undefined symbol exported by libSystem or libc++ for ARCH.
+for ARCH, every undefined symbol exported by libSystem or libc++ for ARCH, and
+for membudget the shared futex's calls linked (membudget control).
 Prints one line per check, "ok ..." or "FAIL ...", and exits 1 on any FAIL.
 """
 import fnmatch
@@ -29,6 +36,10 @@ import yaml
 
 # glibc's internal entry points and Linux's own calls: not on Darwin.
 NOT_ON_DARWIN = {"__libc_*", "__posix_memalign", "mmap64", "mremap"}
+# What the platform interface's Darwin side must call (alloc/os.h).
+PLATFORM_CALLS = ["___ulock_wait", "___ulock_wake", "_sysctlnametomib", "_sysctl",
+                  "_proc_pidinfo", "_task_info", "_mprotect"]
+PROTECT_PAGE = 16384  # the largest page of both architectures
 DARWIN_OWN = {"malloc_size", "malloc_good_size", "reallocf", "reallocarrayf"}
 
 
@@ -112,12 +123,37 @@ def check_tool(sdk, arch, program):
     known = tbd_exports(sdk, arch, ("/usr/lib/libSystem.B.dylib", "/usr/lib/libc++.1.dylib"))
     undefined = [line.split()[-1] for line in run(tool("llvm-nm"), "-u", program).splitlines()]
     unresolved = sorted(s for s in undefined if s not in known)
+    if name == "membudget":  # `control` waits on the live page's shared futex
+        lacking = [s for s in ("___ulock_wait", "___ulock_wake") if s not in undefined]
+        report(not lacking, "control: waits and wakes with __ulock_wait, __ulock_wake"
+               + (f"; not called: {' '.join(lacking)}" if lacking else ""))
     allowed = {"/usr/lib/libSystem.B.dylib", "/usr/lib/libc++.1.dylib"}
     report(not unresolved and set(libs) <= allowed,
            f"undefined: {len(undefined)} symbols, all in the SDK's libSystem or libc++; "
            f"loads {' '.join(libs)}"
            + (f"; not there: {' '.join(unresolved)}" if unresolved else ""))
     return 1 if failures else 0
+
+
+def report_backend_page(dylib, report):
+    """alloc_backend_page: its own page, read-only once chosen (alloc/backend.c)."""
+    defined = []
+    for line in run(tool("llvm-nm"), "-n", "--defined-only", dylib).splitlines():
+        fields = line.split()
+        if len(fields) == 3:
+            defined.append((int(fields[0], 16), fields[2]))
+    where = {name: addr for addr, name in defined}
+    page = where.get("_alloc_backend_page")
+    if page is None or where.get("_alloc_backend") != page:
+        report(False, "backend page: _alloc_backend_page missing or _alloc_backend not its alias")
+        return
+    inside = sorted({name for addr, name in defined if page < addr < page + PROTECT_PAGE})
+    report(page % PROTECT_PAGE == 0 and not inside,
+           f"backend page: alloc_backend = alloc_backend_page at {page:#x}"
+           + (f", alone on its {PROTECT_PAGE // 1024} KiB page" if page % PROTECT_PAGE == 0
+              and not inside else "")
+           + (f"; not {PROTECT_PAGE // 1024} KiB aligned" if page % PROTECT_PAGE else "")
+           + (f"; shares it with {' '.join(inside[:5])}" if inside else ""))
 
 
 def main():
@@ -181,6 +217,11 @@ def main():
     unresolved = sorted(s for s in undefined if s not in libsystem)
     report(not unresolved, f"undefined: {len(undefined)} symbols, all in the SDK's libSystem"
            + (f"; not there: {' '.join(unresolved)}" if unresolved else ""))
+
+    absent = [s.lstrip("_") for s in PLATFORM_CALLS if s not in undefined]
+    report(not absent, "platform calls: " + " ".join(s.lstrip("_") for s in PLATFORM_CALLS)
+           + (f"; not called: {' '.join(absent)}" if absent else ""))
+    report_backend_page(dylib, report)
 
     linux = {line.split()[-1] for line in run("nm", "-D", "--defined-only", linux_so).splitlines()}
     linux_api = sorted(s for s in linux if s.startswith("membudget_"))

@@ -150,7 +150,8 @@ static void print_stale_warning(const struct mb_statspage *p) {
 /* Why the machine or the container asks for a policy, when it does (the
  * appended outside_* figures: zero on pages written before them). */
 static void print_outside(const struct mb_statspage *p) {
-    static const char *const sources[] = {"none", "memory PSI", "MemAvailable", "cgroup usage"};
+    static const char *const sources[] = {"none",         "memory PSI",   "MemAvailable",
+                                          "cgroup usage", "cgroup limit", "the kernel"};
     if (p->outside_policy == 0) return;
     char a[32], b[32];
     printf("%-11s %s, asked by %s: ", "outside", p->outside_policy >= 2 ? "strict" : "conservative",
@@ -168,6 +169,10 @@ static void print_outside(const struct mb_statspage *p) {
     case 3:
         printf("%s used, limit %s\n", mb_bytes_text(a, sizeof a, p->cgroup_usage_bytes),
                mb_bytes_text(b, sizeof b, p->cgroup_bytes));
+        break;
+    case 5: /* macOS */
+        printf("kern.memorystatus_vm_pressure_level %s\n",
+               p->outside_policy >= 2 ? "critical" : "warning");
         break;
     default: printf("source %" PRIu64 "\n", p->outside_source); break;
     }

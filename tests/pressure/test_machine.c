@@ -148,6 +148,53 @@ static void test_level_sources(void) {
     expect_true(strcmp(mb_outside_source_name((enum mb_outside_source)9), "?") == 0);
 }
 
+/* The kernel's pressure level (macOS: kern.memorystatus_vm_pressure_level):
+ * warning Conservative, critical Strict, source vm-pressure, switched by
+ * MEMBUDGET_PSI, and the higher of it and the other sources wins. */
+static void test_level_vm_pressure(void) {
+    struct mb_config cfg;
+    mb_config_defaults(&cfg);
+    expect_int_eq(mb_machine_vm_pressure_policy(0, &cfg.psi), 0);
+    expect_int_eq(mb_machine_vm_pressure_policy(MB_VM_PRESSURE_NORMAL, &cfg.psi), 0);
+    expect_int_eq(mb_machine_vm_pressure_policy(MB_VM_PRESSURE_WARNING, &cfg.psi),
+                  MB_POLICY_CONSERVATIVE);
+    expect_int_eq(mb_machine_vm_pressure_policy(MB_VM_PRESSURE_CRITICAL, &cfg.psi),
+                  MB_POLICY_STRICT);
+    expect_int_eq(mb_machine_vm_pressure_policy(8, &cfg.psi), MB_POLICY_STRICT);
+    struct mb_machine_reading r = {0};
+    struct mb_outside o;
+    r.vm_pressure_raw = MB_VM_PRESSURE_CRITICAL; /* not valid: not read */
+    mb_machine_level(&r, &cfg, NULL, &o);
+    expect_int_eq(o.level, 0);
+    r.vm_pressure_valid = true;
+    r.vm_pressure_raw = MB_VM_PRESSURE_WARNING;
+    mb_machine_level(&r, &cfg, NULL, &o);
+    expect_int_eq(o.level, MB_POLICY_CONSERVATIVE);
+    expect_int_eq(o.source, MB_OUTSIDE_VM_PRESSURE);
+    expect_int_eq(o.value, MB_VM_PRESSURE_WARNING);
+    expect_int_eq(o.bound, MB_VM_PRESSURE_WARNING);
+    r.vm_pressure_raw = MB_VM_PRESSURE_CRITICAL;
+    mb_machine_level(&r, &cfg, NULL, &o);
+    expect_int_eq(o.level, MB_POLICY_STRICT);
+    expect_int_eq(o.source, MB_OUTSIDE_VM_PRESSURE);
+    expect_int_eq(o.bound, MB_VM_PRESSURE_CRITICAL);
+    /* Free memory at Strict beats the kernel's warning. */
+    r.vm_pressure_raw = MB_VM_PRESSURE_WARNING;
+    r.mem_valid = true;
+    r.mem_total_bytes = 1000 * MIB;
+    r.mem_available_bytes = 40 * MIB;
+    mb_machine_level(&r, &cfg, NULL, &o);
+    expect_int_eq(o.level, MB_POLICY_STRICT);
+    expect_int_eq(o.source, MB_OUTSIDE_MEMINFO);
+    /* MEMBUDGET_PSI=off switches the kernel's level off too. */
+    r.mem_valid = false;
+    r.vm_pressure_raw = MB_VM_PRESSURE_CRITICAL;
+    expect_true(mb_config_set(&cfg, MB_OPT_PSI, "off", NULL));
+    mb_machine_level(&r, &cfg, NULL, &o);
+    expect_int_eq(o.level, 0);
+    expect_true(strcmp(mb_outside_source_name(MB_OUTSIDE_VM_PRESSURE), "vm-pressure") == 0);
+}
+
 /* ---- the readers ----------------------------------------------------------------- */
 
 static void files_for(struct mb_machine_files *f, const char *psi, const char *meminfo,
@@ -369,6 +416,7 @@ int main(void) {
     }
     RUN(test_measure_level);
     RUN(test_level_sources);
+    RUN(test_level_vm_pressure);
     RUN(test_read_psi_and_meminfo);
     RUN(test_read_cgroups);
     RUN(test_files);
