@@ -23,6 +23,7 @@
 #include "membudget.h"
 #include "policy/budget.h"
 #include "policy/dump.h"
+#include "policy/group.h"
 #include "policy/machine.h"
 #include "policy/monitor.h"
 
@@ -279,6 +280,38 @@ static bool shrink_or_die(uint64_t footprint, bool callbacks_done) {
         return true;
     }
     return true;
+}
+
+/* Inside the gate, at a tick: the group's share of shrink-or-die
+ * (policy/group.h).  When the group's footprint reaches its limit and this
+ * process is the one chosen, it releases everything, and when the group is
+ * still over, acts per MEMBUDGET_ACTION with a report that has the group. */
+static void group_check(void) {
+    static bool group_reported; /* fail and warn: one report per crossing */
+    uint64_t footprint = mb_monitor_footprint();
+    if (!mb_group_tick(footprint)) {
+        group_reported = false;
+        return;
+    }
+    if (group_reported) return;
+    run_pressure_callbacks(MEMBUDGET_LEVEL_CRITICAL);
+    uint64_t released = alloc_backend.release_shared(ALLOC_RELEASE_CRITICAL);
+    uint64_t after = mb_monitor_refresh();
+    int current = atomic_load_explicit(&policy, memory_order_relaxed);
+    uint64_t kill = mb_group_kill_bytes();
+    if (!mb_group_still_over(after, released)) {
+        record(MB_EVENT_KILL_SURVIVED, current, current, footprint, kill, released);
+        return;
+    }
+    record(MB_EVENT_KILL, current, current, after, kill, released);
+    if (config.action == MB_ACTION_ABORT) {
+        atomic_store_explicit(&dying, true, memory_order_relaxed);
+        run_kill_callbacks();
+        mb_dump_report(MB_DUMP_KILL, after);
+        abort();
+    }
+    group_reported = true;
+    mb_dump_report(config.action == MB_ACTION_FAIL ? MB_DUMP_FAIL : MB_DUMP_WARN, after);
 }
 
 /* Inside the gate: move the policy up to where the footprint is, react, and
@@ -542,6 +575,7 @@ void mb_pressure_tick(bool idle) {
     set_next_threshold();
     if (idle && budget_counter() >= atomic_load_explicit(&counter_threshold, memory_order_relaxed))
         evaluate();
+    group_check();
     set_next_threshold();
     in_pressure = 0;
     gate_leave();
