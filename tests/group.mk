@@ -9,6 +9,6 @@
 CHECKS += check-group
 .PHONY: check-group
 
-check-group: $(REL_LIB)
+check-group: $(REL_LIB) $(REPORT_TOOL)
 	@mkdir -p $(RESULTS)
 	@bash -o pipefail -c '$(PYTHON) tests/group/run.py $(BUILD_ROOT) 2>&1 | tee $(RESULTS)/group.txt'

@@ -36,6 +36,7 @@ import suite  # noqa: E402  (tests/suite.py)
 
 BUILD = os.path.realpath(sys.argv[1])
 LIB = os.path.join(BUILD, "libmembudget.so")
+REPORT_TOOL = os.path.join(BUILD, "membudget-report")
 SHM = "/dev/shm"
 MIB = 1 << 20
 NOBODY = 65534
@@ -225,6 +226,13 @@ def victim_choice():
               grp.get("footprint_bytes", 0) >= 300 * MIB, "group %r" % grp)
         check("victim: its line says the group chose it", "group " + name in err and
               "band 0" in err, "stderr", err)
+        r = subprocess.run([REPORT_TOOL, os.path.join(tmp, "report.%d.json" % v.pid)],
+                           capture_output=True, text=True, timeout=60, env=suite.environment())
+        check("victim: membudget-report shows the group and its members",
+              r.returncode == 0 and "chosen by its group's memory budget: group " + name in
+              r.stdout and ("  group %s: " % name) in r.stdout and
+              all(" %d " % p.pid in r.stdout for p in procs.values()),
+              "exit %s" % r.returncode, r.stdout + r.stderr)
         g = read_group(name)
         check("victim: one was chosen, in the group file", g is not None and g["victims"] == 1,
               "group %r" % g)
