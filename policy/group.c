@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "alloc/os.h"
+#include "membudget.h"
 #include "policy/config.h"
 #include "policy/statspage.h"
 
@@ -42,6 +43,8 @@ static bool slot_read(const struct mb_group_slot *s, uint32_t index, struct mb_g
     m->start_ticks = atomic_load_explicit(&s->start_ticks, RELAXED);
     m->footprint_bytes = atomic_load_explicit(&s->footprint_bytes, RELAXED);
     m->released_bytes = atomic_load_explicit(&s->released_bytes, RELAXED);
+    m->requested = atomic_load_explicit(&s->requested, RELAXED);
+    m->acknowledged = atomic_load_explicit(&s->acknowledged, RELAXED);
     if (m->band >= MB_GROUP_BANDS || m->footprint_bytes > MB_SIZE_SETTING_MAX) return false;
     if (m->released_bytes > MB_SIZE_SETTING_MAX) m->released_bytes = 0;
     /* Liveness by pid and start time: a SIGKILL or a crash leaves the slot
@@ -196,6 +199,7 @@ static void slot_take(struct mb_group_slot *s, uint64_t footprint) {
     atomic_store_explicit(&s->acknowledged, 0, RELAXED);
     atomic_store_explicit(&s->released_bytes, 0, RELAXED);
     atomic_store_explicit(&s->flags, 0, RELAXED);
+    atomic_store_explicit(&s->asked_seq, 0, RELAXED);
     atomic_store_explicit(&s->pid, my_pid, memory_order_release);
     mine = s;
 }
@@ -294,6 +298,66 @@ uint64_t mb_group_kill_bytes(void) {
 
 /* ---- ticks ------------------------------------------------------------------- */
 
+/* Whether member a is asked before member b: lower band, then larger. */
+static bool asked_before(const struct mb_group_member *a, const struct mb_group_member *b) {
+    if (a->band != b->band) return a->band < b->band;
+    if (a->footprint_bytes != b->footprint_bytes) return a->footprint_bytes > b->footprint_bytes;
+    return a->slot < b->slot;
+}
+
+/* Over Conservative or Strict: the first member in band order that has not
+ * answered this level is asked (once); later ones wait for its answer. */
+static void ask_in_band_order(const struct mb_group_view *v, uint32_t level) {
+    uint8_t order[MB_GROUP_SLOTS];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < v->count; i++) { /* insertion sort: at most 64 */
+        uint32_t j = n++;
+        while (j > 0 && asked_before(&v->member[i], &v->member[order[j - 1]])) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = (uint8_t)i;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        const struct mb_group_member *m = &v->member[order[k]];
+        if (m->acknowledged >= level) continue;
+        struct mb_group_slot *s = &group->slot[m->slot];
+        uint32_t req = atomic_load_explicit(&s->requested, RELAXED);
+        if (req < level && atomic_load_explicit(&s->pid, RELAXED) == m->pid &&
+            atomic_compare_exchange_strong(&s->requested, &req, level)) {
+            uint32_t seq = atomic_fetch_add_explicit(&group->asks_total, 1, RELAXED) + 1;
+            atomic_store_explicit(&s->asked_seq, seq, RELAXED);
+        }
+        return; /* asked now or before: its answer comes first */
+    }
+}
+
+/* The release level the group's footprint asks for, with hysteresis for
+ * clearing: -1 under 90% of Conservative (clear), 0 between. */
+static int group_level(const struct mb_group_view *v) {
+    struct mb_group_thresholds t;
+    mb_group_thresholds(v->limit_bytes, &t);
+    if (v->limit_bytes == 0) return -1;
+    if (v->sum_bytes >= t.strict_bytes) return MEMBUDGET_LEVEL_STRICT;
+    if (v->sum_bytes >= t.conservative_bytes) return MEMBUDGET_LEVEL_CONSERVATIVE;
+    return v->sum_bytes < t.conservative_bytes - t.conservative_bytes / 10 ? -1 : 0;
+}
+
+unsigned mb_group_asked(void) {
+    if (mine == NULL || my_pid != (uint32_t)os_getpid()) return 0;
+    uint32_t req = atomic_load_explicit(&mine->requested, memory_order_acquire);
+    uint32_t ack = atomic_load_explicit(&mine->acknowledged, RELAXED);
+    if (req != MEMBUDGET_LEVEL_CONSERVATIVE && req != MEMBUDGET_LEVEL_STRICT) return 0;
+    return req > ack ? req : 0;
+}
+
+void mb_group_answered(unsigned level, uint64_t released, uint64_t footprint) {
+    if (mine == NULL) return;
+    atomic_store_explicit(&mine->footprint_bytes, footprint, RELAXED);
+    atomic_fetch_add_explicit(&mine->released_bytes, released, RELAXED);
+    atomic_store_explicit(&mine->acknowledged, level, memory_order_release);
+}
+
 static uint64_t victim_word(const struct mb_group_member *m) {
     return ((uint64_t)m->pid << 32) | (uint64_t)(m->slot + 1);
 }
@@ -307,6 +371,13 @@ bool mb_group_tick(uint64_t footprint) {
     atomic_store_explicit(&mine->footprint_bytes, footprint, RELAXED);
     static struct mb_group_view view; /* inside the pressure gate: one at a time */
     mb_group_read(group, &view);
+    int level = group_level(&view);
+    if (level < 0 && (atomic_load_explicit(&mine->requested, RELAXED) != 0 ||
+                      atomic_load_explicit(&mine->acknowledged, RELAXED) != 0)) {
+        atomic_store_explicit(&mine->requested, 0, RELAXED); /* under again: re-armed */
+        atomic_store_explicit(&mine->acknowledged, 0, RELAXED);
+    }
+    if (level > 0) ask_in_band_order(&view, (uint32_t)level);
     uint64_t word = atomic_load_explicit(&group->victim, memory_order_acquire);
     if (view.limit_bytes == 0 || view.sum_bytes < view.limit_bytes) {
         /* Under the limit: a mark left from before is cleared. */

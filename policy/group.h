@@ -16,6 +16,14 @@
  * a band, a footprint or a limit out of range makes that slot (or the limit)
  * count for nothing, never a crash.
  *
+ * Over the group's Conservative or Strict threshold (0.8 and 0.9 of its
+ * limit), the member that notices asks one member at a time for a release at
+ * that level, in band order and largest first within a band, by raising the
+ * `requested` level in that member's slot; the next member is asked only once
+ * the last one has answered (its library thread or its next tick runs its
+ * callbacks and releases, then writes `acknowledged`) and the group is still
+ * over.  Under 90% of Conservative, members clear their own requests.
+ *
  * At the kill threshold (the group limit) exactly one member is chosen: the
  * lowest band, then the largest footprint, then the newest.  The choice is
  * written into the header with a compare-and-swap, so that two members that
@@ -56,7 +64,7 @@ struct mb_group_slot {
     _Atomic uint32_t acknowledged;    /* the last level it served */
     _Atomic uint64_t released_bytes;  /* what its releases gave back, in total */
     _Atomic uint32_t flags;
-    uint32_t reserved;
+    _Atomic uint32_t asked_seq;       /* the header's asks_total when last asked */
 };
 
 struct mb_group_file {
@@ -68,7 +76,8 @@ struct mb_group_file {
     /* The chosen victim: (pid << 32) | (slot + 1); 0: none. */
     _Atomic uint64_t victim;
     _Atomic uint64_t victims_total; /* how many were ever chosen */
-    char name[MB_GROUP_NAME_MAX + 8];
+    char name[MB_GROUP_NAME_MAX + 4];
+    _Atomic uint32_t asks_total;    /* release requests ever made (band order) */
     struct mb_group_slot slot[MB_GROUP_SLOTS];
 };
 _Static_assert(sizeof(struct mb_group_file) <= MB_GROUP_FILE_BYTES, "the group file is one page");
@@ -96,6 +105,7 @@ void mb_group_thresholds(uint64_t limit, struct mb_group_thresholds *out);
 struct mb_group_member {
     uint32_t pid, band, slot;
     uint64_t start_ticks, footprint_bytes, released_bytes;
+    uint32_t requested, acknowledged;
 };
 struct mb_group_view {
     uint64_t limit_bytes, sum_bytes;
@@ -122,6 +132,11 @@ unsigned mb_group_band(void);
 /* At a tick: publishes this member's footprint and reads the group.  Returns
  * true when this process is the group's victim (chosen now or before). */
 bool mb_group_tick(uint64_t footprint);
+/* A release the group asked of this process (enum membudget_level,
+ * conservative or strict) that it has not answered yet; 0: none. */
+unsigned mb_group_asked(void);
+/* After serving it: what the release gave back, and the footprint after. */
+void mb_group_answered(unsigned level, uint64_t released, uint64_t footprint);
 /* The victim after its critical release: publishes the new footprint and
  * says whether the group is still at or over its limit.  When not, the
  * victim mark is cleared. */

@@ -289,7 +289,16 @@ static bool shrink_or_die(uint64_t footprint, bool callbacks_done) {
 static void group_check(void) {
     static bool group_reported; /* fail and warn: one report per crossing */
     uint64_t footprint = mb_monitor_footprint();
-    if (!mb_group_tick(footprint)) {
+    bool victim = mb_group_tick(footprint);
+    unsigned asked = mb_group_asked();
+    if (asked != 0 && !victim) {
+        /* The group asked this process for a release, in band order. */
+        run_pressure_callbacks((enum membudget_level)asked);
+        uint64_t freed = alloc_backend.release_shared(
+            asked == MEMBUDGET_LEVEL_STRICT ? ALLOC_RELEASE_FREE : ALLOC_RELEASE_IDLE);
+        mb_group_answered(asked, freed, mb_monitor_refresh());
+    }
+    if (!victim) {
         group_reported = false;
         return;
     }

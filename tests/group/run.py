@@ -5,6 +5,9 @@ DESIGN §11): processes started with MEMBUDGET_GROUP share the file
 
   join            members claim slots; each publishes its footprint
   creator exits   the file and its limit outlive the member that made it
+  band order      over the group's Conservative threshold, members are asked
+                  to release one at a time: lowest band first, largest first
+                  within it, higher bands only after the lower ones answered
   victim          at the group's limit exactly one member dies: the lowest
                   band, the largest in it; the others run on, and its report
                   has the group section with every member
@@ -83,7 +86,8 @@ def read_group(name, uid=None):
     for i in range(SLOTS):
         s = SLOT.unpack_from(data, HEADER.size + i * SLOT.size)
         if s[0] != 0:
-            slots.append({"pid": s[0], "band": s[1], "footprint": s[3]})
+            slots.append({"pid": s[0], "band": s[1], "footprint": s[3], "requested": s[4],
+                          "acknowledged": s[5], "released": s[6], "asked_seq": s[8]})
     return {"magic": h[0], "limit": h[4], "creator": h[6], "victims": h[9], "slots": slots}
 
 
@@ -263,6 +267,41 @@ def sigkill_member():
             stop(p)
 
 
+def band_order():
+    name = unique("bands")
+    creator(name, "400M")  # conservative 320M, strict 360M
+    spec = {"low-small": (40, 0), "low-large": (80, 0), "mid": (60, 5)}
+    procs = {k: member(name, mib, band) for k, (mib, band) in spec.items()}
+    try:
+        want = {procs[k].pid: spec[k][0] * MIB for k in spec}
+        wait_for(lambda: published(name, want.keys(), want))
+        g = read_group(name)
+        check("band order: under Conservative nobody is asked", g is not None and
+              all(s["requested"] == 0 for s in g["slots"]), "group %r" % g)
+        procs["high"] = member(name, 130, 9)  # the sum, about 350M: over Conservative
+        pids = {k: p.pid for k, p in procs.items()}
+
+        def all_answered():
+            g = read_group(name)
+            slots = {s["pid"]: s for s in (g or {"slots": []})["slots"]}
+            return slots if all(slots.get(pid, {}).get("acknowledged", 0) >= 1
+                                for pid in pids.values()) else None
+        slots = wait_for(all_answered, seconds=60)
+        if not check("band order: every member answered (the sum stayed over)", slots,
+                     "group %r" % read_group(name)):
+            return
+        seq = {k: slots[pid]["asked_seq"] for k, pid in pids.items()}
+        check("band order: lowest band first, largest first in it, higher bands after",
+              0 < seq["low-large"] < seq["low-small"] < seq["mid"] < seq["high"],
+              "asked in order %r" % seq)
+        check("band order: nobody died under the limit", all(p.poll() is None for p in
+                                                              procs.values()),
+              {k: p.poll() for k, p in procs.items()})
+    finally:
+        for p in procs.values():
+            stop(p)
+
+
 def sleeper(name, extra=None, prefix=()):
     p = subprocess.Popen(list(prefix) + ["sleep", "120"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True, env=env_for(name, extra))
@@ -370,7 +409,7 @@ def bad_name_and_link():
 
 def main():
     only = sys.argv[2:]
-    cases = [c for c in (bad_name_and_link, join_and_creator_exits, victim_choice,
+    cases = [c for c in (bad_name_and_link, join_and_creator_exits, band_order, victim_choice,
                          sigkill_member, table_full, two_users)
              if not only or c.__name__ in only]
     try:
