@@ -67,12 +67,19 @@ struct mb_group_slot {
     _Atomic uint32_t asked_seq;       /* the header's asks_total when last asked */
 };
 
+enum mb_group_limit_source {
+    MB_GROUP_LIMIT_NONE = 0,
+    MB_GROUP_LIMIT_CREATOR, /* MEMBUDGET_GROUP_LIMIT of the process that made the file */
+    MB_GROUP_LIMIT_COMMAND  /* `membudget group NAME --limit` */
+};
+
 struct mb_group_file {
     _Atomic uint32_t magic; /* written last by the creator */
     uint32_t version, size, slots;
     _Atomic uint64_t limit_bytes;  /* 0: none yet */
     uint64_t created_unix_ns;
-    uint32_t creator_pid, reserved;
+    uint32_t creator_pid;
+    _Atomic uint32_t limit_source; /* enum mb_group_limit_source */
     /* The chosen victim: (pid << 32) | (slot + 1); 0: none. */
     _Atomic uint64_t victim;
     _Atomic uint64_t victims_total; /* how many were ever chosen */
@@ -100,6 +107,11 @@ struct mb_group_thresholds {
     uint64_t conservative_bytes, strict_bytes, kill_bytes; /* all 0 without a limit */
 };
 void mb_group_thresholds(uint64_t limit, struct mb_group_thresholds *out);
+
+/* Fills a file just created (size MB_GROUP_FILE_BYTES, zeroed, no one else
+ * writing yet), magic last. */
+void mb_group_file_init(struct mb_group_file *g, const char *name, uint64_t limit,
+                        enum mb_group_limit_source source, uint32_t creator_pid);
 
 /* One member as a reader sees it (copied, checked). */
 struct mb_group_member {

@@ -62,6 +62,20 @@ with open(MEMBER, "w") as f:
             "for i in range(0, len(hold), 4096): hold[i] = 1\n"
             "print('ready', flush=True)\n"
             "sys.stdin.readline()\n")
+HOLD = os.path.join(tmp, "hold.py")
+with open(HOLD, "w") as f:  # hold.py MIB [PID]: holds MIB MiB until PID is gone (or 120 s)
+    f.write("import sys, time\n"
+            "hold = bytearray(int(sys.argv[1]) << 20)\n"
+            "for i in range(0, len(hold), 4096): hold[i] = 1\n"
+            "def gone(pid):\n"
+            "    try:\n"
+            "        return open('/proc/%s/stat' % pid).read().rsplit(')', 1)[1].split()[0] in 'ZX'\n"
+            "    except OSError:\n"
+            "        return True\n"
+            "end = time.monotonic() + 120\n"
+            "while len(sys.argv) > 2 and not gone(sys.argv[2]) and time.monotonic() < end:\n"
+            "    time.sleep(0.05)\n")
+TOOL = os.path.join(BUILD, "membudget")
 
 
 def group_path(name, uid=None):
@@ -302,6 +316,71 @@ def band_order():
             stop(p)
 
 
+def tool(*args, env=None):
+    return subprocess.run([TOOL] + list(args), capture_output=True, text=True, timeout=120,
+                          env=env if env is not None else suite.environment())
+
+
+def group_command():
+    name = unique("cmd")
+    r = tool("group", name, "--limit", "512M")
+    g = read_group(name)
+    check("group --limit: makes the group with that limit", r.returncode == 0 and g is not None
+          and g["limit"] == 512 * MIB and ("group %s: 0 members" % name) in r.stdout,
+          "exit %s, group %r" % (r.returncode, g), r.stdout + r.stderr)
+    a = member(name, 30, 4, {"MEMBUDGET_GROUP_LIMIT": "64M"})
+    try:
+        wait_for(lambda: published(name, [a.pid], {a.pid: 30 * MIB}))
+        r = tool("group", name, "--limit", "1G")
+        g = read_group(name)
+        check("group --limit: changes the limit of a group in use", r.returncode == 0 and
+              g["limit"] == 1 << 30, "group %r" % g, r.stderr)
+        r = tool("top", "--group", name, "--once")
+        row = [l for l in r.stdout.splitlines() if l.split()[:2] == [str(a.pid), "4"]]
+        check("top --group: the members, bands, total and thresholds", r.returncode == 0 and
+              row and "limit 1 GiB" in r.stdout and "conservative 819.2 MiB" in r.stdout and
+              "1 member," in r.stdout, "exit %s" % r.returncode, r.stdout + r.stderr)
+        r = tool("limits", "--group", name)
+        check("limits --group: how the thresholds were derived", r.returncode == 0 and
+              "membudget group --limit" in r.stdout and "0.8 x limit" in r.stdout,
+              "exit %s" % r.returncode, r.stdout + r.stderr)
+        r = tool("group", name, "--json")
+        j = json.loads(r.stdout) if r.returncode == 0 else {}
+        check("group --json: the members", [m["pid"] for m in j.get("members", [])] == [a.pid]
+              and j.get("limit_bytes") == 1 << 30, r.stdout, r.stderr)
+    finally:
+        stop(a)
+    for args, needles in ((("group",), ("NAME",)), (("group", "a/b"), ("'a/b'", "A-Z")),
+                          (("group", name, "--limit", "1K"), ("--limit", "'1K'", "1M")),
+                          (("group", unique("none")), ("no such group",))):
+        r = tool(*args)
+        want = 1 if "no such group" in needles else 2
+        check("group: bad argument %s" % " ".join(args[2:] or args[1:]), r.returncode == want and
+              len(r.stderr.strip().splitlines()) == 1 and all(n in r.stderr for n in needles),
+              "exit %s" % r.returncode, r.stderr)
+
+
+def run_private_group():
+    script = ("MEMBUDGET_PRIORITY=0 python3 %s 60 $$ & low=$!; sleep 1; "
+              "python3 %s 150 $low; wait" % (HOLD, HOLD))
+    env = suite.environment({"MEMBUDGET_REPORT": os.path.join(tmp, "report.%p.json")})
+    p = subprocess.Popen([TOOL, "run", "--library", LIB, "--group-limit", "200M", "--",
+                          "bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env)
+    children.append(p)
+    out, err = p.communicate(timeout=180)
+    name = "run-%d" % p.pid
+    check("run --group-limit: the tree is one group; its band-0 member is the one chosen",
+          ("chosen by its group's memory budget: group " + name) in err and "band 0" in err,
+          "exit %s" % p.returncode, err)
+    check("run --group-limit: the private group is removed at the end",
+          not os.path.exists(group_path(name)), group_path(name))
+    r = tool("run", "--priority", "10", "--", "true")
+    check("run --priority 10: one line naming the option and the accepted form",
+          r.returncode == 2 and "--priority '10'" in r.stderr and "0 (least important) to 9"
+          in r.stderr, "exit %s" % r.returncode, r.stderr)
+
+
 def sleeper(name, extra=None, prefix=()):
     p = subprocess.Popen(list(prefix) + ["sleep", "120"], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True, env=env_for(name, extra))
@@ -410,7 +489,8 @@ def bad_name_and_link():
 def main():
     only = sys.argv[2:]
     cases = [c for c in (bad_name_and_link, join_and_creator_exits, band_order, victim_choice,
-                         sigkill_member, table_full, two_users)
+                         sigkill_member, table_full, two_users, group_command,
+                         run_private_group)
              if not only or c.__name__ in only]
     try:
         for case in cases:
