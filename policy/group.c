@@ -23,6 +23,9 @@ static uint64_t my_start;
 static unsigned my_band;
 static bool wanted; /* MEMBUDGET_GROUP was set and the file mapped */
 static char name[MB_GROUP_NAME_MAX + 1];
+/* This process's footprint at which the group reaches its next threshold,
+ * others standing still (mb_group_next_footprint). */
+static _Atomic uint64_t next_footprint = UINT64_MAX;
 
 /* ---- the file ---------------------------------------------------------------- */
 
@@ -281,6 +284,23 @@ void mb_group_answered(unsigned level, uint64_t released, uint64_t footprint) {
     atomic_store_explicit(&mine->acknowledged, level, memory_order_release);
 }
 
+/* The group's next threshold above its sum, in this process's footprint; none
+ * once the sum is at the limit (the ticks then do the work). */
+static void set_next_footprint(const struct mb_group_view *v, uint64_t footprint) {
+    struct mb_group_thresholds t;
+    mb_group_thresholds(v->limit_bytes, &t);
+    const uint64_t levels[3] = {t.conservative_bytes, t.strict_bytes, t.kill_bytes};
+    uint64_t next = UINT64_MAX;
+    for (int i = 0; i < 3 && next == UINT64_MAX; i++)
+        if (v->limit_bytes != 0 && levels[i] > v->sum_bytes)
+            next = footprint + (levels[i] - v->sum_bytes);
+    atomic_store_explicit(&next_footprint, next, RELAXED);
+}
+
+uint64_t mb_group_next_footprint(void) {
+    return mine != NULL ? atomic_load_explicit(&next_footprint, RELAXED) : UINT64_MAX;
+}
+
 static uint64_t victim_word(const struct mb_group_member *m) {
     return ((uint64_t)m->pid << 32) | (uint64_t)(m->slot + 1);
 }
@@ -294,6 +314,7 @@ bool mb_group_tick(uint64_t footprint) {
     atomic_store_explicit(&mine->footprint_bytes, footprint, RELAXED);
     static struct mb_group_view view; /* inside the pressure gate: one at a time */
     mb_group_read(group, &view);
+    set_next_footprint(&view, footprint);
     int level = group_level(&view);
     if (level < 0 && (atomic_load_explicit(&mine->requested, RELAXED) != 0 ||
                       atomic_load_explicit(&mine->acknowledged, RELAXED) != 0)) {
@@ -354,5 +375,6 @@ void mb_group_leave(void) {
 }
 
 void mb_group_atfork_child(void) {
+    atomic_store_explicit(&next_footprint, UINT64_MAX, RELAXED);
     mine = NULL; /* the parent's; my_pid still names the parent until the child joins */
 }

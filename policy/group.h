@@ -155,6 +155,11 @@ void mb_group_answered(unsigned level, uint64_t released, uint64_t footprint);
 bool mb_group_still_over(uint64_t footprint, uint64_t released);
 /* The group as this member sees it now, for the report. */
 bool mb_group_snapshot(struct mb_group_view *out);
+/* This process's footprint at which, the other members standing still, the
+ * group reaches its next threshold (Conservative, Strict, the limit), as of
+ * the last tick; UINT64_MAX when none.  The pressure code makes it a charge
+ * threshold, so that the member that grows notices at once. */
+uint64_t mb_group_next_footprint(void);
 /* Whether the group's mark names this process as its victim now. */
 bool mb_group_chosen(void);
 /* The group's kill threshold (its limit), 0 when none. */

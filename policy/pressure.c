@@ -215,6 +215,7 @@ static void set_next_threshold(void) {
     bool warned = config.action == MB_ACTION_WARN && kill_crossed;
     if (!warned && kill_effective() < next) next = kill_effective();
     if (!inactive_crossed && threshold(T_INACTIVE) < next) next = threshold(T_INACTIVE);
+    if (mb_group_next_footprint() < next) next = mb_group_next_footprint(); /* policy/group.h */
     uint64_t counter_next = UINT64_MAX;
     if (next != UINT64_MAX) {
         uint64_t base = mb_monitor_baseline();
@@ -373,6 +374,7 @@ static bool on_threshold(uint64_t counter, size_t charge) {
         if (gate_try()) {
             in_pressure = 1;
             bool stands = evaluate();
+            group_check();
             set_next_threshold();
             in_pressure = 0;
             gate_leave();
