@@ -20,7 +20,8 @@ static struct mb_group_file *group; /* the mapped file, or NULL */
 static struct mb_group_slot *mine;  /* this process's slot, or NULL */
 static uint32_t my_pid;
 static uint64_t my_start;
-static unsigned my_band;
+static _Atomic unsigned my_band;
+static bool band_explicit; /* MEMBUDGET_PRIORITY was set: the state does not move it */
 static bool wanted; /* MEMBUDGET_GROUP was set and the file mapped */
 static char name[MB_GROUP_NAME_MAX + 1];
 /* This process's footprint at which the group reaches its next threshold,
@@ -180,7 +181,8 @@ static void join(const struct mb_sink *sink, uint64_t footprint) {
 void mb_group_init(const struct mb_config *cfg, const struct mb_sink *sink) {
     if (cfg->group[0] == '\0' || !mb_group_name_valid(cfg->group)) return;
     memcpy(name, cfg->group, strlen(cfg->group) + 1);
-    my_band = mb_config_is_set(cfg, MB_OPT_PRIORITY) ? cfg->priority
+    band_explicit = mb_config_is_set(cfg, MB_OPT_PRIORITY);
+    my_band = band_explicit ? cfg->priority
               : cfg->state == MB_STATE_INACTIVE      ? MB_GROUP_BAND_INACTIVE
                                                      : MB_GROUP_BAND_ACTIVE;
     const char *why = NULL;
@@ -215,6 +217,14 @@ void mb_group_init(const struct mb_config *cfg, const struct mb_sink *sink) {
 bool mb_group_joined(void) { return mine != NULL; }
 const char *mb_group_name(void) { return wanted ? name : ""; }
 unsigned mb_group_band(void) { return my_band; }
+
+void mb_group_set_state(enum mb_state state) {
+    if (band_explicit) return;
+    my_band = state == MB_STATE_INACTIVE ? MB_GROUP_BAND_INACTIVE : MB_GROUP_BAND_ACTIVE;
+    struct mb_group_slot *s = mine;
+    if (s != NULL && my_pid == (uint32_t)os_getpid())
+        atomic_store_explicit(&s->band, my_band, RELAXED);
+}
 
 uint64_t mb_group_kill_bytes(void) {
     if (group == NULL) return 0;

@@ -38,8 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct mb_config;
-struct mb_sink;
+#include "policy/config.h"
 
 
 #define MB_GROUP_FILE_PREFIX "group."
@@ -140,6 +139,9 @@ bool mb_group_joined(void);
 /* The name joined, or "". */
 const char *mb_group_name(void);
 unsigned mb_group_band(void);
+/* The state changed (membudget_set_state, `membudget state`): without
+ * MEMBUDGET_PRIORITY the band follows it, as at start-up. */
+void mb_group_set_state(enum mb_state state);
 
 /* At a tick: publishes this member's footprint and reads the group.  Returns
  * true when this process is the group's victim (chosen now or before). */

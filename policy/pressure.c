@@ -505,6 +505,7 @@ void mb_pressure_set_state(enum mb_state state) { mb_pressure_set_state_by(state
 void mb_pressure_set_pages(unsigned pages) { mb_pressure_set_pages_by(pages, false); }
 
 void mb_pressure_set_state_by(enum mb_state state, bool command) {
+    mb_group_set_state(state); /* the band follows the state (policy/group.h) */
     mb_lock(&pressure_lock);
     params.state = state;
     params.set_by = command ? params.set_by | MB_SET_BY_STATE_COMMAND

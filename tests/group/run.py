@@ -114,7 +114,8 @@ def env_for(name, extra=None):
 def member(name, mib, band, extra=None):
     """A python3 member holding mib MiB, waiting on stdin; returns it once ready."""
     extra = dict(extra or {})
-    extra["MEMBUDGET_PRIORITY"] = str(band)
+    if band is not None:
+        extra["MEMBUDGET_PRIORITY"] = str(band)
     p = subprocess.Popen([sys.executable, MEMBER, str(mib)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=env_for(name, extra))
@@ -344,6 +345,18 @@ def group_command():
         check("limits --group: how the thresholds were derived", r.returncode == 0 and
               "membudget group --limit" in r.stdout and "0.8 x limit" in r.stdout,
               "exit %s" % r.returncode, r.stdout + r.stderr)
+        b = member(name, 10, None)  # no band given: active, 8
+        try:
+            wait_for(lambda: published(name, [b.pid], {b.pid: 10 * MIB}))
+            before = {s["pid"]: s["band"] for s in read_group(name)["slots"]}.get(b.pid)
+            r = tool("state", str(b.pid), "inactive")
+            after = wait_for(lambda: {s["pid"]: s["band"] for s in read_group(name)["slots"]}
+                             .get(b.pid) == 2)
+            check("state: without MEMBUDGET_PRIORITY the band follows the state (8, then 2)",
+                  before == 8 and after and r.returncode == 0, "band %s, state exit %s" %
+                  (before, r.returncode), r.stderr)
+        finally:
+            stop(b)
         r = tool("group", name, "--json")
         j = json.loads(r.stdout) if r.returncode == 0 else {}
         check("group --json: the members", [m["pid"] for m in j.get("members", [])] == [a.pid]
