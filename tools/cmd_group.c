@@ -156,7 +156,7 @@ static void print_view(const char *name, const struct mb_group_file *g, struct m
 static void print_json(const char *name, const struct mb_group_file *g, const struct mb_group_view *v) {
     struct mb_group_thresholds t;
     mb_group_thresholds(v->limit_bytes, &t);
-    printf("{\"name\": ");
+    printf("{\"membudget_group\": 1, \"name\": ");
     cli_json_string(name);
     printf(", \"limit_bytes\": %" PRIu64 ", \"limit_source\": ", v->limit_bytes);
     cli_json_string(source_text(g));

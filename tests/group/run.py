@@ -359,7 +359,8 @@ def group_command():
             stop(b)
         r = tool("group", name, "--json")
         j = json.loads(r.stdout) if r.returncode == 0 else {}
-        check("group --json: the members", [m["pid"] for m in j.get("members", [])] == [a.pid]
+        check("group --json: the members", j.get("membudget_group") == 1 and
+              [m["pid"] for m in j.get("members", [])] == [a.pid]
               and j.get("limit_bytes") == 1 << 30, r.stdout, r.stderr)
     finally:
         stop(a)
