@@ -33,6 +33,7 @@ static const char run_usage[] =
     "When CMD is stopped over its budget, prints the summary of the report it\n"
     "left; whenever it does not exit 0, one line says why it ended: \"exceeded\n"
     "its active limit (X of Y)\", \"exceeded its inactive limit (X of Y)\",\n"
+    "\"was chosen by its group's limit (group NAME: X of Y)\",\n"
     "\"crashed with signal N (NAME)\", \"was killed by signal N (NAME)\" or\n"
     "\"exited N\".\n"
     "\n"

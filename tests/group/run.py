@@ -389,6 +389,16 @@ def run_private_group():
           "exit %s" % p.returncode, err)
     check("run --group-limit: the private group is removed at the end",
           not os.path.exists(group_path(name)), group_path(name))
+    events = os.path.join(tmp, "events.jsonl")
+    p = subprocess.run([TOOL, "run", "--library", LIB, "--group-limit", "100M", "--events", events,
+                        "--", sys.executable, HOLD, "150", "1"], capture_output=True, text=True,
+                       env=env, timeout=180)
+    deaths = [json.loads(l) for l in open(events) if '"death"' in l] if os.path.exists(events) else []
+    check("run --group-limit: CMD chosen by the group: exit 121, one line, event group-limit",
+          p.returncode == 121 and "was chosen by its group's limit (group run-" in p.stderr and
+          len(deaths) == 1 and deaths[0]["reason"] == "group-limit" and
+          deaths[0]["limit_bytes"] == 100 * MIB, "exit %s, deaths %r" % (p.returncode, deaths),
+          p.stderr[-2000:])
     r = tool("run", "--priority", "10", "--", "true")
     check("run --priority 10: one line naming the option and the accepted form",
           r.returncode == 2 and "--priority '10'" in r.stderr and "0 (least important) to 9"
