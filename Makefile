@@ -84,7 +84,7 @@ MB_LIB_SRCS := \
 	alloc/native.c alloc/backend.c \
 	policy/monitor.c policy/machine.c policy/pressure.c policy/sample.c \
 	policy/dump.c \
-	policy/statspage.c policy/control.c alloc/jemalloc.c \
+	policy/statspage.c policy/control.c policy/group.c policy/group_view.c alloc/jemalloc.c \
 	preload/api.c preload/public.c preload/mmap.c preload/init.c preload/debug.c
 MB_LIB_HDRS := $(wildcard include/*.h policy/*.h alloc/*.h preload/*.h)
 # What the library links against: libunwind for the sampled backtraces (DESIGN

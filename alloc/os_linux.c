@@ -192,23 +192,49 @@ void os_read_comm(char *out, size_t cap) {
 /* Field 22 of /proc/self/stat, the start time; 0 when it cannot be read.
  * The command name (field 2) may hold spaces and parentheses: fields are
  * counted from the last ')'. */
-uint64_t os_start_time(void) {
-    char text[1024];
-    long n = os_read_small_file("/proc/self/stat", text, sizeof text);
-    if (n <= 0) return 0;
+/* The state letter and the start time (field 22) of a /proc/<pid>/stat text;
+ * false when it does not parse. */
+static bool parse_stat(const char *text, char *state, uint64_t *start) {
     const char *p = NULL;
     for (const char *q = text; *q != '\0'; q++)
         if (*q == ')') p = q;
-    if (p == NULL) return 0;
+    if (p == NULL) return false;
     p++;
+    while (*p == ' ') p++;
+    *state = *p;
     for (int field = 3; field < 22 && *p != '\0'; field++) { /* skip fields 3..21 */
         while (*p == ' ') p++;
         while (*p != ' ' && *p != '\0') p++;
     }
     while (*p == ' ') p++;
+    if (*p < '0' || *p > '9') return false;
     uint64_t v = 0;
     while (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
-    return v;
+    *start = v;
+    return true;
+}
+
+uint64_t os_start_time(void) {
+    char text[1024], state;
+    uint64_t start;
+    long n = os_read_small_file("/proc/self/stat", text, sizeof text);
+    return n > 0 && parse_stat(text, &state, &start) ? start : 0;
+}
+
+bool os_process_running(pid_t pid, uint64_t start) {
+    if (pid <= 0) return false;
+    char path[40], text[1024], digits[24], state = 0;
+    char *d = digits + sizeof digits;
+    *--d = '\0';
+    for (uint64_t v = (uint64_t)pid; v != 0; v /= 10) *--d = (char)('0' + v % 10);
+    size_t len = 0;
+    for (const char *parts[] = {"/proc/", d, "/stat", NULL}, **s = parts; *s != NULL; s++)
+        for (const char *c = *s; *c != '\0' && len + 1 < sizeof path; c++) path[len++] = *c;
+    path[len] = '\0';
+    uint64_t now;
+    long n = os_read_small_file(path, text, sizeof text);
+    if (n <= 0 || !parse_stat(text, &state, &now)) return false;
+    return state != 'Z' && state != 'X' && state != 'x' && now == start;
 }
 
 bool os_secure_exec(void) { return getauxval(AT_SECURE) != 0; }

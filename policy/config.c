@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "policy/group.h"
+
 _Static_assert(MB_OPT_COUNT <= 32, "set_mask and error_mask hold one bit per option");
 
 /* ---- text into fixed buffers ------------------------------------------- */
@@ -375,6 +377,14 @@ static const struct mb_option_desc options[MB_OPT_COUNT] = {
     [MB_OPT_MEMINFO_FILE] = {"MEMBUDGET_MEMINFO_FILE", MB_KIND_FILE, "the system's",
                              "an absolute path shorter than 1024 bytes", NULL, 0, 0},
     [MB_OPT_CONTROL] = {"MEMBUDGET_CONTROL", MB_KIND_ENUM, "on", "on or off", on_off_names, 0, 0},
+    [MB_OPT_GROUP] = {"MEMBUDGET_GROUP", MB_KIND_NAME, "none",
+                      "a group name of 1 to 64 characters from A-Z a-z 0-9 . _ -", NULL, 0, 0},
+    [MB_OPT_GROUP_LIMIT] = {"MEMBUDGET_GROUP_LIMIT", MB_KIND_SIZE, "none",
+                            "a size from 1M up to " MB_SIZE_SETTING_MAX_TEXT " such as 2G",
+                            NULL, MB_MIB, MB_SIZE_SETTING_MAX},
+    [MB_OPT_PRIORITY] = {"MEMBUDGET_PRIORITY", MB_KIND_UINT,
+                         "2 when inactive, 8 when active (MEMBUDGET_STATE)",
+                         "a band from 0 (least important) to 9", NULL, 0, MB_GROUP_BANDS - 1},
 };
 
 const struct mb_option_desc *mb_option_desc(enum mb_option_id id) {
@@ -467,6 +477,8 @@ static bool option_parse(const struct mb_option_desc *d, const char *value, stru
         return mb_parse_levels(value, &out->levels);
     case MB_KIND_FILE:
         return value[0] == '/' && strlen(value) < MB_CONFIG_PATH_MAX;
+    case MB_KIND_NAME:
+        return mb_group_name_valid(value);
     }
     return false;
 }
@@ -496,6 +508,9 @@ static void option_store(struct mb_config *cfg, enum mb_option_id id, const char
     case MB_OPT_PSI_FILE: memcpy(cfg->psi_file, value, strlen(value) + 1); break;
     case MB_OPT_MEMINFO_FILE: memcpy(cfg->meminfo_file, value, strlen(value) + 1); break;
     case MB_OPT_CONTROL: cfg->control = (enum mb_control_mode)v->index; break;
+    case MB_OPT_GROUP: memcpy(cfg->group, value, strlen(value) + 1); break;
+    case MB_OPT_GROUP_LIMIT: cfg->group_limit_bytes = v->number; break;
+    case MB_OPT_PRIORITY: cfg->priority = (unsigned)v->number; break;
     case MB_OPT_COUNT: break;
     }
 }

@@ -153,6 +153,10 @@ enum mb_option_id {
     MB_OPT_PSI_FILE,     /* for tests: the PSI file to read instead of the system's */
     MB_OPT_MEMINFO_FILE, /* for tests: the meminfo file to read instead */
     MB_OPT_CONTROL,
+    /* Groups and bands (policy/group.h). */
+    MB_OPT_GROUP,
+    MB_OPT_GROUP_LIMIT,
+    MB_OPT_PRIORITY,
     MB_OPT_COUNT
 };
 
@@ -165,7 +169,8 @@ enum mb_option_kind {
     MB_KIND_DURATION,         /* nanoseconds in [min, max] */
     MB_KIND_PATH,             /* non-empty, fits, only %p and %% escapes */
     MB_KIND_LEVELS,           /* "off", or two percentages "C%,S%" (mb_parse_levels) */
-    MB_KIND_FILE              /* an absolute path that fits */
+    MB_KIND_FILE,             /* an absolute path that fits */
+    MB_KIND_NAME              /* a group name (mb_group_name_valid) */
 };
 
 struct mb_option_desc {
@@ -210,6 +215,9 @@ struct mb_config {
     char psi_file[MB_CONFIG_PATH_MAX];     /* "": the system's (test variable) */
     char meminfo_file[MB_CONFIG_PATH_MAX]; /* "": the system's (test variable) */
     enum mb_control_mode control; /* the control thread (policy/control.h) */
+    char group[72];             /* "": no group (policy/group.h) */
+    uint64_t group_limit_bytes; /* 0: not set */
+    unsigned priority;          /* the band, when MEMBUDGET_PRIORITY is set */
 
     uint32_t set_mask;   /* bit id: a valid value came from the environment */
     uint32_t error_mask; /* bit id: a value was rejected (the default stands) */

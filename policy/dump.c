@@ -2,6 +2,7 @@
  * buffer, flushed with write(2) whenever it runs low, so a dump of any length
  * needs no allocation; a flag keeps two writers (a death and a
  * membudget_dump() call) from sharing the buffer. */
+#include "policy/group.h"
 #include "policy/dump.h"
 
 #include <errno.h>
@@ -422,6 +423,36 @@ static void write_timeline(struct writer *w) {
     w_close(w, "}");
 }
 
+/* The group (policy/group.h), when the process is a member: its name and
+ * limit, this process's band, and every live member at this moment. */
+static void write_group(struct writer *w) {
+    static struct mb_group_view view; /* under dump_busy */
+    if (!mb_group_snapshot(&view)) return;
+    struct mb_group_thresholds t;
+    mb_group_thresholds(view.limit_bytes, &t);
+    w_open(w, "group", "{");
+    w_str(w, "name", mb_group_name());
+    w_u64(w, "limit_bytes", view.limit_bytes);
+    w_u64(w, "conservative_bytes", t.conservative_bytes);
+    w_u64(w, "strict_bytes", t.strict_bytes);
+    w_u64(w, "band", mb_group_band());
+    w_u64(w, "footprint_bytes", view.sum_bytes);
+    w_u64(w, "victim_pid", view.victim_pid);
+    w_open(w, "members", "[");
+    for (uint32_t i = 0; i < view.count; i++) {
+        const struct mb_group_member *m = &view.member[i];
+        w_key(w, NULL);
+        w_raw(w, "{");
+        w_inline_u64(w, "pid", m->pid, true);
+        w_inline_u64(w, "band", m->band, false);
+        w_inline_u64(w, "footprint_bytes", m->footprint_bytes, false);
+        w_inline_u64(w, "released_bytes", m->released_bytes, false);
+        w_raw(w, "}");
+    }
+    w_close(w, "]");
+    w_close(w, "}");
+}
+
 /* ---- the allocation sites ---------------------------------------------------- */
 
 #define SITE_SLOTS (MB_SAMPLE_OVERFLOW_SITE + 1)
@@ -562,6 +593,7 @@ static long write_dump(int fd, enum mb_dump_reason reason, uint64_t footprint) {
     write_policy(&w);
     write_classes(&w);
     write_timeline(&w);
+    write_group(&w);
     write_sites(&w);
     write_modules(&w);
     w.depth = 0;
@@ -719,6 +751,26 @@ static void summary_line(uint64_t footprint) {
     mb_sink_line(NULL, b.data, b.len);
 }
 
+/* The death line's cause when the group's limit chose this process
+ * (policy/group.h): the group, its footprint and limit, and the band. */
+static void group_origin(struct mb_buf *b, uint64_t footprint) {
+    static struct mb_group_view view; /* under dump_busy */
+    mb_group_snapshot(&view);
+    mb_buf_str(b, "was chosen by its group's memory budget: group ");
+    mb_buf_str(b, mb_group_name());
+    mb_buf_str(b, " footprint ");
+    mb_buf_bytes(b, view.sum_bytes);
+    mb_buf_str(b, " >= group limit ");
+    mb_buf_bytes(b, view.limit_bytes);
+    mb_buf_str(b, " (band ");
+    mb_buf_u64(b, mb_group_band());
+    mb_buf_str(b, " of ");
+    mb_buf_u64(b, view.count);
+    mb_buf_str(b, view.count == 1 ? " member" : " members");
+    mb_buf_str(b, ", own footprint ");
+    mb_buf_bytes(b, footprint);
+}
+
 void mb_dump_report(enum mb_dump_reason reason, uint64_t footprint) {
     /* Room for a random part beside the configured name. */
     static char path[MB_CONFIG_PATH_MAX + 64 + 1 + REPORT_SUFFIX_CHARS]; /* under dump_busy */
@@ -731,12 +783,16 @@ void mb_dump_report(enum mb_dump_reason reason, uint64_t footprint) {
     struct mb_buf b;
     mb_buf_init(&b, line, sizeof line);
     line_head(&b);
-    mb_buf_str(&b, "exceeded its memory budget: footprint ");
-    mb_buf_bytes(&b, footprint);
-    mb_buf_str(&b, " >= limit ");
-    mb_buf_bytes(&b, lim->kill_bytes);
-    mb_buf_str(&b, " (");
-    kill_origin(&b, lim);
+    if (mb_group_chosen()) {
+        group_origin(&b, footprint);
+    } else {
+        mb_buf_str(&b, "exceeded its memory budget: footprint ");
+        mb_buf_bytes(&b, footprint);
+        mb_buf_str(&b, " >= limit ");
+        mb_buf_bytes(&b, lim->kill_bytes);
+        mb_buf_str(&b, " (");
+        kill_origin(&b, lim);
+    }
     mb_buf_str(&b, "); report: ");
     if (fd >= 0) {
         mb_buf_str(&b, path);

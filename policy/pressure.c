@@ -23,6 +23,7 @@
 #include "membudget.h"
 #include "policy/budget.h"
 #include "policy/dump.h"
+#include "policy/group.h"
 #include "policy/machine.h"
 #include "policy/monitor.h"
 
@@ -214,6 +215,7 @@ static void set_next_threshold(void) {
     bool warned = config.action == MB_ACTION_WARN && kill_crossed;
     if (!warned && kill_effective() < next) next = kill_effective();
     if (!inactive_crossed && threshold(T_INACTIVE) < next) next = threshold(T_INACTIVE);
+    if (mb_group_next_footprint() < next) next = mb_group_next_footprint(); /* policy/group.h */
     uint64_t counter_next = UINT64_MAX;
     if (next != UINT64_MAX) {
         uint64_t base = mb_monitor_baseline();
@@ -281,6 +283,47 @@ static bool shrink_or_die(uint64_t footprint, bool callbacks_done) {
     return true;
 }
 
+/* Inside the gate, at a tick: the group's share of shrink-or-die
+ * (policy/group.h).  When the group's footprint reaches its limit and this
+ * process is the one chosen, it releases everything, and when the group is
+ * still over, acts per MEMBUDGET_ACTION with a report that has the group. */
+static void group_check(void) {
+    static bool group_reported; /* fail and warn: one report per crossing */
+    uint64_t footprint = mb_monitor_footprint();
+    bool victim = mb_group_tick(footprint);
+    unsigned asked = mb_group_asked();
+    if (asked != 0 && !victim) {
+        /* The group asked this process for a release, in band order. */
+        run_pressure_callbacks((enum membudget_level)asked);
+        uint64_t freed = alloc_backend.release_shared(
+            asked == MEMBUDGET_LEVEL_STRICT ? ALLOC_RELEASE_FREE : ALLOC_RELEASE_IDLE);
+        mb_group_answered(asked, freed, mb_monitor_refresh());
+    }
+    if (!victim) {
+        group_reported = false;
+        return;
+    }
+    if (group_reported) return;
+    run_pressure_callbacks(MEMBUDGET_LEVEL_CRITICAL);
+    uint64_t released = alloc_backend.release_shared(ALLOC_RELEASE_CRITICAL);
+    uint64_t after = mb_monitor_refresh();
+    int current = atomic_load_explicit(&policy, memory_order_relaxed);
+    uint64_t kill = mb_group_kill_bytes();
+    if (!mb_group_still_over(after, released)) {
+        record(MB_EVENT_KILL_SURVIVED, current, current, footprint, kill, released);
+        return;
+    }
+    record(MB_EVENT_KILL, current, current, after, kill, released);
+    if (config.action == MB_ACTION_ABORT) {
+        atomic_store_explicit(&dying, true, memory_order_relaxed);
+        run_kill_callbacks();
+        mb_dump_report(MB_DUMP_KILL, after);
+        abort();
+    }
+    group_reported = true;
+    mb_dump_report(config.action == MB_ACTION_FAIL ? MB_DUMP_FAIL : MB_DUMP_WARN, after);
+}
+
 /* Inside the gate: move the policy up to where the footprint is, react, and
  * run shrink-or-die at the kill threshold. */
 /* may_kill false: the policies climb and their callbacks run, but a footprint
@@ -334,6 +377,7 @@ static bool on_threshold(uint64_t counter, size_t charge) {
         if (gate_try()) {
             in_pressure = 1;
             bool stands = evaluate(true);
+            group_check();
             set_next_threshold();
             in_pressure = 0;
             gate_leave();
@@ -477,6 +521,7 @@ void mb_pressure_set_state(enum mb_state state) { mb_pressure_set_state_by(state
 void mb_pressure_set_pages(unsigned pages) { mb_pressure_set_pages_by(pages, false); }
 
 void mb_pressure_set_state_by(enum mb_state state, bool command) {
+    mb_group_set_state(state); /* the band follows the state (policy/group.h) */
     mb_lock(&pressure_lock);
     params.state = state;
     params.set_by = command ? params.set_by | MB_SET_BY_STATE_COMMAND
@@ -558,6 +603,7 @@ static void tick(bool idle, bool may_kill) {
     set_next_threshold();
     if (idle && budget_counter() >= atomic_load_explicit(&counter_threshold, memory_order_relaxed))
         evaluate(may_kill);
+    group_check();
     set_next_threshold();
     in_pressure = 0;
     gate_leave();

@@ -236,10 +236,19 @@ static void fill(struct mb_statspage *p) {
 
 /* Why the page could not be created, for the one line of report_failure. */
 static const char *failure_why;
+static long open_dir(void);
+
+long mb_statspage_open_dir(const char **why) {
+    const char *saved = failure_why;
+    long fd = open_dir();
+    if (why != NULL) *why = failure_why;
+    failure_why = saved;
+    return fd;
+}
 
 /* Opens the per-user directory, made 0700 if missing: a directory (no link
  * followed, never blocking) owned by our effective uid that no one else may
- * write, else -1 with failure_why set.  A directory someone else made or
+ * write, else -errno with failure_why set.  A directory someone else made or
  * opened to others is left as it is: we do not publish. */
 static long open_dir(void) {
     char path[64];

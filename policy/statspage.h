@@ -263,4 +263,11 @@ uint64_t mb_statspage_due_ns(void);
  * exists, by the code that starts the control thread. */
 void mb_statspage_set_serving(uint32_t serving);
 
+/* The per-user directory (<root>/membudget-<euid>), made 0700 when missing
+ * and checked as the page's is (a real directory, ours, closed to others):
+ * an O_DIRECTORY descriptor, or -errno with *why (when why is not NULL) saying
+ * what was wrong ("owned by another user: ", followed by the path in a line).
+ * The group files (policy/group.h) live there too. */
+long mb_statspage_open_dir(const char **why);
+
 #endif

@@ -13,6 +13,7 @@
 #include "alloc/alloc.h"
 #include "alloc/fmt.h"
 #include "membudget.h"
+#include "policy/group.h"
 #include "policy/budget.h"
 #include "policy/config.h"
 #include "policy/dump.h"
@@ -57,6 +58,7 @@ static void fork_child(void) {
     mb_dump_atfork_child();
     mb_pressure_atfork_child();
     mb_statspage_atfork_child();
+    mb_group_atfork_child();
 }
 
 /* Start-up of the policy: configuration (one line per bad variable), limits,
@@ -73,6 +75,7 @@ static void policy_start(void) {
     mb_monitor_init(&cfg, &lim);
     mb_pressure_init(&cfg, &lim);
     mb_dump_init(mb_fill_stats);
+    mb_group_init(&cfg, NULL);
     mb_sample_init(cfg.sample_bytes);
     if (mb_verbose >= 2) {
         char buf[4096];
@@ -212,6 +215,7 @@ __attribute__((constructor)) static void membudget_start(void) {
 
 __attribute__((destructor)) static void membudget_finish(void) {
     mb_statspage_close();
+    mb_group_leave();
     if (mb_verbose < 1) return;
     struct membudget_stats st;
     membudget_stats(&st, sizeof st);

@@ -11,7 +11,7 @@ LIMITS_TEST  := $(LIMITS_DIR)/test_limits
 LIMITS_SAN   := $(LIMITS_DIR)/test_limits-san
 LIMITS_SRCS  := tests/unit/test_limits.c policy/config.c policy/limits.c policy/budget.c \
 	$(MB_OS_LIMITS_SRCS)
-LIMITS_DEPS  := $(LIMITS_SRCS) policy/config.h policy/limits.h policy/budget.h alloc/os.h \
+LIMITS_DEPS  := $(LIMITS_SRCS) policy/config.h policy/group.h policy/limits.h policy/budget.h alloc/os.h \
 	tests/harness.h tests/limits.mk
 LIMITS_SAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all

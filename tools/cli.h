@@ -59,5 +59,9 @@ int cmd_top(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 /* state, pages, release and dump (tools/cmd_control.c): argv[0] says which. */
 int cmd_control(int argc, char **argv);
+/* group (tools/cmd_group.c); top and limits hand --group to cmd_group_of. */
+int cmd_group(int argc, char **argv);
+int cmd_group_of(const char *sub, int argc, char **argv);
+bool cmd_group_wanted(int argc, char **argv);
 
 #endif

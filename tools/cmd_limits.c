@@ -113,6 +113,7 @@ static void override(struct mb_config *cfg, enum mb_option_id id, const char *fl
 }
 
 int cmd_limits(int argc, char **argv) {
+    if (cmd_group_wanted(argc, argv)) return cmd_group_of("limits", argc, argv);
     static const struct option longopts[] = {
         {"state", required_argument, NULL, OPT_STATE},
         {"pages", required_argument, NULL, OPT_PAGES},

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "policy/config.h"
+#include "policy/group.h"
+#include "policy/statspage.h"
 #include "tools/cli.h"
 #include "tools/proc.h"
 #include "tools/run_loop.h"
@@ -32,6 +34,7 @@ static const char run_usage[] =
     "When CMD is stopped over its budget, prints the summary of the report it\n"
     "left; whenever it does not exit 0, one line says why it ended: \"exceeded\n"
     "its active limit (X of Y)\", \"exceeded its inactive limit (X of Y)\",\n"
+    "\"was chosen by its group's limit (group NAME: X of Y)\",\n"
     "\"crashed with signal N (NAME)\", \"was killed by signal N (NAME)\" or\n"
     "\"exited N\".\n"
     "\n"
@@ -44,6 +47,14 @@ static const char run_usage[] =
     "                                                             [MEMBUDGET_SAMPLE]\n"
     "  --state S         active or inactive (the jetsam model)    [MEMBUDGET_STATE]\n"
     "  --pages N         the jetsam model's page count, 1 or more  [MEMBUDGET_PAGES]\n"
+    "  --group NAME      join the group NAME: one budget for separately started\n"
+    "                    processes (membudget group NAME)          [MEMBUDGET_GROUP]\n"
+    "  --group-limit L   the group's limit when this run makes the group; without\n"
+    "                    --group, CMD's whole tree is one private group named\n"
+    "                    run-PID (this run's pid), removed at the end\n"
+    "                                                       [MEMBUDGET_GROUP_LIMIT]\n"
+    "  --priority N      CMD's band in the group, 0 (goes first) to 9\n"
+    "                                                          [MEMBUDGET_PRIORITY]\n"
     "  --library PATH    preload this libmembudget.so instead of the one installed\n"
     "                    with the command\n"
     "  --start-timeout S how long to wait for the library to say it started in CMD,\n"
@@ -104,7 +115,10 @@ static struct run_setting settings[] = {
     {"--limit", MB_OPT_LIMIT, NULL},   {"--action", MB_OPT_ACTION, NULL},
     {"--report", MB_OPT_REPORT, NULL}, {"--sample", MB_OPT_SAMPLE, NULL},
     {"--state", MB_OPT_STATE, NULL},   {"--pages", MB_OPT_PAGES, NULL},
+    {"--group", MB_OPT_GROUP, NULL},   {"--group-limit", MB_OPT_GROUP_LIMIT, NULL},
+    {"--priority", MB_OPT_PRIORITY, NULL},
 };
+enum { SET_GROUP = 6, SET_GROUP_LIMIT = 7, SET_PRIORITY = 8 };
 
 static void discard_line(void *ctx, const char *line, size_t len) {
     (void)ctx, (void)line, (void)len;
@@ -193,16 +207,21 @@ enum {
     OPT_RESTART_WINDOW,
     OPT_RESTART_MAX,
     OPT_RESTART_DELAY,
+    OPT_GROUP,
+    OPT_GROUP_LIMIT,
+    OPT_PRIORITY,
 };
 
 static const char accepted[] =
     "--limit L, --action abort|fail|warn, --report PATH, --sample N, "
-    "--state active|inactive, --pages N, --library PATH, --start-timeout SECONDS, "
+    "--state active|inactive, --pages N, --group NAME, --group-limit L, --priority N, "
+    "--library PATH, --start-timeout SECONDS, "
     "--events FILE, --restart on-budget|always|never, --restart-window SECONDS, "
     "--restart-max N, --restart-delay SECONDS, --help, then [--] CMD [ARGS...]";
 
 struct run_options {
     const char *library, *events;
+    bool private_group; /* --group-limit alone: run-PID, made fresh, removed at the end */
     struct run_job job;
 };
 
@@ -255,6 +274,9 @@ static int parse_options(int argc, char **argv, struct run_options *o) {
         {"restart-window", required_argument, NULL, OPT_RESTART_WINDOW},
         {"restart-max", required_argument, NULL, OPT_RESTART_MAX},
         {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
+        {"group", required_argument, NULL, OPT_GROUP},
+        {"group-limit", required_argument, NULL, OPT_GROUP_LIMIT},
+        {"priority", required_argument, NULL, OPT_PRIORITY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -271,6 +293,8 @@ static int parse_options(int argc, char **argv, struct run_options *o) {
             settings[2].value = optarg;
         } else if (at != NULL) {
             settings[setting_index[at - setting_opts]].value = optarg;
+        } else if (c >= OPT_GROUP && c <= OPT_PRIORITY) {
+            settings[SET_GROUP + (c - OPT_GROUP)].value = optarg;
         } else if (c == OPT_LIBRARY) {
             o->library = optarg;
         } else if (c == OPT_EVENTS) {
@@ -287,6 +311,13 @@ static int parse_options(int argc, char **argv, struct run_options *o) {
     }
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (settings[i].value != NULL) check_setting(&settings[i]);
+    if (settings[SET_GROUP_LIMIT].value != NULL && settings[SET_GROUP].value == NULL) {
+        /* The tree's own group, named after this run. */
+        static char name[32];
+        snprintf(name, sizeof name, "run-%ld", (long)getpid());
+        settings[SET_GROUP].value = name;
+        o->private_group = true;
+    }
     if (optind >= argc) cli_usage_error("run", "no command given (accepted: %s)", accepted);
     return optind;
 }
@@ -336,8 +367,19 @@ int cmd_run(int argc, char **argv) {
     o.job.events = &events;
     o.job.limit = given_limit();
     o.job.state = given_state();
+    char group_file[512] = "";
+    if (o.private_group) {
+        /* A file of that name is a dead earlier run's (pids are reused): ours
+         * to remove from our own directory, so that this run's limit holds. */
+        char dir[256];
+        mb_statspage_path(dir, sizeof dir, MB_STATSPAGE_ROOT, geteuid(), -1);
+        snprintf(group_file, sizeof group_file, "%s/" MB_GROUP_FILE_PREFIX "%s", dir,
+                 settings[SET_GROUP].value);
+        unlink(group_file);
+    }
     run_signals_install();
     int code = run_job_run(&o.job);
+    if (group_file[0] != '\0') unlink(group_file);
     run_reports_finish(&place);
     run_preload_finish(&pre);
     run_events_close(&events);

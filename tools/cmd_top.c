@@ -325,6 +325,7 @@ static void print_frame(const struct live_scan *scan, double delay, bool once) {
 }
 
 int cmd_top(int argc, char **argv) {
+    if (cmd_group_wanted(argc, argv)) return cmd_group_of("top", argc, argv);
     static const struct option longopts[] = {
         {"delay", required_argument, NULL, 'd'},
         {"iterations", required_argument, NULL, 'n'},

@@ -30,6 +30,8 @@ static const char usage_text[] =
     "  pages PID N                      set a running process's page count\n"
     "  release PID LEVEL                send a running process pressure (its callbacks run)\n"
     "  dump PID                         make a running process write a report, and go on\n"
+    "  group NAME [--limit SIZE]        a group's members, bands and total; set its limit\n"
+    "                                   (top --group NAME, limits --group NAME likewise)\n"
     "\n"
     "  membudget COMMAND --help         the options of one command\n"
     "  membudget --version              the version\n"
@@ -46,6 +48,7 @@ static const struct command commands[] = {
     {"top", cmd_top}, {"report", cmd_report},
     {"state", cmd_control}, {"pages", cmd_control}, {"release", cmd_control},
     {"dump", cmd_control},
+    {"group", cmd_group},
 };
 
 static const struct command *find_command(const char *name) {

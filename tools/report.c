@@ -615,6 +615,14 @@ static void print_header(const struct rp_report *r) {
     if (strcmp(r->reason, "request") == 0) {
         printf("membudget: pid %" PRIu64 " (%s) report: footprint %s, limit %s (%s)\n", r->pid,
                T(r->comm), rp_bytes(r->footprint_bytes), rp_bytes(r->kill_bytes), T(source));
+    } else if (json_is_object(json_object_get(r->root, "group")) &&
+               rp_u64(json_object_get(r->root, "group"), "victim_pid") == r->pid) {
+        const json_t *g = json_object_get(r->root, "group");
+        printf("membudget: pid %" PRIu64 " (%s) was chosen by its group's memory budget: group "
+               "%s footprint %s >= group limit %s (band %" PRIu64 ", own footprint %s)\n",
+               r->pid, T(r->comm), T(rp_str(g, "name")), rp_bytes(rp_u64(g, "footprint_bytes")),
+               rp_bytes(rp_u64(g, "limit_bytes")), rp_u64(g, "band"),
+               rp_bytes(r->footprint_bytes));
     } else {
         printf("membudget: pid %" PRIu64
                " (%s) exceeded its memory budget: footprint %s >= limit %s (%s)\n",
@@ -631,6 +639,26 @@ static void print_header(const struct rp_report *r) {
         printf("  note: %s\n", T(r->notes[i]));
     if (r->note_count > RP_NOTES_MAX)
         printf("  note: %zu more not shown\n", r->note_count - RP_NOTES_MAX);
+}
+
+/* The group section (policy/group.h), when the process was a member: one
+ * line for the group, one for its members (at most 64, each checked). */
+static void print_group(const struct rp_report *r) {
+    const json_t *g = json_object_get(r->root, "group");
+    if (!json_is_object(g)) return;
+    printf("  group %s: footprint %s, limit %s; band %" PRIu64 ", victim pid %" PRIu64 "\n",
+           T(rp_str(g, "name")), rp_bytes(rp_u64(g, "footprint_bytes")),
+           rp_bytes(rp_u64(g, "limit_bytes")), rp_u64(g, "band"), rp_u64(g, "victim_pid"));
+    const json_t *members = json_object_get(g, "members");
+    size_t n = json_is_array(members) ? json_array_size(members) : 0;
+    if (n == 0) return;
+    printf("  members (pid band footprint):");
+    for (size_t i = 0; i < n && i < 64; i++) {
+        const json_t *m = json_array_get(members, i);
+        printf(" %" PRIu64 " %" PRIu64 " %s%s", rp_u64(m, "pid"), rp_u64(m, "band"),
+               rp_bytes(rp_u64(m, "footprint_bytes")), i + 1 < n && i + 1 < 64 ? ";" : "");
+    }
+    printf("\n");
 }
 
 static void print_limit(const struct rp_report *r) {
@@ -757,6 +785,7 @@ static void print_symbols(const struct rp_report *r) {
 
 void rp_print_text(const struct rp_report *r, size_t max_sites, size_t max_frames) {
     print_header(r);
+    print_group(r);
     print_limit(r);
     print_footprint(r);
     print_policy(r);

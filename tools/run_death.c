@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "policy/group.h"
 #include "tools/cli.h"
 #include "tools/textout.h"
 
@@ -131,6 +132,22 @@ static void copy_text(char *out, size_t cap, const char *s) {
     snprintf(out, cap, "%s", s != NULL ? s : "");
 }
 
+/* The report's group section (policy/group.h) names pid as the victim: the
+ * group's footprint and limit are what stopped it. */
+static void group_victim(json_t *doc, pid_t pid, struct run_end *end) {
+    json_t *g = json_object_get(doc, "group");
+    uint64_t victim = 0, sum = 0, limit = 0;
+    end->group[0] = '\0';
+    if (!json_is_object(g) || !member_u64(g, "victim_pid", &victim) || victim != (uint64_t)pid ||
+        !member_u64(g, "footprint_bytes", &sum) || !member_u64(g, "limit_bytes", &limit))
+        return;
+    const char *name = member_str(g, "name");
+    /* Printed as it is: only a name the library would accept. */
+    copy_text(end->group, sizeof end->group, name != NULL && mb_group_name_valid(name) ? name : "?");
+    end->footprint_bytes = sum;
+    end->limit_bytes = limit;
+}
+
 /* Whether the report at path is the kill report of pid written since
  * started_ns; fills the budget fields of *end when it is. */
 static bool kill_report(const char *path, pid_t pid, uint64_t started_ns, struct run_end *end) {
@@ -152,6 +169,7 @@ static bool kill_report(const char *path, pid_t pid, uint64_t started_ns, struct
         copy_text(end->comm, sizeof end->comm, member_str(doc, "comm"));
         copy_text(end->source, sizeof end->source, member_str(lim, "kill_source"));
         copy_text(end->report, sizeof end->report, path);
+        group_victim(doc, pid, end);
     }
     json_decref(doc);
     return ok;
@@ -235,6 +253,12 @@ void run_end_words(const struct run_end *end, char *out, size_t cap) {
     switch (end->kind) {
     case RUN_END_ACTIVE_LIMIT:
     case RUN_END_INACTIVE_LIMIT:
+        if (end->group[0] != '\0') {
+            snprintf(out, cap, "was chosen by its group's limit (group %.64s: %s of %s)",
+                     end->group, mb_bytes_text(a, sizeof a, end->footprint_bytes),
+                     mb_bytes_text(b, sizeof b, end->limit_bytes));
+            break;
+        }
         snprintf(out, cap, "exceeded its %s limit (%s of %s)",
                  end->kind == RUN_END_ACTIVE_LIMIT ? "active" : "inactive",
                  mb_bytes_text(a, sizeof a, end->footprint_bytes),
@@ -251,6 +275,9 @@ void run_end_words(const struct run_end *end, char *out, size_t cap) {
 }
 
 const char *run_end_reason(const struct run_end *end) {
+    if ((end->kind == RUN_END_ACTIVE_LIMIT || end->kind == RUN_END_INACTIVE_LIMIT) &&
+        end->group[0] != '\0')
+        return "group-limit";
     switch (end->kind) {
     case RUN_END_ACTIVE_LIMIT:
         return "active-limit";

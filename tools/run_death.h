@@ -55,6 +55,9 @@ struct run_end {
     uint64_t footprint_bytes, limit_bytes;
     char comm[64];
     char source[256]; /* limit.kill_source */
+    /* Its group's limit chose it (the report's group section names it as the
+     * victim): the group's name; footprint and limit are then the group's. */
+    char group[72];
     char report[PATH_MAX + 64];
 };
 

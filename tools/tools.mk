@@ -23,11 +23,11 @@ TOOL_OBJDIR  := $(BUILD)/tools/obj
 TOOL_GENDIR  := $(BUILD_ROOT)/tools/gen
 TOOL_DIRS_H  := $(TOOL_GENDIR)/install_dirs.h
 TOOL_SRCS    := tools/membudget.c tools/cli.c tools/textout.c tools/cmd_run.c tools/run_start.c \
-	tools/cmd_limits.c tools/cmd_live.c tools/cmd_report.c tools/cmd_control.c tools/livestats.c \
-	policy/config.c \
+	tools/cmd_limits.c tools/cmd_live.c tools/cmd_report.c tools/cmd_control.c tools/livestats.c tools/cmd_group.c \
+	policy/config.c policy/group_view.c \
 	policy/limits.c $(MB_OS_LIMITS_SRCS) $(MB_OS_TOOL_SRCS)
 TOOL_HDRS    := tools/cli.h tools/textout.h policy/utf8.h tools/livestats.h tools/run_start.h \
-	preload/handshake.h policy/statspage.h policy/config.h \
+	preload/handshake.h policy/statspage.h policy/config.h policy/group.h \
 	policy/limits.h include/membudget.h alloc/os.h alloc/os_linux.h tools/proc.h
 TOOL_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -Iinclude -I. -I$(TOOL_GENDIR) $(WARN) \
 	$(MODE_CFLAGS) $(MB_OS_TOOL_CFLAGS) $(EXTRA_CFLAGS)

@@ -105,7 +105,7 @@ static struct mb_sink capture_sink(struct capture *c) {
 }
 
 struct env_table {
-    const char *pairs[26][2];
+    const char *pairs[32][2];
 };
 
 static const char *table_getenv(void *ctx, const char *name) {
@@ -1115,6 +1115,17 @@ static const struct bad_case bad_cases[] = {
     {MB_OPT_VERBOSE, "-1", NULL},
     {MB_OPT_CONTROL, "maybe",
      "membudget: MEMBUDGET_CONTROL='maybe' is not valid (expected on or off); using the default"},
+    {MB_OPT_GROUP, "a/b",
+     "membudget: MEMBUDGET_GROUP='a/b' is not valid (expected a group name of 1 to 64 characters "
+     "from A-Z a-z 0-9 . _ -); using the default"},
+    {MB_OPT_GROUP, "..", NULL},
+    {MB_OPT_GROUP, "", NULL},
+    {MB_OPT_GROUP, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL},
+    {MB_OPT_GROUP_LIMIT, "1K", NULL},
+    {MB_OPT_GROUP_LIMIT, "50%", NULL},
+    {MB_OPT_PRIORITY, "10",
+     "membudget: MEMBUDGET_PRIORITY='10' is not valid (expected a band from 0 (least important) "
+     "to 9); using the default"},
 };
 
 static void test_bad_values(void) {
@@ -1229,6 +1240,9 @@ static void test_good_environment(void) {
         {"MEMBUDGET_PSI_FILE", "/tmp/psi"},
         {"MEMBUDGET_MEMINFO_FILE", "/tmp/meminfo"},
         {"MEMBUDGET_CONTROL", "off"},
+        {"MEMBUDGET_GROUP", "make-j8.1"},
+        {"MEMBUDGET_GROUP_LIMIT", "2G"},
+        {"MEMBUDGET_PRIORITY", "0"},
         {"UNRELATED", "x"},
     }};
     struct mb_config cfg;
@@ -1265,6 +1279,9 @@ static void test_good_environment(void) {
     expect_true(strcmp(cfg.psi_file, "/tmp/psi") == 0, "'%s'", cfg.psi_file);
     expect_true(strcmp(cfg.meminfo_file, "/tmp/meminfo") == 0, "'%s'", cfg.meminfo_file);
     expect_int_eq(cfg.control, MB_CONTROL_MODE_OFF);
+    expect_true(strcmp(cfg.group, "make-j8.1") == 0, "'%s'", cfg.group);
+    expect_zu_eq(cfg.group_limit_bytes, 2 * GIB);
+    expect_int_eq(cfg.priority, 0);
     expect_int_eq(cfg.set_mask, (1u << MB_OPT_COUNT) - 1);
     expect_int_eq(cfg.error_mask, 0);
     expect_true(strcmp(cfg.raw[MB_OPT_LIMIT], "1.5G") == 0);
@@ -1319,7 +1336,8 @@ static void test_defaults_match_table(void) {
     mb_config_defaults(&defaults);
     for (int id = 0; id < MB_OPT_COUNT; id++) {
         if (id == MB_OPT_LIMIT || id == MB_OPT_RAM || id == MB_OPT_REPORT ||
-            id == MB_OPT_PSI_FILE || id == MB_OPT_MEMINFO_FILE)
+            id == MB_OPT_PSI_FILE || id == MB_OPT_MEMINFO_FILE || id == MB_OPT_GROUP ||
+            id == MB_OPT_GROUP_LIMIT || id == MB_OPT_PRIORITY)
             continue;
         const struct mb_option_desc *d = mb_option_desc((enum mb_option_id)id);
         cfg = defaults;
@@ -1381,7 +1399,7 @@ static void test_unknown_variables(void) {
     static const char first[] = "membudget: MEMBUDGET_LIMT is not a known variable (known: "
                                 "MEMBUDGET_LIMIT, MEMBUDGET_ACTION, ";
     expect_true(strncmp(cap.text, first, sizeof first - 1) == 0, "%s", cap.text);
-    expect_true(strstr(cap.text, "MEMBUDGET_MEMINFO_FILE, MEMBUDGET_CONTROL); ignored\n") != NULL,
+    expect_true(strstr(cap.text, "MEMBUDGET_CONTROL, MEMBUDGET_GROUP, MEMBUDGET_GROUP_LIMIT, MEMBUDGET_PRIORITY); ignored\n") != NULL,
                 "%s", cap.text);
 }
 
