@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/proc.h>
 #include <sys/proc_info.h>
 #include <sys/random.h>
 #include <time.h>
@@ -240,13 +241,28 @@ void os_read_comm(char *out, size_t cap) {
 }
 
 /* The start time in microseconds since the epoch (proc_pidinfo's BSD info). */
+/* The BSD info of pid (its start time and status), or false. */
+static bool bsd_info(pid_t pid, struct proc_bsdinfo *info) {
+    int saved = errno;
+    int n = proc_pidinfo(pid, PROC_PIDTBSDINFO, 0, info, (int)sizeof *info);
+    errno = saved;
+    return n == (int)sizeof *info;
+}
+
+static uint64_t start_of(const struct proc_bsdinfo *info) {
+    return (uint64_t)info->pbi_start_tvsec * 1000000u + (uint64_t)info->pbi_start_tvusec;
+}
+
 uint64_t os_start_time(void) {
     struct proc_bsdinfo info;
-    int saved = errno;
-    int n = proc_pidinfo(getpid(), PROC_PIDTBSDINFO, 0, &info, (int)sizeof info);
-    errno = saved;
-    if (n != (int)sizeof info) return 0;
-    return (uint64_t)info.pbi_start_tvsec * 1000000u + (uint64_t)info.pbi_start_tvusec;
+    return bsd_info(getpid(), &info) ? start_of(&info) : 0;
+}
+
+/* A zombie's BSD info still answers: its status (SZOMB) says it is gone. */
+bool os_process_running(pid_t pid, uint64_t start) {
+    struct proc_bsdinfo info;
+    if (pid <= 0 || !bsd_info(pid, &info)) return false;
+    return info.pbi_status != SZOMB && start_of(&info) == start;
 }
 
 bool os_secure_exec(void) { return issetugid() != 0; }
