@@ -35,7 +35,7 @@ MB_OS ?= $(if $(findstring linux,$(MB_OS_TRIPLE)),linux,$(if $(findstring apple,
 #   MB_OS_TOOL_*       the command's and the report tool's own files and flags
 MB_OS_LIB_SUFFIX := .so
 ifeq ($(MB_OS),linux)
-MB_OS_BASE_SRCS := alloc/os.c alloc/os_linux.c
+MB_OS_BASE_SRCS := alloc/os.c alloc/os_posix.c alloc/os_linux.c
 MB_OS_LIMITS_SRCS := $(MB_OS_BASE_SRCS) policy/limits_linux.c
 MB_OS_SRCS  := $(MB_OS_LIMITS_SRCS) policy/modules_linux.c policy/machine_linux.c
 MB_OS_CFLAGS := -DMB_INTERPOSE_H='"preload/interpose_linux.h"'
@@ -47,7 +47,7 @@ MB_OS_REPORT_SYMBOLS := tools/report_symbols.c tools/report_index.c
 else ifeq ($(MB_OS),darwin)
 # macOS (tests/macos.mk builds it here against an SDK: make check-macos).  The
 # malloc zone is a file of the library's own; the jemalloc backend stays Linux's.
-MB_OS_BASE_SRCS := alloc/os.c alloc/os_darwin.c
+MB_OS_BASE_SRCS := alloc/os.c alloc/os_posix.c alloc/os_darwin.c
 MB_OS_LIMITS_SRCS := $(MB_OS_BASE_SRCS) policy/limits_darwin.c
 MB_OS_SRCS  := $(MB_OS_LIMITS_SRCS) policy/modules_darwin.c policy/machine_darwin.c \
 	preload/zone_darwin.c

@@ -137,3 +137,18 @@ const char *mb_bytes_short_text(char *buf, size_t cap, uint64_t bytes) {
     mb_buf_bytes_short(&b, bytes);
     return buf;
 }
+
+bool mb_parse_u64_text(const char *s, uint64_t *out) {
+    while (*s == ' ' || *s == '\t') s++;
+    if (*s < '0' || *s > '9') return false;
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned digit = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - digit) / 10) return false;
+        v = v * 10 + digit;
+    }
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+    if (*s != '\0') return false;
+    *out = v;
+    return true;
+}

@@ -50,6 +50,11 @@ void mb_buf_value(struct mb_buf *b, const char *s, size_t max);
 const char *mb_bytes_text(char *buf, size_t cap, uint64_t bytes);
 const char *mb_bytes_short_text(char *buf, size_t cap, uint64_t bytes);
 
+/* The one reader of the number files the platform reads (/proc, cgroups):
+ * blanks, decimal digits, then only blanks or a line end; false on anything
+ * else or on overflow. */
+bool mb_parse_u64_text(const char *s, uint64_t *out);
+
 /* "0123456789abcdef": the one table of hex digits. */
 extern const char mb_hex_digits[16];
 

@@ -312,22 +312,6 @@ void os_own_text(uintptr_t *start, uintptr_t *end) {
 
 void os_name_this_thread(const char *name) { pthread_setname_np(name); }
 
-static pthread_key_t exit_key;
-static bool exit_key_ok;
-
-bool os_thread_exit_init(void (*fn)(void *value)) {
-    exit_key_ok = pthread_key_create(&exit_key, fn) == 0;
-    return exit_key_ok;
-}
-
-void os_thread_exit_arm(void *value) {
-    if (exit_key_ok) pthread_setspecific(exit_key, value);
-}
-
-int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
-    return pthread_atfork(prepare, parent, child);
-}
-
 /* /private/tmp: on every macOS, world-writable and sticky like /dev/shm, and
  * not the per-user $TMPDIR (whose name a reader in another session cannot
  * know).  /tmp is a link to it; the link is not followed. */

@@ -326,22 +326,4 @@ void os_yield(void) { os_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0); }
 
 void os_name_this_thread(const char *name) { pthread_setname_np(pthread_self(), name); }
 
-static pthread_key_t exit_key;
-static bool exit_key_ok;
-
-bool os_thread_exit_init(void (*fn)(void *value)) {
-    /* pthread_key_create takes no lock of ours and does not allocate. */
-    exit_key_ok = pthread_key_create(&exit_key, fn) == 0;
-    return exit_key_ok;
-}
-
-void os_thread_exit_arm(void *value) {
-    /* pthread_setspecific may allocate (keys >= 32). */
-    if (exit_key_ok) pthread_setspecific(exit_key, value);
-}
-
-int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
-    return pthread_atfork(prepare, parent, child);
-}
-
 const char *os_statspage_root(void) { return "/dev/shm"; }

@@ -10,6 +10,7 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
+#include "alloc/fmt.h"
 #include "alloc/os.h"
 #include "policy/limits.h"
 
@@ -109,22 +110,6 @@ static char *line_reader_next(struct line_reader *r) {
     }
 }
 
-/* Digits, then only blanks: the format of every number file we read. */
-static bool parse_number_text(const char *s, uint64_t *out) {
-    while (*s == ' ' || *s == '\t') s++;
-    if (*s < '0' || *s > '9') return false;
-    uint64_t v = 0;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        unsigned digit = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - digit) / 10) return false;
-        v = v * 10 + digit;
-    }
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
-    if (*s != '\0') return false;
-    *out = v;
-    return true;
-}
-
 static bool starts_with(const char *s, const char *prefix) {
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
@@ -149,7 +134,7 @@ MB_OWN_FRAME static void probe_physical(struct mb_limits *lim, const char *root)
             char *unit = strstr(p, " kB");
             if (unit != NULL) *unit = '\0';
             uint64_t kib;
-            if (unit != NULL && parse_number_text(p, &kib) && kib > 0 &&
+            if (unit != NULL && mb_parse_u64_text(p, &kib) && kib > 0 &&
                 kib <= UINT64_MAX / 1024) {
                 lim->phys_bytes = kib * 1024;
                 mb_buf_str(&src, "MemTotal of ");
@@ -333,7 +318,7 @@ MB_OWN_FRAME static bool read_hierarchical_limit(const char *dir, uint64_t *out)
     char *line;
     while (!found && (line = line_reader_next(&r)) != NULL)
         if (starts_with(line, "hierarchical_memory_limit "))
-            found = parse_number_text(line + strlen("hierarchical_memory_limit "), out);
+            found = mb_parse_u64_text(line + strlen("hierarchical_memory_limit "), out);
     line_reader_close(&r);
     return found;
 }
@@ -353,7 +338,7 @@ MB_OWN_FRAME static void walk_up(const char *root, const char *mount_point, char
             uint64_t v;
             /* v2 writes "max"; v1 a huge number; 0 would stop everything and
              * is taken as unreadable rather than as a limit. */
-            bool limited = parse_number_text(text, &v) && v > 0 && v < MB_CGROUP_UNLIMITED_MIN;
+            bool limited = mb_parse_u64_text(text, &v) && v > 0 && v < MB_CGROUP_UNLIMITED_MIN;
             if (limited && (res->limit == 0 || v < res->limit)) {
                 res->limit = v;
                 struct mb_buf b;

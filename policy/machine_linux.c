@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc/fmt.h"
 #include "alloc/os.h"
 #include "policy/limits.h"
 #include "policy/machine.h"
@@ -37,29 +38,13 @@ static bool join_path(char *out, size_t cap, const char *a, const char *b) {
     return !buf.truncated;
 }
 
-/* Digits, then only blanks: the format of every number file read here. */
-static bool parse_number_text(const char *s, uint64_t *out) {
-    while (*s == ' ' || *s == '\t') s++;
-    if (*s < '0' || *s > '9') return false;
-    uint64_t v = 0;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        unsigned digit = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - digit) / 10) return false;
-        v = v * 10 + digit;
-    }
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
-    if (*s != '\0') return false;
-    *out = v;
-    return true;
-}
-
 /* The value of "name value" lines (memory.stat); false when absent. */
 static bool stat_value(char *text, const char *name, uint64_t *out) {
     for (char *line = text, *next; line != NULL && *line != '\0'; line = next) {
         next = strchr(line, '\n');
         if (next != NULL) *next++ = '\0';
         if (starts_with(line, name) && line[strlen(name)] == ' ')
-            return parse_number_text(line + strlen(name) + 1, out);
+            return mb_parse_u64_text(line + strlen(name) + 1, out);
     }
     return false;
 }
@@ -133,7 +118,7 @@ static bool meminfo_value(const char *line, const char *name, uint64_t *out) {
     memcpy(number, p, n);
     number[n] = '\0';
     uint64_t kib;
-    if (!parse_number_text(number, &kib) || kib > UINT64_MAX / 1024) return false;
+    if (!mb_parse_u64_text(number, &kib) || kib > UINT64_MAX / 1024) return false;
     *out = kib * 1024;
     return true;
 }
@@ -164,7 +149,7 @@ static bool read_cgroup_number(const char *dir, const char *name, bool limit, ui
         return true;
     }
     uint64_t v;
-    if (!parse_number_text(text, &v)) return false;
+    if (!mb_parse_u64_text(text, &v)) return false;
     *out = limit && v >= MB_CGROUP_UNLIMITED_MIN ? 0 : v;
     return true;
 }
