@@ -103,7 +103,10 @@ long os_write_all(int fd, const void *buf, size_t len);
 long os_mkdir(const char *path, int mode);
 long os_unlinkat(int dirfd, const char *name);
 long os_fstat(int fd, struct stat *st);
-long os_ftruncate(int fd, off_t len);
+/* Sizes a new file to len bytes with its storage allocated, so that writing a
+ * shared mapping of it cannot fault (SIGBUS) when the filesystem is full:
+ * 0, or -errno (-ENOSPC then, before anything is mapped). */
+long os_file_allocate(int fd, off_t len);
 /* Opens a file of the OS (/proc, /sys, cgroup files) for reading: without
  * following a link at its last component, without blocking (a FIFO put in its
  * place), close-on-exec.  A file descriptor, or -errno. */

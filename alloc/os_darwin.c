@@ -204,7 +204,13 @@ long os_write_all(int fd, const void *buf, size_t len) {
 long os_mkdir(const char *path, int mode) { return OS_CALL(mkdir(path, (mode_t)mode)); }
 long os_unlinkat(int dirfd, const char *name) { return OS_CALL(unlinkat(dirfd, name, 0)); }
 long os_fstat(int fd, struct stat *st) { return OS_CALL(fstat(fd, st)); }
-long os_ftruncate(int fd, off_t len) { return OS_CALL(ftruncate(fd, len)); }
+long os_file_allocate(int fd, off_t len) {
+    /* The blocks first (F_PREALLOCATE: all of them or none), then the size. */
+    fstore_t store = {F_ALLOCATEALL, F_PEOFPOSMODE, 0, len, 0};
+    long rc = OS_CALL(fcntl(fd, F_PREALLOCATE, &store));
+    if (rc < 0 && rc != -ENOTSUP) return rc;
+    return OS_CALL(ftruncate(fd, len));
+}
 
 long os_open_small_file(const char *path) {
     return os_open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);

@@ -143,8 +143,13 @@ long os_unlinkat(int dirfd, const char *name) {
 
 long os_fstat(int fd, struct stat *st) { return os_syscall6(SYS_fstat, fd, (long)st, 0, 0, 0, 0); }
 
-long os_ftruncate(int fd, off_t len) {
-    return os_syscall6(SYS_ftruncate, fd, (long)len, 0, 0, 0, 0);
+long os_file_allocate(int fd, off_t len) {
+    long rc = os_syscall6(SYS_fallocate, fd, 0, 0, (long)len, 0, 0);
+    /* A filesystem without fallocate: sized only (tmpfs and the usual disk
+     * filesystems have it). */
+    if (rc == -EOPNOTSUPP || rc == -ENOSYS)
+        rc = os_syscall6(SYS_ftruncate, fd, (long)len, 0, 0, 0, 0);
+    return rc;
 }
 
 long os_open_small_file(const char *path) {

@@ -18,6 +18,10 @@
 
 static struct mb_group_file *group; /* the mapped file, or NULL */
 static struct mb_group_slot *mine;  /* this process's slot, or NULL */
+
+/* mine, read once: mb_group_leave (the destructor) clears it while another
+ * thread may be inside a tick; the mapping itself stays. */
+static struct mb_group_slot *my_slot(void) { return __atomic_load_n(&mine, __ATOMIC_ACQUIRE); }
 static uint32_t my_pid;
 static uint64_t my_start;
 static _Atomic unsigned my_band;
@@ -55,7 +59,7 @@ static long file_open(int dir, const char *file, bool *created, const char **why
     long fd = os_openat(dir, file, common | O_CREAT | O_EXCL, 0600);
     if (fd >= 0) {
         *created = true;
-        long rc = os_ftruncate((int)fd, MB_GROUP_FILE_BYTES);
+        long rc = os_file_allocate((int)fd, MB_GROUP_FILE_BYTES);
         if (rc < 0) {
             os_close((int)fd);
             os_unlinkat(dir, file);
@@ -214,14 +218,14 @@ void mb_group_init(const struct mb_config *cfg, const struct mb_sink *sink) {
     join(sink, 0);
 }
 
-bool mb_group_joined(void) { return mine != NULL; }
+bool mb_group_joined(void) { return my_slot() != NULL; }
 const char *mb_group_name(void) { return wanted ? name : ""; }
 unsigned mb_group_band(void) { return my_band; }
 
 void mb_group_set_state(enum mb_state state) {
     if (band_explicit) return;
     my_band = state == MB_STATE_INACTIVE ? MB_GROUP_BAND_INACTIVE : MB_GROUP_BAND_ACTIVE;
-    struct mb_group_slot *s = mine;
+    struct mb_group_slot *s = my_slot();
     if (s != NULL && my_pid == (uint32_t)os_getpid())
         atomic_store_explicit(&s->band, my_band, RELAXED);
 }
@@ -280,18 +284,20 @@ static int group_level(const struct mb_group_view *v) {
 }
 
 unsigned mb_group_asked(void) {
-    if (mine == NULL || my_pid != (uint32_t)os_getpid()) return 0;
-    uint32_t req = atomic_load_explicit(&mine->requested, memory_order_acquire);
-    uint32_t ack = atomic_load_explicit(&mine->acknowledged, RELAXED);
+    struct mb_group_slot *s = my_slot();
+    if (s == NULL || my_pid != (uint32_t)os_getpid()) return 0;
+    uint32_t req = atomic_load_explicit(&s->requested, memory_order_acquire);
+    uint32_t ack = atomic_load_explicit(&s->acknowledged, RELAXED);
     if (req != MEMBUDGET_LEVEL_CONSERVATIVE && req != MEMBUDGET_LEVEL_STRICT) return 0;
     return req > ack ? req : 0;
 }
 
 void mb_group_answered(unsigned level, uint64_t released, uint64_t footprint) {
-    if (mine == NULL) return;
-    atomic_store_explicit(&mine->footprint_bytes, footprint, RELAXED);
-    atomic_fetch_add_explicit(&mine->released_bytes, released, RELAXED);
-    atomic_store_explicit(&mine->acknowledged, level, memory_order_release);
+    struct mb_group_slot *s = my_slot();
+    if (s == NULL) return;
+    atomic_store_explicit(&s->footprint_bytes, footprint, RELAXED);
+    atomic_fetch_add_explicit(&s->released_bytes, released, RELAXED);
+    atomic_store_explicit(&s->acknowledged, level, memory_order_release);
 }
 
 /* The group's next threshold above its sum, in this process's footprint; none
@@ -308,31 +314,40 @@ static void set_next_footprint(const struct mb_group_view *v, uint64_t footprint
 }
 
 uint64_t mb_group_next_footprint(void) {
-    return mine != NULL ? atomic_load_explicit(&next_footprint, RELAXED) : UINT64_MAX;
+    return my_slot() != NULL ? atomic_load_explicit(&next_footprint, RELAXED) : UINT64_MAX;
 }
 
 static uint64_t victim_word(const struct mb_group_member *m) {
     return ((uint64_t)m->pid << 32) | (uint64_t)(m->slot + 1);
 }
 
+/* This process's victim word: (pid << 32) | (slot + 1). */
+static uint64_t my_word(const struct mb_group_slot *s) {
+    return ((uint64_t)my_pid << 32) | (uint64_t)((size_t)(s - group->slot) + 1);
+}
+
 bool mb_group_tick(uint64_t footprint) {
-    if (wanted && mine == NULL && my_pid != (uint32_t)os_getpid()) {
+    if (wanted && my_slot() == NULL && my_pid != (uint32_t)os_getpid()) {
         join(NULL, footprint); /* a fork child's first tick */
-        if (mine == NULL) my_pid = (uint32_t)os_getpid(); /* said once */
+        if (my_slot() == NULL) my_pid = (uint32_t)os_getpid(); /* said once */
     }
-    if (mine == NULL) return false;
-    atomic_store_explicit(&mine->footprint_bytes, footprint, RELAXED);
+    struct mb_group_slot *s = my_slot();
+    if (s == NULL) return false;
+    atomic_store_explicit(&s->footprint_bytes, footprint, RELAXED);
     static struct mb_group_view view; /* inside the pressure gate: one at a time */
     mb_group_read(group, &view);
     set_next_footprint(&view, footprint);
     int level = group_level(&view);
-    if (level < 0 && (atomic_load_explicit(&mine->requested, RELAXED) != 0 ||
-                      atomic_load_explicit(&mine->acknowledged, RELAXED) != 0)) {
-        atomic_store_explicit(&mine->requested, 0, RELAXED); /* under again: re-armed */
-        atomic_store_explicit(&mine->acknowledged, 0, RELAXED);
+    if (level < 0 && (atomic_load_explicit(&s->requested, RELAXED) != 0 ||
+                      atomic_load_explicit(&s->acknowledged, RELAXED) != 0)) {
+        atomic_store_explicit(&s->requested, 0, RELAXED); /* under again: re-armed */
+        atomic_store_explicit(&s->acknowledged, 0, RELAXED);
     }
     if (level > 0) ask_in_band_order(&view, (uint32_t)level);
-    uint64_t word = atomic_load_explicit(&group->victim, memory_order_acquire);
+    /* Every change of the mark compares against the word the view was read
+     * with: a member whose view is older than another's mark changes nothing
+     * (two members noticing at once agree on one victim). */
+    uint64_t word = view.victim_word;
     if (view.limit_bytes == 0 || view.sum_bytes < view.limit_bytes) {
         /* Under the limit: a mark left from before is cleared. */
         if (word != 0) atomic_compare_exchange_strong(&group->victim, &word, 0);
@@ -344,47 +359,49 @@ bool mb_group_tick(uint64_t footprint) {
         if (m == NULL) return false;
         if (atomic_compare_exchange_strong(&group->victim, &word, victim_word(m)))
             atomic_fetch_add_explicit(&group->victims_total, 1, RELAXED);
-        word = atomic_load_explicit(&group->victim, memory_order_acquire);
     }
-    size_t index = (size_t)(mine - group->slot);
-    return word == (((uint64_t)my_pid << 32) | (uint64_t)(index + 1));
+    return atomic_load_explicit(&group->victim, memory_order_acquire) == my_word(s);
 }
 
 bool mb_group_still_over(uint64_t footprint, uint64_t released) {
-    if (mine == NULL) return false;
-    atomic_store_explicit(&mine->footprint_bytes, footprint, RELAXED);
-    atomic_fetch_add_explicit(&mine->released_bytes, released, RELAXED);
+    struct mb_group_slot *s = my_slot();
+    if (s == NULL) return false;
+    atomic_store_explicit(&s->footprint_bytes, footprint, RELAXED);
+    atomic_fetch_add_explicit(&s->released_bytes, released, RELAXED);
     static struct mb_group_view view;
     mb_group_read(group, &view);
-    if (view.limit_bytes != 0 && view.sum_bytes >= view.limit_bytes) return true;
-    size_t index = (size_t)(mine - group->slot);
-    uint64_t word = ((uint64_t)my_pid << 32) | (uint64_t)(index + 1);
+    uint64_t word = my_word(s);
+    /* Over, and still the one marked: act.  A mark moved to another member
+     * meanwhile is not this process's to act on. */
+    if (view.limit_bytes != 0 && view.sum_bytes >= view.limit_bytes)
+        return view.victim_word == word;
     atomic_compare_exchange_strong(&group->victim, &word, 0);
     return false;
 }
 
 bool mb_group_chosen(void) {
-    if (mine == NULL || my_pid != (uint32_t)os_getpid()) return false;
-    size_t index = (size_t)(mine - group->slot);
-    return atomic_load_explicit(&group->victim, memory_order_acquire) ==
-           (((uint64_t)my_pid << 32) | (uint64_t)(index + 1));
+    struct mb_group_slot *s = my_slot();
+    if (s == NULL || my_pid != (uint32_t)os_getpid()) return false;
+    return atomic_load_explicit(&group->victim, memory_order_acquire) == my_word(s);
 }
 
 bool mb_group_snapshot(struct mb_group_view *out) {
-    if (mine == NULL) return false;
+    if (my_slot() == NULL) return false;
     mb_group_read(group, out);
     return true;
 }
 
 void mb_group_leave(void) {
-    if (mine == NULL || my_pid != (uint32_t)os_getpid()) return;
-    atomic_store_explicit(&mine->footprint_bytes, 0, RELAXED);
+    struct mb_group_slot *s = my_slot();
+    if (s == NULL || my_pid != (uint32_t)os_getpid()) return;
+    __atomic_store_n(&mine, NULL, __ATOMIC_RELEASE);
+    atomic_store_explicit(&s->footprint_bytes, 0, RELAXED);
     uint32_t expected = my_pid;
-    atomic_compare_exchange_strong(&mine->pid, &expected, 0);
-    mine = NULL;
+    atomic_compare_exchange_strong(&s->pid, &expected, 0);
 }
 
 void mb_group_atfork_child(void) {
     atomic_store_explicit(&next_footprint, UINT64_MAX, RELAXED);
-    mine = NULL; /* the parent's; my_pid still names the parent until the child joins */
+    __atomic_store_n(&mine, NULL, __ATOMIC_RELEASE); /* the parent's; my_pid still names the
+                                                      * parent until the child joins */
 }

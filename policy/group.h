@@ -122,6 +122,7 @@ struct mb_group_view {
     uint64_t limit_bytes, sum_bytes;
     uint32_t count;       /* live members */
     uint32_t victim_pid;  /* 0: none chosen */
+    uint64_t victim_word; /* the header's victim word this view was read against */
     struct mb_group_member member[MB_GROUP_SLOTS];
 };
 /* Copies and checks the live members of a mapped group file (the library's or

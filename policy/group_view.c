@@ -51,6 +51,7 @@ void mb_group_read(const struct mb_group_file *g, struct mb_group_view *out) {
     }
     uint64_t victim = atomic_load_explicit(&g->victim, memory_order_acquire);
     out->victim_pid = 0;
+    out->victim_word = victim;
     for (uint32_t i = 0; i < out->count; i++)
         if (victim != 0 && out->member[i].pid == (uint32_t)(victim >> 32) &&
             out->member[i].slot + 1 == (uint32_t)victim)

@@ -303,7 +303,7 @@ static int create(void) {
         failure_why = "cannot create a page in ";
         return (int)fd;
     }
-    long rc = os_ftruncate((int)fd, MB_STATSPAGE_FILE_BYTES);
+    long rc = os_file_allocate((int)fd, MB_STATSPAGE_FILE_BYTES);
     long addr = rc < 0 ? rc
                        : os_mmap(NULL, MB_STATSPAGE_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
                                  (int)fd, 0);
@@ -390,8 +390,13 @@ void mb_statspage_publish(void) {
 void mb_statspage_close(void) {
     atomic_store_explicit(&closed, true, memory_order_relaxed);
     /* Wait out an update in progress (it never blocks) so that a creation in
-     * another thread cannot follow the removal. */
-    while (!busy_try()) os_yield();
+     * another thread cannot follow the removal.  Bounded: exit() called by a
+     * signal handler that interrupted this very thread inside an update would
+     * wait for itself; the page is then left for readers to remove. */
+    for (unsigned tries = 0; !busy_try(); tries++) {
+        if (tries == 100000) return;
+        os_yield();
+    }
     if (page != NULL && page_pid == os_getpid()) {
         char path[64];
         page_path(path, sizeof path, page_pid);

@@ -515,9 +515,38 @@ def bad_arguments():
               "Exit status" in r.stdout, "exit %s" % r.returncode, r.stdout + r.stderr)
 
 
+def full_shm():
+    """/dev/shm full (a container's 64 MiB filled by another program): the
+    page and the group file get no storage, and the host runs on rather than
+    dying of SIGBUS at its first write into the mapping.  In a private mount
+    namespace (root), over a 8 KiB tmpfs filled to the brim."""
+    name = "full /dev/shm: no page, no group, and the process runs on (no SIGBUS)"
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return skip(name, "needs root and unshare(1)")
+    code = ("import time\nt = time.time()\nkeep = []\n"
+            "while time.time() - t < 1.5:\n    keep.append(bytearray(100000))\n    time.sleep(0.01)\n"
+            "print('survived')\n")
+    env = suite.environment({"MEMBUDGET_GROUP": "fullshm", "MEMBUDGET_GROUP_LIMIT": "1G",
+                             "MEMBUDGET_VERBOSE": "1"}, preload=None)
+    script = ('mount -t tmpfs -o size=8k tmpfs /dev/shm && '
+              'dd if=/dev/zero of=/dev/shm/fill bs=4096 count=2 2>/dev/null; '
+              'LD_PRELOAD="$0" exec "$@"')
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, LIB,
+                        sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    if "mount" in r.stderr and r.returncode != 0 and "survived" not in r.stdout:
+        return skip(name, "cannot mount a tmpfs here: %s" % r.stderr.strip()[:200])
+    if r.returncode != 0 or r.stdout != "survived\n":
+        return fail(name, "exit %d, stdout %r" % (r.returncode, r.stdout), r.stderr)
+    if "group" not in r.stderr:
+        return fail(name, "no line saying the process runs outside its group", r.stderr)
+    ok(name)
+
+
 def main():
     cases = [bad_arguments, idle_figures, state_and_pages, state_starts_policies, release, dump,
-             control_off, forged_pages, no_answer, cut_short, dead_lock, another_user, fork_child]
+             control_off, forged_pages, no_answer, cut_short, dead_lock, another_user, fork_child,
+             full_shm]
     try:
         for case in cases:
             try:
