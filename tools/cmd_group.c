@@ -58,27 +58,58 @@ static void group_file_path(char *out, size_t cap, const char *name) {
     snprintf(out, cap, "%s/" MB_GROUP_FILE_PREFIX "%s", dir, name);
 }
 
-/* Makes the per-user directory as the library does (0700) when missing. */
-static void make_dir(void) {
+/* The per-user directory, made as the library makes it (0700) when missing,
+ * opened without following a link and used only when it is a directory of
+ * this user's that no one else may write (as the library checks it): another
+ * user cannot have the command create or read a group file where they chose.
+ * The fd, or -1 with one line said. */
+static int open_dir(const char *sub, const char *name, bool create) {
     char dir[256];
     mb_statspage_path(dir, sizeof dir, MB_STATSPAGE_ROOT, geteuid(), -1);
-    mkdir(dir, 0700);
+    if (create) mkdir(dir, 0700);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    const char *why = fd < 0                      ? (errno == ENOENT ? "no such group" : strerror(errno))
+                      : fstat(fd, &st) != 0       ? "cannot examine it"
+                      : !S_ISDIR(st.st_mode)      ? "not a directory"
+                      : st.st_uid != geteuid()    ? "owned by another user"
+                      : (st.st_mode & 077) != 0   ? "open to other users"
+                                                  : NULL;
+    if (why == NULL) return fd;
+    cli_error(sub, "group %s: %s: %s", T(name), T(dir), why);
+    if (fd >= 0) close(fd);
+    return -1;
 }
 
 /* Maps the group file, checked; NULL with one line said. */
 static struct mb_group_file *group_map(const char *sub, const char *name, bool create,
                                        uint64_t limit) {
-    char path[512];
+    char path[512], file[128];
     group_file_path(path, sizeof path, name);
+    snprintf(file, sizeof file, MB_GROUP_FILE_PREFIX "%s", name);
+    int dir = open_dir(sub, name, create);
+    if (dir < 0) return NULL;
     const int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
     bool created = false;
     int fd = -1;
     if (create) {
-        make_dir();
-        fd = open(path, flags | O_CREAT | O_EXCL, 0600);
-        if (fd >= 0 && ftruncate(fd, MB_GROUP_FILE_BYTES) == 0) created = true;
+        fd = openat(dir, file, flags | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0) {
+            /* Its storage now, so that no write into the mapping can fault
+             * on a full filesystem; a failure leaves no empty file behind. */
+            long rc = os_file_allocate(fd, MB_GROUP_FILE_BYTES);
+            if (rc < 0) {
+                cli_error(sub, "group %s: cannot size %s: %s", T(name), T(path), strerror((int)-rc));
+                close(fd);
+                unlinkat(dir, file, 0);
+                close(dir);
+                return NULL;
+            }
+            created = true;
+        }
     }
-    if (fd < 0) fd = open(path, flags);
+    if (fd < 0) fd = openat(dir, file, flags);
+    close(dir);
     if (fd < 0) {
         cli_error(sub, "group %s: cannot open %s: %s", T(name), T(path),
                   errno == ENOENT ? "no such group" : strerror(errno));
@@ -89,6 +120,7 @@ static struct mb_group_file *group_map(const char *sub, const char *name, bool c
                       : !S_ISREG(st.st_mode) ? "not a regular file"
                       : st.st_uid != geteuid() ? "owned by another user"
                       : (st.st_mode & 077) != 0 ? "open to other users"
+                      : st.st_nlink != 1 ? "linked elsewhere too"
                       : st.st_size != MB_GROUP_FILE_BYTES ? "not of a group's size"
                                                           : NULL;
     void *addr = why != NULL ? MAP_FAILED

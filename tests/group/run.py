@@ -510,11 +510,39 @@ def bad_name_and_link():
         os.unlink(group_path(name))
 
 
+def planted_directory():
+    """Another user made nobody's per-user directory before nobody did (owned
+    by root, open to all): `membudget group NAME --limit` run as nobody
+    refuses it with one line and creates nothing there."""
+    label = "group --limit: a per-user directory another user planted is refused"
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return skip(label, "needs root and setpriv")
+    d = os.path.dirname(group_path("x", NOBODY))
+    saved = "%s.saved-%d" % (d, os.getpid())
+    if os.path.lexists(d):
+        os.rename(d, saved)  # nobody's own, from an earlier case: put back below
+    name = unique("planted")
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    try:
+        r = subprocess.run(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
+                            "--clear-groups", TOOL, "group", name, "--limit", "1G"],
+                           capture_output=True, text=True, env=suite.environment(), timeout=60)
+        lines = r.stderr.splitlines()
+        check(label, r.returncode == 1 and len(lines) == 1 and "owned by another user" in lines[0]
+              and os.listdir(d) == [], "exit %d, files %r" % (r.returncode, os.listdir(d)),
+              r.stderr)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+        if os.path.lexists(saved):
+            os.rename(saved, d)
+
+
 def main():
     only = sys.argv[2:]
     cases = [c for c in (bad_name_and_link, join_and_creator_exits, band_order, victim_choice,
-                         sigkill_member, table_full, two_users, group_command,
-                         run_private_group)
+                         sigkill_member, table_full, two_users, planted_directory,
+                         group_command, run_private_group)
              if not only or c.__name__ in only]
     try:
         for case in cases:
