@@ -152,25 +152,6 @@ long os_file_allocate(int fd, off_t len) {
     return rc;
 }
 
-long os_open_small_file(const char *path) {
-    return os_open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
-}
-
-long os_read_small_file(const char *path, char *buf, size_t cap) {
-    long fd = os_open_small_file(path);
-    if (fd < 0) return -1;
-    size_t len = 0;
-    while (len + 1 < cap) {
-        long n = os_read((int)fd, buf + len, cap - 1 - len);
-        if (n == -EINTR) continue;
-        if (n <= 0) break;
-        len += (size_t)n;
-    }
-    os_close((int)fd);
-    buf[len] = '\0';
-    return (long)len;
-}
-
 uint64_t os_realtime_ns(void) {
     struct timespec ts;
     int saved = errno;
