@@ -123,10 +123,14 @@ void os_read_comm(char *out, size_t cap);
  * field 22 of /proc/<pid>/stat): with the pid, it tells this process from a
  * later one of the same pid.  0 when it cannot be read. */
 uint64_t os_start_time(void);
-/* Whether process pid runs and started at start (os_start_time's unit): false
- * when it is gone, a zombie, or a later process of the same pid.  Reads the
- * OS's file with os_read_small_file; never blocks, never allocates. */
-bool os_process_running(pid_t pid, uint64_t start);
+/* Whether process pid runs and started at start (os_start_time's unit).
+ * GONE: no such process, a zombie, or a later process of the same pid.
+ * UNKNOWN: the process exists but its start time cannot be read now (no file
+ * descriptor left, memory, a /proc this process may not read): the caller
+ * must count it as live, never take its place.  Reads the OS's file with
+ * os_open_small_file; never blocks, never allocates, keeps errno. */
+enum os_process_state { OS_PROCESS_GONE, OS_PROCESS_RUNNING, OS_PROCESS_UNKNOWN };
+enum os_process_state os_process_state(pid_t pid, uint64_t start);
 /* The process runs with privileges its invoker lacks (setuid, capabilities):
  * the environment is not to be trusted. */
 bool os_secure_exec(void);

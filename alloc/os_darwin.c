@@ -16,6 +16,7 @@
 #include <mach/mach_vm.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,11 +246,20 @@ uint64_t os_start_time(void) {
     return bsd_info(getpid(), &info) ? start_of(&info) : 0;
 }
 
-/* A zombie's BSD info still answers: its status (SZOMB) says it is gone. */
-bool os_process_running(pid_t pid, uint64_t start) {
+/* A zombie's BSD info still answers: its status (SZOMB) says it is gone.  An
+ * answer that fails for another reason than ESRCH leaves it unknown. */
+enum os_process_state os_process_state(pid_t pid, uint64_t start) {
     struct proc_bsdinfo info;
-    if (pid <= 0 || !bsd_info(pid, &info)) return false;
-    return info.pbi_status != SZOMB && start_of(&info) == start;
+    if (pid <= 0) return OS_PROCESS_GONE;
+    int saved = errno;
+    errno = 0;
+    int n = proc_pidinfo(pid, PROC_PIDTBSDINFO, 0, &info, (int)sizeof info);
+    int err = errno;
+    bool exists = n == (int)sizeof info || (err != ESRCH && (kill(pid, 0) == 0 || errno == EPERM));
+    errno = saved;
+    if (n != (int)sizeof info) return exists ? OS_PROCESS_UNKNOWN : OS_PROCESS_GONE;
+    return info.pbi_status != SZOMB && start_of(&info) == start ? OS_PROCESS_RUNNING
+                                                                : OS_PROCESS_GONE;
 }
 
 bool os_secure_exec(void) { return issetugid() != 0; }

@@ -207,8 +207,14 @@ uint64_t os_start_time(void) {
     return n > 0 && parse_stat(text, &state, &start) ? start : 0;
 }
 
-bool os_process_running(pid_t pid, uint64_t start) {
-    if (pid <= 0) return false;
+/* The pid names a process (of any user) that /proc could not describe. */
+static enum os_process_state exists_unread(pid_t pid) {
+    long rc = os_syscall6(SYS_kill, pid, 0, 0, 0, 0, 0);
+    return rc == 0 || rc == -EPERM ? OS_PROCESS_UNKNOWN : OS_PROCESS_GONE;
+}
+
+enum os_process_state os_process_state(pid_t pid, uint64_t start) {
+    if (pid <= 0) return OS_PROCESS_GONE;
     char path[40], text[1024], digits[24], state = 0;
     char *d = digits + sizeof digits;
     *--d = '\0';
@@ -217,10 +223,24 @@ bool os_process_running(pid_t pid, uint64_t start) {
     for (const char *parts[] = {"/proc/", d, "/stat", NULL}, **s = parts; *s != NULL; s++)
         for (const char *c = *s; *c != '\0' && len + 1 < sizeof path; c++) path[len++] = *c;
     path[len] = '\0';
+    long fd = os_open_small_file(path);
+    if (fd == -ENOENT || fd == -ESRCH) return OS_PROCESS_GONE;
+    if (fd < 0) return exists_unread(pid); /* EMFILE, ENFILE, ENOMEM, EACCES... */
+    size_t got = 0;
+    for (long n; got + 1 < sizeof text; got += (size_t)n) {
+        n = os_read((int)fd, text + got, sizeof text - 1 - got);
+        if (n == -EINTR) n = 0;
+        else if (n == -ESRCH) { /* it exited between the open and the read */
+            os_close((int)fd);
+            return OS_PROCESS_GONE;
+        } else if (n <= 0) break;
+    }
+    os_close((int)fd);
+    text[got] = '\0';
     uint64_t now;
-    long n = os_read_small_file(path, text, sizeof text);
-    if (n <= 0 || !parse_stat(text, &state, &now)) return false;
-    return state != 'Z' && state != 'X' && state != 'x' && now == start;
+    if (!parse_stat(text, &state, &now)) return exists_unread(pid);
+    if (state == 'Z' || state == 'X' || state == 'x') return OS_PROCESS_GONE;
+    return now == start ? OS_PROCESS_RUNNING : OS_PROCESS_GONE;
 }
 
 bool os_secure_exec(void) { return getauxval(AT_SECURE) != 0; }

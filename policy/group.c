@@ -160,8 +160,9 @@ static bool slot_claim(uint64_t footprint) {
             if (pass == 0 ? pid != 0
                           : pid == 0 || pid == MB_GROUP_CLAIMING ||
                                 (pid <= MB_GROUP_PID_MAX &&
-                                 os_process_running((pid_t)pid,
-                                                    atomic_load_explicit(&s->start_ticks, RELAXED))))
+                                 os_process_state((pid_t)pid,
+                                                  atomic_load_explicit(&s->start_ticks, RELAXED)) !=
+                                     OS_PROCESS_GONE))
                 continue;
             if (atomic_compare_exchange_strong(&s->pid, &pid, MB_GROUP_CLAIMING)) {
                 slot_take(s, footprint);
@@ -245,8 +246,27 @@ static bool asked_before(const struct mb_group_member *a, const struct mb_group_
     return a->slot < b->slot;
 }
 
+/* When this process first saw each slot's outstanding ask (by asked_seq):
+ * ticks run one at a time, inside the pressure gate. */
+static struct {
+    uint32_t seq;
+    uint64_t since_ns;
+} ask_seen[MB_GROUP_SLOTS];
+
+/* Whether member m, asked and not answered, has had MB_GROUP_ANSWER_NS. */
+static bool ask_overdue(const struct mb_group_member *m, uint64_t now) {
+    uint32_t seq = atomic_load_explicit(&group->slot[m->slot].asked_seq, RELAXED);
+    if (ask_seen[m->slot].seq != seq || ask_seen[m->slot].since_ns == 0) {
+        ask_seen[m->slot].seq = seq;
+        ask_seen[m->slot].since_ns = now;
+        return false;
+    }
+    return now - ask_seen[m->slot].since_ns >= MB_GROUP_ANSWER_NS;
+}
+
 /* Over Conservative or Strict: the first member in band order that has not
- * answered this level is asked (once); later ones wait for its answer. */
+ * answered this level is asked (once); later ones wait for its answer, or
+ * for MB_GROUP_ANSWER_NS when it does not answer (stopped, never ticks). */
 static void ask_in_band_order(const struct mb_group_view *v, uint32_t level) {
     uint8_t order[MB_GROUP_SLOTS];
     uint32_t n = 0;
@@ -258,11 +278,13 @@ static void ask_in_band_order(const struct mb_group_view *v, uint32_t level) {
         }
         order[j] = (uint8_t)i;
     }
+    uint64_t now = os_now_ns();
     for (uint32_t k = 0; k < n; k++) {
         const struct mb_group_member *m = &v->member[order[k]];
         if (m->acknowledged >= level) continue;
         struct mb_group_slot *s = &group->slot[m->slot];
         uint32_t req = atomic_load_explicit(&s->requested, RELAXED);
+        if (req >= level && ask_overdue(m, now)) continue; /* asked, silent: the next */
         if (req < level && atomic_load_explicit(&s->pid, RELAXED) == m->pid &&
             atomic_compare_exchange_strong(&s->requested, &req, level)) {
             uint32_t seq = atomic_fetch_add_explicit(&group->asks_total, 1, RELAXED) + 1;
@@ -326,6 +348,33 @@ static uint64_t my_word(const struct mb_group_slot *s) {
     return ((uint64_t)my_pid << 32) | (uint64_t)((size_t)(s - group->slot) + 1);
 }
 
+/* The chosen member marks in its slot that it saw the choice. */
+static void saw_chosen(struct mb_group_slot *s, bool chosen) {
+    uint32_t flags = atomic_load_explicit(&s->flags, RELAXED);
+    if (chosen != ((flags & MB_GROUP_SLOT_SAW_CHOSEN) != 0))
+        atomic_store_explicit(&s->flags, flags ^ MB_GROUP_SLOT_SAW_CHOSEN, memory_order_release);
+}
+
+/* The slot of a chosen member that has not seen the choice for
+ * MB_GROUP_ANSWER_NS of this process's ticks, else MB_GROUP_SLOTS. */
+static uint32_t victim_stalled(const struct mb_group_view *v) {
+    static uint64_t seen_word, since_ns;
+    uint32_t slot = (uint32_t)v->victim_word - 1;
+    if (v->victim_pid == 0 || slot >= MB_GROUP_SLOTS ||
+        (atomic_load_explicit(&group->slot[slot].flags, memory_order_acquire) &
+         MB_GROUP_SLOT_SAW_CHOSEN) != 0) {
+        seen_word = 0;
+        return MB_GROUP_SLOTS;
+    }
+    uint64_t now = os_now_ns();
+    if (seen_word != v->victim_word) {
+        seen_word = v->victim_word;
+        since_ns = now;
+        return MB_GROUP_SLOTS;
+    }
+    return now - since_ns >= MB_GROUP_ANSWER_NS ? slot : MB_GROUP_SLOTS;
+}
+
 bool mb_group_tick(uint64_t footprint) {
     if (wanted && my_slot() == NULL && my_pid != (uint32_t)os_getpid()) {
         join(NULL, footprint); /* a fork child's first tick */
@@ -351,16 +400,24 @@ bool mb_group_tick(uint64_t footprint) {
     if (view.limit_bytes == 0 || view.sum_bytes < view.limit_bytes) {
         /* Under the limit: a mark left from before is cleared. */
         if (word != 0) atomic_compare_exchange_strong(&group->victim, &word, 0);
+        saw_chosen(s, false);
         return false;
     }
-    if (view.victim_pid == 0) {
-        /* None chosen, or the chosen one is gone: choose, and agree. */
-        const struct mb_group_member *m = mb_group_choose(&view);
-        if (m == NULL) return false;
+    uint32_t skip = victim_stalled(&view);
+    if (view.victim_pid == 0 || skip < MB_GROUP_SLOTS) {
+        /* None chosen, the chosen one is gone, or it has not noticed in
+         * MB_GROUP_ANSWER_NS (it never ticks): choose, and agree. */
+        const struct mb_group_member *m = mb_group_choose(&view, skip);
+        if (m == NULL) {
+            saw_chosen(s, false);
+            return false;
+        }
         if (atomic_compare_exchange_strong(&group->victim, &word, victim_word(m)))
             atomic_fetch_add_explicit(&group->victims_total, 1, RELAXED);
     }
-    return atomic_load_explicit(&group->victim, memory_order_acquire) == my_word(s);
+    bool chosen = atomic_load_explicit(&group->victim, memory_order_acquire) == my_word(s);
+    saw_chosen(s, chosen);
+    return chosen;
 }
 
 bool mb_group_still_over(uint64_t footprint, uint64_t released) {

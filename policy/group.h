@@ -22,13 +22,15 @@
  * `requested` level in that member's slot; the next member is asked only once
  * the last one has answered (its library thread or its next tick runs its
  * callbacks and releases, then writes `acknowledged`) and the group is still
- * over.  Under 90% of Conservative, members clear their own requests.
+ * over, or has been silent for MB_GROUP_ANSWER_NS.  Under 90% of Conservative, members clear their own requests.
  *
  * At the kill threshold (the group limit) exactly one member is chosen: the
  * lowest band, then the largest footprint, then the newest.  The choice is
  * written into the header with a compare-and-swap, so that two members that
  * notice at once agree; the victim shrinks (critical release) or acts per
- * MEMBUDGET_ACTION, and its report has a `group` section.  This header is also
+ * MEMBUDGET_ACTION, and its report has a `group` section.  A victim that has
+ * not marked its slot MB_GROUP_SLOT_SAW_CHOSEN within MB_GROUP_ANSWER_NS (it
+ * never ticks) is passed over for the next choice.  This header is also
  * the format the tools read: fields are only ever appended. */
 #ifndef MEMBUDGET_POLICY_GROUP_H
 #define MEMBUDGET_POLICY_GROUP_H
@@ -53,6 +55,14 @@
 #define MB_GROUP_PID_MAX 4194304u /* Linux's PID_MAX_LIMIT: a larger pid is forged */
 /* A slot's pid while a process fills it in: counts for nothing. */
 #define MB_GROUP_CLAIMING UINT32_MAX
+/* How long a member may take to answer an ask, or to notice it was chosen,
+ * before the others go past it: a member that never ticks (stopped, or idle
+ * with MEMBUDGET_CONTROL=off) must not stall the group.  A member with its
+ * library thread answers within the page period (1 s). */
+#define MB_GROUP_ANSWER_NS 3000000000ull
+/* Slot flags: the member saw itself chosen as the victim (cleared when it is
+ * no longer the one). */
+#define MB_GROUP_SLOT_SAW_CHOSEN 1u
 
 struct mb_group_slot {
     _Atomic uint32_t pid;   /* 0: free; MB_GROUP_CLAIMING: being taken */
@@ -129,8 +139,9 @@ struct mb_group_view {
  * a tool's): out-of-range slots and dead members are left out. */
 void mb_group_read(const struct mb_group_file *g, struct mb_group_view *out);
 /* The member of v a kill threshold takes: lowest band, then largest footprint,
- * then newest (latest start, then highest pid).  NULL when v has none. */
-const struct mb_group_member *mb_group_choose(const struct mb_group_view *v);
+ * then newest (latest start, then highest pid), passing over the member in
+ * slot skip_slot (MB_GROUP_SLOTS: none).  NULL when v has no other. */
+const struct mb_group_member *mb_group_choose(const struct mb_group_view *v, uint32_t skip_slot);
 
 /* From the constructor, after the pressure code: joins MEMBUDGET_GROUP when
  * set (one line on the sink when it cannot: a bad directory, a forged file, a

@@ -34,8 +34,9 @@ static bool slot_read(const struct mb_group_slot *s, uint32_t index, struct mb_g
     if (m->band >= MB_GROUP_BANDS || m->footprint_bytes > MB_SIZE_SETTING_MAX) return false;
     if (m->released_bytes > MB_SIZE_SETTING_MAX) m->released_bytes = 0;
     /* Liveness by pid and start time: a SIGKILL or a crash leaves the slot
-     * behind, and a later process may have the pid. */
-    return os_process_running((pid_t)pid, m->start_ticks);
+     * behind, and a later process may have the pid.  A member that cannot be
+     * looked at now (this process is out of file descriptors) still counts. */
+    return os_process_state((pid_t)pid, m->start_ticks) != OS_PROCESS_GONE;
 }
 
 void mb_group_read(const struct mb_group_file *g, struct mb_group_view *out) {
@@ -58,10 +59,11 @@ void mb_group_read(const struct mb_group_file *g, struct mb_group_view *out) {
             out->victim_pid = out->member[i].pid;
 }
 
-const struct mb_group_member *mb_group_choose(const struct mb_group_view *v) {
+const struct mb_group_member *mb_group_choose(const struct mb_group_view *v, uint32_t skip_slot) {
     const struct mb_group_member *best = NULL;
     for (uint32_t i = 0; i < v->count; i++) {
         const struct mb_group_member *m = &v->member[i];
+        if (m->slot == skip_slot) continue;
         if (best == NULL || m->band < best->band) {
             best = m;
             continue;

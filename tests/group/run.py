@@ -13,6 +13,9 @@ DESIGN §11): processes started with MEMBUDGET_GROUP share the file
                   has the group section with every member
   sigkill         a member killed by SIGKILL leaves the sum and is never
                   chosen: the next one in its band is
+  stalled         a stopped member, asked or chosen, holds nobody up: after
+                  3 s the next in order is asked, or dies
+  no descriptors  a member out of file descriptors still counts the others
   table full      the 65th live member is refused with one line; a dead
                   member's slot is taken again
   two users       (root only) root's and nobody's groups of the same name are
@@ -76,6 +79,22 @@ with open(HOLD, "w") as f:  # hold.py MIB [PID]: holds MIB MiB until PID is gone
             "while len(sys.argv) > 2 and not gone(sys.argv[2]) and time.monotonic() < end:\n"
             "    time.sleep(0.05)\n")
 TOOL = os.path.join(BUILD, "membudget")
+NOFD = os.path.join(tmp, "nofd.py")
+with open(NOFD, "w") as f:  # nofd.py MIB: uses up its file descriptors, then holds MIB MiB
+    f.write("import os, resource, sys\n"
+            "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))\n"
+            "fds = []\n"
+            "try:\n"
+            "    while True: fds.append(os.open('/dev/null', os.O_RDONLY))\n"
+            "except OSError:\n"
+            "    pass\n"
+            "hold = bytearray(int(sys.argv[1]) << 20)\n"
+            "for i in range(0, len(hold), 4096): hold[i] = 1\n"
+            "os.close(fds.pop())\n"
+            "print('ready', flush=True)\n"
+            "fds.append(os.open('/dev/null', os.O_RDONLY))\n"
+            "sys.stdin.readline()\n")
 
 
 def group_path(name, uid=None):
@@ -205,9 +224,10 @@ def join_and_creator_exits():
           "group %r" % g)
 
 
-def victim_case(name, members, trigger, expect_key, sigkill_key=None):
-    """Starts members {key: (mib, band)}, optionally SIGKILLs one, then starts
-    trigger (mib, band) to go over the limit; returns (procs, victim pid)."""
+def victim_case(name, members, trigger, expect_key, sigkill_key=None, stop_key=None):
+    """Starts members {key: (mib, band)}, optionally SIGKILLs or SIGSTOPs one,
+    then starts trigger (mib, band) to go over the limit; returns (procs,
+    whether the expected one died)."""
     procs = {k: member(name, mib, band) for k, (mib, band) in members.items()}
     want = {p.pid: mib * MIB for k, p in procs.items() for mib in [members[k][0]]}
     wait_for(lambda: published(name, want.keys(), want))
@@ -215,6 +235,8 @@ def victim_case(name, members, trigger, expect_key, sigkill_key=None):
         victim = procs.pop(sigkill_key)
         victim.kill()
         victim.wait()
+    if stop_key is not None:
+        procs[stop_key].send_signal(signal.SIGSTOP)
     procs["trigger"] = member(name, trigger[0], trigger[1])
     expected = procs[expect_key]
     died = wait_for(lambda: expected.poll() is not None)
@@ -315,6 +337,87 @@ def band_order():
     finally:
         for p in procs.values():
             stop(p)
+
+
+def stopped_member_asks():
+    """A member that never answers (stopped) does not hold up the others'
+    asks: after MB_GROUP_ANSWER_NS the next in band order is asked."""
+    name = unique("stalled")
+    creator(name, "400M")  # conservative 320M, strict 360M
+    spec = {"stopped": (80, 0), "mid": (60, 5)}
+    procs = {k: member(name, mib, band) for k, (mib, band) in spec.items()}
+    try:
+        want = {procs[k].pid: spec[k][0] * MIB for k in spec}
+        wait_for(lambda: published(name, want.keys(), want))
+        procs["stopped"].send_signal(signal.SIGSTOP)
+        procs["high"] = member(name, 200, 9)  # the sum, about 340M: over Conservative
+        pids = {k: p.pid for k, p in procs.items()}
+
+        def mid_answered():
+            g = read_group(name)
+            slots = {s["pid"]: s for s in (g or {"slots": []})["slots"]}
+            mid = slots.get(pids["mid"], {})
+            return slots if mid.get("acknowledged", 0) >= 1 else None
+        slots = wait_for(mid_answered, seconds=60)
+        if not check("stalled: the member after a stopped one is asked and answers", slots,
+                     "group %r" % read_group(name)):
+            return
+        st = slots[pids["stopped"]]
+        check("stalled: the stopped member was asked first and has not answered",
+              0 < st["asked_seq"] < slots[pids["mid"]]["asked_seq"] and st["acknowledged"] == 0,
+              "slots %r" % slots)
+    finally:
+        procs["stopped"].send_signal(signal.SIGCONT)
+        for p in procs.values():
+            stop(p)
+
+
+def stopped_victim():
+    """A chosen member that never notices (stopped) is passed over after
+    MB_GROUP_ANSWER_NS: the next in order dies, the stopped one lives on."""
+    name = unique("stallkill")
+    creator(name, "300M")
+    # About 12 MiB of python3 each on top: 318M in all, 246M once "low" is gone.
+    procs, died = victim_case(name, {"stopped": (110, 0), "low": (60, 1), "high": (30, 5)},
+                              (70, 9), "low", stop_key="stopped")
+    try:
+        v = procs["low"]
+        check("stalled victim: the next in order dies (SIGABRT)",
+              died and v.returncode == -signal.SIGABRT, "returncode %s" % v.returncode)
+        procs["stopped"].send_signal(signal.SIGCONT)
+        time.sleep(1)
+        g = read_group(name)
+        check("stalled victim: the stopped member and the others run on; two choices made",
+              all(p.poll() is None for k, p in procs.items() if k != "low") and
+              g is not None and g["victims"] == 2,
+              {k: p.poll() for k, p in procs.items()}, "group %r" % g)
+    finally:
+        procs["stopped"].send_signal(signal.SIGCONT)
+        for p in procs.values():
+            stop(p)
+
+
+def no_descriptors():
+    """A member out of file descriptors cannot read the others' /proc files:
+    they still count (it is chosen and dies), they are not taken for dead."""
+    name = unique("nofd")
+    creator(name, "300M")
+    big = member(name, 150, 9)
+    p = subprocess.Popen([sys.executable, NOFD, "200"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env_for(name, {"MEMBUDGET_PRIORITY": "0"}))
+    children.append(p)
+    try:
+        died = wait_for(lambda: p.poll() is not None, seconds=60)
+        err = p.stderr.read() if died else ""
+        check("no descriptors: the member that cannot read /proc still sees the others and "
+              "dies as the group's victim", died and p.returncode == -signal.SIGABRT and
+              "group " + name in err, "returncode %s" % p.returncode, err)
+        check("no descriptors: the other member runs on", big.poll() is None,
+              "returncode %s" % big.poll())
+    finally:
+        stop(p)
+        stop(big)
 
 
 def tool(*args, env=None):
@@ -541,7 +644,8 @@ def planted_directory():
 def main():
     only = sys.argv[2:]
     cases = [c for c in (bad_name_and_link, join_and_creator_exits, band_order, victim_choice,
-                         sigkill_member, table_full, two_users, planted_directory,
+                         sigkill_member, stopped_member_asks, stopped_victim, no_descriptors,
+                         table_full, two_users, planted_directory,
                          group_command, run_private_group)
              if not only or c.__name__ in only]
     try:
