@@ -107,6 +107,17 @@ long os_fstat(int fd, struct stat *st);
  * shared mapping of it cannot fault (SIGBUS) when the filesystem is full:
  * 0, or -errno (-ENOSPC then, before anything is mapped). */
 long os_file_allocate(int fd, off_t len);
+/* A new regular file of len bytes (storage allocated), mode 0600, in dirfd,
+ * that no other process can open before os_file_publish gives it the name
+ * `name`: a file made and filled this way is never seen half-written, and a
+ * process killed before publishing leaves nothing behind (Linux: O_TMPFILE;
+ * macOS: a hidden temporary name beside it, which a crash leaves).  The fd,
+ * or -errno; -EOPNOTSUPP when the filesystem cannot (then create the file in
+ * place). */
+long os_file_create_unnamed(int dirfd, const char *name, off_t len);
+/* Gives that file its name in dirfd, unless a file has it already: 0, or
+ * -errno (-EEXIST: another process published first). */
+long os_file_publish(int fd, int dirfd, const char *name);
 /* Opens a file of the OS (/proc, /sys, cgroup files) for reading: without
  * following a link at its last component, without blocking (a FIFO put in its
  * place), close-on-exec.  A file descriptor, or -errno. */

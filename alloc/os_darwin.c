@@ -6,6 +6,7 @@
  * phys_footprint, as WebKit's memoryFootprint() reads it), reading our own
  * memory, the mapping at an address. */
 #include "alloc/os.h"
+#include "alloc/fmt.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -211,6 +212,41 @@ long os_file_allocate(int fd, off_t len) {
     long rc = OS_CALL(fcntl(fd, F_PREALLOCATE, &store));
     if (rc < 0 && rc != -ENOTSUP) return rc;
     return OS_CALL(ftruncate(fd, len));
+}
+
+/* ".NAME.new.PID" beside NAME: the name os_file_create_unnamed gives the file
+ * until os_file_publish links it (macOS has no O_TMPFILE). */
+static bool unnamed_name(char *out, size_t cap, const char *name) {
+    struct mb_buf b = mb_buf_on(out, cap);
+    mb_buf_char(&b, '.');
+    mb_buf_str(&b, name);
+    mb_buf_str(&b, ".new.");
+    mb_buf_u64(&b, (uint64_t)getpid());
+    return !b.truncated;
+}
+
+long os_file_create_unnamed(int dirfd, const char *name, off_t len) {
+    char temp[256];
+    if (!unnamed_name(temp, sizeof temp, name)) return -ENAMETOOLONG;
+    os_unlinkat(dirfd, temp); /* left by an earlier process of this pid that died */
+    long fd = os_openat(dirfd, temp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return fd;
+    long rc = os_file_allocate((int)fd, len);
+    if (rc < 0) {
+        os_close((int)fd);
+        os_unlinkat(dirfd, temp);
+        return rc;
+    }
+    return fd;
+}
+
+long os_file_publish(int fd, int dirfd, const char *name) {
+    (void)fd;
+    char temp[256];
+    if (!unnamed_name(temp, sizeof temp, name)) return -ENAMETOOLONG;
+    long rc = OS_CALL(linkat(dirfd, temp, dirfd, name, 0));
+    os_unlinkat(dirfd, temp);
+    return rc;
 }
 
 /* glibc's secure_getenv, declared in alloc/os_darwin_compat.h. */

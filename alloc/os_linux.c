@@ -3,6 +3,7 @@
  * disturb errno on success, and must work before libc's own initialization has
  * finished. */
 #include "alloc/os_linux.h"
+#include "alloc/fmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -150,6 +151,29 @@ long os_file_allocate(int fd, off_t len) {
     if (rc == -EOPNOTSUPP || rc == -ENOSYS)
         rc = os_syscall6(SYS_ftruncate, fd, (long)len, 0, 0, 0, 0);
     return rc;
+}
+
+long os_file_create_unnamed(int dirfd, const char *name, off_t len) {
+    (void)name;
+    long fd = os_openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    /* Filesystems and kernels without O_TMPFILE say so in several ways. */
+    if (fd == -EOPNOTSUPP || fd == -EISDIR || fd == -EINVAL) return -EOPNOTSUPP;
+    if (fd < 0) return fd;
+    long rc = os_file_allocate((int)fd, len);
+    if (rc < 0) {
+        os_close((int)fd);
+        return rc;
+    }
+    return fd;
+}
+
+long os_file_publish(int fd, int dirfd, const char *name) {
+    /* linkat through /proc/self/fd: AT_EMPTY_PATH would need a capability. */
+    char path[40];
+    struct mb_buf b = mb_buf_on(path, sizeof path);
+    mb_buf_str(&b, "/proc/self/fd/");
+    mb_buf_u64(&b, (uint64_t)fd);
+    return os_syscall6(SYS_linkat, AT_FDCWD, (long)path, dirfd, (long)name, AT_SYMLINK_FOLLOW, 0);
 }
 
 uint64_t os_realtime_ns(void) {

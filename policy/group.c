@@ -51,12 +51,14 @@ static void say(const struct mb_sink *sink, const char *what, const char *detail
     mb_sink_line(sink, b.data, b.len);
 }
 
-/* Opens or creates the file in the per-user directory: a regular file, ours,
- * closed to others, of the group's size.  The fd, or -errno with *why. */
-static long file_open(int dir, const char *file, bool *created, const char **why) {
+/* Opens the file in the per-user directory, or with in_place creates it
+ * there (a filesystem that cannot make it unnamed: mb_group_file_create): a
+ * regular file, ours, closed to others, of the group's size.  The fd, or
+ * -errno with *why (-ENOENT: there is none and in_place is false). */
+static long file_open(int dir, const char *file, bool in_place, bool *created, const char **why) {
     const int common = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
     *created = false;
-    long fd = os_openat(dir, file, common | O_CREAT | O_EXCL, 0600);
+    long fd = in_place ? os_openat(dir, file, common | O_CREAT | O_EXCL, 0600) : -EEXIST;
     if (fd >= 0) {
         *created = true;
         long rc = os_file_allocate((int)fd, MB_GROUP_FILE_BYTES);
@@ -73,6 +75,7 @@ static long file_open(int dir, const char *file, bool *created, const char **why
         return fd;
     }
     fd = os_openat(dir, file, common, 0);
+    if (fd == -ENOENT && !in_place) return fd;
     if (fd < 0) {
         *why = fd == -ELOOP ? "the group file is a link" : "cannot open the group file";
         return fd;
@@ -117,6 +120,31 @@ static struct mb_group_file *file_map(long fd, bool created, uint64_t limit, con
     *why = "the group file is not a membudget group of this version";
     os_munmap(g, MB_GROUP_FILE_BYTES);
     return NULL;
+}
+
+/* The group's file, opened, or made when there is none: the mapping, or
+ * NULL with *why and *err. */
+static struct mb_group_file *file_get(int dir, const char *file, uint64_t limit, const char **why,
+                                      long *err) {
+    bool created = false;
+    long fd = file_open(dir, file, false, &created, why);
+    if (fd == -ENOENT) {
+        struct mb_group_file *made = mb_group_file_create(
+            dir, file, name, limit, limit != 0 ? MB_GROUP_LIMIT_CREATOR : MB_GROUP_LIMIT_NONE, &fd);
+        if (made != NULL) return made;
+        *why = "cannot create the group file";
+        /* Made by another process meanwhile, or to be made in place. */
+        if (fd == -EEXIST || fd == -EOPNOTSUPP)
+            fd = file_open(dir, file, fd == -EOPNOTSUPP, &created, why);
+    }
+    if (fd < 0) {
+        *err = fd;
+        return NULL;
+    }
+    struct mb_group_file *g = file_map(fd, created, limit, why);
+    os_close((int)fd);
+    *err = 0;
+    return g;
 }
 
 /* ---- the slot ---------------------------------------------------------------- */
@@ -199,20 +227,14 @@ void mb_group_init(const struct mb_config *cfg, const struct mb_sink *sink) {
         return;
     }
     char file[sizeof MB_GROUP_FILE_PREFIX + MB_GROUP_NAME_MAX];
+    long err = 0;
     struct mb_buf b = mb_buf_on(file, sizeof file);
     mb_buf_str(&b, MB_GROUP_FILE_PREFIX);
     mb_buf_str(&b, name);
-    bool created;
-    long fd = file_open((int)dir, file, &created, &why);
+    group = file_get((int)dir, file, cfg->group_limit_bytes, &why, &err);
     os_close((int)dir);
-    if (fd < 0) {
-        say(sink, why, NULL, fd);
-        return;
-    }
-    group = file_map(fd, created, cfg->group_limit_bytes, &why);
-    os_close((int)fd);
     if (group == NULL) {
-        say(sink, why, NULL, 0);
+        say(sink, why, NULL, err);
         return;
     }
     wanted = true;

@@ -121,6 +121,15 @@ void mb_group_thresholds(uint64_t limit, struct mb_group_thresholds *out);
  * writing yet), magic last. */
 void mb_group_file_init(struct mb_group_file *g, const char *name, uint64_t limit,
                         enum mb_group_limit_source source, uint32_t creator_pid);
+/* Makes the group file `file` in directory dir, filled (mb_group_file_init)
+ * before it has its name, so that no process ever opens one half-made, and a
+ * creator killed midway leaves no file that refuses every later member.  The
+ * shared mapping, or NULL with *err: -EEXIST when another process made it
+ * first (open that one), -EOPNOTSUPP when the filesystem cannot make a file
+ * without a name (create it in place). */
+struct mb_group_file *mb_group_file_create(int dir, const char *file, const char *name,
+                                           uint64_t limit, enum mb_group_limit_source source,
+                                           long *err);
 
 /* One member as a reader sees it (copied, checked). */
 struct mb_group_member {

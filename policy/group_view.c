@@ -3,7 +3,9 @@
  * checked before use. */
 #include "policy/group.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "alloc/os.h"
 #include "policy/config.h"
@@ -95,4 +97,28 @@ void mb_group_file_init(struct mb_group_file *g, const char *name, uint64_t limi
     memcpy(g->name, name, n);
     g->name[n] = '\0';
     atomic_store_explicit(&g->magic, MB_GROUP_MAGIC, memory_order_release);
+}
+
+struct mb_group_file *mb_group_file_create(int dir, const char *file, const char *name,
+                                           uint64_t limit, enum mb_group_limit_source source,
+                                           long *err) {
+    long fd = os_file_create_unnamed(dir, file, MB_GROUP_FILE_BYTES);
+    if (fd < 0) {
+        *err = fd;
+        return NULL;
+    }
+    long addr = os_mmap(NULL, MB_GROUP_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
+    if (os_failed(addr)) {
+        os_close((int)fd);
+        *err = addr;
+        return NULL;
+    }
+    struct mb_group_file *g = (struct mb_group_file *)addr;
+    mb_group_file_init(g, name, limit, source, (uint32_t)os_getpid());
+    long rc = os_file_publish((int)fd, dir, file);
+    os_close((int)fd);
+    if (rc == 0) return g;
+    os_munmap(g, MB_GROUP_FILE_BYTES);
+    *err = rc;
+    return NULL;
 }

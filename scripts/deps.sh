@@ -75,6 +75,7 @@ check=(
     "python3-prometheus-client /usr/lib/python3/dist-packages/prometheus_client/parser.py"
     "python3.11-dbg   /usr/bin/python3.11d"
     "dwz              cmd:dwz"
+    "gdb              cmd:gdb"
 )
 macos=(
     "${build[@]}"

@@ -91,8 +91,27 @@ static struct mb_group_file *group_map(const char *sub, const char *name, bool c
     if (dir < 0) return NULL;
     const int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
     bool created = false;
-    int fd = -1;
-    if (create) {
+    int fd = openat(dir, file, flags);
+    if (fd < 0 && errno == ENOENT && create) {
+        /* Made whole before it has its name (policy/group.h). */
+        long err = 0;
+        struct mb_group_file *made =
+            mb_group_file_create(dir, file, name, limit, MB_GROUP_LIMIT_COMMAND, &err);
+        if (made != NULL) {
+            close(dir);
+            return made;
+        }
+        if (err != -EEXIST && err != -EOPNOTSUPP) {
+            cli_error(sub, "group %s: cannot create %s: %s", T(name), T(path), strerror((int)-err));
+            close(dir);
+            return NULL;
+        }
+        fd = err == -EEXIST ? openat(dir, file, flags) : -1;
+        create = err == -EOPNOTSUPP;
+    } else {
+        create = false;
+    }
+    if (create) { /* in place: the filesystem cannot make a file without a name */
         fd = openat(dir, file, flags | O_CREAT | O_EXCL, 0600);
         if (fd >= 0) {
             /* Its storage now, so that no write into the mapping can fault

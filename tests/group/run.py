@@ -16,6 +16,8 @@ DESIGN §11): processes started with MEMBUDGET_GROUP share the file
   stalled         a stopped member, asked or chosen, holds nobody up: after
                   3 s the next in order is asked, or dies
   no descriptors  a member out of file descriptors still counts the others
+  killed creator  a creator killed while it fills in the file leaves none
+                  half-made: the next member makes the group and joins
   table full      the 65th live member is refused with one line; a dead
                   member's slot is taken again
   two users       (root only) root's and nobody's groups of the same name are
@@ -420,6 +422,42 @@ def no_descriptors():
         stop(big)
 
 
+def killed_creator():
+    """A creator killed while it fills in the group file (stopped there by gdb,
+    then killed) leaves no half-made file behind that would refuse every later
+    member: the file has its name only once it is whole."""
+    label = "killed creator: the next member makes the group and joins"
+    if shutil.which("gdb") is None:
+        skip(label, "gdb is not installed")
+        return
+    name = unique("halfmade")
+    env = suite.environment({"MEMBUDGET_GROUP": name, "MEMBUDGET_GROUP_LIMIT": "300M"})
+    r = subprocess.run(["gdb", "-batch", "-nx", "-ex", "set startup-with-shell off",
+                        "-ex", "set breakpoint pending on",
+                        "-ex", "set environment LD_PRELOAD=" + LIB,
+                        "-ex", "break mb_group_file_init", "-ex", "run", "-ex", "kill",
+                        "--args", "/bin/true"], capture_output=True, text=True, timeout=120,
+                       env=env)
+    if not check("killed creator: gdb stopped the creator inside mb_group_file_init and killed it",
+                 "mb_group_file_init" in r.stdout and "exited normally" not in r.stdout,
+                 "gdb exit %s" % r.returncode, r.stdout + r.stderr):
+        return
+    p = sleeper(name)
+    try:
+        joined = wait_for(lambda: any(s["pid"] == p.pid for s in
+                                      (read_group(name) or {"slots": []})["slots"]))
+        g = read_group(name)
+        err = ""
+        if not joined:
+            p.kill()
+            err = p.stderr.read()
+        check(label, joined and g is not None and g["magic"] == MAGIC and
+              g["limit"] == 0, "group %r" % g, err)
+    finally:
+        p.kill()
+        p.wait()
+
+
 def tool(*args, env=None):
     return subprocess.run([TOOL] + list(args), capture_output=True, text=True, timeout=120,
                           env=env if env is not None else suite.environment())
@@ -645,7 +683,7 @@ def main():
     only = sys.argv[2:]
     cases = [c for c in (bad_name_and_link, join_and_creator_exits, band_order, victim_choice,
                          sigkill_member, stopped_member_asks, stopped_victim, no_descriptors,
-                         table_full, two_users, planted_directory,
+                         killed_creator, table_full, two_users, planted_directory,
                          group_command, run_private_group)
              if not only or c.__name__ in only]
     try:
