@@ -134,7 +134,8 @@ void os_read_comm(char *out, size_t cap);
  * field 22 of /proc/<pid>/stat): with the pid, it tells this process from a
  * later one of the same pid.  0 when it cannot be read. */
 uint64_t os_start_time(void);
-/* Whether process pid runs and started at start (os_start_time's unit).
+/* Whether process pid runs and started at start (os_start_time's unit; 0:
+ * whenever it started).
  * GONE: no such process, a zombie, or a later process of the same pid.
  * UNKNOWN: the process exists but its start time cannot be read now (no file
  * descriptor left, memory, a /proc this process may not read): the caller

@@ -294,8 +294,9 @@ enum os_process_state os_process_state(pid_t pid, uint64_t start) {
     bool exists = n == (int)sizeof info || (err != ESRCH && (kill(pid, 0) == 0 || errno == EPERM));
     errno = saved;
     if (n != (int)sizeof info) return exists ? OS_PROCESS_UNKNOWN : OS_PROCESS_GONE;
-    return info.pbi_status != SZOMB && start_of(&info) == start ? OS_PROCESS_RUNNING
-                                                                : OS_PROCESS_GONE;
+    return info.pbi_status != SZOMB && (start == 0 || start_of(&info) == start)
+               ? OS_PROCESS_RUNNING
+               : OS_PROCESS_GONE;
 }
 
 bool os_secure_exec(void) { return issetugid() != 0; }

@@ -264,7 +264,7 @@ enum os_process_state os_process_state(pid_t pid, uint64_t start) {
     uint64_t now;
     if (!parse_stat(text, &state, &now)) return exists_unread(pid);
     if (state == 'Z' || state == 'X' || state == 'x') return OS_PROCESS_GONE;
-    return now == start ? OS_PROCESS_RUNNING : OS_PROCESS_GONE;
+    return start == 0 || now == start ? OS_PROCESS_RUNNING : OS_PROCESS_GONE;
 }
 
 bool os_secure_exec(void) { return getauxval(AT_SECURE) != 0; }

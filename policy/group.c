@@ -149,7 +149,7 @@ static struct mb_group_file *file_get(int dir, const char *file, uint64_t limit,
 
 /* ---- the slot ---------------------------------------------------------------- */
 
-/* Fills a slot this process holds as MB_GROUP_CLAIMING, then names it. */
+/* Fills a slot this process holds as MB_GROUP_CLAIMING | pid, then names it. */
 static void slot_take(struct mb_group_slot *s, uint64_t footprint) {
     atomic_store_explicit(&s->start_ticks, my_start, RELAXED);
     atomic_store_explicit(&s->band, my_band, RELAXED);
@@ -161,6 +161,19 @@ static void slot_take(struct mb_group_slot *s, uint64_t footprint) {
     atomic_store_explicit(&s->asked_seq, 0, RELAXED);
     atomic_store_explicit(&s->pid, my_pid, memory_order_release);
     mine = s;
+}
+
+/* Whether a slot holding pid (not 0) may be taken: its member is gone, or
+ * the process that was taking it died midway, or the pid is forged. */
+static bool slot_abandoned(const struct mb_group_slot *s, uint32_t pid) {
+    if ((pid & MB_GROUP_CLAIMING) != 0) {
+        uint32_t claimer = pid & ~MB_GROUP_CLAIMING;
+        return claimer == 0 || claimer > MB_GROUP_PID_MAX ||
+               os_process_state((pid_t)claimer, 0) == OS_PROCESS_GONE;
+    }
+    return pid > MB_GROUP_PID_MAX ||
+           os_process_state((pid_t)pid, atomic_load_explicit(&s->start_ticks, RELAXED)) ==
+               OS_PROCESS_GONE;
 }
 
 /* This process's slot: its own (the same process after exec: same pid and
@@ -176,7 +189,7 @@ static bool slot_claim(uint64_t footprint) {
     }
     if (own != NULL) {
         uint32_t expected = my_pid;
-        if (atomic_compare_exchange_strong(&own->pid, &expected, MB_GROUP_CLAIMING)) {
+        if (atomic_compare_exchange_strong(&own->pid, &expected, MB_GROUP_CLAIMING | my_pid)) {
             slot_take(own, footprint);
             return true;
         }
@@ -185,14 +198,8 @@ static bool slot_claim(uint64_t footprint) {
         for (uint32_t i = 0; i < MB_GROUP_SLOTS; i++) {
             struct mb_group_slot *s = &group->slot[i];
             uint32_t pid = atomic_load_explicit(&s->pid, memory_order_acquire);
-            if (pass == 0 ? pid != 0
-                          : pid == 0 || pid == MB_GROUP_CLAIMING ||
-                                (pid <= MB_GROUP_PID_MAX &&
-                                 os_process_state((pid_t)pid,
-                                                  atomic_load_explicit(&s->start_ticks, RELAXED)) !=
-                                     OS_PROCESS_GONE))
-                continue;
-            if (atomic_compare_exchange_strong(&s->pid, &pid, MB_GROUP_CLAIMING)) {
+            if (pass == 0 ? pid != 0 : !slot_abandoned(s, pid)) continue;
+            if (atomic_compare_exchange_strong(&s->pid, &pid, MB_GROUP_CLAIMING | my_pid)) {
                 slot_take(s, footprint);
                 return true;
             }

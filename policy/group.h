@@ -53,8 +53,9 @@
 #define MB_GROUP_VERSION 1u
 #define MB_GROUP_FILE_BYTES 4096u
 #define MB_GROUP_PID_MAX 4194304u /* Linux's PID_MAX_LIMIT: a larger pid is forged */
-/* A slot's pid while a process fills it in: counts for nothing. */
-#define MB_GROUP_CLAIMING UINT32_MAX
+/* A slot's pid while process P fills it in is MB_GROUP_CLAIMING | P: it
+ * counts for nothing, and once P is gone (killed midway) the slot is free. */
+#define MB_GROUP_CLAIMING 0x80000000u
 /* How long a member may take to answer an ask, or to notice it was chosen,
  * before the others go past it: a member that never ticks (stopped, or idle
  * with MEMBUDGET_CONTROL=off) must not stall the group.  A member with its
@@ -65,7 +66,7 @@
 #define MB_GROUP_SLOT_SAW_CHOSEN 1u
 
 struct mb_group_slot {
-    _Atomic uint32_t pid;   /* 0: free; MB_GROUP_CLAIMING: being taken */
+    _Atomic uint32_t pid;   /* 0: free; MB_GROUP_CLAIMING | pid: being taken */
     _Atomic uint32_t band;  /* 0 .. MB_GROUP_BANDS-1 */
     _Atomic uint64_t start_ticks;     /* os_start_time of the member */
     _Atomic uint64_t footprint_bytes; /* written at the member's ticks */

@@ -24,7 +24,7 @@ void mb_group_thresholds(uint64_t limit, struct mb_group_thresholds *out) {
 
 static bool slot_read(const struct mb_group_slot *s, uint32_t index, struct mb_group_member *m) {
     uint32_t pid = atomic_load_explicit(&s->pid, memory_order_acquire);
-    if (pid == 0 || pid == MB_GROUP_CLAIMING || pid > MB_GROUP_PID_MAX) return false;
+    if (pid == 0 || pid > MB_GROUP_PID_MAX) return false; /* free, being taken, or forged */
     m->pid = pid;
     m->slot = index;
     m->band = atomic_load_explicit(&s->band, RELAXED);

@@ -17,7 +17,8 @@ DESIGN §11): processes started with MEMBUDGET_GROUP share the file
                   3 s the next in order is asked, or dies
   no descriptors  a member out of file descriptors still counts the others
   killed creator  a creator killed while it fills in the file leaves none
-                  half-made: the next member makes the group and joins
+                  half-made: the next member makes the group and joins; a
+                  member killed while it claims a slot leaves it free
   table full      the 65th live member is refused with one line; a dead
                   member's slot is taken again
   two users       (root only) root's and nobody's groups of the same name are
@@ -431,16 +432,9 @@ def killed_creator():
         skip(label, "gdb is not installed")
         return
     name = unique("halfmade")
-    env = suite.environment({"MEMBUDGET_GROUP": name, "MEMBUDGET_GROUP_LIMIT": "300M"})
-    r = subprocess.run(["gdb", "-batch", "-nx", "-ex", "set startup-with-shell off",
-                        "-ex", "set breakpoint pending on",
-                        "-ex", "set environment LD_PRELOAD=" + LIB,
-                        "-ex", "break mb_group_file_init", "-ex", "run", "-ex", "kill",
-                        "--args", "/bin/true"], capture_output=True, text=True, timeout=120,
-                       env=env)
+    stopped, out = killed_in_gdb(name, "mb_group_file_init")
     if not check("killed creator: gdb stopped the creator inside mb_group_file_init and killed it",
-                 "mb_group_file_init" in r.stdout and "exited normally" not in r.stdout,
-                 "gdb exit %s" % r.returncode, r.stdout + r.stderr):
+                 stopped, "gdb output", out):
         return
     p = sleeper(name)
     try:
@@ -553,13 +547,39 @@ def sleeper(name, extra=None, prefix=()):
     return p
 
 
+def killed_in_gdb(name, function):
+    """Runs /bin/true in the group under gdb, stopped at function and killed
+    there; whether it stopped there."""
+    env = suite.environment({"MEMBUDGET_GROUP": name})
+    r = subprocess.run(["gdb", "-batch", "-nx", "-ex", "set startup-with-shell off",
+                        "-ex", "set breakpoint pending on",
+                        "-ex", "set environment LD_PRELOAD=" + LIB,
+                        "-ex", "break " + function, "-ex", "run", "-ex", "kill",
+                        "--args", "/bin/true"], capture_output=True, text=True, timeout=120,
+                       env=env)
+    return function in r.stdout and "exited normally" not in r.stdout, r.stdout + r.stderr
+
+
 def table_full():
     name = unique("full")
+    creator(name, "1G")
+    abandoned = False
+    if shutil.which("gdb") is not None:
+        # A member killed while it claims its slot (stopped by gdb inside
+        # slot_take): the slot is taken again once it is gone.
+        abandoned, out = killed_in_gdb(name, "slot_take")
+        check("table full: gdb stopped a member while it claimed its slot, and killed it",
+              abandoned and any(s["pid"] > 4194304 for s in (read_group(name) or
+                                                              {"slots": []})["slots"]),
+              "group %r" % read_group(name), out)
     sleepers = [sleeper(name) for _ in range(SLOTS)]
     try:
         full = wait_for(lambda: (read_group(name) or {"slots": []})["slots"].__len__() == SLOTS and
                         all(s["pid"] <= 4194304 for s in read_group(name)["slots"]))
-        if not check("table full: 64 members hold the 64 slots", full, "group %r" % read_group(name)):
+        if not check("table full: 64 members hold the 64 slots" +
+                     (", one of them left by a member killed while taking it" if abandoned else ""),
+                     full, "group %r" % read_group(name),
+                     "".join(p.stderr.read() for p in sleepers if p.poll() is not None)):
             return
         r = subprocess.run(["true"], capture_output=True, text=True, timeout=60,
                            env=env_for(name))
