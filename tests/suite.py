@@ -58,3 +58,29 @@ def environment(extra=None, preload=None):
         env["MEMBUDGET_BACKEND"] = BACKEND
     env.update(extra or {})
     return env
+
+
+def run_cases(results, cases, only=(), children=(), cleanup=None, on_error=None):
+    """Runs the cases (those named in `only`, or all); one that raises counts
+    as one failure and the others still run (after on_error, when given).
+    Then kills the child processes still running, calls cleanup, prints the
+    summary line and returns the exit status."""
+    try:
+        for case in cases:
+            if only and case.__name__ not in only:
+                continue
+            try:
+                case()
+            except Exception as e:  # one broken case must not hide the others
+                results.fail(case.__name__, "%s: %s" % (type(e).__name__, e))
+                if on_error is not None:
+                    on_error()
+    finally:
+        for c in children:
+            if c.poll() is None:
+                c.kill()
+                c.wait()
+        if cleanup is not None:
+            cleanup()
+    print(results.summary())
+    return 1 if results.failed else 0

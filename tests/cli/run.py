@@ -1559,21 +1559,8 @@ def main():
              top_site_sampling_off, top_site_old_page, stale_pages, fork_child_page,
              stat_all_prometheus, stat_all_json, stat_all_users, stale_figures, install,
              man_pages]
-    try:
-        for case in cases:
-            try:
-                case()
-            except Exception as e:  # one broken case must not hide the others
-                fail(case.__name__, "%s: %s" % (type(e).__name__, e))
-    finally:
-        for c in children:
-            if c.poll() is None:
-                c.kill()
-                c.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
-    line = results.summary()
-    print(line)
-    return 1 if results.failed else 0
+    return suite.run_cases(results, cases, children=children,
+                           cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))
 
 
 if __name__ == "__main__":

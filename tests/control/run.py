@@ -547,20 +547,8 @@ def main():
     cases = [bad_arguments, idle_figures, state_and_pages, state_starts_policies, release, dump,
              control_off, forged_pages, no_answer, cut_short, dead_lock, another_user, fork_child,
              full_shm]
-    try:
-        for case in cases:
-            try:
-                case()
-            except Exception as e:  # one broken case must not hide the others
-                fail(case.__name__, "%s: %s" % (type(e).__name__, e))
-    finally:
-        for c in children:
-            if c.poll() is None:
-                c.kill()
-                c.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(results.summary())
-    return 1 if results.failed else 0
+    return suite.run_cases(results, cases, children=children,
+                           cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))
 
 
 if __name__ == "__main__":

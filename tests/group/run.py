@@ -700,28 +700,16 @@ def planted_directory():
 
 
 def main():
-    only = sys.argv[2:]
-    cases = [c for c in (bad_name_and_link, join_and_creator_exits, band_order, victim_choice,
-                         sigkill_member, stopped_member_asks, stopped_victim, no_descriptors,
-                         killed_creator, table_full, two_users, planted_directory,
-                         group_command, run_private_group)
-             if not only or c.__name__ in only]
-    try:
-        for case in cases:
-            try:
-                case()
-            except Exception as e:  # one broken case must not hide the others
-                fail(case.__name__, "%s: %s" % (type(e).__name__, e))
-    finally:
-        for c in children:
-            if c.poll() is None:
-                c.kill()
-                c.wait()
+    cases = [bad_name_and_link, join_and_creator_exits, band_order, victim_choice,
+             sigkill_member, stopped_member_asks, stopped_victim, no_descriptors,
+             killed_creator, table_full, two_users, planted_directory, group_command,
+             run_private_group]
+
+    def cleanup():
         for path in glob.glob(group_path("*-%d-*" % os.getpid())):
             os.unlink(path)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(results.summary())
-    return 1 if results.failed else 0
+    return suite.run_cases(results, cases, only=sys.argv[2:], children=children, cleanup=cleanup)
 
 
 if __name__ == "__main__":

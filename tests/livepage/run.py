@@ -619,22 +619,9 @@ def main():
         print(results.summary())
         return 1
     cases = [fifo, forged, truncate, module_fifo, escapes, bounds, library_directory, cxx_names]
-    chosen = sys.argv[2:]  # names of cases to run; all when none
-    cases = [c for c in cases if not chosen or c.__name__ in chosen]
-    try:
-        for case in cases:
-            try:
-                case()
-            except Exception as e:  # one broken case must not hide the others
-                fail(case.__name__, "%s: %s" % (type(e).__name__, e))
-                reset_shm()
-    finally:
-        for c in children:
-            if c.poll() is None:
-                c.kill()
-                c.wait()
-    print(results.summary())
-    return 1 if results.failed else 0
+    # sys.argv[2:]: names of cases to run; all when none.
+    return suite.run_cases(results, cases, only=sys.argv[2:], children=children,
+                           on_error=reset_shm)
 
 
 if __name__ == "__main__":
