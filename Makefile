@@ -85,6 +85,7 @@ MB_LIB_SRCS := \
 	policy/monitor.c policy/machine.c policy/pressure.c policy/sample.c \
 	policy/dump.c \
 	policy/statspage.c policy/control.c policy/group.c policy/group_view.c alloc/jemalloc.c \
+	alloc/jemalloc_math.c \
 	preload/api.c preload/public.c preload/mmap.c preload/init.c preload/debug.c
 MB_LIB_HDRS := $(wildcard include/*.h policy/*.h alloc/*.h preload/*.h)
 # What the library links against: libunwind for the sampled backtraces (DESIGN
@@ -96,7 +97,9 @@ MB_LIB_OBJS := $(MB_LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 # (libjemalloc-dev), its objects merged into one with the C++ operators left
 # out, the public names renamed to mbje_* (alloc/jemalloc.syms: nothing of it is
 # visible to the program, and its mmap/munmap calls come to us) and the
-# constructor removed (it starts only when chosen).  Without libjemalloc-dev
+# constructor removed (it starts only when chosen).  Its calls to libm's log,
+# exp and round go to alloc/jemalloc_math.c, so that no process maps libm for
+# it (the same jemalloc.syms renames them).  Without libjemalloc-dev
 # the library builds without the backend.  JEMALLOC_PIC= forces that.
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 JEMALLOC_PIC ?= $(firstword $(wildcard /usr/lib/$(MULTIARCH)/libjemalloc_pic.a /usr/lib/libjemalloc_pic.a))
@@ -105,7 +108,6 @@ ifneq ($(JEMALLOC_PIC),)
 ifneq ($(wildcard /usr/include/jemalloc/jemalloc.h),)
 CFLAGS_LIB += -DMB_HAVE_JEMALLOC=1
 MB_LIB_JE := $(JE_OBJ)
-MB_LIB_LDLIBS += -lm
 endif
 endif
 
