@@ -115,7 +115,9 @@ $(JE_OBJ): $(JEMALLOC_PIC) alloc/jemalloc.syms Makefile | build-deps
 	@rm -rf $(@D) && mkdir -p $(@D)/members
 	cd $(@D)/members && ar x $(abspath $(JEMALLOC_PIC))
 	$(LD) -r -o $(@D)/merged.o $$(ls $(@D)/members/*.o | grep -v jemalloc_cpp)
-	objcopy --redefine-syms=alloc/jemalloc.syms -R .init_array $(@D)/merged.o $@
+	objcopy --redefine-syms=alloc/jemalloc.syms -R .init_array \
+		--rename-section .text=.mbje_text --rename-section .text.unlikely=.mbje_text_unlikely \
+		--rename-section .text.startup=.mbje_text_startup $(@D)/merged.o $@
 
 LIB       := $(BUILD)/libmembudget$(MB_OS_LIB_SUFFIX)
 REL_LIB   := $(BUILD_ROOT)/libmembudget.so
