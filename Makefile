@@ -41,6 +41,10 @@ MB_OS_SRCS  := $(MB_OS_LIMITS_SRCS) policy/modules_linux.c policy/machine_linux.
 MB_OS_CFLAGS := -DMB_INTERPOSE_H='"preload/interpose_linux.h"'
 MB_OS_LIB_LDFLAGS := -Wl,--version-script=preload/exports.map -Wl,-z,now -Wl,-z,relro \
 	-Wl,-soname,libmembudget.so
+# Relative relocations packed (DT_RELR, glibc 2.36 and binutils 2.38 on): 32 KB of
+# them, mostly jemalloc's, are no longer read at every start.
+MB_OS_LIB_LDFLAGS += $(shell $(CC) -shared -Wl,-z,pack-relative-relocs -Wl,--fatal-warnings \
+	-x c /dev/null -o /dev/null 2>/dev/null && echo -Wl,-z,pack-relative-relocs)
 MB_OS_CFLAGS += -DMB_MMAP_EXPORTS_H='"preload/mmap_linux.h"'
 MB_OS_TOOL_SRCS := tools/proc_linux.c tools/run_preload_linux.c
 MB_OS_REPORT_SYMBOLS := tools/report_symbols.c tools/report_index.c
