@@ -631,6 +631,9 @@ void mb_sample_atfork_parent(void) {
 void mb_sample_atfork_child(void) {
     mb_lock_reset(&sample_lock);
     atomic_store_explicit(&unwinders, 0, memory_order_relaxed);
+    /* unwind_state stays as it was: a fork that did not wait for a set-up in
+     * progress leaves UNWIND_SETTING, and the child records its samples without
+     * stacks rather than enter libunwind, whose lock that thread may hold. */
     atomic_store_explicit(&forking, false, memory_order_release);
     rng_state = 0; /* parent and child draw different intervals */
 }
