@@ -41,8 +41,11 @@ void alloc_check_failed(const char *what, const char *file, int line) __attribut
 /* Blocks carved from a page per extension: untouched memory stays untouched. */
 #define EXTEND_BYTES 4096
 /* Page memory is committed and charged in units of this size as the page's
- * free list is extended, so a 2 MiB page holding one block costs 64 KiB. */
-#define COMMIT_UNIT ((size_t)64 << 10)
+ * free list is extended, so a 2 MiB page holding one block costs 16 KiB, and a
+ * program using 30 small classes is charged 480 KiB for them, not 1.9 MiB.
+ * The unit is what a charge costs (one budget_charge per unit, from the heap's
+ * credit) against how far the counter runs ahead of what is touched. */
+#define COMMIT_UNIT ((size_t)16 << 10)
 #define ADDRESS_BITS 48
 
 /* ---- size classes (sizeclass.c) ---------------------------------------- */

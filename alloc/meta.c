@@ -1,14 +1,14 @@
 /* Metadata memory: heap structures, large-span records, the mapping table.
  * Kept apart from user data (a stray write into a user block cannot reach it)
  * and charged to the budget like any other commit.  Small requests come from
- * power-of-two free lists carved out of 256 KiB regions; big ones (tables that
+ * power-of-two free lists carved out of 64 KiB regions; big ones (tables that
  * grow) are mapped directly and unmapped on free. */
 #include <string.h>
 
 #include "alloc/internal.h"
 #include "policy/budget.h"
 
-#define META_REGION_BYTES ((size_t)256 << 10)
+#define META_REGION_BYTES ((size_t)64 << 10) /* charged whole: a small program pays 64 KiB */
 #define META_DIRECT_MIN ((size_t)16 << 10)
 #define META_BINS 11 /* 16 B .. 16 KiB */
 
@@ -51,7 +51,8 @@ void *meta_alloc(size_t size) {
     if (region_cursor == NULL || (size_t)(region_end - region_cursor) < bytes) {
         /* Charge and map outside the lock: a charge may enter the pressure code,
          * which must not run under the innermost lock.  The tail of the old
-         * region is abandoned: at most 16 KiB per 256 KiB. */
+         * region is abandoned: less than the request, at most 16 KiB (a growing
+         * table; heaps are 2 KiB) per 64 KiB. */
         mb_unlock(&meta_lock);
         if (!budget_charge(META_REGION_BYTES)) return NULL;
         uint8_t *region = os_map(META_REGION_BYTES);

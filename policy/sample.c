@@ -93,6 +93,12 @@ static _Atomic uint64_t samples_dropped, samples_unrecorded, unwind_failures;
  * inside libunwind (holding its locks) when the process forks. */
 static _Atomic int unwinders;
 static _Atomic bool forking;
+/* libunwind is set up (its caching policy) at the first sample, not at start:
+ * a program that never samples never runs it, its text and its data stay
+ * untouched (~80 KB resident).  UNWIND_UNSET, then UNWIND_SETTING while one
+ * thread sets it up, then UNWIND_READY. */
+enum { UNWIND_UNSET, UNWIND_SETTING, UNWIND_READY };
+static _Atomic int unwind_state;
 /* Our own executable code: leading frames inside it are skipped. */
 static uintptr_t self_text_start, self_text_end;
 
@@ -443,13 +449,29 @@ static bool sample_free(void *p) {
 
 static bool in_self(uintptr_t pc) { return pc >= self_text_start && pc < self_text_end; }
 
+/* True when libunwind may be used.  The first caller sets it up: per-thread
+ * caches, so that libunwind takes no lock of its own to unwind, which a signal
+ * handler or a fork could find held.  A thread that finds another one setting
+ * it up does not wait: its sample is counted as unrecorded. */
+static bool unwind_ready(void) {
+    int state = atomic_load_explicit(&unwind_state, memory_order_acquire);
+    if (__builtin_expect(state == UNWIND_READY, 1)) return true;
+    if (state != UNWIND_UNSET ||
+        !atomic_compare_exchange_strong_explicit(&unwind_state, &state, UNWIND_SETTING,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        return false;
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    atomic_store_explicit(&unwind_state, UNWIND_READY, memory_order_release);
+    return true;
+}
+
 static void sample_record(void *p, size_t size) {
     uintptr_t buf[MB_SAMPLE_MAX_FRAMES + SAMPLE_SKIP_MAX];
     int n = 0;
     bool unwound = false;
     /* Announce first, then look: a fork either waits for us or we see it. */
     atomic_fetch_add_explicit(&unwinders, 1, memory_order_seq_cst);
-    if (!atomic_load_explicit(&forking, memory_order_seq_cst)) {
+    if (!atomic_load_explicit(&forking, memory_order_seq_cst) && unwind_ready()) {
         n = unw_backtrace((void **)buf, (int)(sizeof buf / sizeof *buf));
         unwound = true;
     }
@@ -514,9 +536,6 @@ int64_t mb_sample_allocation(void **pp, size_t size) {
 
 void mb_sample_init(uint64_t sample_bytes) {
     os_own_text(&self_text_start, &self_text_end);
-    /* Per-thread caches: libunwind then takes no lock of its own to unwind,
-     * which a signal handler or a fork could find held. */
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     if (sample_bytes > SAMPLE_RATE_MAX) sample_bytes = SAMPLE_RATE_MAX;
     atomic_store_explicit(&sample_rate, sample_bytes, memory_order_relaxed);
     alloc_set_sample_hooks(mb_sample_allocation, sample_free);
@@ -612,6 +631,9 @@ void mb_sample_atfork_parent(void) {
 void mb_sample_atfork_child(void) {
     mb_lock_reset(&sample_lock);
     atomic_store_explicit(&unwinders, 0, memory_order_relaxed);
+    /* unwind_state stays as it was: a fork that did not wait for a set-up in
+     * progress leaves UNWIND_SETTING, and the child records its samples without
+     * stacks rather than enter libunwind, whose lock that thread may hold. */
     atomic_store_explicit(&forking, false, memory_order_release);
     rng_state = 0; /* parent and child draw different intervals */
 }
