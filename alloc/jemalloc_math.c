@@ -1,15 +1,14 @@
-/* log, exp and round for the jemalloc backend (alloc/jemalloc_math.h).  log and
- * exp follow fdlibm's e_log.c and e_exp.c (range reduction to a small interval,
- * a minimax polynomial there, the result rebuilt from the exponent), whose
- * notice is kept as it asks:
+/* log, exp and round for the jemalloc backend (alloc/jemalloc_math.h).
  *
- *   Copyright (C) 1993 by Sun Microsystems, Inc. All rights reserved.
- *   Developed at SunPro, a Sun Microsystems, Inc. business.
- *   Permission to use, copy, modify, and distribute this software is freely
- *   granted, provided that this notice is preserved.
- *
- * Error below one unit in the last place; errno is not set (jemalloc does not
- * look at it).  Pure arithmetic on the argument: no state, no allocation. */
+ * exp: x = k ln2 + r with |r| <= ln2 / 2 (ln2 in two parts, the first with
+ * 21 significant bits so that k times it is exact), exp(r) from its Taylor
+ * series to r^14 / 14! (the rest is below 2^-60 of the result), then scaled by
+ * 2^k through the exponent.  log: x = 2^k m with m in [sqrt(2)/2, sqrt(2)),
+ * f = m - 1 exact, log(1 + f) = 2 atanh(s), s = f / (2 + f), from its series
+ * to s^23 (|s| < 0.172), written f - s (f - ...) so that the rounding of s
+ * weighs on a term of order f^2 only.  Both within one unit in the last place
+ * of the C library's; errno is not set (jemalloc does not look at it).  Pure
+ * arithmetic on the argument: no state, no allocation. */
 #include "alloc/jemalloc_math.h"
 
 #include <math.h> /* INFINITY and NAN only: nothing here calls libm */
@@ -28,85 +27,61 @@ static double double_of(uint64_t u) {
     return x;
 }
 
-/* ln 2 split so that k * LN2_HI is exact for |k| < 2^11. */
-static const double LN2_HI = 6.93147180369123816490e-01; /* 0x3fe62e42fee00000 */
-static const double LN2_LO = 1.90821492927058770002e-10; /* 0x3dea39ef35793c76 */
+/* ln 2 = LN2_HI + LN2_LO to 2^-75: LN2_HI has its low 32 bits zero. */
+static const double LN2_HI = 0x1.62e42p-1;
+static const double LN2_LO = 0x1.fdf473de6af28p-22;
+static const double LN2 = 0x1.62e42fefa39efp-1;
 
-/* log(1+f) = f - s*(f - R(s*s)), s = f/(2+f), on sqrt(2)/2 < 1+f < sqrt(2). */
-static const double LG1 = 6.666666666666735130e-01, LG2 = 3.999999999940941908e-01,
-                    LG3 = 2.857142874366239149e-01, LG4 = 2.222219843214978396e-01,
-                    LG5 = 1.818357216161805012e-01, LG6 = 1.531383769920937332e-01,
-                    LG7 = 1.479819860511658591e-01;
-
-/* log(1+f) for |f| < 2^-20, k the binary exponent. */
-static double log_tiny_f(double f, int k) {
-    double dk = (double)k;
-    if (f == 0.0) return k == 0 ? 0.0 : dk * LN2_HI + dk * LN2_LO;
-    double r = f * f * (0.5 - 0.33333333333333333 * f);
-    if (k == 0) return f - r;
-    return dk * LN2_HI - ((r - dk * LN2_LO) - f);
+/* y * 2^k for y near 1 and a k that keeps the result finite; a result below
+ * 2^-1022 goes through 2^-1000 so that it is rounded once, at the end. */
+static double times_pow2(double y, int k) {
+    if (k >= -1021) return y * double_of((uint64_t)(k + 1023) << 52);
+    return y * double_of((uint64_t)(k + 1000 + 1023) << 52) * 0x1p-1000;
 }
-
-double mbje_log(double x) {
-    uint64_t u = bits_of(x);
-    int32_t hx = (int32_t)(u >> 32);
-    int k = 0;
-    if (hx < 0x00100000) { /* negative, zero or subnormal */
-        if ((u & 0x7fffffffffffffffull) == 0) return -INFINITY;
-        if (hx < 0) return NAN; /* log of a negative number or of -NaN */
-        k -= 54;
-        x *= 0x1p54; /* a normal number now */
-        u = bits_of(x);
-        hx = (int32_t)(u >> 32);
-    }
-    if (hx >= 0x7ff00000) return x + x; /* +inf or NaN */
-    k += (hx >> 20) - 1023;
-    hx &= 0x000fffff;
-    /* Normalize the mantissa into [sqrt(2)/2, sqrt(2)): 1+f, or (1+f)/2. */
-    int32_t i = (hx + 0x95f64) & 0x100000;
-    x = double_of(((uint64_t)(uint32_t)(hx | (i ^ 0x3ff00000)) << 32) | (u & 0xffffffffull));
-    k += i >> 20;
-    double f = x - 1.0;
-    if ((0x000fffff & (2 + hx)) < 3) return log_tiny_f(f, k);
-    double s = f / (2.0 + f), dk = (double)k, z = s * s, w = z * z;
-    double t1 = w * (LG2 + w * (LG4 + w * LG6));
-    double t2 = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7)));
-    double r = t2 + t1;
-    i = (hx - 0x6147a) | (0x6b851 - hx);
-    if (i > 0) {
-        double hfsq = 0.5 * f * f;
-        if (k == 0) return f - (hfsq - s * (hfsq + r));
-        return dk * LN2_HI - ((hfsq - (s * (hfsq + r) + dk * LN2_LO)) - f);
-    }
-    if (k == 0) return f - s * (f - r);
-    return dk * LN2_HI - ((s * (f - r) - dk * LN2_LO) - f);
-}
-
-/* exp(r) = 1 + r + r*r/(2 - c) form, c = r - r^2*P(r^2), on |r| <= ln(2)/2. */
-static const double P1 = 1.66666666666666019037e-01, P2 = -2.77777777770155933842e-03,
-                    P3 = 6.61375632143793436117e-05, P4 = -1.65339022054652515390e-06,
-                    P5 = 4.13813679705723846039e-08;
-static const double INV_LN2 = 1.44269504088896338700e+00;
-static const double EXP_OVERFLOW = 7.09782712893383973096e+02;   /* above: +inf */
-static const double EXP_UNDERFLOW = -7.45133219101941108420e+02; /* below: 0 */
 
 double mbje_exp(double x) {
     if (x != x) return x + x;
-    if (x > EXP_OVERFLOW) return INFINITY;
-    if (x < EXP_UNDERFLOW) return 0.0;
-    if (x > -3.7252902984e-09 && x < 3.7252902984e-09) return 1.0 + x; /* |x| < 2^-28 */
-    /* x = k*ln2 + r, |r| <= ln(2)/2, with r carried as hi - lo. */
-    int k = (int)(x * INV_LN2 + (x < 0 ? -0.5 : 0.5));
-    double hi = x - k * LN2_HI, lo = k * LN2_LO, r = hi - lo;
-    double t = r * r;
-    double c = r - t * (P1 + t * (P2 + t * (P3 + t * (P4 + t * P5))));
-    if (k == 0) return 1.0 - ((r * c) / (c - 2.0) - r);
-    double y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi);
-    /* y * 2^k: add k to y's exponent; below 2^-1021 go through 2^-1000 so that a
-     * subnormal result is rounded once, by the last multiplication. */
-    uint64_t yb = bits_of(y);
-    if (k >= -1021) return double_of(yb + ((uint64_t)(int64_t)k << 52));
-    return double_of(yb + ((uint64_t)(int64_t)(k + 1000) << 52)) * 0x1p-1000;
+    if (x > 0x1.62e42fefa39efp+9) return INFINITY; /* above log(DBL_MAX) */
+    if (x < -0x1.74910d52d3052p+9) return 0.0;     /* below log of half the least subnormal */
+    int k = (int)(x / LN2 + (x < 0 ? -0.5 : 0.5));
+    double r = (x - k * LN2_HI) - k * LN2_LO;
+    /* 1/n! for n = 2..14, Horner from the top. */
+    static const double inverse_factorial[15] = {
+        1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+        1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0,
+        1.0 / 87178291200.0};
+    double p = inverse_factorial[14];
+    for (int n = 13; n >= 2; n--) p = p * r + inverse_factorial[n];
+    double y = 1.0 + (r + r * r * p); /* exp(r), in [0.7, 1.42] */
+    if (k > 1023) return times_pow2(y * 2.0, k - 1);
+    return times_pow2(y, k);
+}
+
+double mbje_log(double x) {
+    if (x != x) return x + x;
+    if (x < 0) return NAN;
+    if (x == 0) return -INFINITY;
+    if (x == INFINITY) return x;
+    int k = 0;
+    if (x < 0x1p-1022) { /* subnormal: make it normal */
+        x *= 0x1p54;
+        k = -54;
+    }
+    uint64_t u = bits_of(x);
+    k += (int)((u >> 52) & 0x7ff) - 1023;
+    double m = double_of((u & 0x000fffffffffffffull) | 0x3ff0000000000000ull); /* [1, 2) */
+    if (m > 0x1.6a09e667f3bcdp+0) { /* over sqrt(2) */
+        m *= 0.5;
+        k++;
+    }
+    double f = m - 1.0; /* exact */
+    double s = f / (2.0 + f), z = s * s;
+    /* q = sum over odd n >= 3 of (2/n) z^((n-3)/2), to n = 23. */
+    double q = 0;
+    for (int n = 23; n >= 3; n -= 2) q = q * z + 2.0 / n;
+    /* 2 atanh(s) = 2s + s z q, and 2s = f - s f. */
+    double log1pf = f - s * (f - z * q);
+    return k * LN2_HI + (log1pf + k * LN2_LO);
 }
 
 /* Nearest integer, halfway cases away from zero; keeps the sign of zero. */
