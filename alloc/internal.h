@@ -157,13 +157,18 @@ struct chunk {
 
 /* One bit per possible chunk: "is this address inside one of our chunks?" */
 extern _Atomic uint64_t chunk_bitmap[((size_t)1 << (ADDRESS_BITS - CHUNK_SHIFT)) / 64];
-static inline struct chunk *chunk_of(const void *p) {
+/* Whether p lies in one of our chunks.  False for NULL: no chunk starts at
+ * address 0 (the kernel never maps the first page), so its bit is never set. */
+static inline bool chunk_has(const void *p) {
     uintptr_t a = (uintptr_t)p;
-    if (unlikely(a >> ADDRESS_BITS)) return NULL;
+    if (unlikely(a >> ADDRESS_BITS)) return false;
     size_t index = a >> CHUNK_SHIFT;
     uint64_t word = atomic_load_explicit(&chunk_bitmap[index >> 6], memory_order_relaxed);
-    if (!((word >> (index & 63)) & 1)) return NULL;
-    return (struct chunk *)(a & ~(uintptr_t)CHUNK_MASK);
+    return (word >> (index & 63)) & 1;
+}
+static inline struct chunk *chunk_of(const void *p) {
+    if (!chunk_has(p)) return NULL;
+    return (struct chunk *)((uintptr_t)p & ~(uintptr_t)CHUNK_MASK);
 }
 static inline struct page *page_of(struct chunk *chunk, const void *p) {
     return &chunk->pages[((uintptr_t)p & CHUNK_MASK) >> chunk->page_shift];
@@ -342,6 +347,14 @@ static inline void alloc_resume(int inside) { (void)inside; }
 #endif
 
 /* ---- the fast paths, inlined into the native backend (native.c) ----------- */
+/* Hands out block, the first of page's free list (the owner's). */
+static inline void page_hand_out(struct page *page, struct block *block) {
+    page->free = block->next;
+    block->free_mark = 0;
+    atomic_store_explicit(&page->used, atomic_load_explicit(&page->used, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 static inline void *alloc_class(size_t size, unsigned class_index) {
 #ifdef MB_DEBUG
     alloc_enter(ALLOC_OP_MALLOC);
@@ -351,11 +364,7 @@ static inline void *alloc_class(size_t size, unsigned class_index) {
     struct page *page = heap->direct[class_index];
     struct block *block = page->free;
     if (likely(block != NULL)) {
-        page->free = block->next;
-        block->free_mark = 0;
-        atomic_store_explicit(&page->used,
-                              atomic_load_explicit(&page->used, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        page_hand_out(page, block);
 #ifdef MB_DEBUG
         alloc_leave();
 #endif
@@ -372,8 +381,8 @@ static inline void *alloc_small(size_t size) { return alloc_class(size, sizeclas
 
 /* Puts a checked block on a free list: the owner's local list, or the page's
  * thread_free list when another thread owns the page. */
-static inline void free_small_push(struct page *page, struct block *block) {
-    block->free_mark = block_free_mark(block);
+static inline void free_small_push_marked(struct page *page, struct block *block, uintptr_t mark) {
+    block->free_mark = mark;
     struct heap *heap = tls_heap;
     if (likely(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap)) {
         block->next = page->local_free;
@@ -385,6 +394,9 @@ static inline void free_small_push(struct page *page, struct block *block) {
         page_free_remote(page, block);
     }
 }
+static inline void free_small_push(struct page *page, struct block *block) {
+    free_small_push_marked(page, block, block_free_mark(block));
+}
 
 /* The free of a block that failed the fast test, or sits on a page holding
  * sampled blocks, and every free of the debug build (alloc.c). */
@@ -393,8 +405,15 @@ void free_small_slow(struct chunk *chunk, struct page *page, void *p);
 static inline void free_small(struct chunk *chunk, void *p) {
     struct page *page = page_of(chunk, p);
 #ifndef MB_DEBUG
-    if (likely(small_looks_live(chunk, page, p) && !__atomic_load_n(&page->sampled, __ATOMIC_RELAXED))) {
-        free_small_push(page, p);
+    /* A page holding sampled blocks costs its other blocks one load of the
+     * filter here, not the slow path: the hook runs only where it says maybe
+     * (the same loads, in the same order, as free_small_slow's). */
+    uintptr_t mark = block_free_mark(p); /* small_looks_live's test, the mark kept */
+    uint64_t offset = (uintptr_t)p & chunk->page_mask, magic = page->block_magic;
+    if (likely(offset * magic < magic && ((const struct block *)p)->free_mark != mark) &&
+        (likely(!__atomic_load_n(&page->sampled, __ATOMIC_RELAXED)) ||
+         atomic_load_explicit(sampled_filter_slot(p), memory_order_relaxed) == 0)) {
+        free_small_push_marked(page, p, mark);
         return;
     }
 #endif
