@@ -433,7 +433,9 @@ void large_check_unknown(const void *p, enum alloc_op op);
 void large_mark_sampled(void *p);
 /* The usable size of a large span, or 0 when p is not one of ours. */
 size_t large_usable_size(const void *p);
-/* Resizes a large span in place or by mremap; NULL (p untouched) when it cannot. */
+/* Resizes a large span in place or by mremap; NULL (p untouched) when it
+ * cannot, or when it must move to grow and a cached span can take it: the
+ * caller then copies it into a new block (warm pages, no faults). */
 void *large_resize(void *p, size_t new_size);
 size_t large_release_cache(uint64_t now_ns, uint64_t min_age_ns);
 struct large_stats {

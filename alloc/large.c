@@ -249,6 +249,16 @@ static struct span *cache_take_adjacent_locked(uintptr_t end) {
     return NULL;
 }
 
+/* Whether a cached span holds `need` bytes.  A span that cannot grow in place
+ * is then copied into it rather than grown by mremap: the grown tail of a
+ * remapped span is fresh memory, and faulting a page in costs several times
+ * copying its bytes, while the cached span's pages are resident already. */
+static bool cache_holds_locked(size_t need) {
+    for (size_t i = 0; i < cache_count; i++)
+        if (cache[i]->size >= need) return true;
+    return false;
+}
+
 /* Before `need` fresh bytes are charged: drops the spans idle longest until
  * the cache fits its limit with those bytes counted, so that a charge reaches
  * the Conservative threshold only with the cache empty, never because of it. */
@@ -469,6 +479,13 @@ void *large_resize(void *p, size_t new_size) {
         if (tail != NULL) { /* too small to help: back it goes */
             cache[cache_count++] = tail;
             cache_bytes += tail->size;
+        }
+        if (cache_holds_locked(need)) {
+            /* Moving into warm pages beats growing into fresh ones: the
+             * caller (alloc_realloc) copies into a new block, which
+             * large_alloc takes from the cache. */
+            mb_unlock(&large_lock);
+            return NULL;
         }
     }
     hash_remove_locked((uintptr_t)p);
