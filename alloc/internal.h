@@ -160,9 +160,8 @@ extern _Atomic uint64_t chunk_bitmap[((size_t)1 << (ADDRESS_BITS - CHUNK_SHIFT))
 /* Whether p lies in one of our chunks.  False for NULL: no chunk starts at
  * address 0 (the kernel never maps the first page), so its bit is never set. */
 static inline bool chunk_has(const void *p) {
-    uintptr_t a = (uintptr_t)p;
-    if (unlikely(a >> ADDRESS_BITS)) return false;
-    size_t index = a >> CHUNK_SHIFT;
+    size_t index = (uintptr_t)p >> CHUNK_SHIFT;
+    if (unlikely(index >= ((size_t)1 << (ADDRESS_BITS - CHUNK_SHIFT)))) return false;
     uint64_t word = atomic_load_explicit(&chunk_bitmap[index >> 6], memory_order_relaxed);
     return (word >> (index & 63)) & 1;
 }
@@ -405,6 +404,9 @@ void free_small_slow(struct chunk *chunk, struct page *page, void *p);
 static inline void free_small(struct chunk *chunk, void *p) {
     struct page *page = page_of(chunk, p);
 #ifndef MB_DEBUG
+    /* One register for the descriptor: the compiler would otherwise compute
+     * its address again for each field (chunk plus scaled index). */
+    __asm__("" : "+r"(page));
     /* A page holding sampled blocks costs its other blocks one load of the
      * filter here, not the slow path: the hook runs only where it says maybe
      * (the same loads, in the same order, as free_small_slow's). */
@@ -474,7 +476,8 @@ void *alloc_sample_due(void *p, size_t size) __attribute__((noinline, cold));
  * Every chunk and large span it ever mapped lies in [native_lo, native_hi): a
  * backend serving after it (jemalloc) tells the native allocator's blocks,
  * handed out before the switch, from its own with two compares. */
-extern _Atomic uintptr_t native_lo, native_hi;
+extern _Atomic uintptr_t native_lo __attribute__((visibility("hidden"))),
+    native_hi __attribute__((visibility("hidden"))); /* read with one instruction each */
 void alloc_note_range(const void *p, size_t len);
 static inline bool native_in_range(const void *p) {
     uintptr_t a = (uintptr_t)p;
