@@ -52,7 +52,14 @@ void alloc_check_failed(const char *what, const char *file, int line) __attribut
 extern uint8_t class_table[CLASS_TABLE_MAX / 16 + 1];
 extern uint32_t class_block_size[CLASS_COUNT];
 void sizeclass_init(void);
-unsigned sizeclass_compute(size_t size); /* size <= CLASS_MAX */
+/* The class of size <= CLASS_MAX, by arithmetic: the table's source, and the
+ * lookup above CLASS_TABLE_MAX (inline: the malloc fast path's). */
+static inline unsigned sizeclass_compute(size_t size) {
+    if (size <= 256) return size == 0 ? 0 : (unsigned)((size - 1) >> 4);
+    size_t s = size - 1;
+    unsigned bit = 63u - (unsigned)__builtin_clzll(s); /* size in (2^bit, 2^(bit+1)] */
+    return 16u + (bit - 8u) * 4u + (unsigned)((s >> (bit - 2)) & 3u);
+}
 static inline unsigned sizeclass_of(size_t size) {
     if (likely(size <= CLASS_TABLE_MAX)) return class_table[(size + 15) >> 4];
     return sizeclass_compute(size);
