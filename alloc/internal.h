@@ -55,7 +55,14 @@ void alloc_check_failed(const char *what, const char *file, int line) __attribut
 extern uint8_t class_table[CLASS_TABLE_MAX / 16 + 1];
 extern uint32_t class_block_size[CLASS_COUNT];
 void sizeclass_init(void);
-unsigned sizeclass_compute(size_t size); /* size <= CLASS_MAX */
+/* The class of size <= CLASS_MAX, by arithmetic: the table's source, and the
+ * lookup above CLASS_TABLE_MAX (inline: the malloc fast path's). */
+static inline unsigned sizeclass_compute(size_t size) {
+    if (size <= 256) return size == 0 ? 0 : (unsigned)((size - 1) >> 4);
+    size_t s = size - 1;
+    unsigned bit = 63u - (unsigned)__builtin_clzll(s); /* size in (2^bit, 2^(bit+1)] */
+    return 16u + (bit - 8u) * 4u + (unsigned)((s >> (bit - 2)) & 3u);
+}
 static inline unsigned sizeclass_of(size_t size) {
     if (likely(size <= CLASS_TABLE_MAX)) return class_table[(size + 15) >> 4];
     return sizeclass_compute(size);
@@ -160,13 +167,17 @@ struct chunk {
 
 /* One bit per possible chunk: "is this address inside one of our chunks?" */
 extern _Atomic uint64_t chunk_bitmap[((size_t)1 << (ADDRESS_BITS - CHUNK_SHIFT)) / 64];
-static inline struct chunk *chunk_of(const void *p) {
-    uintptr_t a = (uintptr_t)p;
-    if (unlikely(a >> ADDRESS_BITS)) return NULL;
-    size_t index = a >> CHUNK_SHIFT;
+/* Whether p lies in one of our chunks.  False for NULL: no chunk starts at
+ * address 0 (the kernel never maps the first page), so its bit is never set. */
+static inline bool chunk_has(const void *p) {
+    size_t index = (uintptr_t)p >> CHUNK_SHIFT;
+    if (unlikely(index >= ((size_t)1 << (ADDRESS_BITS - CHUNK_SHIFT)))) return false;
     uint64_t word = atomic_load_explicit(&chunk_bitmap[index >> 6], memory_order_relaxed);
-    if (!((word >> (index & 63)) & 1)) return NULL;
-    return (struct chunk *)(a & ~(uintptr_t)CHUNK_MASK);
+    return (word >> (index & 63)) & 1;
+}
+static inline struct chunk *chunk_of(const void *p) {
+    if (!chunk_has(p)) return NULL;
+    return (struct chunk *)((uintptr_t)p & ~(uintptr_t)CHUNK_MASK);
 }
 static inline struct page *page_of(struct chunk *chunk, const void *p) {
     return &chunk->pages[((uintptr_t)p & CHUNK_MASK) >> chunk->page_shift];
@@ -345,6 +356,14 @@ static inline void alloc_resume(int inside) { (void)inside; }
 #endif
 
 /* ---- the fast paths, inlined into the native backend (native.c) ----------- */
+/* Hands out block, the first of page's free list (the owner's). */
+static inline void page_hand_out(struct page *page, struct block *block) {
+    page->free = block->next;
+    block->free_mark = 0;
+    atomic_store_explicit(&page->used, atomic_load_explicit(&page->used, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 static inline void *alloc_class(size_t size, unsigned class_index) {
 #ifdef MB_DEBUG
     alloc_enter(ALLOC_OP_MALLOC);
@@ -354,11 +373,7 @@ static inline void *alloc_class(size_t size, unsigned class_index) {
     struct page *page = heap->direct[class_index];
     struct block *block = page->free;
     if (likely(block != NULL)) {
-        page->free = block->next;
-        block->free_mark = 0;
-        atomic_store_explicit(&page->used,
-                              atomic_load_explicit(&page->used, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        page_hand_out(page, block);
 #ifdef MB_DEBUG
         alloc_leave();
 #endif
@@ -375,8 +390,8 @@ static inline void *alloc_small(size_t size) { return alloc_class(size, sizeclas
 
 /* Puts a checked block on a free list: the owner's local list, or the page's
  * thread_free list when another thread owns the page. */
-static inline void free_small_push(struct page *page, struct block *block) {
-    block->free_mark = block_free_mark(block);
+static inline void free_small_push_marked(struct page *page, struct block *block, uintptr_t mark) {
+    block->free_mark = mark;
     struct heap *heap = tls_heap;
     if (likely(atomic_load_explicit(&page->heap, memory_order_relaxed) == heap)) {
         block->next = page->local_free;
@@ -388,6 +403,9 @@ static inline void free_small_push(struct page *page, struct block *block) {
         page_free_remote(page, block);
     }
 }
+static inline void free_small_push(struct page *page, struct block *block) {
+    free_small_push_marked(page, block, block_free_mark(block));
+}
 
 /* The free of a block that failed the fast test, or sits on a page holding
  * sampled blocks, and every free of the debug build (alloc.c). */
@@ -396,8 +414,18 @@ void free_small_slow(struct chunk *chunk, struct page *page, void *p);
 static inline void free_small(struct chunk *chunk, void *p) {
     struct page *page = page_of(chunk, p);
 #ifndef MB_DEBUG
-    if (likely(small_looks_live(chunk, page, p) && !__atomic_load_n(&page->sampled, __ATOMIC_RELAXED))) {
-        free_small_push(page, p);
+    /* One register for the descriptor: the compiler would otherwise compute
+     * its address again for each field (chunk plus scaled index). */
+    __asm__("" : "+r"(page));
+    /* A page holding sampled blocks costs its other blocks one load of the
+     * filter here, not the slow path: the hook runs only where it says maybe
+     * (the same loads, in the same order, as free_small_slow's). */
+    uintptr_t mark = block_free_mark(p); /* small_looks_live's test, the mark kept */
+    uint64_t offset = (uintptr_t)p & chunk->page_mask, magic = page->block_magic;
+    if (likely(offset * magic < magic && ((const struct block *)p)->free_mark != mark) &&
+        (likely(!__atomic_load_n(&page->sampled, __ATOMIC_RELAXED)) ||
+         atomic_load_explicit(sampled_filter_slot(p), memory_order_relaxed) == 0)) {
+        free_small_push_marked(page, p, mark);
         return;
     }
 #endif
@@ -417,7 +445,9 @@ void large_check_unknown(const void *p, enum alloc_op op);
 void large_mark_sampled(void *p);
 /* The usable size of a large span, or 0 when p is not one of ours. */
 size_t large_usable_size(const void *p);
-/* Resizes a large span in place or by mremap; NULL (p untouched) when it cannot. */
+/* Resizes a large span in place or by mremap; NULL (p untouched) when it
+ * cannot, or when it must move to grow and a cached span can take it: the
+ * caller then copies it into a new block (warm pages, no faults). */
 void *large_resize(void *p, size_t new_size);
 size_t large_release_cache(uint64_t now_ns, uint64_t min_age_ns);
 struct large_stats {
@@ -456,7 +486,8 @@ void *alloc_sample_due(void *p, size_t size) __attribute__((noinline, cold));
  * Every chunk and large span it ever mapped lies in [native_lo, native_hi): a
  * backend serving after it (jemalloc) tells the native allocator's blocks,
  * handed out before the switch, from its own with two compares. */
-extern _Atomic uintptr_t native_lo, native_hi;
+extern _Atomic uintptr_t native_lo __attribute__((visibility("hidden"))),
+    native_hi __attribute__((visibility("hidden"))); /* read with one instruction each */
 void alloc_note_range(const void *p, size_t len);
 static inline bool native_in_range(const void *p) {
     uintptr_t a = (uintptr_t)p;

@@ -249,6 +249,15 @@ static struct span *cache_take_adjacent_locked(uintptr_t end) {
     return NULL;
 }
 
+/* Whether a cached span holds `need` bytes: a span that cannot grow in place is
+ * then copied into its resident pages rather than grown by mremap into fresh
+ * ones, each of which costs a fault worth several times copying its bytes. */
+static bool cache_holds_locked(size_t need) {
+    for (size_t i = 0; i < cache_count; i++)
+        if (cache[i]->size >= need) return true;
+    return false;
+}
+
 /* Before `need` fresh bytes are charged: drops the spans idle longest until
  * the cache fits its limit with those bytes counted, so that a charge reaches
  * the Conservative threshold only with the cache empty, never because of it. */
@@ -423,6 +432,34 @@ size_t large_usable_size(const void *p) {
     return size;
 }
 
+/* Grows the live span in place to `need` bytes (or a little more) into a
+ * cached piece that follows it: no call, no fault.  *spare: a record the
+ * piece no longer needs, freed by the caller once unlocked. */
+static bool grow_into_tail_locked(struct span *span, size_t need, struct span **spare) {
+    struct span *tail = cache_take_adjacent_locked(span->addr + span->size);
+    if (tail == NULL) return false;
+    if (span->size + tail->size < need) { /* too small to help: back it goes */
+        cache[cache_count++] = tail;
+        cache_bytes += tail->size;
+        return false;
+    }
+    size_t combined = span->size + tail->size;
+    if (combined - need > need / 4) {
+        /* Take what is needed; the rest stays cached (in the slot the piece
+         * just left, under the same record). */
+        tail->addr = span->addr + need;
+        tail->size = combined - need;
+        cache[cache_count++] = tail;
+        cache_bytes += tail->size;
+        tail = NULL;
+        combined = need;
+    }
+    span_bytes += combined - span->size;
+    span->size = combined;
+    *spare = tail;
+    return true;
+}
+
 void *large_resize(void *p, size_t new_size) {
     if (new_size > PTRDIFF_MAX) return NULL;
     size_t need = round_to_pages(new_size);
@@ -445,30 +482,18 @@ void *large_resize(void *p, size_t new_size) {
         if (step > need) need = step;
     }
     if (need > span->size) {
-        /* Grow in place into a cached piece that follows the span: no call,
-         * no fault. */
-        struct span *tail = cache_take_adjacent_locked(span->addr + span->size);
-        if (tail != NULL && span->size + tail->size >= need) {
-            size_t combined = span->size + tail->size;
-            if (combined - need > need / 4) {
-                /* Take what is needed; the rest stays cached (in the slot the
-                 * piece just left, under the same record). */
-                tail->addr = span->addr + need;
-                tail->size = combined - need;
-                cache[cache_count++] = tail;
-                cache_bytes += tail->size;
-                tail = NULL;
-                combined = need;
-            }
-            span_bytes += combined - span->size;
-            span->size = combined;
+        struct span *spare = NULL;
+        if (grow_into_tail_locked(span, need, &spare)) {
             mb_unlock(&large_lock);
-            if (tail != NULL) meta_free(tail, sizeof *tail);
+            if (spare != NULL) meta_free(spare, sizeof *spare);
             return p;
         }
-        if (tail != NULL) { /* too small to help: back it goes */
-            cache[cache_count++] = tail;
-            cache_bytes += tail->size;
+        if (cache_holds_locked(need)) {
+            /* Moving into warm pages beats growing into fresh ones: the
+             * caller (alloc_realloc) copies into a new block, which
+             * large_alloc takes from the cache. */
+            mb_unlock(&large_lock);
+            return NULL;
         }
     }
     hash_remove_locked((uintptr_t)p);

@@ -1,17 +1,11 @@
 /* Size classes: exact 16-byte steps up to 256 bytes, then four classes per
  * doubling (worst-case internal waste under 25%) up to CLASS_MAX.  Sizes up to
- * CLASS_TABLE_MAX map through a table; larger ones through a bit scan. */
+ * CLASS_TABLE_MAX map through a table; larger ones through a bit scan
+ * (sizeclass_compute, alloc/internal.h). */
 #include "alloc/internal.h"
 
 uint8_t class_table[CLASS_TABLE_MAX / 16 + 1];
 uint32_t class_block_size[CLASS_COUNT];
-
-unsigned sizeclass_compute(size_t size) {
-    if (size <= 256) return size == 0 ? 0 : (unsigned)((size - 1) >> 4);
-    size_t s = size - 1;
-    unsigned bit = 63u - (unsigned)__builtin_clzll(s); /* size in (2^bit, 2^(bit+1)] */
-    return 16u + (bit - 8u) * 4u + (unsigned)((s >> (bit - 2)) & 3u);
-}
 
 static uint32_t class_size_compute(unsigned index) {
     if (index < 16) return (index + 1) * 16;
