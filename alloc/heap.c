@@ -108,6 +108,16 @@ static void page_init(struct page *page, struct heap *heap, unsigned class_index
 static uint32_t page_extend_count(const struct page *page) {
     uint32_t count = EXTEND_BYTES / page->block_size;
     if (count == 0) count = 1;
+    /* What the page's last owner touched and is still committed (a page
+     * reused warm from the pool) is carved a commit unit at a time, not a slow
+     * path per EXTEND_BYTES: no memory is touched that was not already. */
+    size_t start = (size_t)page->capacity * page->block_size;
+    size_t touched = atomic_load_explicit(&page->commit_bytes, memory_order_relaxed);
+    if (touched > page->carved_bytes) touched = page->carved_bytes;
+    if (touched > start + EXTEND_BYTES) {
+        size_t warm = touched - start < COMMIT_UNIT ? touched - start : COMMIT_UNIT;
+        if (warm / page->block_size > count) count = (uint32_t)(warm / page->block_size);
+    }
     if (count > page->reserved - page->capacity) count = page->reserved - page->capacity;
     return count;
 }
@@ -201,6 +211,8 @@ static void page_retire(struct heap *heap, struct page *page) {
     if (!page->on_full) heap_update_direct(heap, class_index);
     page->on_full = 0;
     page->free = page->local_free = NULL;
+    uint32_t carved = (uint32_t)((size_t)page->capacity * page->block_size);
+    if (carved > page->carved_bytes) page->carved_bytes = carved;
     atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
     chunk_page_free(page);
 }

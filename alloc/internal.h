@@ -129,6 +129,10 @@ struct page {
     struct page *next, *prev;  /* the heap's class queue or full list */
     struct page *revisit_next; /* the heap's revisit stack */
     uint64_t free_since_ns;    /* when it went back to the pool */
+    /* Bytes from the page start its last owner carved (and so touched), set
+     * when it went back to the pool; what of it is still committed is carved
+     * at once by the next owner. */
+    uint32_t carved_bytes;
 };
 
 /* ---- chunks (chunk.c) -------------------------------------------------- */
