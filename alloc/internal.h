@@ -222,6 +222,9 @@ struct heap {
     int owned; /* 1 while a live thread owns it */
     pid_t tid;
     uint64_t flush_epoch; /* the last flush_epoch this heap honoured */
+    /* Slow paths left that pack pages densely (heap.c, queue_pick): set when
+     * the owner finds blocks other threads freed into its pages. */
+    uint32_t remote_recent;
     /* Bytes charged to the budget ahead of a page extension and not yet used:
      * the charge (and the pressure callbacks it may run, which may free into
      * this heap) happens while the heap is consistent, never mid-update. */
