@@ -9,7 +9,10 @@
  * `local_free` (the owner's frees) and `thread_free` (other threads' frees,
  * one CAS).  A page with nothing left goes on the heap's full list and is
  * tagged TF_FULL; the first remote free into it tags it TF_QUEUED and pushes it
- * on the heap's revisit stack, which the owner drains on its next slow path. */
+ * on the heap's revisit stack, which the owner drains on its next slow path.
+ * While other threads free into a heap, its slow path packs allocation into
+ * the fullest pages (queue_pick); otherwise it takes the first page that has
+ * room (queue_first_fit). */
 #include <string.h>
 
 #include "alloc/internal.h"
@@ -314,16 +317,13 @@ static struct page *queue_first_fit(struct heap *heap, struct page_queue *q) {
 }
 
 /* The page to allocate from next while other threads free into the heap's
- * pages.  Their frees wait on pages the owner does not look at, so the first
- * fit leaves pages half empty (larson: 80 MiB committed for 46 MiB live).
- * Looks at the first PICK_SCAN pages after collecting their frees: among the
- * roomy ones the fullest, so allocation packs into dense pages while sparse
- * ones drain and go back to the pool (where any class and any thread reuses
- * them); failing that, an empty page, or the one with the most blocks
- * available.  Pages with few blocks available go to the back of the queue, so
- * the next pick looks at others; pages with none to the full list; empty pages
- * other than the chosen one are retired.  NULL when no page it looked at has a
- * block available. */
+ * pages: their frees wait where the owner does not look, so the first fit
+ * leaves pages half empty (larson: 80 MiB committed for 46 MiB live).  Of the
+ * first PICK_SCAN pages, collected: the fullest roomy one, so sparse pages
+ * drain and go back to the pool for any class and thread; else an empty one,
+ * or the one with most available.  Pages with few available go to the back,
+ * those with none to the full list; empty ones not chosen are retired.  NULL
+ * when no page it looked at has a block available. */
 static struct page *queue_pick(struct heap *heap, struct page_queue *q) {
     struct page *dense = NULL, *roomiest = NULL, *spare = NULL, *next, *end = q->last;
     uint32_t dense_used = 0, most = 0;
@@ -375,13 +375,14 @@ retry:;
     }
     if (heap_process_revisit(heap)) heap->remote_recent = REMOTE_RECENT;
     uint64_t credit = atomic_load_explicit(&heap->commit_credit, memory_order_relaxed);
-    struct page *page;
+    struct page *page = NULL;
     if (heap->remote_recent != 0) {
         heap->remote_recent--;
         page = queue_pick(heap, q);
-    } else {
-        page = queue_first_fit(heap, q);
     }
+    /* Also when the pages the pick looked at were full (now on the full
+     * list): the others before a new page. */
+    if (page == NULL) page = queue_first_fit(heap, q);
     if (page != NULL && page->free == NULL) {
         /* Room, no free block: carve more. */
         size_t need = page_extend_need(page);
