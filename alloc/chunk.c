@@ -76,6 +76,23 @@ static struct chunk *chunk_create(enum chunk_kind kind) {
     return chunk;
 }
 
+static bool chunk_has_warm(const struct chunk *chunk) {
+    return (chunk->free_mask & chunk->committed_mask) != 0;
+}
+
+/* Chunks with warm (committed) free pages are kept ahead of those whose free
+ * pages are all cold, so the head chunk has a warm page whenever one exists;
+ * the scavenger can leave a chunk without warm pages among them, hence a short
+ * look beyond the head.  Taking a cold page while a warm one waits elsewhere
+ * would commit memory the process already has. */
+#define WARM_LOOK 8
+static struct chunk *warm_chunk(struct chunk *head) {
+    struct chunk *chunk = head;
+    for (unsigned i = 0; chunk != NULL && i < WARM_LOOK; i++, chunk = chunk->next_free)
+        if (chunk_has_warm(chunk)) return chunk;
+    return head;
+}
+
 struct page *chunk_page_alloc(enum chunk_kind kind) {
     struct pool *pool = &pools[kind];
     mb_lock(&pool->lock);
@@ -91,6 +108,7 @@ struct page *chunk_page_alloc(enum chunk_kind kind) {
         free_list_push(pool, fresh);
         chunk = pool->free_head;
     }
+    chunk = warm_chunk(chunk);
     mb_check(chunk->free_mask != 0, "chunk on the free list without a free page");
     /* Prefer a page that is still committed: reuse warm memory first. */
     uint64_t warm = chunk->free_mask & chunk->committed_mask;
@@ -98,7 +116,13 @@ struct page *chunk_page_alloc(enum chunk_kind kind) {
     uint64_t bit = (uint64_t)1 << index;
     chunk->free_mask &= ~bit;
     chunk->committed_mask &= ~bit;
-    if (chunk->free_mask == 0) free_list_remove(pool, chunk);
+    if (chunk->free_mask == 0) {
+        free_list_remove(pool, chunk);
+    } else if (!chunk_has_warm(chunk) && chunk != pool->free_tail) {
+        /* Its last warm page is gone: behind the chunks that still have one. */
+        free_list_remove(pool, chunk);
+        free_list_append(pool, chunk);
+    }
     struct page *page = &chunk->pages[index];
     page->state = PAGE_IN_USE;
     mb_unlock(&pool->lock);
@@ -119,10 +143,15 @@ void chunk_page_free(struct page *page) {
     chunk->free_mask |= bit;
     if (atomic_load_explicit(&page->commit_bytes, memory_order_relaxed) != 0)
         chunk->committed_mask |= bit;
-    /* The chunk goes to the head of the list: the next page handed out is this
-     * warm one, not a cold page elsewhere that would need committing again. */
-    if (chunk->on_free_list) free_list_remove(pool, chunk);
-    free_list_push(pool, chunk);
+    /* A chunk with a warm page goes to the head of the list: the next page
+     * handed out is this warm one, not a cold page elsewhere that would need
+     * committing again. */
+    if (chunk_has_warm(chunk)) {
+        if (chunk->on_free_list) free_list_remove(pool, chunk);
+        free_list_push(pool, chunk);
+    } else if (!chunk->on_free_list) {
+        free_list_append(pool, chunk);
+    }
     mb_unlock(&pool->lock);
 }
 
