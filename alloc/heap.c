@@ -9,10 +9,7 @@
  * `local_free` (the owner's frees) and `thread_free` (other threads' frees,
  * one CAS).  A page with nothing left goes on the heap's full list and is
  * tagged TF_FULL; the first remote free into it tags it TF_QUEUED and pushes it
- * on the heap's revisit stack, which the owner drains on its next slow path.
- * While other threads free into a heap, its slow path packs allocation into
- * the fullest pages (queue_pick); otherwise it takes the first page that has
- * room (queue_first_fit). */
+ * on the heap's revisit stack, which the owner drains on its next slow path. */
 #include <string.h>
 
 #include "alloc/internal.h"
@@ -111,16 +108,6 @@ static void page_init(struct page *page, struct heap *heap, unsigned class_index
 static uint32_t page_extend_count(const struct page *page) {
     uint32_t count = EXTEND_BYTES / page->block_size;
     if (count == 0) count = 1;
-    /* What the page's last owner touched and is still committed (a page
-     * reused warm from the pool) is carved a commit unit at a time, not a slow
-     * path per EXTEND_BYTES: no memory is touched that was not already. */
-    size_t start = (size_t)page->capacity * page->block_size;
-    size_t touched = atomic_load_explicit(&page->commit_bytes, memory_order_relaxed);
-    if (touched > page->carved_bytes) touched = page->carved_bytes;
-    if (touched > start + EXTEND_BYTES) {
-        size_t warm = touched - start < COMMIT_UNIT ? touched - start : COMMIT_UNIT;
-        if (warm / page->block_size > count) count = (uint32_t)(warm / page->block_size);
-    }
     if (count > page->reserved - page->capacity) count = page->reserved - page->capacity;
     return count;
 }
@@ -177,18 +164,16 @@ static void page_take_remote(struct page *page, uintptr_t tf) {
     page_used_sub(page, count);
 }
 
-/* Takes the blocks other threads freed into the page, keeping the tag bits;
- * true when there were some. */
-static bool page_collect_remote(struct page *page) {
+/* Takes the blocks other threads freed into the page, keeping the tag bits. */
+static void page_collect_remote(struct page *page) {
     uintptr_t tf = atomic_load_explicit(&page->thread_free, memory_order_relaxed);
     while (tf & ~TF_TAGS) {
         if (atomic_compare_exchange_weak_explicit(&page->thread_free, &tf, tf & TF_TAGS,
                                                   memory_order_acquire, memory_order_relaxed)) {
             page_take_remote(page, tf);
-            return true;
+            return;
         }
     }
-    return false;
 }
 
 /* Moves the owner's frees to the allocation list. */
@@ -216,8 +201,6 @@ static void page_retire(struct heap *heap, struct page *page) {
     if (!page->on_full) heap_update_direct(heap, class_index);
     page->on_full = 0;
     page->free = page->local_free = NULL;
-    uint32_t carved = (uint32_t)((size_t)page->capacity * page->block_size);
-    if (carved > page->carved_bytes) page->carved_bytes = carved;
     atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
     chunk_page_free(page);
 }
@@ -237,10 +220,9 @@ static bool page_is_alone(struct heap *heap, struct page *page) {
     return q->first == page && q->last == page;
 }
 
-/* Drains the revisit stack: full pages that other threads freed into.  True
- * when there were some. */
-static bool heap_process_revisit(struct heap *heap) {
-    if (atomic_load_explicit(&heap->revisit, memory_order_relaxed) == NULL) return false;
+/* Drains the revisit stack: full pages that other threads freed into. */
+static void heap_process_revisit(struct heap *heap) {
+    if (atomic_load_explicit(&heap->revisit, memory_order_relaxed) == NULL) return;
     struct page *page = atomic_exchange_explicit(&heap->revisit, NULL, memory_order_acquire);
     while (page) {
         struct page *next = page->revisit_next;
@@ -251,7 +233,6 @@ static bool heap_process_revisit(struct heap *heap) {
         page_unfull(heap, page);
         page = next;
     }
-    return true;
 }
 
 /* Tags a page that has no free block as full.  Fails when a remote free got
@@ -278,83 +259,6 @@ static inline void *page_pop(struct page *page) {
     return block;
 }
 
-/* Slow paths that pack pages densely after the owner last found other threads'
- * frees in its pages, and pages each of them looks at. */
-#define REMOTE_RECENT 64
-#define PICK_SCAN 4
-
-/* Is a page worth packing into: at least an eighth of its blocks available
- * (free, or not carved yet)? */
-static bool page_roomy(const struct page *page, uint32_t used) {
-    return (uint64_t)(page->reserved - used) * 8 >= page->reserved;
-}
-
-static void page_to_full(struct heap *heap, struct page_queue *q, struct page *page) {
-    queue_remove(q, page);
-    page->on_full = 1;
-    queue_push_front(&heap->full, page);
-}
-
-/* The page of the class queue to allocate from next when only the owner frees
- * into its pages: the first with a free block or room to carve more, after
- * collecting its frees; pages with neither go to the full list.  NULL when no
- * page has a block available. */
-static struct page *queue_first_fit(struct heap *heap, struct page_queue *q) {
-    struct page *page = q->first, *next;
-    for (; page != NULL; page = next) {
-        next = page->next;
-        page_collect_local(page);
-        if (page->free == NULL && page_collect_remote(page)) heap->remote_recent = REMOTE_RECENT;
-        if (page->free != NULL || page->capacity < page->reserved) return page;
-        if (page_try_mark_full(page)) {
-            page_to_full(heap, q, page);
-        } else if (page_collect_remote(page)) {
-            heap->remote_recent = REMOTE_RECENT;
-            return page;
-        }
-    }
-    return NULL;
-}
-
-/* The page to allocate from next while other threads free into the heap's
- * pages: their frees wait where the owner does not look, so the first fit
- * leaves pages half empty (larson: 80 MiB committed for 46 MiB live).  Of the
- * first PICK_SCAN pages, collected: the fullest roomy one, so sparse pages
- * drain and go back to the pool for any class and thread; else an empty one,
- * or the one with most available.  Pages with few available go to the back,
- * those with none to the full list; empty ones not chosen are retired.  NULL
- * when no page it looked at has a block available. */
-static struct page *queue_pick(struct heap *heap, struct page_queue *q) {
-    struct page *dense = NULL, *roomiest = NULL, *spare = NULL, *next, *end = q->last;
-    uint32_t dense_used = 0, most = 0;
-    unsigned scanned = 0;
-    for (struct page *page = q->first; page != NULL && scanned < PICK_SCAN; page = next, scanned++) {
-        next = page == end ? NULL : page->next;
-        page_collect_local(page);
-        if (page_collect_remote(page)) heap->remote_recent = REMOTE_RECENT;
-        uint32_t used = atomic_load_explicit(&page->used, memory_order_relaxed);
-        if (used == page->reserved) {
-            /* Nothing available; when a remote free races the tag, the page
-             * stays queued and the next pick collects it. */
-            if (page_try_mark_full(page)) page_to_full(heap, q, page);
-        } else if (used == 0) {
-            if (spare == NULL) spare = page;
-            else page_retire(heap, page);
-        } else if (page_roomy(page, used)) {
-            if (used > dense_used) dense = page, dense_used = used;
-        } else {
-            if (page->reserved - used > most) roomiest = page, most = page->reserved - used;
-            if (page != q->last) {
-                queue_remove(q, page);
-                queue_push_back(q, page);
-            }
-        }
-    }
-    if (dense == NULL) return spare != NULL ? spare : roomiest;
-    if (spare != NULL) page_retire(heap, spare);
-    return dense;
-}
-
 void *heap_alloc_slow(struct heap *heap, size_t size, unsigned class_index) {
     if (unlikely(heap == &heap_empty)) {
         int inside = alloc_pause(); /* arming the exit hook may allocate */
@@ -373,24 +277,30 @@ retry:;
         heap->flush_epoch = epoch;
         heap_collect(heap, false);
     }
-    if (heap_process_revisit(heap)) heap->remote_recent = REMOTE_RECENT;
+    heap_process_revisit(heap);
     uint64_t credit = atomic_load_explicit(&heap->commit_credit, memory_order_relaxed);
-    struct page *page = NULL;
-    if (heap->remote_recent != 0) {
-        heap->remote_recent--;
-        page = queue_pick(heap, q);
-    }
-    /* Also when the pages the pick looked at were full (now on the full
-     * list): the others before a new page. */
-    if (page == NULL) page = queue_first_fit(heap, q);
-    if (page != NULL && page->free == NULL) {
-        /* Room, no free block: carve more. */
-        size_t need = page_extend_need(page);
-        if (need > credit) {
-            shortfall = need - credit;
-            goto charge;
+    struct page *page = q->first, *next;
+    for (; page != NULL; page = next) {
+        next = page->next;
+        page_collect_local(page);
+        if (page->free == NULL) page_collect_remote(page);
+        if (page->free == NULL && page->capacity < page->reserved) {
+            size_t need = page_extend_need(page);
+            if (need > credit) {
+                shortfall = need - credit;
+                goto charge;
+            }
+            page_extend(heap, page);
         }
-        page_extend(heap, page);
+        if (page->free != NULL) break;
+        if (page_try_mark_full(page)) {
+            queue_remove(q, page);
+            page->on_full = 1;
+            queue_push_front(&heap->full, page);
+        } else {
+            page_collect_remote(page);
+            if (page->free != NULL) break;
+        }
     }
     if (page == NULL) {
         heap_update_direct(heap, class_index);

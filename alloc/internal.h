@@ -147,10 +147,6 @@ struct page {
     struct page *next, *prev;  /* the heap's class queue or full list */
     struct page *revisit_next; /* the heap's revisit stack */
     uint64_t free_since_ns;    /* when it went back to the pool */
-    /* Bytes from the page start its last owner carved (and so touched), set
-     * when it went back to the pool; what of it is still committed is carved
-     * at once by the next owner. */
-    uint32_t carved_bytes;
 };
 
 /* ---- chunks (chunk.c) -------------------------------------------------- */
@@ -244,9 +240,6 @@ struct heap {
     int owned; /* 1 while a live thread owns it */
     pid_t tid;
     uint64_t flush_epoch; /* the last flush_epoch this heap honoured */
-    /* Slow paths left that pack pages densely (heap.c, queue_pick): set when
-     * the owner finds blocks other threads freed into its pages. */
-    uint32_t remote_recent;
     /* Bytes charged to the budget ahead of a page extension and not yet used:
      * the charge (and the pressure callbacks it may run, which may free into
      * this heap) happens while the heap is consistent, never mid-update. */
