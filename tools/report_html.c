@@ -76,8 +76,9 @@ static const char page_script[] =
     "document.getElementById('reset').addEventListener('click',function(){zoom=root;draw();});\n"
     "window.addEventListener('resize',draw);draw();})();\n";
 
-/* The data block: JSON with each '<' as \u003c (outside strings JSON has
- * none).  False when out of memory. */
+/* The data block: JSON with each '<' as \u003c and each DEL as \u007f (both
+ * can only be inside strings; jansson leaves them raw, and no control byte
+ * goes into the page).  False when out of memory. */
 static bool write_data(FILE *out, const json_t *data) {
     char *text = json_dumps(data, JSON_COMPACT);
     if (text == NULL) return false;
@@ -85,6 +86,8 @@ static bool write_data(FILE *out, const json_t *data) {
     for (const char *p = text; *p; p++) {
         if (*p == '<')
             fputs("\\u003c", out);
+        else if (*p == 0x7f)
+            fputs("\\u007f", out);
         else
             fputc(*p, out);
     }
