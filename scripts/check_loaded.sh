@@ -10,6 +10,8 @@ runs=${1:-3}
 per_core=${LOAD_PER_CORE:-1}
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/membudget-loaded.XXXXXX")
+# Open to others, as a CI checkout is: suites run some programs as nobody.
+chmod 755 "$work"
 loaders=()
 cleanup() {
     [ ${#loaders[@]} -gt 0 ] && kill "${loaders[@]}" 2>/dev/null

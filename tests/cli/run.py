@@ -1375,7 +1375,15 @@ def stat_all_users():
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     nobody_dir = "%s/membudget-65534" % SHM
     existed = os.path.exists(nobody_dir)
-    p = subprocess.Popen(as_nobody + ["env", "LD_PRELOAD=" + LIB, LIVE, "256", "40", "120"],
+    # nobody runs copies in tmp (0755): the checkout may be closed to others
+    # (a clone in a mktemp -d directory, as make check-loaded makes).
+    theirs_files = {}
+    for what, path in (("lib", LIB), ("live", LIVE), ("tool", TOOL)):
+        theirs_files[what] = os.path.join(tmp, "nobody-" + os.path.basename(path))
+        shutil.copy(path, theirs_files[what])
+        os.chmod(theirs_files[what], 0o755)
+    p = subprocess.Popen(as_nobody + ["env", "LD_PRELOAD=" + theirs_files["lib"],
+                                      theirs_files["live"], "256", "40", "120"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
     children.append(p)
     p.announced = {}
@@ -1385,7 +1393,8 @@ def stat_all_users():
         readable = wait_for(lambda: theirs and tool("stat", str(theirs)).returncode == 0 and
                             page_ready(ours), 10)
         if not check("stat --all: a process of nobody's publishes its page", readable,
-                     "no page of pid %r" % theirs):
+                     "no page of pid %r" % theirs,
+                     "" if theirs or p.poll() is None else p.stderr.read().decode()):
             return
         r = tool("stat", "--all", "--prometheus")
         parse = prometheus_parser()
@@ -1393,7 +1402,8 @@ def stat_all_users():
                 for s in f.samples if s.name == "membudget_info"]
         check(name, info.count(str(theirs)) == 1 and info.count(str(ours)) == 1,
               "membudget_info of pids %r" % info, r.stdout + r.stderr)
-        r = tool("stat", "--all", "--json", prefix=as_nobody)
+        r = subprocess.run(as_nobody + [theirs_files["tool"], "stat", "--all", "--json"],
+                           capture_output=True, text=True, env=clean_env(), timeout=TIMEOUT)
         try:
             doc = json.loads(r.stdout)
             pids = [o["pid"] for o in doc["processes"]]
