@@ -215,6 +215,13 @@ static void page_unfull(struct heap *heap, struct page *page) {
     heap_update_direct(heap, page->class_index);
 }
 
+/* Whether an empty page is cheap enough to keep as its class's last one: no
+ * more committed than a small page, so that a heap holds at most that much
+ * idle memory per class. */
+static bool page_keep_bytes_ok(const struct page *page) {
+    return atomic_load_explicit(&page->commit_bytes, memory_order_relaxed) <= ((uint32_t)1 << SMALL_PAGE_SHIFT);
+}
+
 static bool page_is_alone(struct heap *heap, struct page *page) {
     struct page_queue *q = &heap->queue[page->class_index];
     return q->first == page && q->last == page;
@@ -352,8 +359,12 @@ void page_empty_local(struct heap *heap, struct page *page) {
     }
     if (atomic_load_explicit(&page->used, memory_order_relaxed) != 0) return;
     /* Keep the last page of a class: a loop that frees and allocates one block
-     * must not bounce a page through the pool. */
-    if (page_is_alone(heap, page)) return;
+     * must not bounce a page through the pool.  Not a page with more committed
+     * than a small page (big blocks, or a medium page that held many): it goes
+     * back to the pool, where the next page any heap takes is this warm one,
+     * and the scavenger gives it back if nobody does.  Kept, each thread would
+     * hold up to a block of 256 KiB idle in every class it ever used. */
+    if (page_is_alone(heap, page) && page_keep_bytes_ok(page)) return;
     page_retire(heap, page);
     int inside = alloc_pause();
     alloc_tick();
