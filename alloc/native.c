@@ -47,7 +47,7 @@ static void *native_malloc(size_t size) {
     if (likely(size <= CLASS_TABLE_MAX))
         class_index = class_table[(size + 15) >> 4];
     else if (size <= CLASS_MAX)
-        class_index = sizeclass_compute(size);
+        class_index = sizeclass_above_table(size);
     else
         return native_malloc_slow(size);
     struct heap *heap = tls_heap;

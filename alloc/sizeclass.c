@@ -1,9 +1,10 @@
-/* Size classes: exact 16-byte steps up to 256 bytes, then four classes per
- * doubling up to 1 KiB (worst-case internal waste under 25%), then eight per
- * doubling up to CLASS_MAX (under 12.5%: a 4.2 KiB block, sqlite's page
- * cache's, takes 4608 bytes, not 5120).  Sizes up to CLASS_TABLE_MAX map
- * through a table; larger ones through a bit scan (sizeclass_above_table,
- * alloc/internal.h). */
+/* Size classes: exact 16-byte steps up to 256 bytes; above, each doubling
+ * opens with a header class of a power of two plus 16 bytes, then has four
+ * classes (worst-case internal waste under 25%) up to 1 KiB, eight (under
+ * 12.5%) up to CLASS_MAX: a 4.2 KiB block, sqlite's page cache's, takes 4608
+ * bytes, not 5120, and its 1032-byte blocks take 1040, not 1152.  Sizes up to
+ * CLASS_TABLE_MAX (8 KiB) map through a table of 513 bytes; larger ones
+ * through a bit scan (sizeclass_above_table, alloc/internal.h). */
 #include "alloc/internal.h"
 
 uint8_t class_table[CLASS_TABLE_MAX / 16 + 1];
@@ -11,12 +12,14 @@ uint32_t class_block_size[CLASS_COUNT];
 
 static uint32_t class_size_compute(unsigned index) {
     if (index < 16) return (index + 1) * 16;
-    if (index < 24) {
-        unsigned bit = 8 + (index - 16) / 4, step = (index - 16) % 4;
-        return (1u << bit) + (step + 1) * (1u << (bit - 2));
+    unsigned bit, step, steps_log2;
+    if (index < CLASS_FIRST_WIDE) {
+        bit = 8 + (index - 16) / 5, step = (index - 16) % 5, steps_log2 = 2;
+    } else {
+        bit = 10 + (index - CLASS_FIRST_WIDE) / 9, step = (index - CLASS_FIRST_WIDE) % 9, steps_log2 = 3;
     }
-    unsigned bit = 10 + (index - 24) / 8, step = (index - 24) % 8;
-    return (1u << bit) + (step + 1) * (1u << (bit - 3));
+    if (step == 0) return (1u << bit) + CLASS_HEADER_BYTES;
+    return (1u << bit) + step * (1u << (bit - steps_log2));
 }
 
 /* Called from the first allocation; until then the table maps every size to

@@ -88,6 +88,31 @@ static void test_size_classes_small(void) {
     }
 }
 
+/* A request just above a power of two (a 2^k buffer with a header, or a layer
+ * over malloc that prefixes its own 8 bytes, as sqlite does) takes a block of
+ * 2^k + 16 bytes on the native backend, from 256 bytes up to the largest
+ * class: not the next eighth (1152 for 1032 bytes), which wastes ~11%. */
+static void test_size_classes_headers(void) {
+    if (!testing_membudget() || testing_backend_jemalloc()) return;
+    for (size_t pow = 256; pow <= 128 * TU_KIB; pow *= 2) {
+        static const size_t extra[] = {1, 8, 16};
+        for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+            size_t size = pow + extra[i];
+            void *p = T_MALLOC(size);
+            expect_ptr_not_null(p, "malloc(%zu) returned NULL", size);
+            if (!p) return;
+            expect_zu_eq_f(T_USABLE_SIZE(p), pow + 16, "malloc(%zu): a block of 2^k + 16 bytes", size);
+            T_FREE(p);
+        }
+        /* One byte more takes the next class up, not the header class. */
+        void *q = T_MALLOC(pow + 17);
+        expect_ptr_not_null(q, "malloc(%zu) returned NULL", pow + 17);
+        if (!q) return;
+        expect_true(T_USABLE_SIZE(q) > pow + 16, "malloc(%zu) is not in the header class", pow + 17);
+        T_FREE(q);
+    }
+}
+
 /* Large requests: a page-granular span or a class within 25%. */
 static void test_size_classes_large(void) {
     static const size_t sizes[] = {
@@ -1022,6 +1047,30 @@ static struct membudget_stats stats_now(void) {
     return st;
 }
 
+/* A big page (blocks of 64-256 KiB) whose blocks are all freed goes back to
+ * the pool even as its class's last page: kept, every thread would hold up to
+ * a page of idle memory per class (a small page is kept: a loop of one
+ * malloc and free must not bounce it through the pool). */
+static void test_empty_big_page_returns(void) {
+    if (!testing_membudget() || testing_backend_jemalloc()) return;
+    enum { BLOCKS = 8 };
+    void *blocks[BLOCKS];
+    uint64_t before = stats_now().pages_in_use;
+    for (int i = 0; i < BLOCKS; i++) {
+        blocks[i] = T_MALLOC(230000);
+        expect_ptr_not_null(blocks[i], "malloc(230000) #%d", i);
+        if (!blocks[i]) return;
+        memset(blocks[i], i, 230000);
+    }
+    uint64_t holding = stats_now().pages_in_use;
+    expect_true(holding > before, "%" PRIu64 " pages in use while holding 8 blocks, %" PRIu64 " before",
+                holding, before);
+    for (int i = 0; i < BLOCKS; i++) T_FREE(blocks[i]);
+    uint64_t after = stats_now().pages_in_use;
+    expect_true(after < holding, "%" PRIu64 " pages in use after freeing every block, %" PRIu64 " while holding",
+                after, holding);
+}
+
 /* DESIGN §3: an anonymous writable mapping without MAP_NORESERVE is charged in
  * full at mmap and uncharged by exactly the overlap at munmap; reservations and
  * file mappings are never charged; mremap keeps the record straight. */
@@ -1135,6 +1184,7 @@ static void test_mmap_accounting(void) {
 
 int main(void) {
     RUN(test_size_classes_small);
+    RUN(test_size_classes_headers);
     RUN(test_size_classes_large);
     RUN(test_alignment_powers_of_two);
     RUN(test_alignment_small);
@@ -1165,6 +1215,7 @@ int main(void) {
     RUN_IF(testing_membudget(), test_foreign_glibc_block,
            "only membudget tolerates foreign pointers");
     RUN_IF(MBTEST_HAVE_API, test_mmap_accounting, "needs the membudget API");
+    RUN_IF(MBTEST_HAVE_API, test_empty_big_page_returns, "needs the membudget API");
 #endif
     return harness_finish();
 }
